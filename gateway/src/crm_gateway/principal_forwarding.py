@@ -1,0 +1,39 @@
+"""The principal the gateway vouches for, signed for the services.
+
+Until accounts and tokens exist, every caller is forwarded as the development head-office
+principal; authentication replaces :func:`principal_for` and nothing downstream changes.
+"""
+
+from __future__ import annotations
+
+import time
+
+from crm_libs.principal import Principal, Role, sign_principal
+from fastapi import Request
+
+ANONYMOUS_HQ = Principal(subject="anonymous", role=Role.HQ_ADMIN, store_id=None)
+
+
+def principal_for(request: Request) -> Principal:
+    return ANONYMOUS_HQ
+
+
+class PrincipalSigner:
+    """Signs principals, reusing a token for half its lifetime so the hot path stays cheap."""
+
+    def __init__(self, *, secret: str, ttl_seconds: int) -> None:
+        self._secret = secret
+        self._ttl = ttl_seconds
+        self._cache: dict[tuple[str, str, str | None], tuple[float, str]] = {}
+
+    def token_for(self, principal: Principal) -> str:
+        key = (principal.subject, principal.role.value, principal.store_id)
+        now = time.monotonic()
+        cached = self._cache.get(key)
+        if cached and cached[0] > now:
+            return cached[1]
+        token = sign_principal(principal, secret=self._secret, ttl_seconds=self._ttl)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (now + self._ttl / 2, token)
+        return token

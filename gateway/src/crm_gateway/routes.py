@@ -1,0 +1,37 @@
+"""Which service owns which path: the gateway is configuration, not business logic."""
+
+import re
+from dataclasses import dataclass
+
+API_PREFIX = "/api/v1"
+
+_ID = r"[^/]+"
+
+
+@dataclass(frozen=True)
+class Route:
+    pattern: re.Pattern[str]
+    service: str
+
+
+# Most specific first: a customer's score belongs to scoring, the rest of the file to customer.
+ROUTES: tuple[Route, ...] = tuple(
+    Route(re.compile(pattern), service)
+    for pattern, service in (
+        (rf"^/customers/{_ID}/score(/.*)?$", "scoring"),
+        (r"^/scores(/.*)?$", "scoring"),
+        (rf"^/stores/{_ID}/(distribution|tier-rules)$", "scoring"),
+        (rf"^/staff/{_ID}/stats$", "engagement"),
+        (r"^/(tasks|visits|templates|messages|campaigns|events|complaints)(/.*)?$", "engagement"),
+        (r"^/(stores|staff|products|customers|purchases|imports)(/.*)?$", "customer"),
+    )
+)
+SERVICES = ("customer", "engagement", "scoring")
+
+
+def owner_of(path: str) -> str | None:
+    """The service that answers ``path`` (without the API prefix), or None."""
+    for route in ROUTES:
+        if route.pattern.match(path):
+            return route.service
+    return None

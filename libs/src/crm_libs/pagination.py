@@ -1,0 +1,52 @@
+"""Keyset pagination: ``?limit=&cursor=`` in, ``{items, next_cursor}`` out."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel
+
+from crm_libs.problems import ProblemError
+
+T = TypeVar("T")
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+class PageParams(BaseModel):
+    limit: int
+    after: str | None
+
+
+def encode_cursor(last_id: str) -> str:
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        return base64.urlsafe_b64decode(padded.encode()).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProblemError("The cursor is not one this API issued", status=400) from exc
+
+
+def page_params(
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> PageParams:
+    return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)
+
+
+def page_of(rows: list[T], params: PageParams, *, id_of: str = "id") -> Page[T]:
+    """Build a page from ``limit + 1`` rows fetched in id order."""
+    has_more = len(rows) > params.limit
+    items = rows[: params.limit]
+    next_cursor = encode_cursor(str(getattr(items[-1], id_of))) if has_more and items else None
+    return Page[T](items=items, next_cursor=next_cursor)

@@ -1,0 +1,80 @@
+"""The caller, as the gateway vouches for it: signed, short-lived, verified by every service."""
+
+from __future__ import annotations
+
+import time
+from enum import StrEnum
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Header, Request
+from pydantic import BaseModel
+
+from crm_libs.problems import NotFound, Unauthorized
+
+PRINCIPAL_HEADER = "X-CRM-Principal"
+_ALGORITHM = "HS256"
+_AUDIENCE = "crm-services"
+
+
+class Role(StrEnum):
+    HQ_ADMIN = "hq_admin"
+    STORE_MANAGER = "store_manager"
+    STAFF = "staff"
+    EXPERT = "expert"
+    PARTNER = "partner"
+
+
+class Principal(BaseModel):
+    subject: str
+    role: Role
+    store_id: str | None = None
+
+    @property
+    def sees_all_stores(self) -> bool:
+        return self.role == Role.HQ_ADMIN
+
+    def store_scope(self) -> str | None:
+        """The store every query must be filtered by, or None for head office."""
+        return None if self.sees_all_stores else self.store_id
+
+    def require_store(self, store_id: str, *, what: str = "resource") -> None:
+        """Refuse another store's resource exactly as an unknown one (never reveal it exists)."""
+        if not self.sees_all_stores and store_id != self.store_id:
+            raise NotFound(f"No such {what}")
+
+
+def sign_principal(principal: Principal, *, secret: str, ttl_seconds: int = 60) -> str:
+    now = int(time.time())
+    claims = {
+        "sub": principal.subject,
+        "role": principal.role.value,
+        "store_id": principal.store_id,
+        "aud": _AUDIENCE,
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
+    return jwt.encode(claims, secret, algorithm=_ALGORITHM)
+
+
+def verify_principal(token: str, *, secret: str) -> Principal:
+    try:
+        claims = jwt.decode(token, secret, algorithms=[_ALGORITHM], audience=_AUDIENCE)
+        return Principal(
+            subject=claims["sub"], role=claims["role"], store_id=claims.get("store_id")
+        )
+    except (jwt.PyJWTError, KeyError, ValueError) as exc:
+        raise Unauthorized("The forwarded principal is missing, expired or forged") from exc
+
+
+def principal_dependency(
+    request: Request,
+    x_crm_principal: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> Principal:
+    """FastAPI dependency: the verified caller, or 401."""
+    if not x_crm_principal:
+        raise Unauthorized("No principal was forwarded with the request")
+    return verify_principal(x_crm_principal, secret=request.app.state.settings.principal_secret)
+
+
+PrincipalDep = Annotated[Principal, Depends(principal_dependency)]

@@ -1,0 +1,86 @@
+"""The common frame of a service: settings, engine, problem handlers, request IDs, workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import text
+
+from crm_libs.db import make_engine, make_sessionmaker
+from crm_libs.logs import configure_logging
+from crm_libs.problems import install_problem_handlers
+from crm_libs.request_id import RequestIdMiddleware
+from crm_libs.settings import BaseServiceSettings
+
+log = logging.getLogger(__name__)
+
+# A worker gets the app (engine, settings on app.state) and runs until cancelled.
+Worker = Callable[[FastAPI], Coroutine[Any, Any, None]]
+
+
+def create_service_app(
+    *,
+    title: str,
+    settings: BaseServiceSettings,
+    routers: Sequence[APIRouter],
+    workers: Sequence[Worker] = (),
+) -> FastAPI:
+    """Build a service's FastAPI app; background workers (relay, consumers) share its lifespan."""
+    configure_logging(settings.service_name, settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+        app.state.engine = engine
+        app.state.sessionmaker = make_sessionmaker(engine)
+        tasks = [asyncio.create_task(_supervise(worker, app)) for worker in workers]
+        log.info("service started", extra={"fields": {"port": settings.port}})
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            await engine.dispose()
+
+    app = FastAPI(title=title, version="1.0.0", lifespan=lifespan)
+    app.state.settings = settings
+    install_problem_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> dict[str, str]:
+        async with app.state.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        return {"status": "ready"}
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+async def _supervise(worker: Worker, app: FastAPI) -> None:
+    """Keep a worker alive: log and restart it if it ever fails, stop when cancelled."""
+    while True:
+        try:
+            await worker(app)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception(
+                "worker failed, restarting", extra={"fields": {"worker": worker.__name__}}
+            )
+            await asyncio.sleep(1)

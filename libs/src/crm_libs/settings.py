@@ -1,0 +1,40 @@
+"""The one settings model every process starts from (pydantic-settings, env prefix ``CRM_``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Development-only defaults: refusing them outside development is what keeps them out of production.
+DEV_PRINCIPAL_SECRET = "dev-only-principal-secret-change-me-0123456789"  # noqa: S105
+
+
+class BaseServiceSettings(BaseSettings):
+    """Database, broker, secrets and network settings shared by every service and the gateway."""
+
+    model_config = SettingsConfigDict(env_prefix="CRM_", env_file=None, extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    service_name: str = "crm"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/crm"
+    database_pool_size: int = 10
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # Signs the principal the gateway forwards; every service verifies it with the same key.
+    principal_secret: str = DEV_PRINCIPAL_SECRET
+    principal_ttl_seconds: int = 60
+    log_level: str = "INFO"
+    default_timezone: str = "Asia/Shanghai"
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> BaseServiceSettings:
+        if self.environment == "production" and self.principal_secret == DEV_PRINCIPAL_SECRET:
+            raise ValueError(
+                "CRM_PRINCIPAL_SECRET must be set to a private value outside development"
+            )
+        if len(self.principal_secret) < 32:
+            raise ValueError("CRM_PRINCIPAL_SECRET must be at least 32 characters long")
+        return self

@@ -1,0 +1,17 @@
+"""Events this service publishes about customer files (ids only: no personal data on the wire)."""
+
+from crm_libs.events.envelope import EventEnvelope, Topics
+from crm_libs.events.outbox import enqueue
+from sqlalchemy.ext.asyncio import AsyncSession
+
+CUSTOMER_REGISTERED = "customer.registered"
+
+
+def customer_registered(session: AsyncSession, *, customer_id: str, store_id: str) -> None:
+    enqueue(
+        session,
+        topic=Topics.CUSTOMERS,
+        event=EventEnvelope(
+            type=CUSTOMER_REGISTERED, store_id=store_id, customer_id=customer_id, payload={}
+        ),
+    )

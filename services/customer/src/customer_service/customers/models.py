@@ -1,0 +1,27 @@
+from datetime import date, datetime
+
+from crm_libs.ids import new_id
+from sqlalchemy import Column, Date, DateTime, ForeignKey, Index, Integer, Text, text
+from sqlmodel import Field, SQLModel
+
+
+class Customer(SQLModel, table=True):
+    """A customer file (顾客档案); this first part holds the basic facts."""
+
+    __table_args__ = (
+        Index("ix_customer_store_id_id", "store_id", "id"),
+        Index("ix_customer_store_id_phone", "store_id", "phone"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    store_id: str = Field(sa_column=Column(Text, ForeignKey("store.id"), nullable=False))
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    phone: str | None = Field(default=None, sa_column=Column(Text))
+    gender: str | None = Field(default=None, sa_column=Column(Text))
+    birthday: date | None = Field(default=None, sa_column=Column(Date))
+    status: str = Field(sa_column=Column(Text, nullable=False, server_default="active"))
+    version: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
+    created_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )

@@ -1,0 +1,70 @@
+"""Customer files: registration, reading, listing, always inside the caller's store."""
+
+from datetime import date
+
+from crm_libs.pagination import PageParams
+from crm_libs.principal import Principal
+from crm_libs.problems import InvalidField, NotFound
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from customer_service.customers import events
+from customer_service.customers.models import Customer
+from customer_service.customers.phones import normalise_phone
+from customer_service.customers.schemas import CustomerCreate
+from customer_service.stores import service as stores
+
+
+async def register(
+    session: AsyncSession, *, principal: Principal, customer_in: CustomerCreate
+) -> Customer:
+    """Open a customer file in a store and announce it."""
+    await stores.get_for_write(session, principal=principal, store_id=customer_in.store_id)
+    if customer_in.birthday and customer_in.birthday > date.today():
+        raise InvalidField("birthday", "lies in the future")
+    customer = Customer(
+        store_id=customer_in.store_id,
+        name=customer_in.name.strip(),
+        phone=normalise_phone(customer_in.phone) if customer_in.phone else None,
+        gender=customer_in.gender.value if customer_in.gender else None,
+        birthday=customer_in.birthday,
+    )
+    session.add(customer)
+    await session.flush()
+    events.customer_registered(session, customer_id=customer.id, store_id=customer.store_id)
+    return customer
+
+
+async def get(session: AsyncSession, *, principal: Principal, customer_id: str) -> Customer:
+    """A customer of the caller's store; another store's file is as unknown as a missing one."""
+    query = select(Customer).where(Customer.id == customer_id)
+    if (scope := principal.store_scope()) is not None:
+        query = query.where(Customer.store_id == scope)
+    customer = (await session.execute(query)).scalar_one_or_none()
+    if customer is None:
+        raise NotFound("No such customer")
+    return customer
+
+
+async def search(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    store_id: str | None,
+    q: str | None,
+    page: PageParams,
+) -> list[Customer]:
+    query = select(Customer).order_by(Customer.id).limit(page.limit + 1)
+    if (scope := principal.store_scope()) is not None:
+        query = query.where(Customer.store_id == scope)
+    if store_id:
+        query = query.where(Customer.store_id == store_id)
+    if q:
+        pattern = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions = [Customer.name.contains(pattern, autoescape=False)]  # type: ignore[attr-defined]
+        if q.isdigit():
+            conditions.append(Customer.phone.endswith(q))  # type: ignore[union-attr]
+        query = query.where(or_(*conditions))
+    if page.after:
+        query = query.where(Customer.id > page.after)
+    return list((await session.execute(query)).scalars())

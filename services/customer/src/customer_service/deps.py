@@ -1,0 +1,25 @@
+"""Request-scoped dependencies declared once for every router."""
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from crm_libs.db import unit_of_work
+from crm_libs.principal import PrincipalDep as PrincipalDep  # re-exported for routers
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from customer_service.config import Settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async for session in unit_of_work(request.app.state.sessionmaker):
+        yield session
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

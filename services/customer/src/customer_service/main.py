@@ -1,0 +1,21 @@
+"""The customer service: stores, roster, catalogue, customer files and purchases."""
+
+from crm_libs.events.relay import relay_worker
+from crm_libs.service_app import create_service_app
+from fastapi import FastAPI
+
+from customer_service.config import Settings
+from customer_service.customers.router import router as customers_router
+from customer_service.products.router import router as products_router
+from customer_service.purchases.router import router as purchases_router
+from customer_service.staff.router import router as staff_router
+from customer_service.stores.router import router as stores_router
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(
+        title="Customer service",
+        settings=settings or Settings(),
+        routers=[stores_router, staff_router, products_router, customers_router, purchases_router],
+        workers=[relay_worker],
+    )

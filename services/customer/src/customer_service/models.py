@@ -1,0 +1,11 @@
+"""Every table this service owns, imported in one place for migrations."""
+
+
+def import_all_models() -> None:
+    from crm_libs.events import outbox  # noqa: F401
+
+    from customer_service.customers import models as _customers  # noqa: F401
+    from customer_service.products import models as _products  # noqa: F401
+    from customer_service.purchases import models as _purchases  # noqa: F401
+    from customer_service.staff import models as _staff  # noqa: F401
+    from customer_service.stores import models as _stores  # noqa: F401

@@ -1,0 +1,26 @@
+from datetime import datetime
+from decimal import Decimal
+
+from crm_libs.ids import new_id
+from sqlalchemy import CheckConstraint, Column, DateTime, Integer, Numeric, Text, text
+from sqlmodel import Field, SQLModel
+
+
+class Product(SQLModel, table=True):
+    """The brand's catalogue, shared by its stores."""
+
+    __table_args__ = (
+        CheckConstraint("days_per_unit > 0", name="ck_product_days_per_unit_positive"),
+        CheckConstraint("unit_price >= 0", name="ck_product_unit_price_not_negative"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    sku: str = Field(sa_column=Column(Text, nullable=False, unique=True))
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    category: str = Field(sa_column=Column(Text, nullable=False))
+    unit_price: Decimal = Field(sa_column=Column(Numeric(12, 2), nullable=False))
+    days_per_unit: int = Field(sa_column=Column(Integer, nullable=False))
+    created_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )

@@ -1,0 +1,95 @@
+from datetime import timedelta
+from typing import Annotated
+
+from crm_libs.pagination import Page, PageParams, page_of, page_params
+from crm_libs.problems import problem_responses
+from fastapi import APIRouter, Depends, Header
+from fastapi.responses import JSONResponse
+
+from customer_service.deps import PrincipalDep, SessionDep, SettingsDep
+from customer_service.purchases import idempotency, service
+from customer_service.purchases.models import Purchase, PurchaseLine
+from customer_service.purchases.schemas import PurchaseCreate, PurchaseItemPublic, PurchasePublic
+
+router = APIRouter(tags=["purchases"])
+
+
+def _public(purchase: Purchase, lines: list[PurchaseLine]) -> PurchasePublic:
+    return PurchasePublic(
+        id=purchase.id,
+        store_id=purchase.store_id,
+        customer_id=purchase.customer_id,
+        staff_id=purchase.staff_id,
+        member_event_id=purchase.member_event_id,
+        purchased_at=purchase.purchased_at,
+        total=purchase.total,
+        items=[
+            PurchaseItemPublic(
+                sku=line.sku, qty=line.qty, unit_price=line.unit_price, amount=line.amount
+            )
+            for line in lines
+        ],
+    )
+
+
+@router.post(
+    "/customers/{customer_id}/purchases",
+    response_model=PurchasePublic,
+    status_code=201,
+    summary="Record a purchase",
+    responses=problem_responses(400, 401, 404, 409, 422),
+)
+async def record_purchase(
+    customer_id: str,
+    purchase_in: PurchaseCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header()] = None,
+) -> JSONResponse:
+    fingerprint = ""
+    if idempotency_key is not None:
+        fingerprint = idempotency.request_fingerprint(
+            f"purchases:{customer_id}", purchase_in.model_dump(mode="json")
+        )
+        replay = await idempotency.find_replay(
+            session, scope=principal.subject, key=idempotency_key, fingerprint=fingerprint
+        )
+        if replay is not None:
+            return JSONResponse(replay.body, status_code=replay.status_code)
+    purchase, lines = await service.record(
+        session,
+        principal=principal,
+        customer_id=customer_id,
+        purchase_in=purchase_in,
+        clock_skew=timedelta(seconds=settings.purchase_clock_skew_seconds),
+    )
+    body = _public(purchase, lines).model_dump(mode="json")
+    if idempotency_key is not None:
+        idempotency.remember(
+            session,
+            scope=principal.subject,
+            key=idempotency_key,
+            fingerprint=fingerprint,
+            status_code=201,
+            body=body,
+        )
+    return JSONResponse(body, status_code=201)
+
+
+@router.get(
+    "/customers/{customer_id}/purchases",
+    response_model=Page[PurchasePublic],
+    summary="A customer's purchases",
+    responses=problem_responses(400, 401, 404, 422),
+)
+async def list_purchases(
+    customer_id: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Page[PurchasePublic]:
+    rows = await service.list_for_customer(
+        session, principal=principal, customer_id=customer_id, page=page
+    )
+    return page_of([_public(p, lines) for p, lines in rows], page)

@@ -1,0 +1,60 @@
+from datetime import date, datetime
+
+from crm_libs.ids import new_id
+from sqlalchemy import Column, Date, DateTime, Index, Integer, PrimaryKeyConstraint, Text, text
+from sqlmodel import Field, SQLModel
+
+
+class ProductBought(SQLModel, table=True):
+    """Which products each customer has bought: a first purchase starts a plan."""
+
+    __tablename__ = "product_bought"
+    __table_args__ = (PrimaryKeyConstraint("customer_id", "sku"),)
+
+    customer_id: str = Field(sa_column=Column(Text, nullable=False))
+    sku: str = Field(sa_column=Column(Text, nullable=False))
+    store_id: str = Field(sa_column=Column(Text, nullable=False))
+    first_purchase_id: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class FollowUpPlan(SQLModel, table=True):
+    __tablename__ = "follow_up_plan"
+    __table_args__ = (Index("ix_follow_up_plan_store_customer", "store_id", "customer_id"),)
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    store_id: str = Field(sa_column=Column(Text, nullable=False))
+    customer_id: str = Field(sa_column=Column(Text, nullable=False))
+    sku: str = Field(sa_column=Column(Text, nullable=False))
+    purchase_id: str = Field(sa_column=Column(Text, nullable=False))
+    started_on: date = Field(sa_column=Column(Date, nullable=False))
+    status: str = Field(sa_column=Column(Text, nullable=False, server_default="open"))
+    created_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
+
+
+class Task(SQLModel, table=True):
+    """A follow-up or care task on a staff member's work list."""
+
+    __table_args__ = (
+        Index("ix_task_store_assignee_due", "store_id", "assignee_staff_id", "due_on"),
+        Index("ix_task_store_customer", "store_id", "customer_id"),
+    )
+
+    id: str = Field(default_factory=new_id, primary_key=True)
+    store_id: str = Field(sa_column=Column(Text, nullable=False))
+    customer_id: str = Field(sa_column=Column(Text, nullable=False))
+    plan_id: str | None = Field(default=None, sa_column=Column(Text))
+    kind: str = Field(sa_column=Column(Text, nullable=False))
+    phase: int | None = Field(default=None, sa_column=Column(Integer))
+    sku: str | None = Field(default=None, sa_column=Column(Text))
+    due_on: date = Field(sa_column=Column(Date, nullable=False))
+    method: str = Field(sa_column=Column(Text, nullable=False))
+    purpose: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(sa_column=Column(Text, nullable=False, server_default="open"))
+    assignee_staff_id: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )

@@ -1,0 +1,33 @@
+"""The engagement service: follow-up plans and tasks (visits, messages and events come later)."""
+
+from crm_libs.events.consumer import EventConsumer
+from crm_libs.events.envelope import Topics
+from crm_libs.events.relay import relay_worker
+from crm_libs.service_app import create_service_app
+from fastapi import FastAPI
+
+from engagement_service.config import Settings
+from engagement_service.followups.handlers import handle_purchases
+from engagement_service.followups.router import router as tasks_router
+
+
+async def run_purchase_consumer(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    consumer = EventConsumer(
+        name=settings.consumer_group,
+        topics=[Topics.PURCHASES],
+        bootstrap=settings.kafka_bootstrap,
+        sessionmaker=app.state.sessionmaker,
+        handler=handle_purchases,
+    )
+    app.state.purchase_consumer = consumer
+    await consumer.run()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(
+        title="Engagement service",
+        settings=settings or Settings(),
+        routers=[tasks_router],
+        workers=[run_purchase_consumer, relay_worker],
+    )

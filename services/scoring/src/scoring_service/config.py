@@ -1,0 +1,12 @@
+from datetime import date
+
+from crm_libs.settings import BaseServiceSettings
+
+
+class Settings(BaseServiceSettings):
+    service_name: str = "scoring"
+    port: int = 8003
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/crm_scoring"
+    consumer_group: str = "scoring"
+    # Replaying a historical purchase log: evaluate trailing windows as of this date, not today.
+    as_of: date | None = None

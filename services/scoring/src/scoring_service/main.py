@@ -1,0 +1,33 @@
+"""The scoring service: aggregates, value tiers and scores, recomputed from purchase events."""
+
+from crm_libs.events.consumer import EventConsumer
+from crm_libs.events.envelope import Topics
+from crm_libs.events.relay import relay_worker
+from crm_libs.service_app import create_service_app
+from fastapi import FastAPI
+
+from scoring_service.config import Settings
+from scoring_service.scores.handlers import make_batch_handler
+from scoring_service.scores.router import router as scores_router
+
+
+async def run_purchase_consumer(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    consumer = EventConsumer(
+        name=settings.consumer_group,
+        topics=[Topics.PURCHASES],
+        bootstrap=settings.kafka_bootstrap,
+        sessionmaker=app.state.sessionmaker,
+        handler=make_batch_handler(as_of=settings.as_of),
+    )
+    app.state.purchase_consumer = consumer
+    await consumer.run()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    return create_service_app(
+        title="Scoring service",
+        settings=settings or Settings(),
+        routers=[scores_router],
+        workers=[run_purchase_consumer, relay_worker],
+    )

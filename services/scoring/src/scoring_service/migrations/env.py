@@ -1,0 +1,7 @@
+from crm_libs.migrations import run_env
+from scoring_service.config import Settings
+from scoring_service.models import import_all_models
+from sqlmodel import SQLModel
+
+import_all_models()
+run_env(SQLModel.metadata, Settings().database_url)

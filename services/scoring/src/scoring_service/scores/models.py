@@ -1,0 +1,48 @@
+from datetime import date, datetime
+from decimal import Decimal
+
+from sqlalchemy import Column, Date, DateTime, Index, Integer, Numeric, Text, text
+from sqlmodel import Field, SQLModel
+
+
+class CustomerScore(SQLModel, table=True):
+    """Per-customer aggregates and the classification computed from them."""
+
+    __tablename__ = "customer_score"
+    __table_args__ = (Index("ix_customer_score_store_spend", "store_id", "net_spend_365d"),)
+
+    customer_id: str = Field(primary_key=True)
+    store_id: str = Field(sa_column=Column(Text, nullable=False))
+    timezone: str = Field(sa_column=Column(Text, nullable=False))
+    purchase_count: int = Field(sa_column=Column(Integer, nullable=False))
+    first_purchase_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
+    last_purchase_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
+    supply_runs_out_on: date | None = Field(default=None, sa_column=Column(Date))
+    net_spend_365d: Decimal = Field(
+        sa_column=Column(Numeric(14, 2), nullable=False, server_default="0")
+    )
+    value_tier: str | None = Field(default=None, sa_column=Column(Text))
+    version: int = Field(sa_column=Column(Integer, nullable=False, server_default="0"))
+    computed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class PurchaseFact(SQLModel, table=True):
+    """The purchases this service has seen, enough to recompute trailing windows."""
+
+    __tablename__ = "purchase_fact"
+    __table_args__ = (Index("ix_purchase_fact_customer_at", "customer_id", "purchased_at"),)
+
+    purchase_id: str = Field(primary_key=True)
+    store_id: str = Field(sa_column=Column(Text, nullable=False))
+    customer_id: str = Field(sa_column=Column(Text, nullable=False))
+    purchased_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    total: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False))
+    supply_days: int = Field(sa_column=Column(Integer, nullable=False, server_default="0"))
+    created_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )

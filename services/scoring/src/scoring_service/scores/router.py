@@ -1,0 +1,35 @@
+from crm_libs.problems import problem_responses
+from fastapi import APIRouter
+
+from scoring_service.deps import PrincipalDep, SessionDep
+from scoring_service.scores import service
+from scoring_service.scores.schemas import Predictions, ScorePublic, ScoreStats
+
+router = APIRouter(tags=["scores"])
+
+
+@router.get(
+    "/customers/{customer_id}/score",
+    response_model=ScorePublic,
+    summary="A customer's classification and statistics",
+    responses=problem_responses(401, 404),
+)
+async def get_customer_score(
+    customer_id: str, session: SessionDep, principal: PrincipalDep
+) -> ScorePublic:
+    score = await service.get_score(session, principal=principal, customer_id=customer_id)
+    return ScorePublic(
+        customer_id=score.customer_id,
+        store_id=score.store_id,
+        value_tier=score.value_tier,
+        stats=ScoreStats(
+            purchase_count=score.purchase_count,
+            net_spend_365d=score.net_spend_365d,
+            first_purchase_at=score.first_purchase_at,
+            last_purchase_at=score.last_purchase_at,
+        ),
+        supply_runs_out_on=score.supply_runs_out_on,
+        predictions=Predictions(),
+        computed_at=score.computed_at,
+        version=score.version,
+    )
