@@ -1,0 +1,52 @@
+"""Pytest fixtures: a throwaway PostgreSQL, broker and the four services on free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+
+from crm_libs.embedded.stack import LocalStack, Ports
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[LocalStack]:
+    """The whole system, started once per test session and torn down at the end."""
+    data_dir = Path(tempfile.mkdtemp(prefix="crm-test-"))
+    local = LocalStack(data_dir=data_dir, ports=Ports.free(), environment="test")
+    try:
+        local.start()
+        yield local
+    finally:
+        local.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+async def api(stack: LocalStack) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the public API, through the gateway."""
+    async with httpx.AsyncClient(base_url=stack.url("gateway") + "/api/v1", timeout=30) as client:
+        yield client
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, timeout: float = 30.0, interval: float = 0.1
+) -> T:
+    """Poll until ``probe`` returns something truthy (events arrive asynchronously)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        result = await probe()
+        if result:
+            return result
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)

@@ -1,0 +1,85 @@
+"""Builders for test data, created through the public API."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+_counter = itertools.count(1)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{next(_counter)}{uuid.uuid4().hex[:6]}"
+
+
+async def create_store(api: httpx.AsyncClient, *, timezone: str = "Asia/Shanghai") -> dict[str, Any]:
+    response = await api.post(
+        "/stores", json={"code": unique("S"), "name": "Health store", "timezone": timezone}
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def create_product(
+    api: httpx.AsyncClient, *, unit_price: str = "100.00", days_per_unit: int = 30
+) -> dict[str, Any]:
+    response = await api.post(
+        "/products",
+        json={
+            "sku": unique("SKU"),
+            "name": "Fish oil",
+            "category": "supplements",
+            "unit_price": unit_price,
+            "days_per_unit": days_per_unit,
+        },
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def create_customer(api: httpx.AsyncClient, *, store_id: str, **fields: Any) -> dict[str, Any]:
+    body = {"store_id": store_id, "name": "王芳", **fields}
+    response = await api.post("/customers", json=body)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def create_staff(api: httpx.AsyncClient, *, store_id: str) -> dict[str, Any]:
+    response = await api.post("/staff", json={"store_id": store_id, "name": "李娜", "role": "staff"})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def record_purchase(
+    api: httpx.AsyncClient,
+    *,
+    customer_id: str,
+    sku: str,
+    qty: int = 1,
+    unit_price: str | None = None,
+    purchased_at: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    item: dict[str, Any] = {"sku": sku, "qty": qty}
+    if unit_price is not None:
+        item["unit_price"] = unit_price
+    response = await api.post(
+        f"/customers/{customer_id}/purchases",
+        json={"purchased_at": purchased_at or days_ago(1), "items": [item], **extra},
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def score_of(api: httpx.AsyncClient, customer_id: str) -> dict[str, Any] | None:
+    response = await api.get(f"/customers/{customer_id}/score")
+    return response.json() if response.status_code == 200 else None
+
+
+def days_ago(days: int) -> str:
+    """An ISO time ``days`` before now (the trailing windows are relative to today)."""
+    return (datetime.now(UTC) - timedelta(days=days)).isoformat()

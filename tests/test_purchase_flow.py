@@ -1,0 +1,76 @@
+"""A purchase through the gateway reaches scoring and engagement (real broker, real HTTP)."""
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from crm_libs.testing.fixtures import eventually
+from tests.builders import (
+    create_customer,
+    create_product,
+    create_staff,
+    create_store,
+    record_purchase,
+    score_of,
+)
+
+
+async def test_purchase_reaches_score_and_follow_up_tasks(api: httpx.AsyncClient) -> None:
+    store = await create_store(api, timezone="Asia/Shanghai")
+    product = await create_product(api, unit_price="128.00", days_per_unit=30)
+    staff = await create_staff(api, store_id=store["id"])
+    customer = await create_customer(api, store_id=store["id"], phone="13812345678")
+    # 16:30 UTC is 00:30 the next day in Shanghai: dates follow the store's time zone.
+    purchased_at = "2026-11-20T16:30:00+00:00"
+    purchase = await record_purchase(
+        api, customer_id=customer["id"], sku=product["sku"], qty=2,
+        purchased_at=purchased_at, staff_id=staff["id"],
+    )
+    assert purchase["total"] == "256.00"
+    local_day = datetime.fromisoformat(purchased_at).astimezone(ZoneInfo("Asia/Shanghai")).date()
+    assert local_day == date(2026, 11, 21)
+
+    score = await eventually(lambda: score_of(api, customer["id"]))
+    assert score["value_tier"] == "vip"  # the only spender of the store is its top customer
+    assert score["stats"]["purchase_count"] == 1
+    assert score["stats"]["net_spend_365d"] == "256.00"
+    assert score["supply_runs_out_on"] == (local_day + timedelta(days=60)).isoformat()
+
+    async def tasks() -> list[dict] | None:
+        response = await api.get("/tasks", params={"customer_id": customer["id"]})
+        items = response.json()["items"]
+        return items if len(items) == 5 else None
+
+    items = sorted(await eventually(tasks), key=lambda t: t["phase"])
+    assert [t["phase"] for t in items] == [1, 2, 3, 4, 5]
+    assert [t["due_on"] for t in items] == [
+        (local_day + timedelta(days=d)).isoformat() for d in (3, 7, 14, 21, 28)
+    ]
+    assert all(t["assignee_staff_id"] == staff["id"] for t in items)
+    assert all(t["method"] and t["purpose"] for t in items)
+
+
+async def test_second_purchase_extends_supply_and_starts_no_second_plan(api: httpx.AsyncClient) -> None:
+    store = await create_store(api)
+    product = await create_product(api, days_per_unit=30)
+    customer = await create_customer(api, store_id=store["id"])
+    await record_purchase(
+        api, customer_id=customer["id"], sku=product["sku"], qty=1,
+        purchased_at="2026-11-01T10:00:00+08:00",
+    )
+    await eventually(lambda: score_of(api, customer["id"]))
+    # Ten days later, twenty days of stock are still at home: they carry over.
+    await record_purchase(
+        api, customer_id=customer["id"], sku=product["sku"], qty=2,
+        purchased_at="2026-11-11T10:00:00+08:00",
+    )
+
+    async def counted_twice() -> dict | None:
+        score = await score_of(api, customer["id"])
+        return score if score and score["stats"]["purchase_count"] == 2 else None
+
+    score = await eventually(counted_twice)
+    assert score["supply_runs_out_on"] == (date(2026, 12, 1) + timedelta(days=60)).isoformat()
+    response = await api.get("/tasks", params={"customer_id": customer["id"]})
+    assert len(response.json()["items"]) == 5
