@@ -72,27 +72,23 @@ async def forward(
     started = time.perf_counter()
     try:
         response = await client.send(upstream, stream=True)
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        # The aiohttp transport reports a refused connection as a connect timeout: both mean
+        # the service cannot be reached, which is a 503, not a slow answer.
+        return _unavailable(service, exc)
     except httpx.TimeoutException:
-        log.warning("upstream timed out", extra={"fields": {"service": service, "path": path}})
+        log.warning("upstream timed out", extra={"fields": {"upstream": service, "path": path}})
         return problem_response(
             504, "Gateway timeout", f"The {service} service did not answer in time"
         )
     except httpx.TransportError as exc:
-        log.warning(
-            "upstream unavailable", extra={"fields": {"service": service, "error": repr(exc)}}
-        )
-        return problem_response(
-            503,
-            "Service unavailable",
-            f"The {service} service is unavailable; retry shortly",
-            headers={"Retry-After": "5"},
-        )
+        return _unavailable(service, exc)
     out_headers = {k: v for k, v in response.headers.items() if k.lower() not in _DROP_RESPONSE}
     log.debug(
         "proxied",
         extra={
             "fields": {
-                "service": service,
+                "upstream": service,
                 "status": response.status_code,
                 "ms": round((time.perf_counter() - started) * 1000, 1),
             }
@@ -103,4 +99,14 @@ async def forward(
         status_code=response.status_code,
         headers=out_headers,
         background=BackgroundTask(response.aclose),
+    )
+
+
+def _unavailable(service: str, exc: Exception) -> Response:
+    log.warning("upstream unavailable", extra={"fields": {"upstream": service, "error": repr(exc)}})
+    return problem_response(
+        503,
+        "Service unavailable",
+        f"The {service} service is unavailable; retry shortly",
+        headers={"Retry-After": "5"},
     )

@@ -25,16 +25,22 @@ class PageParams(BaseModel):
     after: str | None
 
 
+_CURSOR_MARK = "k1:"  # versioned, so a cursor from another format is refused, not misread
+
+
 def encode_cursor(last_id: str) -> str:
-    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode((_CURSOR_MARK + last_id).encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> str:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        return base64.urlsafe_b64decode(padded.encode()).decode()
+        decoded = base64.b64decode(padded.encode(), altchars=b"-_", validate=True).decode()
     except (ValueError, UnicodeDecodeError) as exc:
         raise ProblemError("The cursor is not one this API issued", status=400) from exc
+    if not decoded.startswith(_CURSOR_MARK):
+        raise ProblemError("The cursor is not one this API issued", status=400)
+    return decoded[len(_CURSOR_MARK) :]
 
 
 def page_params(

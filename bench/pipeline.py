@@ -1,0 +1,340 @@
+"""Scoring pipeline benchmark: the whole CDNOW purchase log through the scoring service.
+
+    uv run python bench/pipeline.py [--limit N] [--profile]
+
+Starts PostgreSQL and the broker only (no services), produces every CDNOW purchase onto
+``crm.purchases.v1`` as ``purchase.recorded`` events, then times
+(a) a bare consumer in a fresh group that only decodes the envelopes (the baseline), and
+(b) the scoring service started on the full backlog until it has applied every event,
+prints events/s for both and their ratio, checks every customer's value tier against the
+pyramid computed here from the raw file, and says where the scoring process spends its time.
+Exits non-zero if any tier differs or scoring does not catch up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import date
+
+import asyncpg
+import cdnow
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from crm_libs.embedded.stack import TOPIC_PARTITIONS, LocalStack
+from crm_libs.events.envelope import EventEnvelope, Topics
+from support import (
+    CpuMeter,
+    PySpy,
+    broker_pid,
+    find_py_spy,
+    log,
+    postmaster_pid,
+    statement_times,
+    temp_stack,
+)
+
+AS_OF = date(1998, 6, 30)  # the last day of the CDNOW data: tiers as at the end of the log
+TIER_ORDER = ("vip", "major", "medium", "small", "inactive")
+SCORING_DB = "crm_scoring"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--limit", type=int, default=None, help="only the first N purchases")
+    parser.add_argument(
+        "--timeout", type=float, default=3600, help="give up on scoring after this many seconds"
+    )
+    parser.add_argument(
+        "--stall", type=float, default=180, help="give up when nothing is applied for this long"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the scoring process with py-spy if found"
+    )
+    return parser.parse_args()
+
+
+async def produce(bootstrap: str, events: list[EventEnvelope]) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=5,
+        max_batch_size=256 * 1024,
+        request_timeout_ms=30_000,
+    )
+    started = time.perf_counter()
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(Topics.PURCHASES, value=e.to_bytes(), key=e.key) for e in events
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started
+
+
+async def baseline_consume(bootstrap: str, expected: int, timeout: float) -> tuple[float, float]:
+    """A bare consumer, fresh group, same fetch settings as EventConsumer; decodes every record.
+
+    Returns (seconds until all ``expected`` were decoded, seconds until the first one)."""
+    consumer = AIOKafkaConsumer(
+        Topics.PURCHASES,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-baseline-{uuid.uuid4().hex[:8]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=2000,
+        fetch_max_bytes=16 * 1024 * 1024,
+    )
+    started = time.perf_counter()
+    first = None
+    seen = 0
+    await consumer.start()
+    try:
+        while seen < expected:
+            if time.perf_counter() - started > timeout:
+                raise TimeoutError(f"baseline consumer read {seen} of {expected}")
+            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+            for records in batches.values():
+                for record in records:
+                    EventEnvelope.from_bytes(record.value)
+                    seen += 1
+            if seen and first is None:
+                first = time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+    finally:
+        await consumer.stop()
+    return elapsed, first or elapsed
+
+
+async def dead_lettered(bootstrap: str) -> int:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        topic = Topics.dead_letter(Topics.PURCHASES)
+        partitions = [TopicPartition(topic, p) for p in range(TOPIC_PARTITIONS)]
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        return sum(ends[tp] - starts[tp] for tp in partitions)
+    finally:
+        await consumer.stop()
+
+
+async def enable_statement_log(admin_dsn: str) -> None:
+    """Log every statement's duration in the scoring database (not its parameters)."""
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f"ALTER DATABASE {SCORING_DB} SET log_min_duration_statement = 0")
+        await conn.execute(f"ALTER DATABASE {SCORING_DB} SET log_parameter_max_length = 0")
+    finally:
+        await conn.close()
+
+
+class Progress:
+    def __init__(self) -> None:
+        self.first_applied: float | None = None
+        self.done: float | None = None
+        self.applied = 0
+
+
+async def wait_caught_up(
+    stack: LocalStack, conn: asyncpg.Connection, expected: int, started: float, args: argparse.Namespace
+) -> Progress:
+    progress = Progress()
+    last_change = time.perf_counter()
+    last_report = last_change
+    process = stack.processes["scoring"]
+    while True:
+        count = await conn.fetchval("SELECT count(*) FROM processed_event")
+        now = time.perf_counter()
+        if count and progress.first_applied is None:
+            progress.first_applied = now - started
+        if count != progress.applied:
+            progress.applied = count
+            last_change = now
+        if count >= expected:
+            progress.done = now - started
+            return progress
+        if process.poll() is not None:
+            log(f"scoring exited with {process.returncode} after {count} events")
+            return progress
+        if now - started > args.timeout or (
+            progress.first_applied is not None and now - last_change > args.stall
+        ):
+            log(f"scoring stalled or too slow: {count} of {expected} applied")
+            return progress
+        if now - last_report >= 10:
+            last_report = now
+            log(f"  … scoring applied {count:,} of {expected:,} after {now - started:.0f} s")
+        await asyncio.sleep(0.2)
+
+
+async def verify_tiers(
+    conn: asyncpg.Connection, rows: list[cdnow.CdnowRow]
+) -> tuple[int, Counter[str], Counter[str], list[str]]:
+    """(mismatches, actual distribution, expected distribution, examples)."""
+    expected = cdnow.expected_tiers(rows, AS_OF)
+    actual = {
+        r["customer_id"]: (r["store_id"], r["value_tier"])
+        for r in await conn.fetch("SELECT customer_id, store_id, value_tier FROM customer_score")
+    }
+    mismatches = 0
+    examples = []
+    for customer in sorted(set(expected) | set(actual)):
+        want, got = expected.get(customer), actual.get(customer)
+        if want != got:
+            mismatches += 1
+            if len(examples) < 5:
+                examples.append(f"{customer}: expected {want}, scoring has {got}")
+    actual_dist = Counter(tier or "None" for _, tier in actual.values())
+    return mismatches, actual_dist, cdnow.distribution(expected), examples
+
+
+def format_distribution(counts: Counter[str]) -> str:
+    total = sum(counts.values()) or 1
+    keys = [k for k in TIER_ORDER if k in counts] + sorted(set(counts) - set(TIER_ORDER))
+    return ", ".join(f"{k} {counts[k]:,} ({counts[k] / total:.1%})" for k in keys)
+
+
+async def run(stack: LocalStack, rows: list[cdnow.CdnowRow], args: argparse.Namespace) -> bool:
+    n = len(rows)
+    bootstrap = stack.broker.bootstrap
+    events = [cdnow.envelope(r) for r in rows]
+
+    log("producing …")
+    produce_s = await produce(bootstrap, events)
+    print(
+        f"produce (aiokafka, acks=all, no idempotence): {produce_s:8.2f} s "
+        f"{n / produce_s:10,.0f} events/s"
+    )
+
+    log("baseline consumer …")
+    base_s, base_first = await baseline_consume(bootstrap, n, args.timeout)
+    base_rate = n / base_s
+    print(
+        f"(a) baseline: bare consumer, decode only:     {base_s:8.2f} s {base_rate:10,.0f} events/s"
+        f"   (first record after {base_first:.2f} s)"
+    )
+
+    admin_dsn = stack.postgres.url(SCORING_DB, driver="postgresql")
+    await enable_statement_log(admin_dsn)
+    server_log = stack.postgres.data_dir / "server.log"
+    log_offset = server_log.stat().st_size if server_log.exists() else 0
+    conn = await asyncpg.connect(
+        admin_dsn, server_settings={"log_min_duration_statement": "-1"}
+    )
+    try:
+        log("scoring service …")
+        started = time.perf_counter()
+        stack.start_service("scoring")
+        scoring_pid = stack.processes["scoring"].pid
+        meter = CpuMeter(
+            {
+                "scoring (python)": scoring_pid,
+                "postgres": postmaster_pid(stack),
+                "broker": broker_pid(stack),
+            }
+        )
+        meter.start()
+        spy = None
+        py_spy = find_py_spy() if args.profile else None
+        if py_spy:
+            spy = PySpy(py_spy, scoring_pid, stack.data_dir / "scoring.pyspy.txt")
+        progress = await wait_caught_up(stack, conn, n, started, args)
+        meter.stop()
+        if spy:
+            spy.stop()
+
+        facts = await conn.fetchval("SELECT count(*) FROM purchase_fact")
+        unpublished = await conn.fetchval(
+            "SELECT count(*) FROM outbox_event WHERE published_at IS NULL"
+        )
+        staged = await conn.fetchval("SELECT count(*) FROM outbox_event")
+        dlq = await dead_lettered(bootstrap)
+        if progress.done is None:
+            print(
+                f"(b) scoring did NOT catch up: {progress.applied:,} of {n:,} applied, "
+                f"{facts:,} purchase facts, {dlq} dead-lettered"
+            )
+            return False
+        rate = n / progress.done
+        first = progress.first_applied or 0.0
+        steady = n / (progress.done - first) if progress.done > first else float("nan")
+        print(
+            f"(b) scoring service, from process start:     {progress.done:8.2f} s {rate:10,.0f} "
+            f"events/s   (first event applied {first:.2f} s after start)"
+        )
+        print(
+            f"    scoring, first applied -> caught up:      {progress.done - first:8.2f} s "
+            f"{steady:10,.0f} events/s"
+        )
+        print(
+            f"ratio scoring/baseline: {rate / base_rate:.3f} from process start, "
+            f"{steady / base_rate:.3f} once consuming"
+        )
+        print(
+            f"    purchase_fact rows {facts:,}; dead-lettered {dlq}; score.changed events staged "
+            f"{staged:,}, {unpublished:,} not yet published when scoring caught up"
+        )
+
+        mismatches, actual, expected, examples = await verify_tiers(conn, rows)
+        customers = len({r.customer_id for r in rows})
+        print(
+            f"tiers as of {AS_OF} (window: purchased_at > {cdnow.window_since(AS_OF).isoformat()}): "
+            f"{mismatches} mismatches of {customers:,} customers"
+        )
+        for example in examples:
+            print(f"    {example}")
+        print(f"    scoring:  {format_distribution(actual)}")
+        if expected != actual:
+            print(f"    expected: {format_distribution(expected)}")
+
+        print("what limits the throughput:")
+        for line in meter.lines():
+            print(line)
+        totals, counts = statement_times(server_log, log_offset)
+        db_ms = sum(totals.values())
+        batches = counts.get("claim event ids (processed_event)", 0)
+        print(
+            f"  PostgreSQL executing statements {db_ms / 1000:.1f} s of {meter.wall:.1f} s wall; "
+            f"{batches} consumer batches (~{n / batches:,.0f} events each)"
+            if batches
+            else f"  PostgreSQL executing statements {db_ms / 1000:.1f} s of {meter.wall:.1f} s"
+        )
+        for kind, ms in sorted(totals.items(), key=lambda kv: -kv[1])[:7]:
+            print(f"    {ms / 1000:6.2f} s  {counts.get(kind, 0):5d}×  {kind}")
+        if spy:
+            for line in spy.summary(("scoring_service", "crm_libs")):
+                print(line)
+        elif args.profile:
+            print("  (py-spy not found: `uv tool install py-spy` to profile)")
+        return mismatches == 0
+    finally:
+        await conn.close()
+
+
+def main() -> int:
+    args = parse_args()
+    rows = cdnow.load(limit=args.limit)
+    customers = len({r.customer_id for r in rows})
+    print(
+        f"CDNOW pipeline benchmark: {len(rows):,} purchase.recorded events of {customers:,} "
+        f"customers in {cdnow.STORES} stores (store = CDNOW id % {cdnow.STORES}), "
+        f"topic {Topics.PURCHASES} ({TOPIC_PARTITIONS} partitions), scoring as of {AS_OF}",
+        flush=True,
+    )
+    env = {"CRM_AS_OF": AS_OF.isoformat(), "CRM_LOG_LEVEL": "WARNING"}
+    with temp_stack("crm-bench-pipeline-", extra_env=env) as stack:
+        log(f"starting PostgreSQL and the broker in {stack.data_dir} …")
+        stack.start_infrastructure()
+        ok = asyncio.run(run(stack, rows, args))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,338 @@
+"""Shared helpers for the benchmarks: a throwaway stack, latency statistics, CPU accounting."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from crm_libs.embedded.stack import LocalStack, Ports
+
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@contextlib.contextmanager
+def temp_stack(prefix: str, extra_env: dict[str, str] | None = None) -> Iterator[LocalStack]:
+    """A LocalStack on free ports in a temporary directory; stopped and deleted on the way out.
+
+    Nothing is started here: the caller starts what it needs (infrastructure only, or all)."""
+    data_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    stack = LocalStack(data_dir=data_dir, ports=Ports.free(), extra_env=dict(extra_env or {}))
+    try:
+        yield stack
+    finally:
+        try:
+            stack.stop()
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# --- latency -------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of already sorted values (q in 0..100)."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, min(len(sorted_values), round(q / 100 * len(sorted_values) + 0.5)))
+    return sorted_values[rank - 1]
+
+
+@dataclass
+class LatencySummary:
+    count: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    @property
+    def rps(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else float("nan")
+
+
+def summarize(latencies: Sequence[float], seconds: float, errors: int = 0) -> LatencySummary:
+    ordered = sorted(latencies)
+    return LatencySummary(
+        count=len(ordered),
+        seconds=seconds,
+        p50_ms=percentile(ordered, 50) * 1000,
+        p99_ms=percentile(ordered, 99) * 1000,
+        errors=errors,
+    )
+
+
+# --- CPU accounting from /proc (Linux) --------------------------------------------------------
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name is in parentheses and may hold spaces: split after the last ')'.
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int, *, with_reaped_children: bool = False) -> float:
+    fields = _proc_stat(pid)
+    if fields is None:
+        return 0.0
+    # fields[0] is field 3 (state): utime=14, stime=15, cutime=16, cstime=17 (1-based).
+    ticks = int(fields[11]) + int(fields[12])
+    if with_reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / _CLK_TCK
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _proc_stat(int(entry.name))
+            if fields is not None and int(fields[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """A server and its worker processes (PostgreSQL: postmaster and backends), reaped ones too."""
+    return cpu_seconds(pid, with_reaped_children=True) + sum(
+        cpu_seconds(child) for child in children_of(pid)
+    )
+
+
+def machine_busy_seconds() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine so far, all cores."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])  # without guest time, already counted in user
+    return (total - idle) / _CLK_TCK, total / _CLK_TCK
+
+
+def postmaster_pid(stack: LocalStack) -> int | None:
+    try:
+        return int((stack.postgres.data_dir / "postmaster.pid").read_text().splitlines()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def broker_pid(stack: LocalStack) -> int | None:
+    process = getattr(stack.broker, "_process", None)
+    return process.pid if process is not None else None
+
+
+class CpuMeter:
+    """CPU seconds used by named processes (and the machine) between start() and stop()."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self._pids = {name: pid for name, pid in pids.items() if pid}
+        self._start: dict[str, float] = {}
+        self.used: dict[str, float] = {}
+        self.machine_busy = 0.0
+        self.machine_total = 0.0
+        self.wall = 0.0
+
+    def _sample(self) -> dict[str, float]:
+        return {name: tree_cpu_seconds(pid) for name, pid in self._pids.items()}
+
+    def start(self) -> None:
+        self._start = self._sample()
+        self._machine = machine_busy_seconds()
+        self._t0 = time.perf_counter()
+
+    def stop(self) -> None:
+        end = self._sample()
+        self.wall = time.perf_counter() - self._t0
+        self.used = {name: end[name] - self._start.get(name, 0.0) for name in end}
+        busy, total = machine_busy_seconds()
+        self.machine_busy = busy - self._machine[0]
+        self.machine_total = total - self._machine[1]
+
+    def lines(self) -> list[str]:
+        cores = os.cpu_count() or 1
+        parts = [
+            f"{name} {secs:.1f} cpu-s ({secs / self.wall:.0%} of a core)"
+            for name, secs in sorted(self.used.items(), key=lambda kv: -kv[1])
+        ]
+        busy = self.machine_busy / self.machine_total * cores if self.machine_total else 0.0
+        return [
+            f"  CPU over {self.wall:.1f} s wall: " + ", ".join(parts),
+            f"  whole machine busy {busy:.2f} of {cores} cores (includes anything else running)",
+        ]
+
+
+# --- PostgreSQL statement timings from the server log ----------------------------------------
+
+_ENTRY_START = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)? \S+ \[\d+\] ", re.M)
+_DURATION = re.compile(
+    r"LOG:\s+duration: ([\d.]+) ms\s+(?:(parse|bind|execute) [^:]*|statement): (.*)", re.S
+)
+
+# Statement kinds worth naming; anything else is shown by its first words.
+_KINDS = (
+    ("INSERT INTO processed_event", "claim event ids (processed_event)"),
+    ("INSERT INTO purchase_fact", "insert purchase_fact"),
+    ("INSERT INTO customer_score", "upsert customer_score"),
+    ("SET net_spend_365d", "window spend update"),
+    ("WITH ranked AS", "re-rank a store (window functions)"),
+    ("INSERT INTO outbox_event", "stage score.changed (outbox insert)"),
+    ("FROM outbox_event", "relay: claim outbox rows"),
+    ("UPDATE outbox_event", "relay: mark outbox rows sent"),
+    ("FROM customer_score", "lock customer_score rows"),
+)
+
+
+def _kind(statement: str) -> str:
+    flat = " ".join(statement.split())
+    for needle, name in _KINDS:
+        if needle in flat:
+            return name
+    return flat[:48]
+
+
+def statement_times(log_file: Path, offset: int) -> tuple[dict[str, float], dict[str, int]]:
+    """Total server-side milliseconds and executions per statement kind, from ``offset`` on.
+
+    Needs ``log_min_duration_statement = 0`` for the database of interest."""
+    with log_file.open("rb") as handle:
+        handle.seek(offset)
+        text = handle.read().decode("utf-8", "replace")
+    starts = [m.start() for m in _ENTRY_START.finditer(text)] + [len(text)]
+    total: dict[str, float] = defaultdict(float)
+    count: dict[str, int] = defaultdict(int)
+    for begin, end in zip(starts, starts[1:], strict=False):
+        match = _DURATION.search(text, begin, end)
+        if match is None:
+            continue
+        phase, statement = match.group(2), text[match.start(3) : end]
+        kind = _kind(statement)
+        total[kind] += float(match.group(1))
+        if phase in (None, "execute"):
+            count[kind] += 1
+    return dict(total), dict(count)
+
+
+# --- py-spy, when installed -----------------------------------------------------------------
+
+
+def find_py_spy() -> str | None:
+    found = shutil.which("py-spy")
+    if found:
+        return found
+    local = Path.home() / ".local" / "bin" / "py-spy"
+    return str(local) if local.exists() else None
+
+
+class PySpy:
+    """``py-spy record`` on a running process, collapsed stacks summarised afterwards."""
+
+    RATE = 100
+
+    def __init__(self, binary: str, pid: int, out: Path) -> None:
+        self.out = out
+        self._t0 = time.perf_counter()
+        self._process = subprocess.Popen(
+            [
+                binary,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                str(self.RATE),
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--full-filenames",
+                "--nolineno",
+                "--output",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.seconds = 0.0
+
+    def stop(self) -> None:
+        self.seconds = time.perf_counter() - self._t0
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGINT)
+            try:
+                self._process.wait(30)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait(5)
+
+    def summary(self, project_markers: Sequence[str], top: int = 8) -> list[str]:
+        try:
+            lines = self.out.read_text().splitlines()
+        except OSError:
+            return ["  py-spy wrote no profile"]
+        samples = 0
+        inclusive: dict[str, int] = defaultdict(int)
+        self_by_package: dict[str, int] = defaultdict(int)
+        for line in lines:
+            stack, _, n = line.rpartition(" ")
+            if not n.isdigit():
+                continue
+            weight = int(n)
+            samples += weight
+            frames = stack.split(";")
+            seen: set[str] = set()
+            for frame in frames:
+                if any(marker in frame for marker in project_markers) and frame not in seen:
+                    seen.add(frame)
+                    inclusive[_short_frame(frame)] += weight
+            self_by_package[_package_of(frames[-1])] += weight
+        if not samples:
+            return ["  py-spy collected no samples"]
+        busy = samples / (self.seconds * self.RATE) if self.seconds else 0.0
+        out = [
+            f"  py-spy: scoring process on CPU in {busy:.0%} of {self.seconds:.0f} s "
+            f"({samples} samples); share of busy samples:",
+            "    inclusive, project functions: "
+            + ", ".join(
+                f"{name} {n / samples:.0%}"
+                for name, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]
+            ),
+            "    self time by package: "
+            + ", ".join(
+                f"{name} {n / samples:.0%}"
+                for name, n in sorted(self_by_package.items(), key=lambda kv: -kv[1])[:top]
+            ),
+        ]
+        return out
+
+
+def _short_frame(frame: str) -> str:
+    # "apply_purchases (scoring_service/scores/service.py:71)" -> "service.apply_purchases"
+    name, _, where = frame.partition(" (")
+    module = Path(where.rstrip(")").split(":")[0]).stem
+    return f"{module}.{name}"
+
+
+def _package_of(frame: str) -> str:
+    _, _, where = frame.partition(" (")
+    path = where.rstrip(")").split(":")[0]
+    if "site-packages/" in path:
+        return path.split("site-packages/")[1].split("/")[0].removesuffix(".py")
+    if "/lib/python" in path:
+        return "stdlib"
+    for marker in ("scoring_service", "crm_libs"):
+        if marker in path:
+            return marker
+    return path or frame

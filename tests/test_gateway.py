@@ -1,0 +1,70 @@
+"""The gateway's own behaviour: request IDs, routing, service outages, one API document."""
+
+import httpx
+import jwt
+
+from crm_libs.embedded.stack import LocalStack
+from crm_libs.principal import PRINCIPAL_HEADER, Principal, Role, sign_principal
+from crm_libs.settings import DEV_PRINCIPAL_SECRET
+from tests.builders import create_store
+
+
+async def test_request_id_is_echoed_or_minted(api: httpx.AsyncClient) -> None:
+    response = await api.get("/stores", headers={"X-Request-ID": "phone-abc-123"})
+    assert response.headers["x-request-id"] == "phone-abc-123"
+    minted = await api.get("/stores")
+    assert len(minted.headers["x-request-id"]) >= 16
+    unknown = await api.get("/nowhere")
+    assert unknown.status_code == 404 and unknown.headers["x-request-id"]
+
+
+async def test_health_and_readiness(stack: LocalStack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url("gateway")) as client:
+        assert (await client.get("/healthz")).json() == {"status": "ok"}
+        ready = (await client.get("/readyz")).json()
+        assert ready["status"] == "ready"
+        assert set(ready["services"]) == {"customer", "engagement", "scoring"}
+
+
+async def test_service_down_is_503_problem_and_recovers(stack: LocalStack, api: httpx.AsyncClient) -> None:
+    stack.stop_service("engagement")
+    try:
+        response = await api.get("/tasks")
+        assert response.status_code == 503
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert (await api.get("/stores")).status_code == 200  # the others still answer
+    finally:
+        stack.start_service("engagement")
+        stack.wait_healthy("engagement")
+    assert (await api.get("/tasks")).status_code == 200
+
+
+async def test_merged_openapi_document_lists_every_service(stack: LocalStack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url("gateway")) as client:
+        document = (await client.get("/openapi.json")).json()
+        paths = document["paths"]
+        for path in ("/api/v1/customers/{customer_id}/purchases", "/api/v1/customers/{customer_id}/score", "/api/v1/tasks", "/api/v1/stores"):
+            assert path in paths, path
+        assert "swagger" in (await client.get("/docs")).text.lower()
+
+
+async def test_services_refuse_missing_or_forged_principals(stack: LocalStack, api: httpx.AsyncClient) -> None:
+    await create_store(api)
+    direct = stack.url("customer")
+    hq = Principal(subject="x", role=Role.HQ_ADMIN)
+    async with httpx.AsyncClient(base_url=direct) as client:
+        assert (await client.get("/stores")).status_code == 401
+        forged = sign_principal(hq, secret="another-secret-another-secret-another-secret")
+        assert (await client.get("/stores", headers={PRINCIPAL_HEADER: forged})).status_code == 401
+        expired = sign_principal(hq, secret=DEV_PRINCIPAL_SECRET, ttl_seconds=-5)
+        assert (await client.get("/stores", headers={PRINCIPAL_HEADER: expired})).status_code == 401
+        unsigned = jwt.encode({"sub": "x", "role": "hq_admin", "aud": "crm-services"}, "", algorithm="none")
+        assert (await client.get("/stores", headers={PRINCIPAL_HEADER: unsigned})).status_code == 401
+        good = sign_principal(hq, secret=DEV_PRINCIPAL_SECRET)
+        assert (await client.get("/stores", headers={PRINCIPAL_HEADER: good})).status_code == 200
+
+
+async def test_a_client_cannot_smuggle_its_own_principal(api: httpx.AsyncClient) -> None:
+    # The gateway replaces whatever principal header a caller sends with its own.
+    response = await api.get("/stores", headers={PRINCIPAL_HEADER: "garbage"})
+    assert response.status_code == 200
