@@ -20,6 +20,7 @@ import time
 import uuid
 from collections import Counter
 from datetime import date
+from pathlib import Path
 
 import asyncpg
 import cdnow
@@ -30,6 +31,7 @@ from support import (
     CpuMeter,
     PySpy,
     broker_pid,
+    cpu_seconds,
     find_py_spy,
     log,
     postmaster_pid,
@@ -53,6 +55,12 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--profile", action="store_true", help="sample the scoring process with py-spy if found"
+    )
+    parser.add_argument(
+        "--profile-out",
+        type=Path,
+        default=None,
+        help="keep py-spy's collapsed stacks here (implies --profile)",
     )
     return parser.parse_args()
 
@@ -78,10 +86,10 @@ async def produce(bootstrap: str, events: list[EventEnvelope]) -> float:
     return time.perf_counter() - started
 
 
-async def baseline_consume(bootstrap: str, expected: int, timeout: float) -> tuple[float, float]:
+async def baseline_consume(bootstrap: str, expected: int) -> tuple[float, float]:
     """A bare consumer, fresh group, same fetch settings as EventConsumer; decodes every record.
 
-    Returns (seconds until all ``expected`` were decoded, seconds until the first one)."""
+    Returns (seconds until all ``expected`` were decoded, seconds until records first arrived)."""
     consumer = AIOKafkaConsumer(
         Topics.PURCHASES,
         bootstrap_servers=bootstrap,
@@ -97,15 +105,13 @@ async def baseline_consume(bootstrap: str, expected: int, timeout: float) -> tup
     await consumer.start()
     try:
         while seen < expected:
-            if time.perf_counter() - started > timeout:
-                raise TimeoutError(f"baseline consumer read {seen} of {expected}")
             batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+            if batches and first is None:
+                first = time.perf_counter() - started
             for records in batches.values():
                 for record in records:
                     EventEnvelope.from_bytes(record.value)
                     seen += 1
-            if seen and first is None:
-                first = time.perf_counter() - started
         elapsed = time.perf_counter() - started
     finally:
         await consumer.stop()
@@ -138,12 +144,19 @@ async def enable_statement_log(admin_dsn: str) -> None:
 class Progress:
     def __init__(self) -> None:
         self.first_applied: float | None = None
+        self.applied_at_first = 0  # already applied when the first progress was seen
+        self.cpu_at_first = 0.0  # the scoring process's CPU seconds at that moment
+        self.cpu_at_done = 0.0
         self.done: float | None = None
         self.applied = 0
 
 
 async def wait_caught_up(
-    stack: LocalStack, conn: asyncpg.Connection, expected: int, started: float, args: argparse.Namespace
+    stack: LocalStack,
+    conn: asyncpg.Connection,
+    expected: int,
+    started: float,
+    args: argparse.Namespace,
 ) -> Progress:
     progress = Progress()
     last_change = time.perf_counter()
@@ -154,11 +167,14 @@ async def wait_caught_up(
         now = time.perf_counter()
         if count and progress.first_applied is None:
             progress.first_applied = now - started
+            progress.applied_at_first = count
+            progress.cpu_at_first = cpu_seconds(process.pid)
         if count != progress.applied:
             progress.applied = count
             last_change = now
         if count >= expected:
             progress.done = now - started
+            progress.cpu_at_done = cpu_seconds(process.pid)
             return progress
         if process.poll() is not None:
             log(f"scoring exited with {process.returncode} after {count} events")
@@ -184,7 +200,7 @@ async def verify_tiers(
         for r in await conn.fetch("SELECT customer_id, store_id, value_tier FROM customer_score")
     }
     mismatches = 0
-    examples = []
+    examples: list[str] = []
     for customer in sorted(set(expected) | set(actual)):
         want, got = expected.get(customer), actual.get(customer)
         if want != got:
@@ -209,25 +225,30 @@ async def run(stack: LocalStack, rows: list[cdnow.CdnowRow], args: argparse.Name
     log("producing …")
     produce_s = await produce(bootstrap, events)
     print(
-        f"produce (aiokafka, acks=all, no idempotence): {produce_s:8.2f} s "
+        f"produce (aiokafka, acks=all, no idempotence):  {produce_s:8.2f} s "
         f"{n / produce_s:10,.0f} events/s"
     )
 
     log("baseline consumer …")
-    base_s, base_first = await baseline_consume(bootstrap, n, args.timeout)
+    async with asyncio.timeout(args.timeout):
+        base_s, base_first = await baseline_consume(bootstrap, n)
     base_rate = n / base_s
+    base_steady = n / (base_s - base_first) if base_s > base_first else float("nan")
     print(
-        f"(a) baseline: bare consumer, decode only:     {base_s:8.2f} s {base_rate:10,.0f} events/s"
-        f"   (first record after {base_first:.2f} s)"
+        f"(a) baseline: bare consumer, decode only:      {base_s:8.2f} s "
+        f"{base_rate:10,.0f} events/s"
+        f"   (first records {base_first:.2f} s after start: joining the group)"
+    )
+    print(
+        f"    baseline, first records -> all read:       {base_s - base_first:8.2f} s "
+        f"{base_steady:10,.0f} events/s"
     )
 
     admin_dsn = stack.postgres.url(SCORING_DB, driver="postgresql")
     await enable_statement_log(admin_dsn)
     server_log = stack.postgres.data_dir / "server.log"
     log_offset = server_log.stat().st_size if server_log.exists() else 0
-    conn = await asyncpg.connect(
-        admin_dsn, server_settings={"log_min_duration_statement": "-1"}
-    )
+    conn = await asyncpg.connect(admin_dsn, server_settings={"log_min_duration_statement": "-1"})
     try:
         log("scoring service …")
         started = time.perf_counter()
@@ -242,9 +263,10 @@ async def run(stack: LocalStack, rows: list[cdnow.CdnowRow], args: argparse.Name
         )
         meter.start()
         spy = None
-        py_spy = find_py_spy() if args.profile else None
+        py_spy = find_py_spy() if args.profile or args.profile_out else None
         if py_spy:
-            spy = PySpy(py_spy, scoring_pid, stack.data_dir / "scoring.pyspy.txt")
+            out = args.profile_out or stack.data_dir / "scoring.pyspy.txt"
+            spy = PySpy(py_spy, scoring_pid, out.resolve())
         progress = await wait_caught_up(stack, conn, n, started, args)
         meter.stop()
         if spy:
@@ -264,18 +286,22 @@ async def run(stack: LocalStack, rows: list[cdnow.CdnowRow], args: argparse.Name
             return False
         rate = n / progress.done
         first = progress.first_applied or 0.0
-        steady = n / (progress.done - first) if progress.done > first else float("nan")
+        steady = (
+            (n - progress.applied_at_first) / (progress.done - first)
+            if progress.done > first
+            else float("nan")
+        )
         print(
-            f"(b) scoring service, from process start:     {progress.done:8.2f} s {rate:10,.0f} "
+            f"(b) scoring service, from process start:      {progress.done:8.2f} s {rate:10,.0f} "
             f"events/s   (first event applied {first:.2f} s after start)"
         )
         print(
-            f"    scoring, first applied -> caught up:      {progress.done - first:8.2f} s "
+            f"    scoring, first applied -> caught up:       {progress.done - first:8.2f} s "
             f"{steady:10,.0f} events/s"
         )
         print(
-            f"ratio scoring/baseline: {rate / base_rate:.3f} from process start, "
-            f"{steady / base_rate:.3f} once consuming"
+            f"ratio scoring/baseline: {rate / base_rate:.3f} from start (both include joining "
+            f"the group), {steady / base_steady:.3f} once records flow"
         )
         print(
             f"    purchase_fact rows {facts:,}; dead-lettered {dlq}; score.changed events staged "
@@ -285,7 +311,8 @@ async def run(stack: LocalStack, rows: list[cdnow.CdnowRow], args: argparse.Name
         mismatches, actual, expected, examples = await verify_tiers(conn, rows)
         customers = len({r.customer_id for r in rows})
         print(
-            f"tiers as of {AS_OF} (window: purchased_at > {cdnow.window_since(AS_OF).isoformat()}): "
+            f"tiers as of {AS_OF} (window: purchased_at > "
+            f"{cdnow.window_since(AS_OF).isoformat()}): "
             f"{mismatches} mismatches of {customers:,} customers"
         )
         for example in examples:
@@ -308,10 +335,23 @@ async def run(stack: LocalStack, rows: list[cdnow.CdnowRow], args: argparse.Name
         )
         for kind, ms in sorted(totals.items(), key=lambda kv: -kv[1])[:7]:
             print(f"    {ms / 1000:6.2f} s  {counts.get(kind, 0):5d}×  {kind}")
+        if batches and n - progress.applied_at_first >= n / batches:
+            # Once consuming: the consumer loop is serial (fetch, apply in one transaction,
+            # commit offsets), so Python time and database time add up per batch.
+            steady_batches = batches * (n - progress.applied_at_first) / n
+            steady_wall = progress.done - first
+            steady_cpu = progress.cpu_at_done - progress.cpu_at_first
+            print(
+                f"  per consumer batch once consuming (~{steady_batches:.0f} batches): "
+                f"{steady_wall / steady_batches:.3f} s wall; scoring process CPU "
+                "(consumer and relay) "
+                f"{steady_cpu / steady_batches:.3f} s, PostgreSQL statements "
+                f"{db_ms / 1000 / batches:.3f} s"
+            )
         if spy:
             for line in spy.summary(("scoring_service", "crm_libs")):
                 print(line)
-        elif args.profile:
+        elif args.profile or args.profile_out:
             print("  (py-spy not found: `uv tool install py-spy` to profile)")
         return mismatches == 0
     finally:

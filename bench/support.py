@@ -137,10 +137,14 @@ def broker_pid(stack: LocalStack) -> int | None:
 
 
 class CpuMeter:
-    """CPU seconds used by named processes (and the machine) between start() and stop()."""
+    """CPU seconds used by named processes (and the machine) between start() and stop().
 
-    def __init__(self, pids: dict[str, int | None]) -> None:
+    A process counts alone, except those named in ``trees`` (a server with worker processes,
+    like PostgreSQL), which count with their children."""
+
+    def __init__(self, pids: dict[str, int | None], trees: Sequence[str] = ("postgres",)) -> None:
         self._pids = {name: pid for name, pid in pids.items() if pid}
+        self._trees = set(trees)
         self._start: dict[str, float] = {}
         self.used: dict[str, float] = {}
         self.machine_busy = 0.0
@@ -148,7 +152,10 @@ class CpuMeter:
         self.wall = 0.0
 
     def _sample(self) -> dict[str, float]:
-        return {name: tree_cpu_seconds(pid) for name, pid in self._pids.items()}
+        return {
+            name: tree_cpu_seconds(pid) if name in self._trees else cpu_seconds(pid)
+            for name, pid in self._pids.items()
+        }
 
     def start(self) -> None:
         self._start = self._sample()
@@ -278,12 +285,16 @@ class PySpy:
                 self._process.wait(5)
 
     def summary(self, project_markers: Sequence[str], top: int = 8) -> list[str]:
+        """Each sample goes to the innermost project function on its stack (with the library
+        calls it makes), or to the leaf's package when no project code is on the stack."""
         try:
             lines = self.out.read_text().splitlines()
         except OSError:
             return ["  py-spy wrote no profile"]
         samples = 0
-        inclusive: dict[str, int] = defaultdict(int)
+        importing = 0
+        compiling = 0
+        innermost: dict[str, int] = defaultdict(int)
         self_by_package: dict[str, int] = defaultdict(int)
         for line in lines:
             stack, _, n = line.rpartition(" ")
@@ -292,30 +303,51 @@ class PySpy:
             weight = int(n)
             samples += weight
             frames = stack.split(";")
-            seen: set[str] = set()
-            for frame in frames:
-                if any(marker in frame for marker in project_markers) and frame not in seen:
-                    seen.add(frame)
-                    inclusive[_short_frame(frame)] += weight
             self_by_package[_package_of(frames[-1])] += weight
+            if any("importlib" in frame for frame in frames):
+                importing += weight
+                continue
+            owner = next(
+                (
+                    _short_frame(frame)
+                    for frame in reversed(frames)
+                    if not frame.startswith("<module>")
+                    and any(marker in frame for marker in project_markers)
+                ),
+                None,
+            )
+            innermost[owner or _unowned(frames)] += weight
+            if any("sqlalchemy" in f and "compile" in f.partition(" (")[0].lower() for f in frames):
+                compiling += weight
         if not samples:
             return ["  py-spy collected no samples"]
         busy = samples / (self.seconds * self.RATE) if self.seconds else 0.0
-        out = [
+
+        working = max(1, samples - importing)
+
+        def share(counts: dict[str, int], total: int) -> str:
+            ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+            return ", ".join(f"{name} {n / total:.0%}" for name, n in ranked)
+
+        return [
             f"  py-spy: scoring process on CPU in {busy:.0%} of {self.seconds:.0f} s "
-            f"({samples} samples); share of busy samples:",
-            "    inclusive, project functions: "
-            + ", ".join(
-                f"{name} {n / samples:.0%}"
-                for name, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]
-            ),
-            "    self time by package: "
-            + ", ".join(
-                f"{name} {n / samples:.0%}"
-                for name, n in sorted(self_by_package.items(), key=lambda kv: -kv[1])[:top]
-            ),
+            f"({samples} samples, {importing} of them importing modules at start-up)",
+            f"    after start-up ({working} samples), by innermost project function: "
+            + share(innermost, working),
+            f"    after start-up, SQLAlchemy compiling SQL statements: {compiling / working:.0%}",
+            "    all samples, by package of the running frame: " + share(self_by_package, samples),
         ]
-        return out
+
+
+def _unowned(frames: Sequence[str]) -> str:
+    """A sample without project code on its stack: SQLAlchemy's async layer runs its sync work in
+    a greenlet whose stack starts at ``Session.execute``, so the caller is not visible there."""
+    names = [f.partition(" (")[0] for f in frames]
+    if any("sqlalchemy" in f for f in frames):
+        what = "compiling" if any("compile" in n.lower() for n in names) else "executing"
+        orm = "ORM bulk INSERT" if any(n.startswith("_BulkORMInsert") for n in names) else "SQL"
+        return f"[greenlet: sqlalchemy {what} {orm}]"
+    return f"[no project frame: {_package_of(frames[-1])}]"
 
 
 def _short_frame(frame: str) -> str:

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -98,4 +99,7 @@ async def create_topics(bootstrap: str, topics: Iterable[str], *, partitions: in
 
 
 def create_topics_sync(bootstrap: str, topics: Iterable[str], *, partitions: int) -> None:
-    asyncio.run(create_topics(bootstrap, list(topics), partitions=partitions))
+    """Blocking form; runs its own loop in a thread so it also works under a running loop."""
+    coroutine = create_topics(bootstrap, list(topics), partitions=partitions)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, coroutine).result()

@@ -110,6 +110,7 @@ class EventConsumer:
             try:
                 await consumer.start()
                 await dlq.start()
+                log.info("consumer started", extra={"fields": {"consumer": self.name}})
                 backoff = 0.5
                 while True:
                     batches = await consumer.getmany(timeout_ms=500, max_records=self._max_records)

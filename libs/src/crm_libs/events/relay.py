@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -74,6 +75,7 @@ class OutboxRelay:
         self._max_backoff = max_backoff_seconds
         self._wake = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
         self.published_total = 0
 
     async def run(self) -> None:
@@ -120,6 +122,7 @@ class OutboxRelay:
                     for r in rows
                 ]
                 await asyncio.wait_for(asyncio.gather(*futures), timeout=30)
+                await self._confirm_topics_exist({r.topic for r in rows})
             except Exception as exc:
                 failure = exc
             else:
@@ -130,6 +133,22 @@ class OutboxRelay:
             raise failure
         self.published_total += len(rows)
         return len(rows)
+
+    async def _confirm_topics_exist(self, topics: set[str]) -> None:
+        """Refuse to count a send whose topic the broker does not list.
+
+        A broker that restarted empty (the embedded, memory-backed one) can acknowledge records
+        for a topic that does not exist yet and then lose them when the topic is created: such
+        a batch stays unpublished and is sent again once the topic is there.
+        """
+        admin = self._admin
+        if admin is None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+            await admin.start()
+            self._admin = admin
+        missing = topics - set(await admin.list_topics())
+        if missing:
+            raise KafkaError(f"topics not on the broker yet: {sorted(missing)}")
 
     async def _record_failure(self, ids: list[int], error: str) -> None:
         with contextlib.suppress(Exception):
@@ -148,6 +167,10 @@ class OutboxRelay:
         return self._producer
 
     async def _drop_producer(self) -> None:
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(admin.close(), timeout=5)
         producer, self._producer = self._producer, None
         if producer is not None:
             with contextlib.suppress(Exception):

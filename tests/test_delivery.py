@@ -1,0 +1,128 @@
+"""At-least-once delivery with exactly-once effects: redelivery, broker outages, poison messages."""
+
+import asyncio
+import uuid
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from crm_libs.embedded.stack import LocalStack
+from crm_libs.events.envelope import EventEnvelope, Topics
+from crm_libs.testing.fixtures import eventually
+from tests.builders import create_customer, create_product, create_store, record_purchase, score_of
+
+
+async def _produce(stack: LocalStack, topic: str, value: bytes, key: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def _purchase_count_reaches(api: httpx.AsyncClient, customer_id: str, count: int) -> dict:
+    async def reached() -> dict | None:
+        score = await score_of(api, customer_id)
+        return score if score and score["stats"]["purchase_count"] >= count else None
+
+    return await eventually(reached, timeout=60)
+
+
+async def _tasks_of(api: httpx.AsyncClient, customer_id: str) -> list[dict]:
+    return (await api.get("/tasks", params={"customer_id": customer_id})).json()["items"]
+
+
+async def test_redelivered_event_changes_nothing(stack: LocalStack, api: httpx.AsyncClient) -> None:
+    store = await create_store(api)
+    product = await create_product(api)
+    customer = await create_customer(api, store_id=store["id"])
+    purchase = await record_purchase(api, customer_id=customer["id"], sku=product["sku"], qty=1)
+    score = await _purchase_count_reaches(api, customer["id"], 1)
+
+    # Replay the exact event the customer service published, then a genuine second purchase
+    # on the same key (so the same partition, after the replay).
+    replayed = await _find_published_event(stack, purchase["id"])
+    await _produce(stack, Topics.PURCHASES, replayed.to_bytes(), replayed.key)
+    # The same purchase under a new event id must not count twice either.
+    renamed = replayed.model_copy(update={"event_id": uuid.uuid4()})
+    await _produce(stack, Topics.PURCHASES, renamed.to_bytes(), renamed.key)
+    await record_purchase(api, customer_id=customer["id"], sku=product["sku"], qty=1)
+
+    after = await _purchase_count_reaches(api, customer["id"], 2)
+    await asyncio.sleep(1)  # give any (wrong) third application time to land
+    after = await score_of(api, customer["id"])
+    assert after is not None and after["stats"]["purchase_count"] == 2
+    assert after["stats"]["net_spend_365d"] == f"{2 * float(score['stats']['net_spend_365d']):.2f}"
+    assert len(await _tasks_of(api, customer["id"])) == 5
+
+
+async def test_purchases_during_a_broker_outage_arrive_after_it(
+    stack: LocalStack, api: httpx.AsyncClient
+) -> None:
+    store = await create_store(api)
+    product = await create_product(api)
+    customers = [await create_customer(api, store_id=store["id"]) for _ in range(3)]
+    stack.broker.stop()
+    try:
+        for customer in customers:
+            # The sale is recorded although nothing can be published right now.
+            await record_purchase(api, customer_id=customer["id"], sku=product["sku"], qty=1)
+        await asyncio.sleep(1)
+    finally:
+        stack.start_broker()  # a memory broker: it comes back empty, the outbox refills it
+    for customer in customers:
+        await _purchase_count_reaches(api, customer["id"], 1)
+        tasks = await eventually(lambda c=customer: _tasks_of(api, c["id"]), timeout=60)
+        assert len(tasks) == 5
+
+
+async def test_poison_message_goes_to_the_dead_letter_topic(stack: LocalStack, api: httpx.AsyncClient) -> None:
+    marker = uuid.uuid4().hex.encode()
+    await _produce(stack, Topics.PURCHASES, b"not json " + marker, b"poison")
+    broken = EventEnvelope(
+        type="purchase.recorded", store_id="s", customer_id="poison", payload={"lines": "nonsense"}
+    )
+    await _produce(stack, Topics.PURCHASES, broken.to_bytes(), broken.key)
+
+    dead = await _read_all(stack, Topics.dead_letter(Topics.PURCHASES), until=lambda vs: sum(
+        1 for v in vs if marker in v or str(broken.event_id).encode() in v) >= 4)
+    # Both consumers (scoring, engagement) dead-letter both messages.
+    assert sum(1 for v in dead if marker in v) == 2
+    assert sum(1 for v in dead if str(broken.event_id).encode() in v) == 2
+
+    # ...and keep consuming.
+    store = await create_store(api)
+    product = await create_product(api)
+    customer = await create_customer(api, store_id=store["id"])
+    await record_purchase(api, customer_id=customer["id"], sku=product["sku"])
+    await _purchase_count_reaches(api, customer["id"], 1)
+
+
+async def _read_all(stack: LocalStack, topic: str, *, until, timeout: float = 60) -> list[bytes]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=stack.broker.bootstrap,
+        group_id=f"test-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    values: list[bytes] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not until(values):
+            assert loop.time() < deadline, f"only {len(values)} messages on {topic}"
+            batches = await consumer.getmany(timeout_ms=500)
+            values.extend(r.value for records in batches.values() for r in records)
+    finally:
+        await consumer.stop()
+    return values
+
+
+async def _find_published_event(stack: LocalStack, purchase_id: str) -> EventEnvelope:
+    values = await _read_all(
+        stack, Topics.PURCHASES, until=lambda vs: any(purchase_id.encode() in v for v in vs)
+    )
+    return EventEnvelope.from_bytes(next(v for v in values if purchase_id.encode() in v))

@@ -1,0 +1,419 @@
+"""Deployment files agree with the code and with each other: checked without Docker or a cluster.
+
+docker-compose.yml, the Dockerfiles and deploy/k8s/ are parsed as YAML and text. When a working
+``docker compose`` is on the PATH (it needs no engine for ``config``), it validates the compose
+file too; without one, that single check is skipped and all the others still run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from crm_libs.events.envelope import Topics
+from crm_libs.settings import DEV_PRINCIPAL_SECRET
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+K8S_DIR = ROOT / "deploy" / "k8s"
+TOPIC_PARTITIONS = 12
+
+# name -> (Dockerfile, uv package, import package, port, owns a database)
+APP_SERVICES: dict[str, tuple[str, str, str, int, bool]] = {
+    "customer": (
+        "services/customer/Dockerfile",
+        "customer-service",
+        "customer_service",
+        8001,
+        True,
+    ),
+    "engagement": (
+        "services/engagement/Dockerfile",
+        "engagement-service",
+        "engagement_service",
+        8002,
+        True,
+    ),
+    "scoring": ("services/scoring/Dockerfile", "scoring-service", "scoring_service", 8003, True),
+    "gateway": ("gateway/Dockerfile", "crm-gateway", "crm_gateway", 8000, False),
+}
+DATABASE_SERVICES = [name for name, spec in APP_SERVICES.items() if spec[4]]
+ALL_TOPICS = [*Topics.ALL, *(Topics.dead_letter(t) for t in Topics.ALL)]
+
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|API_KEY|PRIVATE_KEY", re.IGNORECASE)
+# `${NAME:?message}`: compose refuses to start when NAME is unset or empty.
+REQUIRED_REFERENCE = re.compile(r"^\$\{[A-Z][A-Z0-9_]*:\?[^}]*\}$")
+URL_PASSWORD = re.compile(r"://[^/:@\s]+:([^@\s]+)@")
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def load_compose() -> dict[str, Any]:
+    data = yaml.safe_load(COMPOSE_FILE.read_text())
+    assert isinstance(data, dict) and isinstance(data.get("services"), dict)
+    return data
+
+
+def compose_services() -> dict[str, dict[str, Any]]:
+    return load_compose()["services"]
+
+
+def environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):  # the `- KEY=value` form
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+def one_shot_services(services: dict[str, dict[str, Any]]) -> set[str]:
+    """Services that others wait on to *finish*, and that are never restarted."""
+    awaited = {
+        dependency
+        for service in services.values()
+        if isinstance(service.get("depends_on"), dict)
+        for dependency, condition in service["depends_on"].items()
+        if (condition or {}).get("condition") == "service_completed_successfully"
+    }
+    return {name for name in awaited if str(services[name].get("restart", "no")) == "no"}
+
+
+def k8s_documents() -> list[tuple[Path, dict[str, Any]]]:
+    documents = []
+    for path in sorted([*K8S_DIR.rglob("*.yaml"), *K8S_DIR.rglob("*.yml")]):
+        for document in yaml.safe_load_all(path.read_text()):
+            if document is not None:
+                assert isinstance(document, dict), f"{path}: a document is not a mapping"
+                documents.append((path, document))
+    return documents
+
+
+def k8s_objects(kind: str) -> list[tuple[Path, dict[str, Any]]]:
+    return [(path, doc) for path, doc in k8s_documents() if doc.get("kind") == kind]
+
+
+def deployment(name: str) -> dict[str, Any]:
+    found = [doc for _, doc in k8s_objects("Deployment") if doc["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one Deployment named {name}, found {len(found)}"
+    return found[0]
+
+
+def is_secret_variable(name: str) -> bool:
+    """Secret by name, or a database URL (it carries the password)."""
+    return bool(SECRET_NAME.search(name)) or name == "CRM_DATABASE_URL"
+
+
+def assert_no_literal_secret_values(where: str, env: dict[str, str]) -> None:
+    for key, value in env.items():
+        if SECRET_NAME.search(key):
+            assert REQUIRED_REFERENCE.match(value), (
+                f"{where}: {key} must come from the environment as ${{{key}:?...}}, "
+                f"not be written in the file"
+            )
+        password = URL_PASSWORD.search(value)
+        if password:
+            assert REQUIRED_REFERENCE.match(password.group(1)), (
+                f"{where}: {key} carries a literal password in its URL"
+            )
+
+
+# --- compose ------------------------------------------------------------------------------
+
+
+def test_compose_every_service_has_a_healthcheck_or_is_a_one_shot() -> None:
+    services = compose_services()
+    one_shots = one_shot_services(services)
+    assert {"kafka-init", *(f"{name}-migrate" for name in DATABASE_SERVICES)} <= one_shots
+    for name, service in services.items():
+        if name in one_shots:
+            continue
+        healthcheck = service.get("healthcheck") or {}
+        assert healthcheck.get("test") and not healthcheck.get("disable"), (
+            f"{name} runs for good but has no healthcheck"
+        )
+
+
+def test_compose_app_services_build_from_their_dockerfiles() -> None:
+    services = compose_services()
+    for name, (dockerfile, *_rest) in APP_SERVICES.items():
+        build = services[name].get("build")
+        assert isinstance(build, dict), f"{name} must be built, not pulled"
+        context = (COMPOSE_FILE.parent / build.get("context", ".")).resolve()
+        assert context == ROOT, f"{name}: the build context must be the repository root"
+        assert build.get("dockerfile") == dockerfile
+        assert (context / build["dockerfile"]).is_file(), f"{dockerfile} does not exist"
+
+
+def test_compose_migrations_run_from_the_service_image_before_the_service() -> None:
+    services = compose_services()
+    for name in DATABASE_SERVICES:
+        migrate = services[f"{name}-migrate"]
+        module = APP_SERVICES[name][2]
+        assert migrate["build"] == services[name]["build"]
+        assert migrate["image"] == services[name]["image"]
+        assert " ".join(migrate["command"]) == f"python -m {module}.migrate"
+        assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+        conditions = services[name]["depends_on"]
+        assert conditions[f"{name}-migrate"]["condition"] == "service_completed_successfully"
+        assert conditions["kafka-init"]["condition"] == "service_completed_successfully"
+        database = environment(migrate)["CRM_DATABASE_URL"]
+        assert database == environment(services[name])["CRM_DATABASE_URL"]
+        assert database.endswith(f"/crm_{name}")
+
+
+def test_compose_dependencies_name_existing_services_with_known_conditions() -> None:
+    services = compose_services()
+    known = {"service_started", "service_healthy", "service_completed_successfully"}
+    for name, service in services.items():
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            assert dependency in services, f"{name} depends on unknown {dependency}"
+            assert (condition or {}).get("condition") in known
+            if condition["condition"] == "service_healthy":
+                assert (services[dependency].get("healthcheck") or {}).get("test")
+
+
+def test_compose_runs_production_with_secrets_from_the_environment() -> None:
+    services = compose_services()
+    for name in [*APP_SERVICES, *(f"{n}-migrate" for n in DATABASE_SERVICES)]:
+        env = environment(services[name])
+        assert env.get("CRM_ENVIRONMENT") == "production", name
+        assert env.get("CRM_PRINCIPAL_SECRET", "").startswith("${CRM_PRINCIPAL_SECRET:?"), name
+    for name, service in services.items():
+        assert_no_literal_secret_values(f"docker-compose.yml service {name}", environment(service))
+    assert DEV_PRINCIPAL_SECRET not in COMPOSE_FILE.read_text()
+
+
+def test_compose_gateway_is_published_on_8000_and_reaches_the_services() -> None:
+    services = compose_services()
+    gateway = services["gateway"]
+    assert [str(p) for p in gateway["ports"]] == ["8000:8000"]
+    env = environment(gateway)
+    for name in ("customer", "engagement", "scoring"):
+        port = APP_SERVICES[name][3]
+        assert env[f"CRM_{name.upper()}_URL"] == f"http://{name}:{port}"
+        assert gateway["depends_on"][name]["condition"] == "service_healthy"
+    published = [name for name, s in services.items() if s.get("ports")]
+    assert published == ["gateway"], "only the gateway is a public entrance"
+
+
+def test_compose_kafka_runs_kraft_and_init_creates_every_topic() -> None:
+    services = compose_services()
+    kafka = environment(services["kafka"])
+    assert services["kafka"]["image"].startswith("apache/kafka:")
+    assert "controller" in kafka["KAFKA_PROCESS_ROLES"]
+    assert "ZOOKEEPER" not in " ".join(kafka).upper()
+    init = services["kafka-init"]
+    script = " ".join([*init.get("entrypoint", []), *init["command"]])
+    assert "kafka-topics.sh" in script
+    assert f"--partitions {TOPIC_PARTITIONS}" in script
+    for topic in Topics.ALL:
+        assert topic in script, f"kafka-init does not create {topic}"
+    assert ".dlq" in script
+    assert len(ALL_TOPICS) == 8
+
+
+def test_compose_postgres_creates_one_database_per_service() -> None:
+    services = compose_services()
+    postgres = services["postgres"]
+    assert postgres["image"].startswith("postgres:17")
+    mounts = [str(v) for v in postgres["volumes"]]
+    initdb = [m.split(":")[0] for m in mounts if "/docker-entrypoint-initdb.d" in m]
+    assert initdb == ["./deploy/compose/initdb"]
+    scripts = "\n".join(p.read_text() for p in sorted((ROOT / "deploy/compose/initdb").iterdir()))
+    for name in DATABASE_SERVICES:
+        assert f"CREATE DATABASE crm_{name};" in scripts
+
+
+@pytest.mark.timeout(120)
+def test_docker_compose_config_accepts_the_file() -> None:
+    """``docker compose config`` resolves the file with dummy secrets, and refuses without them."""
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("docker CLI not installed")
+    version = subprocess.run(
+        [docker, "compose", "version"], capture_output=True, text=True, timeout=30, check=False
+    )
+    if version.returncode != 0:
+        pytest.skip("docker compose plugin not available")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
+    env |= {"CRM_PRINCIPAL_SECRET": "x" * 40, "CRM_POSTGRES_PASSWORD": "dummy-password"}
+    command = [docker, "compose", "-f", str(COMPOSE_FILE), "config", "-q"]
+    ok = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    del env["CRM_PRINCIPAL_SECRET"]
+    refused = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0
+    assert "CRM_PRINCIPAL_SECRET" in refused.stderr
+
+
+# --- Dockerfiles --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(APP_SERVICES))
+def test_dockerfile_builds_one_workspace_member_and_runs_it_safely(name: str) -> None:
+    dockerfile, package, module, port, owns_database = APP_SERVICES[name]
+    text = (ROOT / dockerfile).read_text()
+    instructions = [line.strip() for line in text.splitlines() if not line.lstrip().startswith("#")]
+    joined = "\n".join(instructions)
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in joined
+    assert re.search(r"pip install \"?uv(==[\d.]+)?", joined), "uv comes from PyPI via pip"
+    assert f"uv sync --frozen --no-dev --package {package}" in joined
+    assert "COPY pyproject.toml uv.lock" in joined
+    source = str(Path(dockerfile).parent / "src")
+    assert f"COPY {source} {source}" in joined
+    assert (ROOT / source / module / "main.py").is_file()
+    if owns_database:
+        assert (ROOT / source / module / "migrate.py").is_file()
+    users = re.findall(r"^USER\s+(\S+)", joined, re.MULTILINE)
+    assert users, "the image must not run as root"
+    assert users[-1].split(":")[0] not in {"root", "0"}
+    healthcheck = re.search(r"^HEALTHCHECK .*?\n.*$", joined, re.MULTILINE)
+    assert healthcheck and "/healthz" in healthcheck.group(0)
+    cmd = re.findall(r"^CMD (.*)$", joined, re.MULTILINE)
+    assert cmd, "no CMD"
+    assert f"uvicorn {module}.main:create_app --factory --host 0.0.0.0" in cmd[-1]
+    assert "${CRM_PORT}" in cmd[-1]
+    assert f"CRM_PORT={port}" in joined
+    assert f"EXPOSE {port}" in joined
+
+
+def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
+    lines = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    for pattern in (".git", "data/", ".env"):
+        assert pattern in lines
+    assert ".venv" in lines or "**/.venv" in lines
+    assert any("__pycache__" in line for line in lines)
+    for needed in ("uv.lock", "pyproject.toml", "libs", "libs/", "src", "services", "gateway"):
+        assert needed not in lines, f".dockerignore must not exclude {needed}"
+
+
+# --- Kubernetes ---------------------------------------------------------------------------
+
+
+def test_k8s_documents_parse_and_live_in_the_crm_namespace() -> None:
+    documents = k8s_documents()
+    kinds = {doc.get("kind") for _, doc in documents}
+    assert {"Namespace", "ConfigMap", "Secret", "Deployment", "Service", "Job"} <= kinds
+    assert "HorizontalPodAutoscaler" in kinds
+    for path, doc in documents:
+        assert doc.get("apiVersion") and doc.get("kind"), path
+        if doc["kind"] != "Namespace":
+            assert doc["metadata"].get("namespace") == "crm", f"{path}: {doc['kind']}"
+
+
+@pytest.mark.parametrize("name", list(APP_SERVICES))
+def test_k8s_deployment_has_probes_and_resource_limits(name: str) -> None:
+    spec = deployment(name)["spec"]["template"]["spec"]
+    port = APP_SERVICES[name][3]
+    for container in spec["containers"]:
+        ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+        assert port in ports.values()
+        for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+            http = container.get(probe, {}).get("httpGet")
+            assert http, f"{name}: {probe} missing"
+            assert http["path"] == path
+            assert http["port"] in ports or http["port"] == port
+        limits = container.get("resources", {}).get("limits", {})
+        requests = container.get("resources", {}).get("requests", {})
+        assert {"cpu", "memory"} <= limits.keys(), f"{name}: resource limits missing"
+        assert {"cpu", "memory"} <= requests.keys(), f"{name}: resource requests missing"
+        security = container.get("securityContext", {})
+        assert security.get("allowPrivilegeEscalation") is False
+    assert spec.get("securityContext", {}).get("runAsNonRoot") is True
+
+
+def test_every_k8s_deployment_has_probes_and_limits() -> None:
+    """The rule holds for any Deployment added later, not only the four known ones."""
+    for path, doc in k8s_objects("Deployment"):
+        for container in doc["spec"]["template"]["spec"]["containers"]:
+            where = f"{path.name}: {container['name']}"
+            assert container.get("readinessProbe"), f"{where}: no readinessProbe"
+            assert container.get("livenessProbe"), f"{where}: no livenessProbe"
+            assert container.get("resources", {}).get("limits"), f"{where}: no resource limits"
+
+
+def test_k8s_secrets_come_from_the_secret_and_the_template_is_empty() -> None:
+    secrets = k8s_objects("Secret")
+    assert len(secrets) == 1
+    path, secret = secrets[0]
+    assert path.parent.name == "secret-template", "kubectl apply -f deploy/k8s/ must not reach it"
+    values = {**(secret.get("stringData") or {}), **(secret.get("data") or {})}
+    assert values, "the template lists the keys the services read"
+    assert all(value in ("", None) for value in values.values()), "the template holds no values"
+    for kind in ("Deployment", "Job"):
+        for path, doc in k8s_objects(kind):
+            for container in doc["spec"]["template"]["spec"]["containers"]:
+                for variable in container.get("env", []):
+                    if is_secret_variable(variable["name"]):
+                        reference = variable.get("valueFrom", {}).get("secretKeyRef")
+                        assert reference and "value" not in variable, (
+                            f"{path.name}: {variable['name']} must come from a Secret"
+                        )
+                        assert reference["name"] == secret["metadata"]["name"]
+                        assert reference["key"] in values
+    for _, config_map in k8s_objects("ConfigMap"):
+        assert_no_literal_secret_values("ConfigMap", config_map.get("data") or {})
+        assert config_map["data"]["CRM_ENVIRONMENT"] == "production"
+    for path in K8S_DIR.rglob("*.y*ml"):
+        assert DEV_PRINCIPAL_SECRET not in path.read_text()
+
+
+def test_k8s_migration_job_per_database_service() -> None:
+    jobs = {doc["metadata"]["name"]: (path, doc) for path, doc in k8s_objects("Job")}
+    assert set(jobs) == {f"{name}-migrate" for name in DATABASE_SERVICES}
+    for name in DATABASE_SERVICES:
+        path, job = jobs[f"{name}-migrate"]
+        assert path.parent.name == "migrations", "jobs are applied (and awaited) on their own"
+        pod = job["spec"]["template"]["spec"]
+        assert pod["restartPolicy"] in {"Never", "OnFailure"}
+        (container,) = pod["containers"]
+        assert container["command"] == ["python", "-m", f"{APP_SERVICES[name][2]}.migrate"]
+        service_image = deployment(name)["spec"]["template"]["spec"]["containers"][0]["image"]
+        assert container["image"] == service_image
+        assert container.get("resources", {}).get("limits")
+
+
+def test_k8s_services_select_their_deployments() -> None:
+    for _, service in k8s_objects("Service"):
+        name = service["metadata"]["name"]
+        template = deployment(name)["spec"]["template"]
+        selector = service["spec"]["selector"]
+        assert selector.items() <= template["metadata"]["labels"].items()
+        assert service["spec"]["ports"][0]["port"] == APP_SERVICES[name][3]
+    assert {doc["metadata"]["name"] for _, doc in k8s_objects("Service")} == set(APP_SERVICES)
+
+
+def test_k8s_autoscaling_for_gateway_and_customer_and_consumer_bound_for_scoring() -> None:
+    autoscalers = {
+        doc["spec"]["scaleTargetRef"]["name"]: doc
+        for _, doc in k8s_objects("HorizontalPodAutoscaler")
+    }
+    assert {"gateway", "customer"} <= autoscalers.keys()
+    for name, hpa in autoscalers.items():
+        assert hpa["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+        assert "replicas" not in deployment(name)["spec"], f"the HPA owns {name}'s replicas"
+    for name in ("scoring", "engagement"):
+        replicas = deployment(name)["spec"].get("replicas", 1)
+        assert 1 <= replicas <= TOPIC_PARTITIONS, "consumers scale up to the partition count"
+        if name in autoscalers:
+            assert autoscalers[name]["spec"]["maxReplicas"] <= TOPIC_PARTITIONS
+
+
+def test_k8s_config_points_the_gateway_at_the_cluster_services() -> None:
+    ((_, config_map),) = k8s_objects("ConfigMap")
+    data = config_map["data"]
+    for name in ("customer", "engagement", "scoring"):
+        assert data[f"CRM_{name.upper()}_URL"].startswith(f"http://{name}.")
+        assert data[f"CRM_{name.upper()}_URL"].endswith(f":{APP_SERVICES[name][3]}")
+    assert data["CRM_KAFKA_BOOTSTRAP"]
