@@ -27,10 +27,11 @@ from datetime import UTC, datetime
 
 import aiohttp
 import asyncpg
+from support import CpuMeter, LatencySummary, log, postmaster_pid, summarize, temp_stack
+
 from crm_libs.embedded.stack import LocalStack
 from crm_libs.principal import PRINCIPAL_HEADER, Principal, Role, sign_principal
 from crm_libs.settings import DEV_PRINCIPAL_SECRET
-from support import CpuMeter, LatencySummary, log, postmaster_pid, summarize, temp_stack
 
 SKU = "BENCH-1"
 CUSTOMER_DB = "crm_customer"

@@ -25,8 +25,6 @@ from pathlib import Path
 import asyncpg
 import cdnow
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from crm_libs.embedded.stack import TOPIC_PARTITIONS, LocalStack
-from crm_libs.events.envelope import EventEnvelope, Topics
 from support import (
     CpuMeter,
     PySpy,
@@ -38,6 +36,9 @@ from support import (
     statement_times,
     temp_stack,
 )
+
+from crm_libs.embedded.stack import TOPIC_PARTITIONS, LocalStack
+from crm_libs.events.envelope import EventEnvelope, Topics
 
 AS_OF = date(1998, 6, 30)  # the last day of the CDNOW data: tiers as at the end of the log
 TIER_ORDER = ("vip", "major", "medium", "small", "inactive")

@@ -16,7 +16,9 @@ def unique(prefix: str) -> str:
     return f"{prefix}{next(_counter)}{uuid.uuid4().hex[:6]}"
 
 
-async def create_store(api: httpx.AsyncClient, *, timezone: str = "Asia/Shanghai") -> dict[str, Any]:
+async def create_store(
+    api: httpx.AsyncClient, *, timezone: str = "Asia/Shanghai"
+) -> dict[str, Any]:
     response = await api.post(
         "/stores", json={"code": unique("S"), "name": "Health store", "timezone": timezone}
     )
@@ -41,7 +43,9 @@ async def create_product(
     return response.json()
 
 
-async def create_customer(api: httpx.AsyncClient, *, store_id: str, **fields: Any) -> dict[str, Any]:
+async def create_customer(
+    api: httpx.AsyncClient, *, store_id: str, **fields: Any
+) -> dict[str, Any]:
     body = {"store_id": store_id, "name": "王芳", **fields}
     response = await api.post("/customers", json=body)
     assert response.status_code == 201, response.text
@@ -49,7 +53,9 @@ async def create_customer(api: httpx.AsyncClient, *, store_id: str, **fields: An
 
 
 async def create_staff(api: httpx.AsyncClient, *, store_id: str) -> dict[str, Any]:
-    response = await api.post("/staff", json={"store_id": store_id, "name": "李娜", "role": "staff"})
+    response = await api.post(
+        "/staff", json={"store_id": store_id, "name": "李娜", "role": "staff"}
+    )
     assert response.status_code == 201, response.text
     return response.json()
 

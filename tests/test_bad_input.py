@@ -35,13 +35,22 @@ async def test_invalid_purchases_are_refused_and_nothing_is_written(api: httpx.A
     good_item = {"sku": product["sku"], "qty": 1}
     cases = [
         ({"purchased_at": days_ago(1), "items": [{"sku": "NOPE", "qty": 1}]}, "items.0.sku"),
-        ({"purchased_at": days_ago(1), "items": [{"sku": product["sku"], "qty": 0}]}, "items.0.qty"),
-        ({"purchased_at": days_ago(1), "items": [{"sku": product["sku"], "qty": -2}]}, "items.0.qty"),
+        (
+            {"purchased_at": days_ago(1), "items": [{"sku": product["sku"], "qty": 0}]},
+            "items.0.qty",
+        ),
+        (
+            {"purchased_at": days_ago(1), "items": [{"sku": product["sku"], "qty": -2}]},
+            "items.0.qty",
+        ),
         ({"purchased_at": "2026-13-45", "items": [good_item]}, "purchased_at"),
         ({"purchased_at": days_ago(-3), "items": [good_item]}, "purchased_at"),
         ({"purchased_at": days_ago(1), "items": []}, "items"),
         ({"purchased_at": days_ago(1), "items": [good_item], "staff_id": "nobody"}, "staff_id"),
-        ({"purchased_at": days_ago(1), "items": [{**good_item, "unit_price": "-1.00"}]}, "items.0.unit_price"),
+        (
+            {"purchased_at": days_ago(1), "items": [{**good_item, "unit_price": "-1.00"}]},
+            "items.0.unit_price",
+        ),
     ]
     for body, field in cases:
         assert_problem(await api.post(url, json=body), 422, field)
@@ -75,8 +84,18 @@ async def test_unknown_customer_is_404(api: httpx.AsyncClient) -> None:
 async def test_other_invalid_records(api: httpx.AsyncClient) -> None:
     store = await create_store(api)
     assert_problem(await api.post("/stores", json={"code": store["code"], "name": "x"}), 409)
-    assert_problem(await api.post("/stores", json={"code": "X1", "name": "x", "timezone": "Mars/Base"}), 422, "timezone")
-    bad_product = {"sku": "P-1", "name": "x", "category": "c", "unit_price": "1.00", "days_per_unit": 0}
+    assert_problem(
+        await api.post("/stores", json={"code": "X1", "name": "x", "timezone": "Mars/Base"}),
+        422,
+        "timezone",
+    )
+    bad_product = {
+        "sku": "P-1",
+        "name": "x",
+        "category": "c",
+        "unit_price": "1.00",
+        "days_per_unit": 0,
+    }
     assert_problem(await api.post("/products", json=bad_product), 422, "days_per_unit")
     bad_phone = {"store_id": store["id"], "name": "x", "phone": "12"}
     assert_problem(await api.post("/customers", json=bad_phone), 422, "phone")
@@ -95,7 +114,9 @@ async def test_idempotency_key_replays_and_conflicts(api: httpx.AsyncClient) -> 
     again = await api.post(url, json=body, headers=headers)
     assert first.status_code == again.status_code == 201
     assert first.json() == again.json()
-    other = await api.post(url, json={**body, "items": [{"sku": product["sku"], "qty": 3}]}, headers=headers)
+    other = await api.post(
+        url, json={**body, "items": [{"sku": product["sku"], "qty": 3}]}, headers=headers
+    )
     assert_problem(other, 409)
     assert await _purchase_count(api, customer["id"]) == 1
 
@@ -104,7 +125,10 @@ async def test_pagination_walks_every_item_once(api: httpx.AsyncClient) -> None:
     store = await create_store(api)
     product = await create_product(api)
     customer = await create_customer(api, store_id=store["id"])
-    made = {(await record_purchase(api, customer_id=customer["id"], sku=product["sku"]))["id"] for _ in range(5)}
+    made = {
+        (await record_purchase(api, customer_id=customer["id"], sku=product["sku"]))["id"]
+        for _ in range(5)
+    }
     seen: list[str] = []
     cursor = None
     while True:

@@ -77,7 +77,9 @@ async def test_purchases_during_a_broker_outage_arrive_after_it(
         assert len(tasks) == 5
 
 
-async def test_poison_message_goes_to_the_dead_letter_topic(stack: LocalStack, api: httpx.AsyncClient) -> None:
+async def test_poison_message_goes_to_the_dead_letter_topic(
+    stack: LocalStack, api: httpx.AsyncClient
+) -> None:
     marker = uuid.uuid4().hex.encode()
     await _produce(stack, Topics.PURCHASES, b"not json " + marker, b"poison")
     broken = EventEnvelope(
@@ -85,8 +87,13 @@ async def test_poison_message_goes_to_the_dead_letter_topic(stack: LocalStack, a
     )
     await _produce(stack, Topics.PURCHASES, broken.to_bytes(), broken.key)
 
-    dead = await _read_all(stack, Topics.dead_letter(Topics.PURCHASES), until=lambda vs: sum(
-        1 for v in vs if marker in v or str(broken.event_id).encode() in v) >= 4)
+    dead = await _read_all(
+        stack,
+        Topics.dead_letter(Topics.PURCHASES),
+        until=lambda vs: (
+            sum(1 for v in vs if marker in v or str(broken.event_id).encode() in v) >= 4
+        ),
+    )
     # Both consumers (scoring, engagement) dead-letter both messages.
     assert sum(1 for v in dead if marker in v) == 2
     assert sum(1 for v in dead if str(broken.event_id).encode() in v) == 2

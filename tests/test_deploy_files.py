@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from crm_libs.events.envelope import Topics
 from crm_libs.settings import DEV_PRINCIPAL_SECRET
 

@@ -26,7 +26,9 @@ async def test_health_and_readiness(stack: LocalStack) -> None:
         assert set(ready["services"]) == {"customer", "engagement", "scoring"}
 
 
-async def test_service_down_is_503_problem_and_recovers(stack: LocalStack, api: httpx.AsyncClient) -> None:
+async def test_service_down_is_503_problem_and_recovers(
+    stack: LocalStack, api: httpx.AsyncClient
+) -> None:
     stack.stop_service("engagement")
     try:
         response = await api.get("/tasks")
@@ -43,12 +45,19 @@ async def test_merged_openapi_document_lists_every_service(stack: LocalStack) ->
     async with httpx.AsyncClient(base_url=stack.url("gateway")) as client:
         document = (await client.get("/openapi.json")).json()
         paths = document["paths"]
-        for path in ("/api/v1/customers/{customer_id}/purchases", "/api/v1/customers/{customer_id}/score", "/api/v1/tasks", "/api/v1/stores"):
+        for path in (
+            "/api/v1/customers/{customer_id}/purchases",
+            "/api/v1/customers/{customer_id}/score",
+            "/api/v1/tasks",
+            "/api/v1/stores",
+        ):
             assert path in paths, path
         assert "swagger" in (await client.get("/docs")).text.lower()
 
 
-async def test_services_refuse_missing_or_forged_principals(stack: LocalStack, api: httpx.AsyncClient) -> None:
+async def test_services_refuse_missing_or_forged_principals(
+    stack: LocalStack, api: httpx.AsyncClient
+) -> None:
     await create_store(api)
     direct = stack.url("customer")
     hq = Principal(subject="x", role=Role.HQ_ADMIN)
@@ -58,8 +67,12 @@ async def test_services_refuse_missing_or_forged_principals(stack: LocalStack, a
         assert (await client.get("/stores", headers={PRINCIPAL_HEADER: forged})).status_code == 401
         expired = sign_principal(hq, secret=DEV_PRINCIPAL_SECRET, ttl_seconds=-5)
         assert (await client.get("/stores", headers={PRINCIPAL_HEADER: expired})).status_code == 401
-        unsigned = jwt.encode({"sub": "x", "role": "hq_admin", "aud": "crm-services"}, "", algorithm="none")
-        assert (await client.get("/stores", headers={PRINCIPAL_HEADER: unsigned})).status_code == 401
+        unsigned = jwt.encode(
+            {"sub": "x", "role": "hq_admin", "aud": "crm-services"}, "", algorithm="none"
+        )
+        assert (
+            await client.get("/stores", headers={PRINCIPAL_HEADER: unsigned})
+        ).status_code == 401
         good = sign_principal(hq, secret=DEV_PRINCIPAL_SECRET)
         assert (await client.get("/stores", headers={PRINCIPAL_HEADER: good})).status_code == 200
 

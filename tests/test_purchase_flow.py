@@ -24,8 +24,12 @@ async def test_purchase_reaches_score_and_follow_up_tasks(api: httpx.AsyncClient
     # 16:30 UTC is 00:30 the next day in Shanghai: dates follow the store's time zone.
     purchased_at = "2026-11-20T16:30:00+00:00"
     purchase = await record_purchase(
-        api, customer_id=customer["id"], sku=product["sku"], qty=2,
-        purchased_at=purchased_at, staff_id=staff["id"],
+        api,
+        customer_id=customer["id"],
+        sku=product["sku"],
+        qty=2,
+        purchased_at=purchased_at,
+        staff_id=staff["id"],
     )
     assert purchase["total"] == "256.00"
     local_day = datetime.fromisoformat(purchased_at).astimezone(ZoneInfo("Asia/Shanghai")).date()
@@ -51,18 +55,26 @@ async def test_purchase_reaches_score_and_follow_up_tasks(api: httpx.AsyncClient
     assert all(t["method"] and t["purpose"] for t in items)
 
 
-async def test_second_purchase_extends_supply_and_starts_no_second_plan(api: httpx.AsyncClient) -> None:
+async def test_second_purchase_extends_supply_and_starts_no_second_plan(
+    api: httpx.AsyncClient,
+) -> None:
     store = await create_store(api)
     product = await create_product(api, days_per_unit=30)
     customer = await create_customer(api, store_id=store["id"])
     await record_purchase(
-        api, customer_id=customer["id"], sku=product["sku"], qty=1,
+        api,
+        customer_id=customer["id"],
+        sku=product["sku"],
+        qty=1,
         purchased_at="2026-11-01T10:00:00+08:00",
     )
     await eventually(lambda: score_of(api, customer["id"]))
     # Ten days later, twenty days of stock are still at home: they carry over.
     await record_purchase(
-        api, customer_id=customer["id"], sku=product["sku"], qty=2,
+        api,
+        customer_id=customer["id"],
+        sku=product["sku"],
+        qty=2,
         purchased_at="2026-11-11T10:00:00+08:00",
     )
 

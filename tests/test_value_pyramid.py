@@ -10,10 +10,14 @@ from scoring_service.scores.tiers import tier_for
 from tests.builders import create_customer, create_product, create_store, record_purchase, score_of
 
 
-async def _customers_with_spend(api: httpx.AsyncClient, store_id: str, sku: str, spends: list[int]) -> list[str]:
+async def _customers_with_spend(
+    api: httpx.AsyncClient, store_id: str, sku: str, spends: list[int]
+) -> list[str]:
     async def one(spend: int) -> str:
         customer = await create_customer(api, store_id=store_id)
-        await record_purchase(api, customer_id=customer["id"], sku=sku, qty=1, unit_price=f"{spend}.00")
+        await record_purchase(
+            api, customer_id=customer["id"], sku=sku, qty=1, unit_price=f"{spend}.00"
+        )
         return customer["id"]
 
     ids = []

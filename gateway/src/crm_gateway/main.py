@@ -8,9 +8,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from crm_libs.logs import configure_logging
-from crm_libs.problems import install_problem_handlers, problem_response
-from crm_libs.request_id import RequestIdMiddleware
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -21,6 +18,9 @@ from crm_gateway.openapi import fetch_documents, merge_documents
 from crm_gateway.principal_forwarding import PrincipalSigner, principal_for
 from crm_gateway.proxy import forward, make_upstream_client
 from crm_gateway.routes import API_PREFIX, SERVICES, owner_of
+from crm_libs.logs import configure_logging
+from crm_libs.problems import install_problem_handlers, problem_response
+from crm_libs.request_id import RequestIdMiddleware
 
 PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 

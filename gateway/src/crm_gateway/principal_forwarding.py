@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 
-from crm_libs.principal import Principal, Role, sign_principal
 from fastapi import Request
+
+from crm_libs.principal import Principal, Role, sign_principal
 
 ANONYMOUS_HQ = Principal(subject="anonymous", role=Role.HQ_ADMIN, store_id=None)
 

@@ -6,11 +6,12 @@ import logging
 import time
 
 import httpx
-from crm_libs.principal import PRINCIPAL_HEADER
-from crm_libs.problems import problem_response
 from fastapi import Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
+
+from crm_libs.principal import PRINCIPAL_HEADER
+from crm_libs.problems import problem_response
 
 log = logging.getLogger(__name__)
 

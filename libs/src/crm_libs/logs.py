@@ -51,5 +51,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         logging.getLogger(name).propagate = True
     # Access lines are noise at our request rates; the gateway logs what matters.
     logging.getLogger("uvicorn.access").disabled = True
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level) if root.level > logging.DEBUG else logging.DEBUG)
+    logging.getLogger("aiokafka").setLevel(
+        max(logging.WARNING, root.level) if root.level > logging.DEBUG else logging.DEBUG
+    )
     logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -81,7 +81,8 @@ class EmbeddedPostgres:
         psql = pg.POSTGRES_BIN_PATH / "psql"
         base = [str(psql), "-h", self.host, "-p", str(self.port), "-U", "postgres", "-qtA"]
         exists = subprocess.run(
-            [*base, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
+            # Names come from the service table in stack.py, never from input.
+            [*base, "-c", f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],  # noqa: S608
             check=True,
             capture_output=True,
             text=True,

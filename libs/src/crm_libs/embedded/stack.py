@@ -214,7 +214,8 @@ def main() -> None:
             f"  customer    {stack.url('customer')}\n"
             f"  engagement  {stack.url('engagement')}\n"
             f"  scoring     {stack.url('scoring')}\n"
-            f"  postgres    {stack.postgres.url('<service>', driver='postgresql')}  data in {stack.data_dir}\n"
+            f"  postgres    {stack.postgres.url('<db>', driver='postgresql')}\n"
+            f"  data        {stack.data_dir}\n"
             f"  broker      {stack.broker.bootstrap} (Tansu, memory storage)\n"
             + (f"  admin password (development only) {password}\n" if password else "")
             + "Press Ctrl-C to stop.",

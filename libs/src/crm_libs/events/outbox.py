@@ -53,8 +53,9 @@ class OutboxEvent(SQLModel, table=True):
     topic: str = Field(sa_column=Column(Text, nullable=False))
     key: str = Field(sa_column=Column(Text, nullable=False))
     envelope: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
-    created_at: datetime = Field(
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()"))
+    created_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
     )
     published_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))

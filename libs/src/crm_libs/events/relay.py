@@ -180,19 +180,23 @@ class OutboxRelay:
         """Hold a LISTEN connection, reconnecting if the database restarts."""
         while True:
             try:
-                conn = await asyncpg.connect(self._dsn)
-                try:
-                    await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-                    self._wake.set()  # catch anything written while we were not listening
-                    while not conn.is_closed():
-                        await asyncio.sleep(5)
-                finally:
-                    await conn.close()
+                await self._listen_once()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("outbox listener reconnecting", extra={"fields": {"error": repr(exc)}})
-                await asyncio.sleep(2)
+            await asyncio.sleep(2)
+
+    async def _listen_once(self) -> None:
+        conn = await asyncpg.connect(self._dsn)
+        try:
+            closed = asyncio.Event()
+            conn.add_termination_listener(lambda *_: closed.set())
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
+            self._wake.set()  # catch anything written while we were not listening
+            await closed.wait()
+        finally:
+            await conn.close()
 
 
 async def relay_worker(app: Any) -> None:

@@ -1,9 +1,9 @@
 """The customer service: stores, roster, catalogue, customer files and purchases."""
 
-from crm_libs.events.relay import relay_worker
-from crm_libs.service_app import create_service_app
 from fastapi import FastAPI
 
+from crm_libs.events.relay import relay_worker
+from crm_libs.service_app import create_service_app
 from customer_service.config import Settings
 from customer_service.customers.router import router as customers_router
 from customer_service.products.router import router as products_router

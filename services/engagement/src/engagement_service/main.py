@@ -1,11 +1,11 @@
 """The engagement service: follow-up plans and tasks (visits, messages and events come later)."""
 
+from fastapi import FastAPI
+
 from crm_libs.events.consumer import EventConsumer
 from crm_libs.events.envelope import Topics
 from crm_libs.events.relay import relay_worker
 from crm_libs.service_app import create_service_app
-from fastapi import FastAPI
-
 from engagement_service.config import Settings
 from engagement_service.followups.handlers import handle_purchases
 from engagement_service.followups.router import router as tasks_router

@@ -3,11 +3,11 @@
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from crm_libs.db import unit_of_work
-from crm_libs.principal import PrincipalDep as PrincipalDep  # re-exported for routers
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_libs.db import unit_of_work
+from crm_libs.principal import PrincipalDep as PrincipalDep  # re-exported for routers
 from scoring_service.config import Settings
 
 

@@ -1,11 +1,11 @@
 """The scoring service: aggregates, value tiers and scores, recomputed from purchase events."""
 
+from fastapi import FastAPI
+
 from crm_libs.events.consumer import EventConsumer
 from crm_libs.events.envelope import Topics
 from crm_libs.events.relay import relay_worker
 from crm_libs.service_app import create_service_app
-from fastapi import FastAPI
-
 from scoring_service.config import Settings
 from scoring_service.scores.handlers import make_batch_handler
 from scoring_service.scores.router import router as scores_router

@@ -3,7 +3,6 @@
 from pathlib import Path
 
 from crm_libs.migrations import upgrade
-
 from scoring_service.config import Settings
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Events this service publishes about customer files (ids only: no personal data on the wire)."""
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from crm_libs.events.envelope import EventEnvelope, Topics
 from crm_libs.events.outbox import enqueue
-from sqlalchemy.ext.asyncio import AsyncSession
 
 CUSTOMER_REGISTERED = "customer.registered"
 

@@ -1,8 +1,9 @@
 from datetime import date, datetime
 
-from crm_libs.ids import new_id
 from sqlalchemy import Column, Date, DateTime, ForeignKey, Index, Integer, Text, text
 from sqlmodel import Field, SQLModel
+
+from crm_libs.ids import new_id
 
 
 class Customer(SQLModel, table=True):
@@ -19,7 +20,9 @@ class Customer(SQLModel, table=True):
     phone: str | None = Field(default=None, sa_column=Column(Text))
     gender: str | None = Field(default=None, sa_column=Column(Text))
     birthday: date | None = Field(default=None, sa_column=Column(Date))
-    status: str = Field(sa_column=Column(Text, nullable=False, server_default="active"))
+    status: str = Field(
+        default="active", sa_column=Column(Text, nullable=False, server_default="active")
+    )
     version: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
     created_at: datetime | None = Field(
         default=None,

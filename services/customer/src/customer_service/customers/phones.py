@@ -1,6 +1,7 @@
 """Phone numbers normalised to E.164 (mainland China by default) before storing or matching."""
 
 import phonenumbers
+
 from crm_libs.problems import InvalidField
 
 DEFAULT_REGION = "CN"

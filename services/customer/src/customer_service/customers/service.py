@@ -2,12 +2,13 @@
 
 from datetime import date
 
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
 from crm_libs.pagination import PageParams
 from crm_libs.principal import Principal
 from crm_libs.problems import InvalidField, NotFound
-from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from customer_service.customers import events
 from customer_service.customers.models import Customer
 from customer_service.customers.phones import normalise_phone
@@ -37,9 +38,9 @@ async def register(
 
 async def get(session: AsyncSession, *, principal: Principal, customer_id: str) -> Customer:
     """A customer of the caller's store; another store's file is as unknown as a missing one."""
-    query = select(Customer).where(Customer.id == customer_id)
+    query = select(Customer).where(col(Customer.id) == customer_id)
     if (scope := principal.store_scope()) is not None:
-        query = query.where(Customer.store_id == scope)
+        query = query.where(col(Customer.store_id) == scope)
     customer = (await session.execute(query)).scalar_one_or_none()
     if customer is None:
         raise NotFound("No such customer")
@@ -54,17 +55,17 @@ async def search(
     q: str | None,
     page: PageParams,
 ) -> list[Customer]:
-    query = select(Customer).order_by(Customer.id).limit(page.limit + 1)
+    query = select(Customer).order_by(col(Customer.id)).limit(page.limit + 1)
     if (scope := principal.store_scope()) is not None:
-        query = query.where(Customer.store_id == scope)
+        query = query.where(col(Customer.store_id) == scope)
     if store_id:
-        query = query.where(Customer.store_id == store_id)
+        query = query.where(col(Customer.store_id) == store_id)
     if q:
         pattern = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions = [Customer.name.contains(pattern, autoescape=False)]  # type: ignore[attr-defined]
+        conditions = [col(Customer.name).contains(pattern, autoescape=False)]
         if q.isdigit():
-            conditions.append(Customer.phone.endswith(q))  # type: ignore[union-attr]
+            conditions.append(col(Customer.phone).endswith(q))
         query = query.where(or_(*conditions))
     if page.after:
-        query = query.where(Customer.id > page.after)
+        query = query.where(col(Customer.id) > page.after)
     return list((await session.execute(query)).scalars())

@@ -1,9 +1,10 @@
 from datetime import datetime
 from decimal import Decimal
 
-from crm_libs.ids import new_id
 from sqlalchemy import CheckConstraint, Column, DateTime, Integer, Numeric, Text, text
 from sqlmodel import Field, SQLModel
+
+from crm_libs.ids import new_id
 
 
 class Product(SQLModel, table=True):

@@ -2,13 +2,14 @@
 
 from collections.abc import Iterable
 
-from crm_libs.pagination import PageParams
-from crm_libs.principal import Principal
-from crm_libs.problems import Conflict, Forbidden
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
+from crm_libs.pagination import PageParams
+from crm_libs.principal import Principal
+from crm_libs.problems import Conflict, Forbidden
 from customer_service.products.models import Product
 from customer_service.products.schemas import ProductCreate
 
@@ -32,14 +33,14 @@ async def create(
 async def list_page(
     session: AsyncSession, *, page: PageParams, category: str | None
 ) -> list[Product]:
-    query = select(Product).order_by(Product.id).limit(page.limit + 1)
+    query = select(Product).order_by(col(Product.id)).limit(page.limit + 1)
     if category:
-        query = query.where(Product.category == category)
+        query = query.where(col(Product.category) == category)
     if page.after:
-        query = query.where(Product.id > page.after)
+        query = query.where(col(Product.id) > page.after)
     return list((await session.execute(query)).scalars())
 
 
 async def by_sku(session: AsyncSession, *, skus: Iterable[str]) -> dict[str, Product]:
-    rows = await session.execute(select(Product).where(Product.sku.in_(set(skus))))  # type: ignore[attr-defined]
+    rows = await session.execute(select(Product).where(col(Product.sku).in_(set(skus))))
     return {p.sku: p for p in rows.scalars()}

@@ -3,10 +3,10 @@
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from crm_libs.events.envelope import EventEnvelope, Topics
-from crm_libs.events.outbox import enqueue
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_libs.events.envelope import EventEnvelope, Topics
+from crm_libs.events.outbox import enqueue
 from customer_service.products.models import Product
 from customer_service.purchases.models import Purchase, PurchaseLine
 

@@ -1,13 +1,14 @@
-"""``Idempotency-Key`` for writes that create money: same key and body replay, another body is 409."""
+"""``Idempotency-Key`` on writes that create money: a replay, or 409 for another body."""
 
 import hashlib
 from typing import Any
 
 import orjson
-from crm_libs.problems import Conflict, InvalidField
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
+from crm_libs.problems import Conflict, InvalidField
 from customer_service.purchases.models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 200
@@ -32,7 +33,7 @@ async def find_replay(
     record = (
         await session.execute(
             select(IdempotencyRecord).where(
-                IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
+                col(IdempotencyRecord.scope) == scope, col(IdempotencyRecord.key) == key
             )
         )
     ).scalar_one_or_none()

@@ -2,7 +2,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from crm_libs.ids import new_id
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -18,6 +17,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
+
+from crm_libs.ids import new_id
 
 
 class Purchase(SQLModel, table=True):

@@ -1,11 +1,11 @@
 from datetime import timedelta
 from typing import Annotated
 
-from crm_libs.pagination import Page, PageParams, page_of, page_params
-from crm_libs.problems import problem_responses
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 
+from crm_libs.pagination import Page, PageParams, page_of, page_params
+from crm_libs.problems import problem_responses
 from customer_service.deps import PrincipalDep, SessionDep, SettingsDep
 from customer_service.purchases import idempotency, service
 from customer_service.purchases.models import Purchase, PurchaseLine

@@ -4,12 +4,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
 from crm_libs.pagination import PageParams
 from crm_libs.principal import Principal
 from crm_libs.problems import InvalidField
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from customer_service.customers import service as customers
 from customer_service.money import to_cents
 from customer_service.products import service as products
@@ -81,19 +82,21 @@ async def list_for_customer(
     customer = await customers.get(session, principal=principal, customer_id=customer_id)
     query = (
         select(Purchase)
-        .where(Purchase.store_id == customer.store_id, Purchase.customer_id == customer.id)
-        .order_by(Purchase.id)
+        .where(
+            col(Purchase.store_id) == customer.store_id, col(Purchase.customer_id) == customer.id
+        )
+        .order_by(col(Purchase.id))
         .limit(page.limit + 1)
     )
     if page.after:
-        query = query.where(Purchase.id > page.after)
+        query = query.where(col(Purchase.id) > page.after)
     purchases = list((await session.execute(query)).scalars())
     if not purchases:
         return []
     line_rows = await session.execute(
         select(PurchaseLine)
-        .where(PurchaseLine.purchase_id.in_([p.id for p in purchases]))  # type: ignore[attr-defined]
-        .order_by(PurchaseLine.id)
+        .where(col(PurchaseLine.purchase_id).in_([p.id for p in purchases]))
+        .order_by(col(PurchaseLine.id))
     )
     by_purchase: dict[str, list[PurchaseLine]] = {}
     for line in line_rows.scalars():

@@ -1,8 +1,9 @@
 from datetime import date, datetime
 
-from crm_libs.ids import new_id
 from sqlalchemy import Column, Date, DateTime, ForeignKey, Index, Text, text
 from sqlmodel import Field, SQLModel
+
+from crm_libs.ids import new_id
 
 
 class Staff(SQLModel, table=True):

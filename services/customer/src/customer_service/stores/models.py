@@ -1,8 +1,9 @@
 from datetime import datetime
 
-from crm_libs.ids import new_id
 from sqlalchemy import Column, DateTime, Text, text
 from sqlmodel import Field, SQLModel
+
+from crm_libs.ids import new_id
 
 
 class Store(SQLModel, table=True):

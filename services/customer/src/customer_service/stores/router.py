@@ -1,9 +1,9 @@
 from typing import Annotated
 
-from crm_libs.pagination import Page, PageParams, page_of, page_params
-from crm_libs.problems import problem_responses
 from fastapi import APIRouter, Depends
 
+from crm_libs.pagination import Page, PageParams, page_of, page_params
+from crm_libs.problems import problem_responses
 from customer_service.deps import PrincipalDep, SessionDep
 from customer_service.stores import service
 from customer_service.stores.schemas import StoreCreate, StorePublic

@@ -1,12 +1,13 @@
 """Stores: the unit of data ownership."""
 
-from crm_libs.pagination import PageParams
-from crm_libs.principal import Principal
-from crm_libs.problems import Conflict, Forbidden, InvalidField, NotFound
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
+from crm_libs.pagination import PageParams
+from crm_libs.principal import Principal
+from crm_libs.problems import Conflict, Forbidden, InvalidField, NotFound
 from customer_service.stores.models import Store
 from customer_service.stores.schemas import StoreCreate
 
@@ -47,9 +48,9 @@ async def get_for_write(
 async def list_visible(
     session: AsyncSession, *, principal: Principal, page: PageParams
 ) -> list[Store]:
-    query = select(Store).order_by(Store.id).limit(page.limit + 1)
+    query = select(Store).order_by(col(Store.id)).limit(page.limit + 1)
     if (scope := principal.store_scope()) is not None:
-        query = query.where(Store.id == scope)
+        query = query.where(col(Store.id) == scope)
     if page.after:
-        query = query.where(Store.id > page.after)
+        query = query.where(col(Store.id) > page.after)
     return list((await session.execute(query)).scalars())

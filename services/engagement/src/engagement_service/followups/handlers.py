@@ -1,8 +1,8 @@
 """Event handlers: what engagement does with each batch it consumes."""
 
-from crm_libs.events.envelope import EventEnvelope
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_libs.events.envelope import EventEnvelope
 from engagement_service.followups import service
 
 PURCHASE_RECORDED = "purchase.recorded"

@@ -1,8 +1,9 @@
 from datetime import date, datetime
 
-from crm_libs.ids import new_id
 from sqlalchemy import Column, Date, DateTime, Index, Integer, PrimaryKeyConstraint, Text, text
 from sqlmodel import Field, SQLModel
+
+from crm_libs.ids import new_id
 
 
 class ProductBought(SQLModel, table=True):
@@ -27,7 +28,9 @@ class FollowUpPlan(SQLModel, table=True):
     sku: str = Field(sa_column=Column(Text, nullable=False))
     purchase_id: str = Field(sa_column=Column(Text, nullable=False))
     started_on: date = Field(sa_column=Column(Date, nullable=False))
-    status: str = Field(sa_column=Column(Text, nullable=False, server_default="open"))
+    status: str = Field(
+        default="open", sa_column=Column(Text, nullable=False, server_default="open")
+    )
     created_at: datetime | None = Field(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),

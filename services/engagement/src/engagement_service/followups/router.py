@@ -1,10 +1,10 @@
 from datetime import date
 from typing import Annotated
 
-from crm_libs.pagination import Page, PageParams, page_of, page_params
-from crm_libs.problems import problem_responses
 from fastapi import APIRouter, Depends, Query
 
+from crm_libs.pagination import Page, PageParams, page_of, page_params
+from crm_libs.problems import problem_responses
 from engagement_service.deps import PrincipalDep, SessionDep
 from engagement_service.followups import service
 from engagement_service.followups.schemas import TaskPublic, TaskStatus

@@ -4,13 +4,14 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from crm_libs.ids import new_id
-from crm_libs.pagination import PageParams
-from crm_libs.principal import Principal
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
+from crm_libs.ids import new_id
+from crm_libs.pagination import PageParams
+from crm_libs.principal import Principal
 from engagement_service.followups.models import FollowUpPlan, ProductBought, Task
 from engagement_service.followups.phases import schedule_phases
 
@@ -67,7 +68,7 @@ async def start_plans(
             ]
         )
         .on_conflict_do_nothing()
-        .returning(ProductBought.customer_id, ProductBought.sku)  # type: ignore[arg-type]
+        .returning(col(ProductBought.customer_id), col(ProductBought.sku))
     )
     first_time = {(r.customer_id, r.sku) for r in await session.execute(stmt)}
     plans: list[FollowUpPlan] = []
@@ -117,17 +118,17 @@ async def list_tasks(
     status: str | None = None,
     due_before: date | None = None,
 ) -> list[Task]:
-    query = select(Task).order_by(Task.id).limit(page.limit + 1)
+    query = select(Task).order_by(col(Task.id)).limit(page.limit + 1)
     if (scope := principal.store_scope()) is not None:
-        query = query.where(Task.store_id == scope)
+        query = query.where(col(Task.store_id) == scope)
     if staff_id:
-        query = query.where(Task.assignee_staff_id == staff_id)
+        query = query.where(col(Task.assignee_staff_id) == staff_id)
     if customer_id:
-        query = query.where(Task.customer_id == customer_id)
+        query = query.where(col(Task.customer_id) == customer_id)
     if status:
-        query = query.where(Task.status == status)
+        query = query.where(col(Task.status) == status)
     if due_before:
-        query = query.where(Task.due_on < due_before)
+        query = query.where(col(Task.due_on) < due_before)
     if page.after:
-        query = query.where(Task.id > page.after)
+        query = query.where(col(Task.id) > page.after)
     return list((await session.execute(query)).scalars())

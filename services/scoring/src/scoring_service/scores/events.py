@@ -3,9 +3,10 @@
 from dataclasses import dataclass
 from decimal import Decimal
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from crm_libs.events.envelope import EventEnvelope, Topics
 from crm_libs.events.outbox import enqueue_many
-from sqlalchemy.ext.asyncio import AsyncSession
 
 SCORE_CHANGED = "score.changed"
 

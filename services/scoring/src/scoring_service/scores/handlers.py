@@ -3,9 +3,9 @@
 import logging
 from datetime import date
 
-from crm_libs.events.envelope import EventEnvelope
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_libs.events.envelope import EventEnvelope
 from scoring_service.scores import service
 from scoring_service.scores.aggregates import PurchaseSeen
 

@@ -1,6 +1,6 @@
-from crm_libs.problems import problem_responses
 from fastapi import APIRouter
 
+from crm_libs.problems import problem_responses
 from scoring_service.deps import PrincipalDep, SessionDep
 from scoring_service.scores import service
 from scoring_service.scores.schemas import Predictions, ScorePublic, ScoreStats

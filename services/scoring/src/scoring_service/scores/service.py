@@ -3,26 +3,28 @@
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
 from crm_libs.principal import Principal
 from crm_libs.problems import NotFound
-from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from scoring_service.scores import events
-from scoring_service.scores.aggregates import PurchaseSeen, extend_supply
-from scoring_service.scores.models import CustomerScore, PurchaseFact
+from scoring_service.scores.aggregates import Aggregate, PurchaseSeen
+from scoring_service.scores.models import CustomerScore
 from scoring_service.scores.tiers import INACTIVE, WINDOW_DAYS, tier_case_sql
 
 _TIER_CASE, _TIER_PARAMS = tier_case_sql()
 
-# Rank the store's spenders; rank()-1 is "how many have strictly greater spend", so ties share a tier.
-_RERANK_SQL = text(
+# Rank the store's spenders: rank()-1 is "how many spend strictly more", so ties share a tier.
+# Only constants are interpolated (the tier names and CASE from tiers.py); values are bound.
+_RERANK_SQL = text(  # noqa: S608
     f"""
     WITH ranked AS (
         SELECT customer_id, value_tier AS previous_tier, net_spend_365d,
                net_spend_365d > 0 AS spends,
-               rank() OVER (PARTITION BY net_spend_365d > 0 ORDER BY net_spend_365d DESC) - 1 AS greater,
+               rank() OVER (PARTITION BY net_spend_365d > 0
+                            ORDER BY net_spend_365d DESC) - 1 AS greater,
                count(*) OVER (PARTITION BY net_spend_365d > 0) AS spenders
         FROM customer_score
         WHERE store_id = :store_id
@@ -36,6 +38,50 @@ _RERANK_SQL = text(
     FROM tiered AS t
     WHERE cs.customer_id = t.customer_id AND cs.value_tier IS DISTINCT FROM t.tier
     RETURNING cs.customer_id, cs.store_id, t.previous_tier, t.tier, cs.version, t.net_spend_365d
+    """
+)
+
+# Statements as text with array parameters: compiled once, one round trip per batch.
+_INSERT_FACTS_SQL = text(
+    """
+    INSERT INTO purchase_fact (purchase_id, store_id, customer_id, purchased_at, total, supply_days)
+    SELECT * FROM unnest(
+        CAST(:ids AS text[]), CAST(:stores AS text[]), CAST(:customers AS text[]),
+        CAST(:ats AS timestamptz[]), CAST(:totals AS numeric[]), CAST(:days AS integer[])
+    )
+    ON CONFLICT (purchase_id) DO NOTHING
+    RETURNING purchase_id
+    """
+)
+
+# Locked in a stable order so concurrent group members never deadlock on each other.
+_LOCK_SCORES_SQL = text(
+    """
+    SELECT customer_id, store_id, timezone, purchase_count, first_purchase_at, last_purchase_at,
+           supply_runs_out_on
+    FROM customer_score
+    WHERE customer_id = ANY(CAST(:ids AS text[]))
+    ORDER BY customer_id
+    FOR UPDATE
+    """
+)
+
+_UPSERT_SCORES_SQL = text(
+    """
+    INSERT INTO customer_score (customer_id, store_id, timezone, purchase_count,
+                                first_purchase_at, last_purchase_at, supply_runs_out_on,
+                                net_spend_365d, version)
+    SELECT c, s, z, n, f, l, r, 0, 0 FROM unnest(
+        CAST(:ids AS text[]), CAST(:stores AS text[]), CAST(:zones AS text[]),
+        CAST(:counts AS integer[]), CAST(:firsts AS timestamptz[]), CAST(:lasts AS timestamptz[]),
+        CAST(:runs_out AS date[])
+    ) AS t(c, s, z, n, f, l, r)
+    ON CONFLICT (customer_id) DO UPDATE SET
+        timezone = excluded.timezone,
+        purchase_count = excluded.purchase_count,
+        first_purchase_at = excluded.first_purchase_at,
+        last_purchase_at = excluded.last_purchase_at,
+        supply_runs_out_on = excluded.supply_runs_out_on
     """
 )
 
@@ -71,64 +117,32 @@ async def apply_purchases(
     if not fresh:
         return []
     customer_ids = sorted({p.customer_id for p in fresh})
-    # Locked in a stable order so concurrent group members never deadlock on each other.
-    existing = {
-        row.customer_id: row
-        for row in (
-            await session.execute(
-                select(CustomerScore)
-                .where(CustomerScore.customer_id.in_(customer_ids))  # type: ignore[attr-defined]
-                .order_by(CustomerScore.customer_id)
-                .with_for_update()
-            )
-        ).scalars()
+    aggregates = {
+        row.customer_id: Aggregate(**row._mapping)
+        for row in await session.execute(_LOCK_SCORES_SQL, {"ids": customer_ids})
     }
-    rows: dict[str, dict[str, object]] = {}
     for p in fresh:  # in arrival order: one customer's events arrive in order on one partition
-        row = rows.get(p.customer_id)
-        if row is None:
-            current = existing.get(p.customer_id)
-            row = {
-                "customer_id": p.customer_id,
-                "store_id": p.store_id,
-                "timezone": p.timezone,
-                "purchase_count": current.purchase_count if current else 0,
-                "first_purchase_at": current.first_purchase_at if current else None,
-                "last_purchase_at": current.last_purchase_at if current else None,
-                "supply_runs_out_on": current.supply_runs_out_on if current else None,
-                "version": current.version if current else 0,
-            }
-            rows[p.customer_id] = row
-        row["purchase_count"] = int(row["purchase_count"]) + 1  # type: ignore[call-overload]
-        first, last = row["first_purchase_at"], row["last_purchase_at"]
-        row["first_purchase_at"] = (
-            p.purchased_at if first is None or p.purchased_at < first else first
-        )  # type: ignore[operator]
-        row["last_purchase_at"] = p.purchased_at if last is None or p.purchased_at > last else last  # type: ignore[operator]
-        row["supply_runs_out_on"] = extend_supply(
-            row["supply_runs_out_on"],  # type: ignore[arg-type]
-            purchased_on=p.purchased_on,
-            supply_days=p.supply_days,
-        )
-        row["timezone"] = p.timezone
-    stmt = insert(CustomerScore).values(list(rows.values()))
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["customer_id"],
-        set_={
-            c: stmt.excluded[c]
-            for c in (
-                "timezone",
-                "purchase_count",
-                "first_purchase_at",
-                "last_purchase_at",
-                "supply_runs_out_on",
+        aggregate = aggregates.get(p.customer_id)
+        if aggregate is None:
+            aggregate = aggregates[p.customer_id] = Aggregate(
+                customer_id=p.customer_id, store_id=p.store_id, timezone=p.timezone
             )
+        aggregate.fold(p)
+    touched = [aggregates[c] for c in customer_ids]
+    await session.execute(
+        _UPSERT_SCORES_SQL,
+        {
+            "ids": customer_ids,
+            "stores": [a.store_id for a in touched],
+            "zones": [a.timezone for a in touched],
+            "counts": [a.purchase_count for a in touched],
+            "firsts": [a.first_purchase_at for a in touched],
+            "lasts": [a.last_purchase_at for a in touched],
+            "runs_out": [a.supply_runs_out_on for a in touched],
         },
     )
-    await session.execute(stmt)
     await session.execute(_WINDOW_SPEND_SQL, {"ids": customer_ids, "since": since, "now": now})
-    changes = await rerank_stores(session, store_ids={p.store_id for p in fresh}, now=now)
-    return changes
+    return await rerank_stores(session, store_ids={p.store_id for p in fresh}, now=now)
 
 
 async def rerank_stores(
@@ -163,7 +177,9 @@ async def refresh_windows(
     ids = list(
         (
             await session.execute(
-                select(CustomerScore.customer_id).where(CustomerScore.store_id == store_id)
+                select(col(CustomerScore.customer_id)).where(
+                    col(CustomerScore.store_id) == store_id
+                )
             )
         ).scalars()
     )
@@ -173,25 +189,18 @@ async def refresh_windows(
 
 async def _store_facts(session: AsyncSession, purchases: list[PurchaseSeen]) -> list[PurchaseSeen]:
     """Insert the purchase facts; return only purchases not stored before (a second guard)."""
-    stmt = (
-        insert(PurchaseFact)
-        .values(
-            [
-                {
-                    "purchase_id": p.purchase_id,
-                    "store_id": p.store_id,
-                    "customer_id": p.customer_id,
-                    "purchased_at": p.purchased_at,
-                    "total": p.total,
-                    "supply_days": p.supply_days,
-                }
-                for p in purchases
-            ]
-        )
-        .on_conflict_do_nothing(index_elements=["purchase_id"])
-        .returning(PurchaseFact.purchase_id)  # type: ignore[arg-type]
+    result = await session.execute(
+        _INSERT_FACTS_SQL,
+        {
+            "ids": [p.purchase_id for p in purchases],
+            "stores": [p.store_id for p in purchases],
+            "customers": [p.customer_id for p in purchases],
+            "ats": [p.purchased_at for p in purchases],
+            "totals": [p.total for p in purchases],
+            "days": [p.supply_days for p in purchases],
+        },
     )
-    inserted = set((await session.execute(stmt)).scalars())
+    inserted = set(result.scalars())
     fresh = []
     for p in purchases:
         if p.purchase_id in inserted:
@@ -203,9 +212,9 @@ async def _store_facts(session: AsyncSession, purchases: list[PurchaseSeen]) -> 
 async def get_score(
     session: AsyncSession, *, principal: Principal, customer_id: str
 ) -> CustomerScore:
-    query = select(CustomerScore).where(CustomerScore.customer_id == customer_id)
+    query = select(CustomerScore).where(col(CustomerScore.customer_id) == customer_id)
     if (scope := principal.store_scope()) is not None:
-        query = query.where(CustomerScore.store_id == scope)
+        query = query.where(col(CustomerScore.store_id) == scope)
     score = (await session.execute(query)).scalar_one_or_none()
     if score is None:
         raise NotFound("No score for this customer yet")

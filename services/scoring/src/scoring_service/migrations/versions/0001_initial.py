@@ -10,8 +10,9 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
-from crm_libs.events.outbox import DROP_NOTIFY_TRIGGER_SQL, NOTIFY_TRIGGER_SQL
 from sqlalchemy.dialects import postgresql
+
+from crm_libs.events.outbox import DROP_NOTIFY_TRIGGER_SQL, NOTIFY_TRIGGER_SQL
 
 revision: str = "0001"
 down_revision: str | None = None
