@@ -21,7 +21,7 @@ class BaseServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/crm"
-    database_pool_size: int = 10
+    database_pool_size: int = 20
     kafka_bootstrap: str = "127.0.0.1:9092"
     # Signs the principal the gateway forwards; every service verifies it with the same key.
     principal_secret: str = DEV_PRINCIPAL_SECRET

@@ -202,9 +202,16 @@ def main() -> None:
     parser.add_argument("--data-dir", default="data", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     stack = LocalStack(data_dir=args.data_dir)
     stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    # Explicit, so Ctrl-C works even where SIGINT was ignored (a shell's background job).
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
     try:
         stack.start()
         password = os.environ.get("CRM_BOOTSTRAP_ADMIN_PASSWORD")
