@@ -50,3 +50,21 @@ async def eventually(
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+def migrated_database(stack: LocalStack, migrations_module: str) -> str:
+    """A new, empty database on the test server with ``migrations_module``'s schema applied."""
+    import os
+    import subprocess
+    import sys
+    import uuid
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    stack.postgres.create_database(name)
+    url = stack.postgres.url(name)
+    subprocess.run(
+        [sys.executable, "-m", f"{migrations_module}.migrate"],
+        env={**os.environ, "CRM_DATABASE_URL": url},
+        check=True,
+    )
+    return url

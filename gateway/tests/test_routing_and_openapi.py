@@ -1,0 +1,48 @@
+from crm_gateway.openapi import merge_documents
+from crm_gateway.principal_forwarding import PrincipalSigner
+from crm_gateway.routes import owner_of
+from crm_libs.principal import Principal, Role, verify_principal
+
+
+def test_paths_go_to_their_owning_service() -> None:
+    assert owner_of("/customers/abc/score") == "scoring"
+    assert owner_of("/customers/abc/score/history") == "scoring"
+    assert owner_of("/customers/abc") == "customer"
+    assert owner_of("/customers/abc/purchases") == "customer"
+    assert owner_of("/stores/s1/distribution") == "scoring"
+    assert owner_of("/stores") == "customer"
+    assert owner_of("/staff/x/stats") == "engagement"
+    assert owner_of("/tasks") == "engagement"
+    assert owner_of("/scores") == "scoring"
+    assert owner_of("/nowhere") is None
+    assert owner_of("/customersx") is None
+
+
+def test_merge_prefixes_paths_and_renames_clashing_schemas() -> None:
+    ref = {"$ref": "#/components/schemas/Thing"}
+    documents = {
+        "customer": {
+            "paths": {"/stores": {"get": {"responses": {"200": ref}}}, "/tasks": {}},
+            "components": {"schemas": {"Thing": {"type": "object"}}},
+        },
+        "engagement": {
+            "paths": {"/tasks": {"get": {"responses": {"200": ref}}}},
+            "components": {"schemas": {"Thing": {"type": "string"}}},
+        },
+    }
+    merged = merge_documents(documents, title="t", version="1")
+    assert set(merged["paths"]) == {"/api/v1/stores", "/api/v1/tasks"}  # /tasks is not customer's
+    schemas = merged["components"]["schemas"]
+    assert schemas["Thing"] == {"type": "object"}
+    assert schemas["engagement_Thing"] == {"type": "string"}
+    task_ref = merged["paths"]["/api/v1/tasks"]["get"]["responses"]["200"]["$ref"]
+    assert task_ref.endswith("engagement_Thing")
+
+
+def test_signer_reuses_tokens_per_principal() -> None:
+    signer = PrincipalSigner(secret="k" * 40, ttl_seconds=60)
+    staff = Principal(subject="u", role=Role.STAFF, store_id="s")
+    token = signer.token_for(staff)
+    assert signer.token_for(staff) == token
+    assert signer.token_for(Principal(subject="v", role=Role.STAFF, store_id="s")) != token
+    assert verify_principal(token, secret="k" * 40) == staff

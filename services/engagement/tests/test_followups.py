@@ -1,0 +1,48 @@
+from collections.abc import AsyncIterator
+from datetime import date
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_libs.db import make_engine, make_sessionmaker
+from crm_libs.embedded.stack import LocalStack
+from crm_libs.testing.fixtures import migrated_database
+from engagement_service.followups import service
+from engagement_service.followups.phases import FOLLOW_UP_PHASES, schedule_phases
+
+
+def test_five_phases_on_days_3_7_14_21_28() -> None:
+    assert [p.day for p in FOLLOW_UP_PHASES] == [3, 7, 14, 21, 28]
+    due = [d for _, d in schedule_phases(date(2026, 12, 30))]
+    assert due[0] == date(2027, 1, 2) and due[-1] == date(2027, 1, 27)
+
+
+@pytest.fixture(scope="module")
+def database_url(stack: LocalStack) -> str:
+    return migrated_database(stack, "engagement_service")
+
+
+@pytest.fixture
+async def session(database_url: str) -> AsyncIterator[AsyncSession]:
+    engine = make_engine(database_url, pool_size=2)
+    async with make_sessionmaker(engine)() as session:
+        yield session
+        await session.rollback()
+    await engine.dispose()
+
+
+def bought(purchase_id: str, *skus: str, customer: str = "c1") -> service.PurchaseSeen:
+    return service.PurchaseSeen(purchase_id, "s1", customer, date(2026, 11, 20), "staff-1", skus)
+
+
+async def test_a_plan_per_first_purchase_of_each_product(session: AsyncSession) -> None:
+    plans = await service.start_plans(
+        session,
+        purchases=[bought("p1", "A", "B"), bought("p2", "A"), bought("p3", "A", customer="c2")],
+    )
+    assert sorted((p.customer_id, p.sku) for p in plans) == [("c1", "A"), ("c1", "B"), ("c2", "A")]
+    # A repeat purchase later starts nothing.
+    assert await service.start_plans(session, purchases=[bought("p4", "B")]) == []
+    tasks = await session.execute(text("SELECT count(*), min(due_on), max(due_on) FROM task"))
+    assert tuple(tasks.one()) == (15, date(2026, 11, 23), date(2026, 12, 18))

@@ -1,0 +1,81 @@
+"""Scoring's domain service against a real, migrated PostgreSQL database."""
+
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_libs.db import make_engine, make_sessionmaker
+from crm_libs.embedded.stack import LocalStack
+from crm_libs.testing.fixtures import migrated_database
+from scoring_service.scores import service
+from scoring_service.scores.aggregates import PurchaseSeen
+
+
+@pytest.fixture(scope="module")
+def database_url(stack: LocalStack) -> str:
+    return migrated_database(stack, "scoring_service")
+
+
+@pytest.fixture
+async def session(database_url: str) -> AsyncIterator[AsyncSession]:
+    engine = make_engine(database_url, pool_size=2)
+    async with make_sessionmaker(engine)() as session:
+        yield session
+        await session.rollback()
+    await engine.dispose()
+
+
+def sale(
+    n: int, *, customer: str, store: str = "s1", total: str = "100.00", ago: int = 1
+) -> PurchaseSeen:
+    at = datetime.now(UTC) - timedelta(days=ago)
+    return PurchaseSeen(
+        purchase_id=f"{store}-{customer}-{n}",
+        store_id=store,
+        customer_id=customer,
+        purchased_at=at,
+        purchased_on=at.date(),
+        timezone="Asia/Shanghai",
+        total=Decimal(total),
+        supply_days=30,
+    )
+
+
+async def test_tiers_within_a_store_and_inactive_outside_the_window(session: AsyncSession) -> None:
+    purchases = [sale(i, customer=f"c{i}", total=f"{100 + i}.00") for i in range(20)]
+    purchases.append(sale(99, customer="old", total="5000.00", ago=400))
+    changes = await service.apply_purchases(session, purchases=purchases)
+    tiers = dict(
+        (await session.execute(text("SELECT customer_id, value_tier FROM customer_score"))).all()
+    )
+    assert tiers["c19"] == "vip"  # p = 0/20
+    # With 20 spenders one above is already p = 0.05: no one is major.
+    assert tiers["c18"] == "medium" and tiers["c16"] == "medium" and tiers["c15"] == "small"
+    assert tiers["old"] == "inactive"  # bought, but not in the trailing 365 days
+    assert len(changes) == 21
+    staged = await session.execute(text("SELECT count(*) FROM outbox_event"))
+    assert staged.scalar_one() == 21
+
+
+async def test_same_purchase_twice_in_a_batch_counts_once(session: AsyncSession) -> None:
+    twice = [sale(1, customer="dup"), sale(1, customer="dup")]
+    await service.apply_purchases(session, purchases=twice)
+    await service.apply_purchases(session, purchases=[sale(1, customer="dup")])
+    count = await session.execute(
+        text("SELECT purchase_count FROM customer_score WHERE customer_id = 'dup'")
+    )
+    assert count.scalar_one() == 1
+
+
+async def test_historic_replay_as_of_a_date(session: AsyncSession) -> None:
+    at = datetime(1997, 3, 1, tzinfo=UTC)
+    old = PurchaseSeen("h1", "s9", "h", at, at.date(), "UTC", Decimal("10.00"), 30)
+    await service.apply_purchases(session, purchases=[old], as_of=date(1997, 12, 31))
+    tier = await session.execute(
+        text("SELECT value_tier FROM customer_score WHERE customer_id='h'")
+    )
+    assert tier.scalar_one() == "vip"
