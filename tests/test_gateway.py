@@ -81,3 +81,11 @@ async def test_a_client_cannot_smuggle_its_own_principal(api: httpx.AsyncClient)
     # The gateway replaces whatever principal header a caller sends with its own.
     response = await api.get("/stores", headers={PRINCIPAL_HEADER: "garbage"})
     assert response.status_code == 200
+
+
+async def test_large_bodies_stream_through_to_the_service(api: httpx.AsyncClient) -> None:
+    store = await create_store(api)
+    huge_name = "张" * 600_000  # ~1.8 MB of UTF-8: streamed, and refused by the service
+    response = await api.post("/customers", json={"store_id": store["id"], "name": huge_name})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "name"

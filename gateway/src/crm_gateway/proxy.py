@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
 
 import httpx
 from fastapi import Request
@@ -30,6 +31,19 @@ _DROP_REQUEST = {
     "x-request-id",
 }
 _DROP_RESPONSE = {"connection", "keep-alive", "transfer-encoding", "content-length", "x-request-id"}
+
+
+# Bodies up to this size are read whole (one write upstream); larger or unsized ones stream through.
+_BUFFER_LIMIT = 256 * 1024
+
+
+async def _request_content(request: Request) -> bytes | AsyncIterator[bytes] | None:
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) <= _BUFFER_LIMIT:
+        return await request.body()
+    if length is None and "transfer-encoding" not in request.headers:
+        return None  # no body at all
+    return request.stream()
 
 
 def make_upstream_client(
@@ -62,13 +76,12 @@ async def forward(
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST]
     headers.append((PRINCIPAL_HEADER, principal_token))
     headers.append(("x-request-id", request_id))
-    body = await request.body()
     upstream = client.build_request(
         request.method,
         base_url + path,
         params=request.url.query.encode("latin-1") if request.url.query else None,
         headers=headers,
-        content=body,
+        content=await _request_content(request),
     )
     started = time.perf_counter()
     try:

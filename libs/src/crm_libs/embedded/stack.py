@@ -131,10 +131,17 @@ class LocalStack:
         env.update(self.extra_env)
         return env
 
-    def start_service(self, name: str) -> None:
+    def start_service(self, name: str, *, replica: str | None = None) -> str:
+        """Start a service process; ``replica`` starts one more instance on a free port.
+
+        Returns the key under which the process is tracked (the name, or name/replica).
+        """
         spec = next(s for s in SERVICES if s.name == name)
-        port = getattr(self.ports, name)
-        self.processes[name] = subprocess.Popen(
+        port = getattr(self.ports, name) if replica is None else free_port()
+        env = self.env_for(spec)
+        env["CRM_PORT"] = str(port)
+        key = name if replica is None else f"{name}/{replica}"
+        self.processes[key] = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -151,9 +158,10 @@ class LocalStack:
                 "--loop",
                 "uvloop",
             ],
-            env=self.env_for(spec),
+            env=env,
             start_new_session=True,
         )
+        return key
 
     def stop_service(self, name: str) -> None:
         process = self.processes.pop(name, None)
