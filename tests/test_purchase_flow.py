@@ -86,3 +86,19 @@ async def test_second_purchase_extends_supply_and_starts_no_second_plan(
     assert score["supply_runs_out_on"] == (date(2026, 12, 1) + timedelta(days=60)).isoformat()
     response = await api.get("/tasks", params={"customer_id": customer["id"]})
     assert len(response.json()["items"]) == 5
+
+
+async def test_a_file_without_purchases_is_a_prospect_until_it_buys(api: httpx.AsyncClient) -> None:
+    store = await create_store(api)
+    product = await create_product(api)
+    customer = await create_customer(api, store_id=store["id"])
+    prospect = await eventually(lambda: score_of(api, customer["id"]))
+    assert prospect["value_tier"] == "prospect"
+    assert prospect["stats"]["purchase_count"] == 0
+    await record_purchase(api, customer_id=customer["id"], sku=product["sku"])
+
+    async def bought() -> dict | None:
+        score = await score_of(api, customer["id"])
+        return score if score and score["value_tier"] != "prospect" else None
+
+    assert (await eventually(bought))["value_tier"] == "vip"

@@ -79,3 +79,18 @@ async def test_historic_replay_as_of_a_date(session: AsyncSession) -> None:
         text("SELECT value_tier FROM customer_score WHERE customer_id='h'")
     )
     assert tier.scalar_one() == "vip"
+
+
+async def test_prospects_stay_out_of_the_ranking(session: AsyncSession) -> None:
+    await service.register_prospects(session, customers=[("p1", "s5", "UTC"), ("p2", "s5", "UTC")])
+    await service.apply_purchases(session, purchases=[sale(1, customer="p1", store="s5")])
+    # Registered again later (another topic, no ordering): changes nothing.
+    assert await service.register_prospects(session, customers=[("p1", "s5", "UTC")]) == []
+    tiers = dict(
+        (
+            await session.execute(
+                text("SELECT customer_id, value_tier FROM customer_score WHERE store_id = 's5'")
+            )
+        ).all()
+    )
+    assert tiers == {"p1": "vip", "p2": "prospect"}

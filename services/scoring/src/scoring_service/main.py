@@ -11,16 +11,16 @@ from scoring_service.scores.handlers import make_batch_handler
 from scoring_service.scores.router import router as scores_router
 
 
-async def run_purchase_consumer(app: FastAPI) -> None:
+async def run_event_consumer(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     consumer = EventConsumer(
         name=settings.consumer_group,
-        topics=[Topics.PURCHASES],
+        topics=[Topics.PURCHASES, Topics.CUSTOMERS],
         bootstrap=settings.kafka_bootstrap,
         sessionmaker=app.state.sessionmaker,
         handler=make_batch_handler(as_of=settings.as_of),
     )
-    app.state.purchase_consumer = consumer
+    app.state.event_consumer = consumer
     await consumer.run()
 
 
@@ -29,5 +29,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Scoring service",
         settings=settings or Settings(),
         routers=[scores_router],
-        workers=[run_purchase_consumer, relay_worker],
+        workers=[run_event_consumer, relay_worker],
     )

@@ -8,11 +8,16 @@ from crm_libs.events.outbox import enqueue
 CUSTOMER_REGISTERED = "customer.registered"
 
 
-def customer_registered(session: AsyncSession, *, customer_id: str, store_id: str) -> None:
+def customer_registered(
+    session: AsyncSession, *, customer_id: str, store_id: str, timezone: str
+) -> None:
     enqueue(
         session,
         topic=Topics.CUSTOMERS,
         event=EventEnvelope(
-            type=CUSTOMER_REGISTERED, store_id=store_id, customer_id=customer_id, payload={}
+            type=CUSTOMER_REGISTERED,
+            store_id=store_id,
+            customer_id=customer_id,
+            payload={"timezone": timezone},
         ),
     )

@@ -20,7 +20,7 @@ async def register(
     session: AsyncSession, *, principal: Principal, customer_in: CustomerCreate
 ) -> Customer:
     """Open a customer file in a store and announce it."""
-    await stores.get_for_write(session, principal=principal, store_id=customer_in.store_id)
+    store = await stores.get_for_write(session, principal=principal, store_id=customer_in.store_id)
     if customer_in.birthday and customer_in.birthday > date.today():
         raise InvalidField("birthday", "lies in the future")
     customer = Customer(
@@ -32,7 +32,9 @@ async def register(
     )
     session.add(customer)
     await session.flush()
-    events.customer_registered(session, customer_id=customer.id, store_id=customer.store_id)
+    events.customer_registered(
+        session, customer_id=customer.id, store_id=customer.store_id, timezone=store.timezone
+    )
     return customer
 
 

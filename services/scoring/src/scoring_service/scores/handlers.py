@@ -12,6 +12,7 @@ from scoring_service.scores.aggregates import PurchaseSeen
 log = logging.getLogger(__name__)
 
 PURCHASE_RECORDED = "purchase.recorded"
+CUSTOMER_REGISTERED = "customer.registered"
 
 
 def make_batch_handler(*, as_of: date | None):
@@ -23,7 +24,13 @@ def make_batch_handler(*, as_of: date | None):
             for e in batch
             if e.type == PURCHASE_RECORDED
         ]
-        changes = await service.apply_purchases(session, purchases=purchases, as_of=as_of)
+        prospects = [
+            (e.customer_id, e.store_id, e.payload.get("timezone", "Asia/Shanghai"))
+            for e in batch
+            if e.type == CUSTOMER_REGISTERED
+        ]
+        changes = await service.register_prospects(session, customers=prospects)
+        changes += await service.apply_purchases(session, purchases=purchases, as_of=as_of)
         if changes:
             log.info(
                 "tiers changed",

@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +13,7 @@ from crm_libs.problems import NotFound
 from scoring_service.scores import events
 from scoring_service.scores.aggregates import Aggregate, PurchaseSeen
 from scoring_service.scores.models import CustomerScore
-from scoring_service.scores.tiers import INACTIVE, WINDOW_DAYS, tier_case_sql
+from scoring_service.scores.tiers import INACTIVE, PROSPECT, WINDOW_DAYS, tier_case_sql
 
 _TIER_CASE, _TIER_PARAMS = tier_case_sql()
 
@@ -27,7 +28,7 @@ _RERANK_SQL = text(  # noqa: S608
                             ORDER BY net_spend_365d DESC) - 1 AS greater,
                count(*) OVER (PARTITION BY net_spend_365d > 0) AS spenders
         FROM customer_score
-        WHERE store_id = :store_id
+        WHERE store_id = :store_id AND purchase_count > 0
     ), tiered AS (
         SELECT customer_id, previous_tier, net_spend_365d,
                CASE WHEN NOT spends THEN '{INACTIVE}' ELSE {_TIER_CASE} END AS tier
@@ -82,6 +83,19 @@ _UPSERT_SCORES_SQL = text(
         first_purchase_at = excluded.first_purchase_at,
         last_purchase_at = excluded.last_purchase_at,
         supply_runs_out_on = excluded.supply_runs_out_on
+    """
+)
+
+# A registration that arrives after a purchase (another topic, no ordering) changes nothing.
+_INSERT_PROSPECTS_SQL = text(
+    f"""
+    INSERT INTO customer_score (customer_id, store_id, timezone, purchase_count, net_spend_365d,
+                                value_tier, version, computed_at)
+    SELECT c, s, z, 0, 0, '{PROSPECT}', 1, :now FROM unnest(
+        CAST(:ids AS text[]), CAST(:stores AS text[]), CAST(:zones AS text[])
+    ) AS t(c, s, z)
+    ON CONFLICT (customer_id) DO NOTHING
+    RETURNING customer_id, store_id
     """
 )
 
@@ -143,6 +157,36 @@ async def apply_purchases(
     )
     await session.execute(_WINDOW_SPEND_SQL, {"ids": customer_ids, "since": since, "now": now})
     return await rerank_stores(session, store_ids={p.store_id for p in fresh}, now=now)
+
+
+async def register_prospects(
+    session: AsyncSession, *, customers: list[tuple[str, str, str]]
+) -> list[events.TierChange]:
+    """Files with no purchase yet are ``prospect``s; (customer_id, store_id, timezone) each."""
+    if not customers:
+        return []
+    rows = await session.execute(
+        _INSERT_PROSPECTS_SQL,
+        {
+            "ids": [c for c, _, _ in customers],
+            "stores": [s for _, s, _ in customers],
+            "zones": [z for _, _, z in customers],
+            "now": datetime.now(UTC),
+        },
+    )
+    changes = [
+        events.TierChange(
+            customer_id=r.customer_id,
+            store_id=r.store_id,
+            previous_tier=None,
+            value_tier=PROSPECT,
+            version=1,
+            net_spend_365d=Decimal("0"),
+        )
+        for r in rows
+    ]
+    await events.scores_changed(session, changes=changes)
+    return changes
 
 
 async def rerank_stores(
