@@ -2,7 +2,7 @@
 
 
 def import_all_models() -> None:
-    from crm_libs.events import outbox  # noqa: F401
+    import crm_libs.events.outbox  # noqa: F401
     from customer_service.customers import models as _customers  # noqa: F401
     from customer_service.products import models as _products  # noqa: F401
     from customer_service.purchases import models as _purchases  # noqa: F401

@@ -2,5 +2,6 @@
 
 
 def import_all_models() -> None:
-    from crm_libs.events import consumer, outbox  # noqa: F401
+    import crm_libs.events.consumer  # noqa: F401
+    import crm_libs.events.outbox  # noqa: F401
     from engagement_service.followups import models as _followups  # noqa: F401
