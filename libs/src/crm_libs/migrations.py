@@ -30,9 +30,27 @@ def run_env(target_metadata: MetaData, database_url: str) -> None:
     asyncio.run(run_async())
 
 
-def upgrade(migrations_dir: Path, database_url: str, revision: str = "head") -> None:
-    """Apply a service's migrations (what ``make run``, the test stack and containers do)."""
+def _config(migrations_dir: Path, database_url: str) -> Config:
     config = Config()
     config.set_main_option("script_location", str(migrations_dir))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
-    command.upgrade(config, revision)
+    return config
+
+
+def upgrade(migrations_dir: Path, database_url: str, revision: str = "head") -> None:
+    """Apply a service's migrations (what ``make run``, the test stack and containers do)."""
+    command.upgrade(_config(migrations_dir, database_url), revision)
+
+
+def check(migrations_dir: Path, database_url: str) -> None:
+    """Fail if the models hold changes that no migration makes (run on an upgraded database)."""
+    command.check(_config(migrations_dir, database_url))
+
+
+def main(migrations_dir: Path, database_url: str) -> None:
+    """Command line of each service's ``migrate`` module: upgrade, or ``--check``."""
+    import sys
+
+    upgrade(migrations_dir, database_url)
+    if "--check" in sys.argv[1:]:
+        check(migrations_dir, database_url)

@@ -1,9 +1,9 @@
-"""``python -m customer_service.migrate``: bring the database schema to the latest revision."""
+"""``python -m customer_service.migrate [--check]``: bring the schema to the latest revision."""
 
 from pathlib import Path
 
-from crm_libs.migrations import upgrade
+from crm_libs.migrations import main
 from customer_service.config import Settings
 
 if __name__ == "__main__":
-    upgrade(Path(__file__).parent / "migrations", Settings().database_url)
+    main(Path(__file__).parent / "migrations", Settings().database_url)
