@@ -12,16 +12,29 @@ from crm_gateway.routes import API_PREFIX, owner_of
 log = logging.getLogger(__name__)
 
 
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+PUBLIC_PATHS = {f"{API_PREFIX}/auth/token", f"{API_PREFIX}/auth/refresh"}
+
+
 def merge_documents(
-    documents: dict[str, dict[str, Any]], *, title: str, version: str
+    documents: dict[str, dict[str, Any]],
+    *,
+    title: str,
+    version: str,
+    own: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Prefix every path with the API base, keep only paths the gateway routes to that service,
-    and merge component schemas (a clash between different schemas is renamed per service)."""
+    and merge component schemas (a clash between different schemas is renamed per service).
+    ``own`` is the gateway's document (accounts, keys, audit), whose paths are already prefixed."""
     merged: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
         "paths": {},
-        "components": {"schemas": {}},
+        "components": {"schemas": {}, "securitySchemes": SECURITY_SCHEMES},
+        "security": [{"bearer": []}, {"apiKey": []}],
     }
     schemas: dict[str, Any] = merged["components"]["schemas"]
     for service, document in sorted(documents.items()):
@@ -34,6 +47,13 @@ def merge_documents(
         for path, item in document.get("paths", {}).items():
             if owner_of(path) == service:
                 merged["paths"][API_PREFIX + path] = _rename_refs(item, renames)
+    if own is not None:
+        for name, schema in own.get("components", {}).get("schemas", {}).items():
+            schemas.setdefault(name, schema)
+        for path, item in own.get("paths", {}).items():
+            if path in PUBLIC_PATHS:
+                item = {m: {**op, "security": []} for m, op in item.items()}
+            merged["paths"][path] = item
     return merged
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import httpx
 from fastapi import Request
@@ -63,6 +63,10 @@ def make_upstream_client(
     )
 
 
+# Awaited with the service's audit header and status before any byte of the body is passed on.
+AuditHook = Callable[[str, int], Awaitable[None]]
+
+
 async def forward(
     client: httpx.AsyncClient,
     request: Request,
@@ -72,6 +76,8 @@ async def forward(
     service: str,
     principal_token: str,
     request_id: str,
+    audit_header: str,
+    audit: AuditHook,
 ) -> Response:
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST]
     headers.append((PRINCIPAL_HEADER, principal_token))
@@ -97,7 +103,19 @@ async def forward(
         )
     except httpx.TransportError as exc:
         return _unavailable(service, exc)
-    out_headers = {k: v for k, v in response.headers.items() if k.lower() not in _DROP_RESPONSE}
+    audit_value = response.headers.get(audit_header)
+    if audit_value is not None:
+        try:
+            await audit(audit_value, response.status_code)
+        except Exception:
+            # Fail closed: a sensitive read that cannot be audited is not served.
+            await response.aclose()
+            log.exception("audit entry could not be written", extra={"fields": {"path": path}})
+            return problem_response(
+                503, "Service unavailable", "The audit trail is unavailable; retry shortly"
+            )
+    dropped = {*_DROP_RESPONSE, audit_header}
+    out_headers = {k: v for k, v in response.headers.items() if k.lower() not in dropped}
     log.debug(
         "proxied",
         extra={

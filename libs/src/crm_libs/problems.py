@@ -27,9 +27,11 @@ class ProblemError(Exception):
         status: int | None = None,
         title: str | None = None,
         errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
+        self.headers = headers
         if status is not None:
             self.status = status
         if title is not None:
@@ -96,7 +98,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:
-        return problem_response(exc.status, exc.title, exc.detail, errors=exc.errors)
+        return problem_response(
+            exc.status, exc.title, exc.detail, errors=exc.errors, headers=exc.headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -43,7 +43,7 @@ SERVICES = (
         "engagement", "engagement_service.main:create_app", "crm_engagement", "engagement_service"
     ),
     ServiceSpec("scoring", "scoring_service.main:create_app", "crm_scoring", "scoring_service"),
-    ServiceSpec("gateway", "crm_gateway.main:create_app", None),
+    ServiceSpec("gateway", "crm_gateway.main:create_app", "crm_gateway", "crm_gateway"),
 )
 
 

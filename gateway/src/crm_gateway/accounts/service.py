@@ -1,0 +1,197 @@
+"""Accounts: creation within the caller's reach, sign-in with back-off, token refresh."""
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from crm_gateway.accounts.models import Account, RefreshToken
+from crm_gateway.accounts.schemas import AccountCreate, AccountRole, AccountStatus, AccountUpdate
+from crm_gateway.auth.authenticate import announce
+from crm_gateway.auth.passwords import hash_password, verify_password
+from crm_gateway.auth.tokens import digest, new_secret
+from crm_gateway.config import Settings
+from crm_libs.pagination import PageParams
+from crm_libs.principal import Principal, Role
+from crm_libs.problems import (
+    Conflict,
+    Forbidden,
+    InvalidField,
+    NotFound,
+    ProblemError,
+    Unauthorized,
+)
+
+
+class LockedOut(ProblemError):
+    status = 429
+    title = "Too many failed sign-ins"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            f"Too many failed sign-ins; try again in {retry_after} s",
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+def _check_reach(caller: Principal, *, role: str, store_id: str | None) -> None:
+    """hq_admin manages anyone; a store manager only non-admin accounts of their own store."""
+    if caller.role == Role.HQ_ADMIN:
+        if role != AccountRole.HQ_ADMIN and not store_id:
+            raise InvalidField("store_id", "required for every role but hq_admin")
+        return
+    if caller.role != Role.STORE_MANAGER:
+        raise Forbidden("Only head office and store managers manage accounts")
+    if role == AccountRole.HQ_ADMIN or store_id != caller.store_id:
+        raise Forbidden("A store manager manages the accounts of their own store only")
+
+
+async def create(session: AsyncSession, *, caller: Principal, account_in: AccountCreate) -> Account:
+    """Open an account (its password is stored as an Argon2 hash only)."""
+    store_id = None if account_in.role == AccountRole.HQ_ADMIN else account_in.store_id
+    _check_reach(caller, role=account_in.role, store_id=store_id)
+    account = Account(
+        username=account_in.username,
+        password_hash=await hash_password(account_in.password),
+        role=account_in.role.value,
+        store_id=store_id,
+        staff_id=account_in.staff_id,
+    )
+    session.add(account)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"The username {account_in.username!r} is taken") from exc
+    return account
+
+
+async def get_visible(session: AsyncSession, *, caller: Principal, account_id: str) -> Account:
+    account = await session.get(Account, account_id)
+    if account is None or (caller.role != Role.HQ_ADMIN and account.store_id != caller.store_id):
+        raise NotFound("No such account")
+    if caller.role not in (Role.HQ_ADMIN, Role.STORE_MANAGER):
+        raise NotFound("No such account")
+    return account
+
+
+async def update(
+    session: AsyncSession, *, caller: Principal, account_id: str, account_in: AccountUpdate
+) -> Account:
+    account = await get_visible(session, caller=caller, account_id=account_id)
+    changes = account_in.model_dump(exclude_unset=True)
+    role = changes.get("role") or account.role
+    store_id = changes.get("store_id", account.store_id)
+    _check_reach(caller, role=account.role, store_id=account.store_id)
+    _check_reach(caller, role=role, store_id=None if role == AccountRole.HQ_ADMIN else store_id)
+    if "password" in changes and changes["password"]:
+        account.password_hash = await hash_password(changes.pop("password"))
+    changes.pop("password", None)
+    for name, value in changes.items():
+        if value is None and name in ("role", "status"):
+            raise InvalidField(name, "may not be null")
+        setattr(account, name, value.value if hasattr(value, "value") else value)
+    if account.role == AccountRole.HQ_ADMIN:
+        account.store_id = None
+    account.failed_logins = 0 if account.status == AccountStatus.ACTIVE else account.failed_logins
+    await session.flush()
+    # Tokens issued before this change carry the old role, store or status: they stop counting.
+    await announce(session, f"account:{account.id}@{time.time()}")
+    return account
+
+
+async def list_visible(
+    session: AsyncSession, *, caller: Principal, page: PageParams
+) -> list[Account]:
+    if caller.role not in (Role.HQ_ADMIN, Role.STORE_MANAGER):
+        raise Forbidden("Only head office and store managers list accounts")
+    query = select(Account).order_by(col(Account.id)).limit(page.limit + 1)
+    if caller.role != Role.HQ_ADMIN:
+        query = query.where(col(Account.store_id) == caller.store_id)
+    if page.after:
+        query = query.where(col(Account.id) > page.after)
+    return list((await session.execute(query)).scalars())
+
+
+async def authenticate(
+    session: AsyncSession, *, username: str, password: str, settings: Settings
+) -> Account:
+    """The account these credentials open, or 401; repeated failures lock it for a while."""
+    account = (
+        await session.execute(
+            select(Account).where(col(Account.username) == username).with_for_update()
+        )
+    ).scalar_one_or_none()
+    now = datetime.now(UTC)
+    if account is not None and account.locked_until and account.locked_until > now:
+        raise LockedOut(int((account.locked_until - now).total_seconds()) + 1)
+    valid = await verify_password(account.password_hash if account else None, password)
+    if account is None or not valid or account.status != AccountStatus.ACTIVE:
+        if account is not None and not valid:
+            account.failed_logins += 1
+            if account.failed_logins >= settings.login_max_failures:
+                account.locked_until = now + timedelta(seconds=settings.login_lockout_seconds)
+                account.failed_logins = 0
+        raise Unauthorized("Wrong username or password")
+    account.failed_logins = 0
+    account.locked_until = None
+    return account
+
+
+async def issue_refresh_token(
+    session: AsyncSession, *, account: Account, settings: Settings
+) -> str:
+    token = new_secret()
+    session.add(
+        RefreshToken(
+            account_id=account.id,
+            token_hash=digest(token),
+            expires_at=datetime.now(UTC) + timedelta(seconds=settings.refresh_token_ttl_seconds),
+        )
+    )
+    await session.flush()
+    return token
+
+
+async def redeem_refresh_token(session: AsyncSession, *, token: str) -> Account:
+    """Use a refresh token once; the account must still be active."""
+    stored = (
+        await session.execute(
+            select(RefreshToken)
+            .where(col(RefreshToken.token_hash) == digest(token))
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    now = datetime.now(UTC)
+    if stored is None or stored.used_at is not None or stored.expires_at <= now:
+        raise Unauthorized("The refresh token is not valid")
+    stored.used_at = now
+    account = await session.get(Account, stored.account_id)
+    if account is None or account.status != AccountStatus.ACTIVE:
+        raise Unauthorized("The refresh token is not valid")
+    return account
+
+
+async def ensure_bootstrap_admin(session: AsyncSession, *, username: str, password: str) -> bool:
+    """Create the first administrator if that username does not exist yet."""
+    exists = (
+        await session.execute(select(col(Account.id)).where(col(Account.username) == username))
+    ).scalar_one_or_none()
+    if exists is not None:
+        return False
+    session.add(
+        Account(
+            username=username,
+            password_hash=await hash_password(password),
+            role=AccountRole.HQ_ADMIN.value,
+        )
+    )
+    await session.flush()
+    return True
+
+
+def principal_of(account: Account) -> Principal:
+    return Principal(subject=account.id, role=Role(account.role), store_id=account.store_id)

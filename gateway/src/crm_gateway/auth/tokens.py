@@ -1,0 +1,63 @@
+"""Access tokens (short-lived JWTs, checked without a database) and opaque secrets."""
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+
+import jwt
+
+from crm_libs.principal import Principal, Role
+from crm_libs.problems import Unauthorized
+
+_ALGORITHM = "HS256"
+_AUDIENCE = "crm-api"
+_ISSUER = "crm-gateway"
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    token: str
+    expires_in: int
+
+
+def issue_access_token(principal: Principal, *, secret: str, ttl_seconds: int) -> AccessToken:
+    now = int(time.time())
+    claims = {
+        "sub": principal.subject,
+        "role": principal.role.value,
+        "store_id": principal.store_id,
+        "iss": _ISSUER,
+        "aud": _AUDIENCE,
+        "iat": now,
+        "exp": now + ttl_seconds,
+    }
+    return AccessToken(jwt.encode(claims, secret, algorithm=_ALGORITHM), ttl_seconds)
+
+
+def verify_access_token(token: str, *, secret: str) -> tuple[Principal, int]:
+    """The principal and the token's issue time, or 401 (expired, forged, malformed)."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[_ALGORITHM],
+            audience=_AUDIENCE,
+            issuer=_ISSUER,
+            options={"require": ["exp", "iat", "sub", "role"]},
+        )
+        principal = Principal(
+            subject=claims["sub"], role=Role(claims["role"]), store_id=claims.get("store_id")
+        )
+        return principal, int(claims["iat"])
+    except (jwt.PyJWTError, KeyError, ValueError) as exc:
+        raise Unauthorized("The access token is missing, expired or invalid") from exc
+
+
+def new_secret(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+def digest(secret: str) -> str:
+    """SHA-256 of a random, high-entropy secret (refresh tokens, API keys): no salt needed."""
+    return hashlib.sha256(secret.encode()).hexdigest()
