@@ -89,3 +89,16 @@ async def score_of(api: httpx.AsyncClient, customer_id: str) -> dict[str, Any] |
 def days_ago(days: int) -> str:
     """An ISO time ``days`` before now (the trailing windows are relative to today)."""
     return (datetime.now(UTC) - timedelta(days=days)).isoformat()
+
+
+async def score_with_purchases(
+    api: httpx.AsyncClient, customer_id: str, count: int = 1, *, timeout: float = 60
+) -> dict[str, Any]:
+    """The customer's score once ``count`` purchases have been scored."""
+    from crm_libs.testing.fixtures import eventually
+
+    async def reached() -> dict[str, Any] | None:
+        score = await score_of(api, customer_id)
+        return score if score and score["stats"]["purchase_count"] >= count else None
+
+    return await eventually(reached, timeout=timeout)

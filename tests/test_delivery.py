@@ -9,7 +9,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from crm_libs.embedded.stack import LocalStack
 from crm_libs.events.envelope import EventEnvelope, Topics
 from crm_libs.testing.fixtures import eventually
-from tests.builders import create_customer, create_product, create_store, record_purchase, score_of
+from tests.builders import (
+    create_customer,
+    create_product,
+    create_store,
+    record_purchase,
+    score_of,
+    score_with_purchases,
+)
 
 
 async def _produce(stack: LocalStack, topic: str, value: bytes, key: bytes) -> None:
@@ -21,14 +28,6 @@ async def _produce(stack: LocalStack, topic: str, value: bytes, key: bytes) -> N
         await producer.stop()
 
 
-async def _purchase_count_reaches(api: httpx.AsyncClient, customer_id: str, count: int) -> dict:
-    async def reached() -> dict | None:
-        score = await score_of(api, customer_id)
-        return score if score and score["stats"]["purchase_count"] >= count else None
-
-    return await eventually(reached, timeout=60)
-
-
 async def _tasks_of(api: httpx.AsyncClient, customer_id: str) -> list[dict]:
     return (await api.get("/tasks", params={"customer_id": customer_id})).json()["items"]
 
@@ -38,7 +37,7 @@ async def test_redelivered_event_changes_nothing(stack: LocalStack, api: httpx.A
     product = await create_product(api)
     customer = await create_customer(api, store_id=store["id"])
     purchase = await record_purchase(api, customer_id=customer["id"], sku=product["sku"], qty=1)
-    score = await _purchase_count_reaches(api, customer["id"], 1)
+    score = await score_with_purchases(api, customer["id"], 1)
 
     # Replay the exact event the customer service published, then a genuine second purchase
     # on the same key (so the same partition, after the replay).
@@ -49,7 +48,7 @@ async def test_redelivered_event_changes_nothing(stack: LocalStack, api: httpx.A
     await _produce(stack, Topics.PURCHASES, renamed.to_bytes(), renamed.key)
     await record_purchase(api, customer_id=customer["id"], sku=product["sku"], qty=1)
 
-    after = await _purchase_count_reaches(api, customer["id"], 2)
+    after = await score_with_purchases(api, customer["id"], 2)
     await asyncio.sleep(1)  # give any (wrong) third application time to land
     after = await score_of(api, customer["id"])
     assert after is not None and after["stats"]["purchase_count"] == 2
@@ -72,7 +71,7 @@ async def test_purchases_during_a_broker_outage_arrive_after_it(
     finally:
         stack.start_broker()  # a memory broker: it comes back empty, the outbox refills it
     for customer in customers:
-        await _purchase_count_reaches(api, customer["id"], 1)
+        await score_with_purchases(api, customer["id"], 1)
         tasks = await eventually(lambda c=customer: _tasks_of(api, c["id"]), timeout=60)
         assert len(tasks) == 5
 
@@ -103,7 +102,7 @@ async def test_poison_message_goes_to_the_dead_letter_topic(
     product = await create_product(api)
     customer = await create_customer(api, store_id=store["id"])
     await record_purchase(api, customer_id=customer["id"], sku=product["sku"])
-    await _purchase_count_reaches(api, customer["id"], 1)
+    await score_with_purchases(api, customer["id"], 1)
 
 
 async def _read_all(stack: LocalStack, topic: str, *, until, timeout: float = 60) -> list[bytes]:

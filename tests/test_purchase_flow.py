@@ -13,6 +13,7 @@ from tests.builders import (
     create_store,
     record_purchase,
     score_of,
+    score_with_purchases,
 )
 
 
@@ -35,7 +36,7 @@ async def test_purchase_reaches_score_and_follow_up_tasks(api: httpx.AsyncClient
     local_day = datetime.fromisoformat(purchased_at).astimezone(ZoneInfo("Asia/Shanghai")).date()
     assert local_day == date(2026, 11, 21)
 
-    score = await eventually(lambda: score_of(api, customer["id"]))
+    score = await score_with_purchases(api, customer["id"])
     assert score["value_tier"] == "vip"  # the only spender of the store is its top customer
     assert score["stats"]["purchase_count"] == 1
     assert score["stats"]["net_spend_365d"] == "256.00"
@@ -68,7 +69,7 @@ async def test_second_purchase_extends_supply_and_starts_no_second_plan(
         qty=1,
         purchased_at="2026-11-01T10:00:00+08:00",
     )
-    await eventually(lambda: score_of(api, customer["id"]))
+    await score_with_purchases(api, customer["id"])
     # Ten days later, twenty days of stock are still at home: they carry over.
     await record_purchase(
         api,
@@ -78,11 +79,7 @@ async def test_second_purchase_extends_supply_and_starts_no_second_plan(
         purchased_at="2026-11-11T10:00:00+08:00",
     )
 
-    async def counted_twice() -> dict | None:
-        score = await score_of(api, customer["id"])
-        return score if score and score["stats"]["purchase_count"] == 2 else None
-
-    score = await eventually(counted_twice)
+    score = await score_with_purchases(api, customer["id"], 2)
     assert score["supply_runs_out_on"] == (date(2026, 12, 1) + timedelta(days=60)).isoformat()
     response = await api.get("/tasks", params={"customer_id": customer["id"]})
     assert len(response.json()["items"]) == 5

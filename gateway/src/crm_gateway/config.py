@@ -1,10 +1,9 @@
 from pydantic import model_validator
 
-from crm_libs.settings import BaseServiceSettings
+from crm_libs.settings import DEV_BOOTSTRAP_ADMIN_PASSWORD, BaseServiceSettings
 
 # Development-only defaults; outside development the gateway refuses to start with them.
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"  # noqa: S105
-DEV_ADMIN_PASSWORD = "dev-admin-password"  # noqa: S105
 
 
 class Settings(BaseServiceSettings):
@@ -28,6 +27,7 @@ class Settings(BaseServiceSettings):
     login_lockout_seconds: int = 900
     # Per account or API key; generous for a store's busy hour, configurable per deployment.
     rate_limit: str = "1200/minute"
+    api_key_rate_limit: str = "600/minute"
     api_key_cache_seconds: float = 30.0
     cors_origins: list[str] = []
 
@@ -38,7 +38,7 @@ class Settings(BaseServiceSettings):
                 raise ValueError(
                     "CRM_JWT_SECRET must be set to a private value outside development"
                 )
-            if self.bootstrap_admin_password in (None, "", DEV_ADMIN_PASSWORD):
+            if self.bootstrap_admin_password in (None, "", DEV_BOOTSTRAP_ADMIN_PASSWORD):
                 raise ValueError(
                     "CRM_BOOTSTRAP_ADMIN_PASSWORD must be set to a private value "
                     "outside development"

@@ -30,7 +30,7 @@ from crm_gateway.routes import API_PREFIX, SERVICES, owner_of
 from crm_gateway.security_headers import SecurityHeadersMiddleware
 from crm_libs.db import make_engine, make_sessionmaker
 from crm_libs.logs import configure_logging
-from crm_libs.principal import Principal
+from crm_libs.principal import Principal, Role
 from crm_libs.problems import ProblemError, install_problem_handlers, problem_response
 from crm_libs.request_id import RequestIdMiddleware
 
@@ -49,7 +49,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     signer = PrincipalSigner(
         secret=settings.principal_secret, ttl_seconds=settings.principal_ttl_seconds
     )
-    limiter = RateLimiter(settings.rate_limit)
+    account_limiter = RateLimiter(settings.rate_limit)
+    key_limiter = RateLimiter(settings.api_key_rate_limit)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -168,6 +169,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if service is None:
             return problem_response(404, "Not found", f"No route for {API_PREFIX}{service_path}")
         principal = await request.app.state.authenticator.principal_for(request)
+        limiter = key_limiter if principal.role == Role.PARTNER else account_limiter
         retry_after = await limiter.retry_after(principal.subject)
         if retry_after is not None:
             raise ProblemError(

@@ -9,6 +9,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Development-only defaults: refusing them outside development is what keeps them out of production.
 DEV_PRINCIPAL_SECRET = "dev-only-principal-secret-change-me-0123456789"  # noqa: S105
+DEV_BOOTSTRAP_ADMIN_PASSWORD = "dev-admin-password"  # noqa: S105
 
 
 class BaseServiceSettings(BaseSettings):

@@ -23,6 +23,7 @@ import httpx
 from crm_libs.embedded.broker import EmbeddedBroker, create_topics_sync, wait_for_port
 from crm_libs.embedded.postgres import EmbeddedPostgres
 from crm_libs.events.envelope import Topics
+from crm_libs.settings import DEV_BOOTSTRAP_ADMIN_PASSWORD
 
 log = logging.getLogger("crm.stack")
 
@@ -80,6 +81,11 @@ class LocalStack:
         self.postgres = EmbeddedPostgres(self.data_dir / "postgres", port=self.ports.postgres)
         self.broker = EmbeddedBroker(port=self.ports.broker, log_file=self.data_dir / "broker.log")
 
+    @property
+    def admin_password(self) -> str:
+        """The first administrator's password: the operator's, or the development one."""
+        return os.environ.get("CRM_BOOTSTRAP_ADMIN_PASSWORD", DEV_BOOTSTRAP_ADMIN_PASSWORD)
+
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{getattr(self.ports, service)}"
 
@@ -128,6 +134,7 @@ class LocalStack:
         )
         if spec.database:
             env["CRM_DATABASE_URL"] = self.postgres.url(spec.database)
+        env.setdefault("CRM_BOOTSTRAP_ADMIN_PASSWORD", self.admin_password)
         env.update(self.extra_env)
         return env
 
@@ -222,7 +229,13 @@ def main() -> None:
     signal.signal(signal.SIGTERM, interrupt)
     try:
         stack.start()
-        password = os.environ.get("CRM_BOOTSTRAP_ADMIN_PASSWORD")
+        password = stack.admin_password
+        if password == DEV_BOOTSTRAP_ADMIN_PASSWORD:
+            log.warning(
+                "WARNING: the administrator 'admin' has the development password %r; "
+                "set CRM_BOOTSTRAP_ADMIN_PASSWORD for anything but local development",
+                password,
+            )
         print(
             "\nCRM platform is up (embedded mode)\n"
             f"  gateway     {stack.url('gateway')}   API docs {stack.url('gateway')}/docs\n"
@@ -232,7 +245,7 @@ def main() -> None:
             f"  postgres    {stack.postgres.url('<db>', driver='postgresql')}\n"
             f"  data        {stack.data_dir}\n"
             f"  broker      {stack.broker.bootstrap} (Tansu, memory storage)\n"
-            + (f"  admin password (development only) {password}\n" if password else "")
+            + f"  sign in     POST /api/v1/auth/token as admin / {password}\n"
             + "Press Ctrl-C to stop.",
             flush=True,
         )

@@ -21,7 +21,9 @@ T = TypeVar("T")
 def stack() -> Iterator[LocalStack]:
     """The whole system, started once per test session and torn down at the end."""
     data_dir = Path(tempfile.mkdtemp(prefix="crm-test-"))
-    local = LocalStack(data_dir=data_dir, ports=Ports.free(), environment="test")
+    # Head office's token drives the whole suite; partner keys keep a limit low enough to test.
+    limits = {"CRM_RATE_LIMIT": "1000000/minute", "CRM_API_KEY_RATE_LIMIT": "40/minute"}
+    local = LocalStack(data_dir=data_dir, ports=Ports.free(), environment="test", extra_env=limits)
     try:
         local.start()
         yield local
@@ -30,9 +32,32 @@ def stack() -> Iterator[LocalStack]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def admin_token(stack: LocalStack) -> str:
+    """A bearer token of the first administrator (head office)."""
+    response = httpx.post(
+        stack.url("gateway") + "/api/v1/auth/token",
+        json={"username": "admin", "password": stack.admin_password},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
 @pytest.fixture
-async def api(stack: LocalStack) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the public API, through the gateway."""
+async def api(stack: LocalStack, admin_token: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A head-office client of the public API, through the gateway."""
+    async with httpx.AsyncClient(
+        base_url=stack.url("gateway") + "/api/v1",
+        headers={"Authorization": f"Bearer {admin_token}"},
+        timeout=30,
+    ) as client:
+        yield client
+
+
+@pytest.fixture
+async def anonymous(stack: LocalStack) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the public API without credentials."""
     async with httpx.AsyncClient(base_url=stack.url("gateway") + "/api/v1", timeout=30) as client:
         yield client
 

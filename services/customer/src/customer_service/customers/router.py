@@ -1,14 +1,47 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 
 from crm_libs.pagination import Page, PageParams, page_of, page_params
-from crm_libs.problems import problem_responses
-from customer_service.customers import service
-from customer_service.customers.schemas import CustomerCreate, CustomerPublic
+from crm_libs.principal import Principal
+from crm_libs.problems import InvalidField, problem_responses
+from customer_service import audit_trail
+from customer_service.customers import service, visibility
+from customer_service.customers.models import Customer
+from customer_service.customers.schemas import CustomerCreate, CustomerPublic, CustomerUpdate
 from customer_service.deps import PrincipalDep, SessionDep
 
 router = APIRouter(prefix="/customers", tags=["customers"])
+
+
+def _present(customer: Customer, principal: Principal) -> tuple[CustomerPublic, list[str]]:
+    """The file as the caller's role may see it, and the sensitive fields shown whole."""
+    record = CustomerPublic.model_validate(customer, from_attributes=True).model_dump()
+    shown, disclosed = visibility.present(record, principal.role)
+    return CustomerPublic.model_validate(shown), disclosed
+
+
+def _single(customer: Customer, principal: Principal, response: Response) -> CustomerPublic:
+    public, disclosed = _present(customer, principal)
+    response.headers["ETag"] = f'"{customer.version}"'
+    if disclosed:
+        audit_trail.note(
+            response,
+            action="read",
+            resource=f"customer/{customer.id}",
+            customer_id=customer.id,
+            fields=disclosed,
+        )
+    return public
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    if if_match is None:
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise InvalidField("If-Match", "not an ETag of this resource")
+    return int(tag)
 
 
 @router.post(
@@ -19,10 +52,17 @@ router = APIRouter(prefix="/customers", tags=["customers"])
     responses=problem_responses(400, 401, 422),
 )
 async def create_customer(
-    customer_in: CustomerCreate, session: SessionDep, principal: PrincipalDep
+    customer_in: CustomerCreate, session: SessionDep, principal: PrincipalDep, response: Response
 ) -> CustomerPublic:
     customer = await service.register(session, principal=principal, customer_in=customer_in)
-    return CustomerPublic.model_validate(customer, from_attributes=True)
+    audit_trail.note(
+        response,
+        action="create",
+        resource=f"customer/{customer.id}",
+        customer_id=customer.id,
+        fields=sorted(customer_in.model_dump(exclude_unset=True)),
+    )
+    return _single(customer, principal, response)
 
 
 @router.get(
@@ -34,12 +74,25 @@ async def create_customer(
 async def list_customers(
     session: SessionDep,
     principal: PrincipalDep,
+    response: Response,
     page: Annotated[PageParams, Depends(page_params)],
     store_id: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str | None, Query(max_length=100, description="name part or phone tail")] = None,
 ) -> Page[CustomerPublic]:
-    rows = await service.search(session, principal=principal, store_id=store_id, q=q, page=page)
-    return page_of([CustomerPublic.model_validate(r, from_attributes=True) for r in rows], page)
+    rows = page_of(
+        await service.search(session, principal=principal, store_id=store_id, q=q, page=page), page
+    )
+    presented = [_present(r, principal) for r in rows.items]
+    disclosed = sorted({f for _, fields in presented for f in fields})
+    if disclosed:
+        # One entry per page keeps the header small; the query names what was searched.
+        audit_trail.note(
+            response,
+            action="search",
+            resource=f"customers?store_id={store_id or ''}&q={q or ''}",
+            fields=disclosed,
+        )
+    return Page[CustomerPublic](items=[p for p, _ in presented], next_cursor=rows.next_cursor)
 
 
 @router.get(
@@ -52,5 +105,55 @@ async def get_customer(
     customer_id: str, session: SessionDep, principal: PrincipalDep, response: Response
 ) -> CustomerPublic:
     customer = await service.get(session, principal=principal, customer_id=customer_id)
-    response.headers["ETag"] = f'"{customer.version}"'
-    return CustomerPublic.model_validate(customer, from_attributes=True)
+    return _single(customer, principal, response)
+
+
+@router.patch(
+    "/{customer_id}",
+    response_model=CustomerPublic,
+    summary="Change a customer file",
+    responses=problem_responses(400, 401, 404, 412, 422),
+)
+async def update_customer(
+    customer_id: str,
+    customer_in: CustomerUpdate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> CustomerPublic:
+    customer, changed = await service.update(
+        session,
+        principal=principal,
+        customer_id=customer_id,
+        customer_in=customer_in,
+        expected_version=_expected_version(if_match),
+    )
+    audit_trail.note(
+        response,
+        action="update",
+        resource=f"customer/{customer.id}",
+        customer_id=customer.id,
+        fields=changed,
+    )
+    return _single(customer, principal, response)
+
+
+@router.delete(
+    "/{customer_id}",
+    status_code=204,
+    summary="Archive a customer file",
+    responses=problem_responses(401, 404),
+)
+async def archive_customer(
+    customer_id: str, session: SessionDep, principal: PrincipalDep, response: Response
+) -> Response:
+    customer = await service.archive(session, principal=principal, customer_id=customer_id)
+    audit_trail.note(
+        response,
+        action="archive",
+        resource=f"customer/{customer.id}",
+        customer_id=customer.id,
+        fields=["status"],
+    )
+    return Response(status_code=204, headers=dict(response.headers))

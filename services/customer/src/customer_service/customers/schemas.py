@@ -18,6 +18,13 @@ class CustomerCreate(BaseModel):
     birthday: date | None = None
 
 
+class CustomerUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    phone: str | None = Field(default=None, max_length=32)
+    gender: Gender | None = None
+    birthday: date | None = None
+
+
 class CustomerPublic(BaseModel):
     id: str
     store_id: str

@@ -8,12 +8,14 @@ from sqlmodel import col
 
 from crm_libs.pagination import PageParams
 from crm_libs.principal import Principal
-from crm_libs.problems import InvalidField, NotFound
+from crm_libs.problems import InvalidField, NotFound, ProblemError
 from customer_service.customers import events
 from customer_service.customers.models import Customer
 from customer_service.customers.phones import normalise_phone
-from customer_service.customers.schemas import CustomerCreate
+from customer_service.customers.schemas import CustomerCreate, CustomerUpdate
 from customer_service.stores import service as stores
+
+ARCHIVED = "archived"
 
 
 async def register(
@@ -38,14 +40,61 @@ async def register(
     return customer
 
 
-async def get(session: AsyncSession, *, principal: Principal, customer_id: str) -> Customer:
+async def get(
+    session: AsyncSession, *, principal: Principal, customer_id: str, for_update: bool = False
+) -> Customer:
     """A customer of the caller's store; another store's file is as unknown as a missing one."""
     query = select(Customer).where(col(Customer.id) == customer_id)
+    if for_update:
+        query = query.with_for_update()
     if (scope := principal.store_scope()) is not None:
         query = query.where(col(Customer.store_id) == scope)
     customer = (await session.execute(query)).scalar_one_or_none()
     if customer is None:
         raise NotFound("No such customer")
+    return customer
+
+
+async def update(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    customer_id: str,
+    customer_in: CustomerUpdate,
+    expected_version: int | None,
+) -> tuple[Customer, list[str]]:
+    """Change a file; with ``expected_version`` (If-Match) a stale write is refused (412)."""
+    customer = await get(session, principal=principal, customer_id=customer_id, for_update=True)
+    if expected_version is not None and expected_version != customer.version:
+        raise ProblemError(
+            "The file changed since it was read; read it again", status=412, title="Stale"
+        )
+    changes = customer_in.model_dump(exclude_unset=True)
+    if changes.get("name") is None and "name" in changes:
+        raise InvalidField("name", "may not be null")
+    if changes.get("phone"):
+        changes["phone"] = normalise_phone(changes["phone"])
+    if changes.get("birthday") and changes["birthday"] > date.today():
+        raise InvalidField("birthday", "lies in the future")
+    changed = []
+    for field, value in changes.items():
+        value = value.value if hasattr(value, "value") else value
+        if getattr(customer, field) != value:
+            setattr(customer, field, value)
+            changed.append(field)
+    if changed:
+        customer.version += 1
+        await session.flush()
+    return customer, changed
+
+
+async def archive(session: AsyncSession, *, principal: Principal, customer_id: str) -> Customer:
+    """Archive a file (nothing is destroyed; erasure is a separate, audited process)."""
+    customer = await get(session, principal=principal, customer_id=customer_id, for_update=True)
+    if customer.status != ARCHIVED:
+        customer.status = ARCHIVED
+        customer.version += 1
+        await session.flush()
     return customer
 
 
@@ -57,7 +106,12 @@ async def search(
     q: str | None,
     page: PageParams,
 ) -> list[Customer]:
-    query = select(Customer).order_by(col(Customer.id)).limit(page.limit + 1)
+    query = (
+        select(Customer)
+        .where(col(Customer.status) != ARCHIVED)
+        .order_by(col(Customer.id))
+        .limit(page.limit + 1)
+    )
     if (scope := principal.store_scope()) is not None:
         query = query.where(col(Customer.store_id) == scope)
     if store_id:

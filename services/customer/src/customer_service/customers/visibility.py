@@ -1,0 +1,71 @@
+"""Who sees which sensitive field of a customer file: one declared policy (DOMAIN §11).
+
+Sensitive personal information (the full phone number, the ID-card number, health data) is shown
+whole only to the roles that need it, masked to some, and left out for the rest. Every field
+shown whole is named in the audit trail.
+"""
+
+from enum import StrEnum
+from typing import Any
+
+from crm_libs.principal import Role
+
+
+class Visibility(StrEnum):
+    FULL = "full"
+    MASKED = "masked"
+    HIDDEN = "hidden"
+
+
+FULL, MASKED, HIDDEN = Visibility.FULL, Visibility.MASKED, Visibility.HIDDEN
+
+POLICY: dict[str, dict[Role, Visibility]] = {
+    # Staff call from the app's dial button; they recognise a customer by the tail.
+    "phone": {
+        Role.HQ_ADMIN: FULL,
+        Role.STORE_MANAGER: FULL,
+        Role.EXPERT: FULL,
+        Role.STAFF: MASKED,
+        Role.PARTNER: MASKED,
+    },
+    "id_number": {
+        Role.HQ_ADMIN: MASKED,
+        Role.STORE_MANAGER: MASKED,
+        Role.EXPERT: HIDDEN,
+        Role.STAFF: HIDDEN,
+        Role.PARTNER: HIDDEN,
+    },
+    "health": {
+        Role.HQ_ADMIN: FULL,
+        Role.STORE_MANAGER: FULL,
+        Role.EXPERT: FULL,
+        Role.STAFF: HIDDEN,
+        Role.PARTNER: HIDDEN,
+    },
+}
+
+
+def mask(field: str, value: str) -> str:
+    """Keep enough to recognise a value, never enough to use it: +8613812345678 → 138****5678."""
+    digits = value[3:] if field == "phone" and value.startswith("+86") else value
+    if len(digits) <= 4:
+        return "*" * len(digits)
+    keep_head = 3 if len(digits) > 7 else 1
+    return digits[:keep_head] + "*" * (len(digits) - keep_head - 4) + digits[-4:]
+
+
+def present(record: dict[str, Any], role: Role) -> tuple[dict[str, Any], list[str]]:
+    """The record as ``role`` may see it, and the sensitive fields it discloses whole."""
+    out = dict(record)
+    disclosed = []
+    for field, by_role in POLICY.items():
+        if field not in out or out[field] is None:
+            continue
+        visibility = by_role.get(role, HIDDEN)
+        if visibility is FULL:
+            disclosed.append(field)
+        elif visibility is MASKED and isinstance(out[field], str):
+            out[field] = mask(field, out[field])
+        else:
+            out[field] = None
+    return out, disclosed
