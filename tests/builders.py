@@ -102,3 +102,32 @@ async def score_with_purchases(
         return score if score and score["stats"]["purchase_count"] >= count else None
 
     return await eventually(reached, timeout=timeout)
+
+
+async def create_account(
+    api: httpx.AsyncClient,
+    *,
+    role: str,
+    store_id: str | None,
+    password: str = "correct horse battery",
+) -> dict[str, Any]:
+    body = {"username": unique(role), "password": password, "role": role, "store_id": store_id}
+    response = await api.post("/accounts", json=body)
+    assert response.status_code == 201, response.text
+    return {**response.json(), "password": password}
+
+
+async def sign_in(api: httpx.AsyncClient, account: dict[str, Any]) -> dict[str, Any]:
+    response = await api.post(
+        "/auth/token", json={"username": account["username"], "password": account["password"]}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def client_as(
+    api: httpx.AsyncClient, *, token: str | None = None, key: str | None = None
+) -> httpx.AsyncClient:
+    """Another client of the same API with other credentials."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {"X-API-Key": key or ""}
+    return httpx.AsyncClient(base_url=str(api.base_url), headers=headers, timeout=30)

@@ -22,7 +22,11 @@ def stack() -> Iterator[LocalStack]:
     """The whole system, started once per test session and torn down at the end."""
     data_dir = Path(tempfile.mkdtemp(prefix="crm-test-"))
     # Head office's token drives the whole suite; partner keys keep a limit low enough to test.
-    limits = {"CRM_RATE_LIMIT": "1000000/minute", "CRM_API_KEY_RATE_LIMIT": "40/minute"}
+    limits = {
+        "CRM_RATE_LIMIT": "1000000/minute",
+        "CRM_API_KEY_RATE_LIMIT": "40/minute",
+        "CRM_CORS_ORIGINS": '["https://app.example"]',
+    }
     local = LocalStack(data_dir=data_dir, ports=Ports.free(), environment="test", extra_env=limits)
     try:
         local.start()

@@ -1,0 +1,159 @@
+"""Store isolation, generated from the merged OpenAPI document: every route is tried by store A
+against store B's resources, so a new route is covered without anyone adding it here."""
+
+import re
+from datetime import UTC, date, datetime
+from typing import Any
+
+import httpx
+import pytest
+
+from crm_libs.embedded.stack import LocalStack
+from crm_libs.testing.fixtures import eventually
+from tests.builders import (
+    client_as,
+    create_account,
+    create_customer,
+    create_product,
+    create_staff,
+    create_store,
+    record_purchase,
+    score_with_purchases,
+    sign_in,
+)
+
+PUBLIC = {("post", "/api/v1/auth/token"), ("post", "/api/v1/auth/refresh")}
+
+
+async def _store_b(api: httpx.AsyncClient) -> dict[str, str]:
+    """A store full of resources that store A must never reach."""
+    store = await create_store(api)
+    product = await create_product(api)
+    customer = await create_customer(api, store_id=store["id"], phone="13900001111")
+    staff = await create_staff(api, store_id=store["id"])
+    purchase = await record_purchase(api, customer_id=customer["id"], sku=product["sku"])
+    await score_with_purchases(api, customer["id"])
+
+    async def tasks() -> list[dict[str, Any]] | None:
+        items = (await api.get("/tasks", params={"customer_id": customer["id"]})).json()["items"]
+        return items or None
+
+    task = (await eventually(tasks))[0]
+    account = await create_account(api, role="staff", store_id=store["id"])
+    key = (await api.post("/api-keys", json={"store_id": store["id"], "name": "b"})).json()
+    return {
+        "store_id": store["id"],
+        "customer_id": customer["id"],
+        "staff_id": staff["id"],
+        "purchase_id": purchase["id"],
+        "task_id": task["id"],
+        "account_id": account["id"],
+        "key_id": key["id"],
+        "phone": "13900001111",
+    }
+
+
+def _value_for(name: str, b: dict[str, str]) -> str:
+    if name in b:
+        return b[name]
+    raise AssertionError(
+        f"path parameter {name!r}: teach this test which of store B's resources it names"
+    )
+
+
+def _example(
+    schema: dict[str, Any], document: dict[str, Any], b: dict[str, str], name: str = ""
+) -> Any:
+    """A plausible value for a schema, aimed at store B wherever a field names a B resource."""
+    if "$ref" in schema:
+        ref = schema["$ref"].rsplit("/", 1)[-1]
+        return _example(document["components"]["schemas"][ref], document, b, name)
+    for combinator in ("anyOf", "oneOf", "allOf"):
+        if combinator in schema:
+            options = [s for s in schema[combinator] if s.get("type") != "null"]
+            return _example(options[0], document, b, name) if options else None
+    if name in b:
+        return b[name]
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object" or "properties" in schema:
+        props = schema.get("properties", {})
+        return {k: _example(v, document, b, k) for k, v in props.items()}
+    if kind == "array":
+        return [_example(schema.get("items", {}), document, b, name)]
+    if kind == "integer":
+        return max(1, int(schema.get("minimum", 1)))
+    if kind == "number":
+        return 1
+    if kind == "boolean":
+        return True
+    fmt = schema.get("format")
+    if fmt == "date-time":
+        return datetime.now(UTC).isoformat()
+    if fmt == "date":
+        return date.today().isoformat()
+    if schema.get("pattern") == r"^-?\d{0,10}(?:\.\d{0,2})?$" or name.endswith("price"):
+        return "1.00"
+    return "x" * max(1, int(schema.get("minLength", 1)))
+
+
+def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method, path, op)
+        for path, item in document["paths"].items()
+        for method, op in item.items()
+        if method in ("get", "post", "put", "patch", "delete") and (method, path) not in PUBLIC
+    ]
+
+
+@pytest.fixture(scope="module")
+async def document(stack: LocalStack) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=stack.url("gateway")) as client:
+        return (await client.get("/openapi.json")).json()
+
+
+@pytest.mark.parametrize("role", ["store_manager", "staff", "partner"])
+async def test_store_a_never_reaches_store_b(
+    stack: LocalStack, api: httpx.AsyncClient, document: dict[str, Any], role: str
+) -> None:
+    b = await _store_b(api)
+    store_a = await create_store(api)
+    if role == "partner":
+        key = (await api.post("/api-keys", json={"store_id": store_a["id"], "name": "a"})).json()
+        caller = client_as(api, key=key["key"])
+    else:
+        account = await create_account(api, role=role, store_id=store_a["id"])
+        caller = client_as(api, token=(await sign_in(api, account))["access_token"])
+    secrets = [v for k, v in b.items() if k != "phone"] + [b["phone"]]
+    operations = _operations(document)
+    assert len(operations) >= 15, "the merged document lost routes"
+    async with caller:
+        for method, path, op in operations:
+            names = re.findall(r"{([^}]+)}", path)
+            url = path.removeprefix("/api/v1")
+            for name in names:
+                url = url.replace("{" + name + "}", _value_for(name, b))
+            # Unfiltered, and filtered by each of B's resources in turn (filters combine with AND).
+            scoped = [
+                {p["name"]: b[p["name"]]}
+                for p in op.get("parameters", [])
+                if p.get("in") == "query" and p["name"] in b
+            ]
+            body = None
+            content = op.get("requestBody", {}).get("content", {})
+            if "application/json" in content:
+                body = _example(content["application/json"]["schema"], document, b)
+            for params in [{}, *scoped]:
+                response = await caller.request(method.upper(), url, params=params, json=body)
+                where = f"{role}: {method.upper()} {path} {params} -> {response.status_code} "
+                where += response.text[:200]
+                assert response.status_code < 500, where
+                if names:
+                    assert response.status_code in (401, 403, 404, 422), where
+                if response.is_success:
+                    leaked = [s for s in secrets if s in response.text]
+                    assert not leaked, where
+    # And store B's file is untouched by all of that.
+    still = await api.get(f"/customers/{b['customer_id']}")
+    assert still.status_code == 200 and still.json()["status"] == "active"
