@@ -89,3 +89,16 @@ async def test_large_bodies_stream_through_to_the_service(api: httpx.AsyncClient
     response = await api.post("/customers", json={"store_id": store["id"], "name": huge_name})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "name"
+
+
+async def test_encoded_paths_are_forwarded_as_sent_never_a_500(api: httpx.AsyncClient) -> None:
+    # Once the decoded path was forwarded: %00 became a NUL the upstream URL refused (500).
+    for path in (
+        "/customers/%00",
+        "/stores/%1Ac%C2%B9",
+        "/customers/a%2F..%2Fstores",
+        "/staff/%C3%91",
+    ):
+        response = await api.get(path)
+        assert response.status_code in (400, 404), (path, response.status_code, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")

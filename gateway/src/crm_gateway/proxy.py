@@ -11,6 +11,7 @@ from fastapi import Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
+from crm_gateway.routes import API_PREFIX
 from crm_libs.principal import PRINCIPAL_HEADER
 from crm_libs.problems import problem_response
 
@@ -44,6 +45,16 @@ async def _request_content(request: Request) -> bytes | AsyncIterator[bytes] | N
     if length is None and "transfer-encoding" not in request.headers:
         return None  # no body at all
     return request.stream()
+
+
+def upstream_path(request: Request) -> str:
+    """The path after the API prefix, still percent-encoded as the client sent it.
+
+    Forwarding the decoded path would turn %2F into a separator and %00 into a NUL: the service
+    must see exactly the path the gateway routed on.
+    """
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    return raw.decode("latin-1").split("?", 1)[0].removeprefix(API_PREFIX)
 
 
 def make_upstream_client(
@@ -82,13 +93,16 @@ async def forward(
     headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST]
     headers.append((PRINCIPAL_HEADER, principal_token))
     headers.append(("x-request-id", request_id))
-    upstream = client.build_request(
-        request.method,
-        base_url + path,
-        params=request.url.query.encode("latin-1") if request.url.query else None,
-        headers=headers,
-        content=await _request_content(request),
-    )
+    try:
+        upstream = client.build_request(
+            request.method,
+            base_url + upstream_path(request),
+            params=request.url.query.encode("latin-1") if request.url.query else None,
+            headers=headers,
+            content=await _request_content(request),
+        )
+    except httpx.InvalidURL:
+        return problem_response(400, "Malformed request", "The request URL is not valid")
     started = time.perf_counter()
     try:
         response = await client.send(upstream, stream=True)

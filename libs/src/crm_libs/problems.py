@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -122,10 +123,31 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
+    @app.exception_handler(DBAPIError)
+    async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
+        # SQLSTATE class 22 is "data exception": input the database cannot hold (a NUL
+        # character, a number out of range). The client's mistake, reported as one.
+        if _sqlstate(exc).startswith("22"):
+            log.info("database refused a value", extra={"fields": {"error": str(exc.orig)[:200]}})
+            return problem_response(
+                400, "Malformed request", "The request holds a value that cannot be stored"
+            )
+        log.exception("database error")
+        return problem_response(500, "Internal error", "An unexpected error occurred")
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return problem_response(500, "Internal error", "An unexpected error occurred")
+
+
+def _sqlstate(exc: DBAPIError) -> str:
+    """The SQLSTATE behind a driver error (asyncpg keeps it on the original exception)."""
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        code = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if code:
+            return str(code)
+    return ""
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:

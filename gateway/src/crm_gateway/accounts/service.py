@@ -4,6 +4,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
+from sqlalchemy import update as sa_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -83,6 +84,9 @@ async def update(
 ) -> Account:
     account = await get_visible(session, caller=caller, account_id=account_id)
     changes = account_in.model_dump(exclude_unset=True)
+    standing = {"role", "store_id", "status"} & changes.keys()
+    if account.id == caller.subject and standing:
+        raise Forbidden("Nobody changes their own role, store or status")
     role = changes.get("role") or account.role
     store_id = changes.get("store_id", account.store_id)
     _check_reach(caller, role=account.role, store_id=account.store_id)
@@ -98,9 +102,21 @@ async def update(
         account.store_id = None
     account.failed_logins = 0 if account.status == AccountStatus.ACTIVE else account.failed_logins
     await session.flush()
-    # Tokens issued before this change carry the old role, store or status: they stop counting.
-    await announce(session, f"account:{account.id}@{time.time()}")
+    if standing:
+        # Tokens issued before this change carry the old role, store or status: they stop counting.
+        await announce(session, f"account:{account.id}@{time.time()}")
+    if "password" in account_in.model_fields_set:
+        await _retire_refresh_tokens(session, account_id=account.id)
     return account
+
+
+async def _retire_refresh_tokens(session: AsyncSession, *, account_id: str) -> None:
+    """A new password signs the account out of every device at its next refresh."""
+    await session.execute(
+        sa_update(RefreshToken)
+        .where(col(RefreshToken.account_id) == account_id, col(RefreshToken.used_at).is_(None))
+        .values(used_at=datetime.now(UTC))
+    )
 
 
 async def list_visible(

@@ -1,0 +1,85 @@
+"""Sensitive fields by role, and the audit trail of who saw or changed what."""
+
+import httpx
+
+from tests.builders import client_as, create_account, create_customer, create_store, sign_in
+
+
+async def _as(api: httpx.AsyncClient, role: str, store_id: str) -> httpx.AsyncClient:
+    account = await create_account(api, role=role, store_id=store_id)
+    return client_as(api, token=(await sign_in(api, account))["access_token"])
+
+
+async def _audit(api: httpx.AsyncClient, customer_id: str) -> list[dict]:
+    return (await api.get("/audit", params={"customer_id": customer_id})).json()["items"]
+
+
+async def test_phone_is_masked_for_staff_and_whole_for_the_manager(api: httpx.AsyncClient) -> None:
+    store = await create_store(api)
+    customer = await create_customer(api, store_id=store["id"], phone="13812345678")
+    async with await _as(api, "staff", store["id"]) as staff:
+        seen = (await staff.get(f"/customers/{customer['id']}")).json()
+        assert seen["phone"] == "138****5678"
+        listed = (await staff.get("/customers", params={"q": "5678"})).json()["items"]
+        assert [c["phone"] for c in listed] == ["138****5678"]
+    async with await _as(api, "store_manager", store["id"]) as manager:
+        response = await manager.get(f"/customers/{customer['id']}")
+        assert response.json()["phone"] == "+8613812345678"
+        assert "x-crm-audit" not in response.headers  # the gateway keeps it to itself
+        manager_id = (await manager.get("/stores")).request.headers["authorization"]
+    assert manager_id
+
+
+async def test_sensitive_reads_and_changes_are_audited(api: httpx.AsyncClient) -> None:
+    store = await create_store(api)
+    customer = await create_customer(api, store_id=store["id"], phone="13812345678")
+    async with await _as(api, "staff", store["id"]) as staff:
+        await staff.get(f"/customers/{customer['id']}")  # masked: nothing sensitive disclosed
+        changed = await staff.patch(f"/customers/{customer['id']}", json={"name": "王芳芳"})
+        assert changed.status_code == 200
+    async with await _as(api, "store_manager", store["id"]) as manager:
+        read = await manager.get(
+            f"/customers/{customer['id']}", headers={"X-Request-ID": "audit-me-1"}
+        )
+        assert read.status_code == 200
+    entries = await _audit(api, customer["id"])
+    actions = [(e["action"], e["role"], e["fields"]) for e in entries]
+    assert ("create", "hq_admin", ["name", "phone", "store_id"]) in actions
+    assert ("update", "staff", ["name"]) in actions
+    assert ("read", "store_manager", ["phone"]) in actions
+    assert not any(a == "read" and r == "staff" for a, r, _ in actions)
+    manager_read = next(e for e in entries if e["role"] == "store_manager")
+    assert manager_read["request_id"] == "audit-me-1"
+    assert manager_read["resource"] == f"customer/{customer['id']}"
+    assert manager_read["at"] and manager_read["actor"]
+    by_actor = (await api.get("/audit", params={"actor": manager_read["actor"]})).json()["items"]
+    assert [e["id"] for e in by_actor] == [manager_read["id"]]
+
+
+async def test_stale_if_match_is_412(api: httpx.AsyncClient) -> None:
+    store = await create_store(api)
+    customer = await create_customer(api, store_id=store["id"])
+    read = await api.get(f"/customers/{customer['id']}")
+    etag = read.headers["etag"]
+    first = await api.patch(
+        f"/customers/{customer['id']}", json={"name": "甲"}, headers={"If-Match": etag}
+    )
+    assert first.status_code == 200 and first.headers["etag"] != etag
+    stale = await api.patch(
+        f"/customers/{customer['id']}", json={"name": "乙"}, headers={"If-Match": etag}
+    )
+    assert stale.status_code == 412
+    assert (await api.get(f"/customers/{customer['id']}")).json()["name"] == "甲"
+
+
+async def test_archive_hides_the_file_from_search_but_keeps_it(api: httpx.AsyncClient) -> None:
+    store = await create_store(api)
+    customer = await create_customer(api, store_id=store["id"])
+    assert (await api.delete(f"/customers/{customer['id']}")).status_code == 204
+    kept = await api.get(f"/customers/{customer['id']}")
+    assert kept.status_code == 200 and kept.json()["status"] == "archived"
+    listed = (await api.get("/customers", params={"store_id": store["id"]})).json()["items"]
+    assert listed == []
+    assert ("archive", ["status"]) in [
+        (e["action"], e["fields"]) for e in await _audit(api, customer["id"])
+    ]
