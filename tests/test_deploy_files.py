@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
+from crm_gateway.config import Settings as GatewaySettings
 from crm_libs.events.envelope import Topics
 from crm_libs.settings import DEV_PRINCIPAL_SECRET
 
@@ -42,15 +43,39 @@ APP_SERVICES: dict[str, tuple[str, str, str, int, bool]] = {
         True,
     ),
     "scoring": ("services/scoring/Dockerfile", "scoring-service", "scoring_service", 8003, True),
-    "gateway": ("gateway/Dockerfile", "crm-gateway", "crm_gateway", 8000, False),
+    "gateway": ("gateway/Dockerfile", "crm-gateway", "crm_gateway", 8000, True),
 }
 DATABASE_SERVICES = [name for name, spec in APP_SERVICES.items() if spec[4]]
+# The services behind the gateway; they, unlike the gateway, use Kafka.
+UPSTREAM_SERVICES = [name for name in APP_SERVICES if name != "gateway"]
 ALL_TOPICS = [*Topics.ALL, *(Topics.dead_letter(t) for t in Topics.ALL)]
 
+# Secrets the gateway (and its migration, which loads the same settings) needs in production,
+# and the Kubernetes Secret key each one is read from.
+GATEWAY_SECRETS = {
+    "CRM_DATABASE_URL": "gateway-database-url",
+    "CRM_JWT_SECRET": "jwt-secret",
+    "CRM_BOOTSTRAP_ADMIN_PASSWORD": "bootstrap-admin-password",
+    "CRM_PRINCIPAL_SECRET": "principal-secret",
+}
+# Stand-ins for the variables compose requires, long enough for every length check.
+COMPOSE_REQUIRED = {
+    "CRM_PRINCIPAL_SECRET": "p" * 40,
+    "CRM_POSTGRES_PASSWORD": "dummy-password",
+    "CRM_JWT_SECRET": "j" * 40,
+    "CRM_BOOTSTRAP_ADMIN_PASSWORD": "dummy-admin-password",
+}
+
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|API_KEY|PRIVATE_KEY", re.IGNORECASE)
+# Limits and durations whose names merely mention one of those words (CRM_API_KEY_RATE_LIMIT).
+NOT_SECRET_NAME = re.compile(
+    r"_(RATE_LIMIT|TTL_SECONDS|CACHE_SECONDS|MAX_FAILURES|LOCKOUT_SECONDS)$", re.IGNORECASE
+)
 # `${NAME:?message}`: compose refuses to start when NAME is unset or empty.
 REQUIRED_REFERENCE = re.compile(r"^\$\{[A-Z][A-Z0-9_]*:\?[^}]*\}$")
 URL_PASSWORD = re.compile(r"://[^/:@\s]+:([^@\s]+)@")
+# `${NAME}`, `${NAME:-default}`, `${NAME:?message}` (and the forms without the colon).
+INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?([-?])([^}]*))?\}")
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -105,14 +130,50 @@ def deployment(name: str) -> dict[str, Any]:
     return found[0]
 
 
+def looks_secret(name: str) -> bool:
+    return bool(SECRET_NAME.search(name)) and not NOT_SECRET_NAME.search(name)
+
+
 def is_secret_variable(name: str) -> bool:
     """Secret by name, or a database URL (it carries the password)."""
-    return bool(SECRET_NAME.search(name)) or name == "CRM_DATABASE_URL"
+    return looks_secret(name) or name == "CRM_DATABASE_URL"
+
+
+def interpolate(value: str, variables: dict[str, str]) -> str:
+    """Compose's substitution, enough for this file: unset `:-` takes its default."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name, operator, argument = match.groups()
+        if variables.get(name):
+            return variables[name]
+        assert operator != "?", f"${{{name}}} is required but has no stand-in"
+        return argument if operator == "-" else ""
+
+    return INTERPOLATION.sub(substitute, value).replace("$$", "$")
+
+
+def env_vars(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {variable["name"]: variable for variable in container.get("env", [])}
+
+
+def secret_key_of(variable: dict[str, Any]) -> str | None:
+    reference = (variable.get("valueFrom") or {}).get("secretKeyRef") or {}
+    return reference.get("key")
+
+
+def gateway_settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The gateway's settings loaded from exactly `env`, as its process would load them."""
+    for name in list(os.environ):
+        if name.startswith("CRM_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return GatewaySettings()
 
 
 def assert_no_literal_secret_values(where: str, env: dict[str, str]) -> None:
     for key, value in env.items():
-        if SECRET_NAME.search(key):
+        if looks_secret(key):
             assert REQUIRED_REFERENCE.match(value), (
                 f"{where}: {key} must come from the environment as ${{{key}:?...}}, "
                 f"not be written in the file"
@@ -162,7 +223,8 @@ def test_compose_migrations_run_from_the_service_image_before_the_service() -> N
         assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
         conditions = services[name]["depends_on"]
         assert conditions[f"{name}-migrate"]["condition"] == "service_completed_successfully"
-        assert conditions["kafka-init"]["condition"] == "service_completed_successfully"
+        if name in UPSTREAM_SERVICES:
+            assert conditions["kafka-init"]["condition"] == "service_completed_successfully"
         database = environment(migrate)["CRM_DATABASE_URL"]
         assert database == environment(services[name])["CRM_DATABASE_URL"]
         assert database.endswith(f"/crm_{name}")
@@ -195,12 +257,50 @@ def test_compose_gateway_is_published_on_8000_and_reaches_the_services() -> None
     gateway = services["gateway"]
     assert [str(p) for p in gateway["ports"]] == ["8000:8000"]
     env = environment(gateway)
-    for name in ("customer", "engagement", "scoring"):
+    for name in UPSTREAM_SERVICES:
         port = APP_SERVICES[name][3]
         assert env[f"CRM_{name.upper()}_URL"] == f"http://{name}:{port}"
         assert gateway["depends_on"][name]["condition"] == "service_healthy"
     published = [name for name, s in services.items() if s.get("ports")]
     assert published == ["gateway"], "only the gateway is a public entrance"
+
+
+def test_compose_gateway_and_its_migration_take_their_secrets_from_variables() -> None:
+    services = compose_services()
+    assert "gateway-migrate" in one_shot_services(services)
+    for name in ("gateway", "gateway-migrate"):
+        env = environment(services[name])
+        for variable in ("CRM_JWT_SECRET", "CRM_BOOTSTRAP_ADMIN_PASSWORD"):
+            assert env.get(variable, "").startswith(f"${{{variable}:?"), (
+                f"{name}: {variable} must be ${{{variable}:?...}}"
+            )
+        assert env["CRM_DATABASE_URL"].endswith("@postgres:5432/crm_gateway"), name
+        # Optional settings fall back to a default instead of an empty string, which the
+        # gateway would refuse (CRM_CORS_ORIGINS must be a JSON list).
+        for variable in ("CRM_CORS_ORIGINS", "CRM_BOOTSTRAP_ADMIN_USER"):
+            assert re.fullmatch(rf"\$\{{{variable}:-[^}}]+\}}", env[variable]), name
+    gateway = environment(services["gateway"])
+    migrate = environment(services["gateway-migrate"])
+    for variable in ("CRM_DATABASE_URL", *GATEWAY_SECRETS):
+        assert migrate[variable] == gateway[variable], f"gateway-migrate differs on {variable}"
+
+
+def test_compose_gateway_settings_load_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment compose gives the gateway passes its production checks, defaults match."""
+    services = compose_services()
+    for name in ("gateway", "gateway-migrate"):
+        env = {k: interpolate(v, COMPOSE_REQUIRED) for k, v in environment(services[name]).items()}
+        settings = gateway_settings_from(env, monkeypatch)
+        assert settings.environment == "production"
+        assert settings.jwt_secret == COMPOSE_REQUIRED["CRM_JWT_SECRET"]
+        assert settings.bootstrap_admin_password == COMPOSE_REQUIRED["CRM_BOOTSTRAP_ADMIN_PASSWORD"]
+        assert settings.database_url.endswith("/crm_gateway")
+        assert settings.cors_origins == []
+        defaults = GatewaySettings.model_fields
+        for field in ("rate_limit", "api_key_rate_limit", "bootstrap_admin_user"):
+            assert getattr(settings, field) == defaults[field].default, (
+                f"{name}: the compose default of CRM_{field.upper()} differs from the gateway's"
+            )
 
 
 def test_compose_kafka_runs_kraft_and_init_creates_every_topic() -> None:
@@ -242,15 +342,17 @@ def test_docker_compose_config_accepts_the_file() -> None:
     )
     if version.returncode != 0:
         pytest.skip("docker compose plugin not available")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")}
-    env |= {"CRM_PRINCIPAL_SECRET": "x" * 40, "CRM_POSTGRES_PASSWORD": "dummy-password"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_")} | COMPOSE_REQUIRED
     command = [docker, "compose", "-f", str(COMPOSE_FILE), "config", "-q"]
     ok = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
-    del env["CRM_PRINCIPAL_SECRET"]
-    refused = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert refused.returncode != 0
-    assert "CRM_PRINCIPAL_SECRET" in refused.stderr
+    for variable in COMPOSE_REQUIRED:
+        without = {k: v for k, v in env.items() if k != variable}
+        refused = subprocess.run(
+            command, cwd=ROOT, env=without, capture_output=True, text=True, timeout=60
+        )
+        assert refused.returncode != 0, f"compose starts without {variable}"
+        assert variable in refused.stderr
 
 
 # --- Dockerfiles --------------------------------------------------------------------------
@@ -269,8 +371,13 @@ def test_dockerfile_builds_one_workspace_member_and_runs_it_safely(name: str) ->
     source = str(Path(dockerfile).parent / "src")
     assert f"COPY {source} {source}" in joined
     assert (ROOT / source / module / "main.py").is_file()
+    checked = re.findall(r'python -c "import ([^"]+)"', joined)
+    assert checked, "the build imports the code once, so a broken image fails to build"
+    imported = {part.strip() for part in checked[-1].split(",")}
+    assert f"{module}.main" in imported
     if owns_database:
         assert (ROOT / source / module / "migrate.py").is_file()
+        assert f"{module}.migrate" in imported, f"the build must import {module}.migrate"
     users = re.findall(r"^USER\s+(\S+)", joined, re.MULTILINE)
     assert users, "the image must not run as root"
     assert users[-1].split(":")[0] not in {"root", "0"}
@@ -384,6 +491,52 @@ def test_k8s_migration_job_per_database_service() -> None:
         assert container.get("resources", {}).get("limits")
 
 
+def test_k8s_migration_jobs_use_their_service_database() -> None:
+    jobs = {doc["metadata"]["name"]: doc for _, doc in k8s_objects("Job")}
+    for name in DATABASE_SERVICES:
+        (job_container,) = jobs[f"{name}-migrate"]["spec"]["template"]["spec"]["containers"]
+        service_container = deployment(name)["spec"]["template"]["spec"]["containers"][0]
+        job_key = secret_key_of(env_vars(job_container)["CRM_DATABASE_URL"])
+        assert job_key == secret_key_of(env_vars(service_container)["CRM_DATABASE_URL"])
+        assert job_key == f"{name}-database-url"
+
+
+def test_k8s_gateway_and_its_migration_read_the_gateway_secrets() -> None:
+    ((_, secret),) = k8s_objects("Secret")
+    keys = set(secret.get("stringData") or {}) | set(secret.get("data") or {})
+    assert set(GATEWAY_SECRETS.values()) <= keys
+    jobs = {doc["metadata"]["name"]: doc for _, doc in k8s_objects("Job")}
+    pods = {
+        "gateway Deployment": deployment("gateway")["spec"]["template"]["spec"],
+        "gateway-migrate Job": jobs["gateway-migrate"]["spec"]["template"]["spec"],
+    }
+    for where, pod in pods.items():
+        variables = env_vars(pod["containers"][0])
+        for variable, key in GATEWAY_SECRETS.items():
+            assert variable in variables, f"{where}: {variable} missing"
+            assert secret_key_of(variables[variable]) == key, f"{where}: {variable}"
+
+
+def test_k8s_gateway_settings_load_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ConfigMap plus Secret (stand-in values) pass the gateway's production checks."""
+    ((_, config_map),) = k8s_objects("ConfigMap")
+    stand_ins = {
+        "principal-secret": "p" * 40,
+        "jwt-secret": "j" * 40,
+        "bootstrap-admin-password": "dummy-admin-password",
+        "gateway-database-url": "postgresql+asyncpg://u:p@db:5432/crm_gateway",
+    }
+    container = deployment("gateway")["spec"]["template"]["spec"]["containers"][0]
+    env = {str(k): str(v) for k, v in config_map["data"].items()}
+    for name, variable in env_vars(container).items():
+        key = secret_key_of(variable)
+        env[name] = stand_ins[key] if key else str(variable["value"])
+    settings = gateway_settings_from(env, monkeypatch)
+    assert settings.environment == "production"
+    assert settings.jwt_secret == stand_ins["jwt-secret"]
+    assert isinstance(settings.cors_origins, list)
+
+
 def test_k8s_services_select_their_deployments() -> None:
     for _, service in k8s_objects("Service"):
         name = service["metadata"]["name"]
@@ -414,7 +567,7 @@ def test_k8s_autoscaling_for_gateway_and_customer_and_consumer_bound_for_scoring
 def test_k8s_config_points_the_gateway_at_the_cluster_services() -> None:
     ((_, config_map),) = k8s_objects("ConfigMap")
     data = config_map["data"]
-    for name in ("customer", "engagement", "scoring"):
+    for name in UPSTREAM_SERVICES:
         assert data[f"CRM_{name.upper()}_URL"].startswith(f"http://{name}.")
         assert data[f"CRM_{name.upper()}_URL"].endswith(f":{APP_SERVICES[name][3]}")
     assert data["CRM_KAFKA_BOOTSTRAP"]

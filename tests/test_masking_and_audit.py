@@ -1,7 +1,9 @@
 """Sensitive fields by role, and the audit trail of who saw or changed what."""
 
+import asyncpg
 import httpx
 
+from crm_libs.embedded.stack import LocalStack
 from tests.builders import client_as, create_account, create_customer, create_store, sign_in
 
 
@@ -83,3 +85,55 @@ async def test_archive_hides_the_file_from_search_but_keeps_it(api: httpx.AsyncC
     assert ("archive", ["status"]) in [
         (e["action"], e["fields"]) for e in await _audit(api, customer["id"])
     ]
+
+
+VALID_ID = "11010519491231002X"
+
+
+async def test_health_needs_consent_is_encrypted_and_shown_by_role(
+    stack: LocalStack, api: httpx.AsyncClient
+) -> None:
+    store = await create_store(api)
+    health = {"allergies": ["青霉素"], "chronic_conditions": ["高血压"]}
+    refused = await api.post(
+        "/customers", json={"store_id": store["id"], "name": "赵", "health": health}
+    )
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "health"
+    bad_id = await api.post(
+        "/customers",
+        json={"store_id": store["id"], "name": "赵", "id_number": "110105194912310021"},
+    )
+    assert bad_id.status_code == 422
+    customer = await create_customer(
+        api, store_id=store["id"], health=health, health_consent=True, id_number=VALID_ID.lower()
+    )
+    # At rest the database holds ciphertext only.
+    conn = await asyncpg.connect(stack.postgres.url("crm_customer", driver="postgresql"))
+    try:
+        row = await conn.fetchrow(
+            "SELECT id_number_encrypted, health_encrypted FROM customer WHERE id = $1",
+            customer["id"],
+        )
+    finally:
+        await conn.close()
+    assert VALID_ID not in row["id_number_encrypted"] and "青霉素" not in row["health_encrypted"]
+
+    async with await _as(api, "expert", store["id"]) as expert:
+        seen = (await expert.get(f"/customers/{customer['id']}")).json()
+        assert seen["health"]["allergies"] == ["青霉素"] and seen["id_number"] is None
+    async with await _as(api, "staff", store["id"]) as staff:
+        seen = (await staff.get(f"/customers/{customer['id']}")).json()
+        assert seen["health"] is None and seen["id_number"] is None
+    async with await _as(api, "store_manager", store["id"]) as manager:
+        seen = (await manager.get(f"/customers/{customer['id']}")).json()
+        assert seen["id_number"] == VALID_ID
+    hq = (await api.get(f"/customers/{customer['id']}")).json()
+    assert hq["id_number"] == "110***********002X"
+    reads = [e for e in await _audit(api, customer["id"]) if e["action"] == "read"]
+    assert ("expert", ["health"]) in [(e["role"], e["fields"]) for e in reads]
+    assert ("store_manager", ["id_number", "health"]) in [(e["role"], e["fields"]) for e in reads]
+    assert ("hq_admin", []) not in [(e["role"], e["fields"]) for e in reads]
+
+    # Withdrawing consent deletes the health data.
+    withdrawn = await api.patch(f"/customers/{customer['id']}", json={"health_consent": False})
+    assert withdrawn.status_code == 200 and withdrawn.json()["health"] is None

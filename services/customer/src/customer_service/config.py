@@ -1,4 +1,9 @@
+from pydantic import model_validator
+
 from crm_libs.settings import BaseServiceSettings
+
+# Development only: outside development the service refuses to start with it.
+DEV_FIELD_KEY = "ZGV2LW9ubHktZmllbGQta2V5LWNoYW5nZS1tZS0wMDA="  # noqa: S105
 
 
 class Settings(BaseServiceSettings):
@@ -7,3 +12,11 @@ class Settings(BaseServiceSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/crm_customer"
     # A purchase dated further ahead than this is a typing error, not a sale.
     purchase_clock_skew_seconds: int = 300
+    # Fernet keys for ID numbers and health data; the first encrypts, all decrypt (rotation).
+    field_encryption_keys: list[str] = [DEV_FIELD_KEY]
+
+    @model_validator(mode="after")
+    def _refuse_default_field_key(self) -> "Settings":
+        if self.environment == "production" and DEV_FIELD_KEY in self.field_encryption_keys:
+            raise ValueError("CRM_FIELD_ENCRYPTION_KEYS must hold private keys outside development")
+        return self

@@ -7,6 +7,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.db import unit_of_work
+from crm_libs.field_crypto import FieldCipher
 from crm_libs.principal import PrincipalDep as PrincipalDep  # re-exported for routers
 from customer_service.config import Settings
 
@@ -25,3 +26,11 @@ def get_settings(request: Request) -> Settings:
 # and a failing commit still reaches the client as an error.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_cipher(request: Request) -> FieldCipher:
+    cipher: FieldCipher = request.app.state.cipher
+    return cipher
+
+
+CipherDep = Annotated[FieldCipher, Depends(get_cipher)]

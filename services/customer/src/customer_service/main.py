@@ -3,6 +3,7 @@
 from fastapi import FastAPI
 
 from crm_libs.events.relay import relay_worker
+from crm_libs.field_crypto import FieldCipher
 from crm_libs.service_app import create_service_app
 from customer_service.config import Settings
 from customer_service.customers.router import router as customers_router
@@ -13,9 +14,12 @@ from customer_service.stores.router import router as stores_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(
+    settings = settings or Settings()
+    app = create_service_app(
         title="Customer service",
-        settings=settings or Settings(),
+        settings=settings,
         routers=[stores_router, staff_router, products_router, customers_router, purchases_router],
         workers=[relay_worker],
     )
+    app.state.cipher = FieldCipher(settings.field_encryption_keys)
+    return app

@@ -20,6 +20,12 @@ class Customer(SQLModel, table=True):
     phone: str | None = Field(default=None, sa_column=Column(Text))
     gender: str | None = Field(default=None, sa_column=Column(Text))
     birthday: date | None = Field(default=None, sa_column=Column(Date))
+    # Sensitive personal information, encrypted at rest (crm_libs.field_crypto).
+    id_number_encrypted: str | None = Field(default=None, sa_column=Column(Text))
+    health_encrypted: str | None = Field(default=None, sa_column=Column(Text))
+    health_consent_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True))
+    )
     status: str = Field(
         default="active", sa_column=Column(Text, nullable=False, server_default="active")
     )

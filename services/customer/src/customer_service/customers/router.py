@@ -1,7 +1,9 @@
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Depends, Header, Query, Response
 
+from crm_libs.field_crypto import FieldCipher
 from crm_libs.pagination import Page, PageParams, page_of, page_params
 from crm_libs.principal import Principal
 from crm_libs.problems import InvalidField, problem_responses
@@ -9,20 +11,31 @@ from customer_service import audit_trail
 from customer_service.customers import service, visibility
 from customer_service.customers.models import Customer
 from customer_service.customers.schemas import CustomerCreate, CustomerPublic, CustomerUpdate
-from customer_service.deps import PrincipalDep, SessionDep
+from customer_service.deps import CipherDep, PrincipalDep, SessionDep
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
 
-def _present(customer: Customer, principal: Principal) -> tuple[CustomerPublic, list[str]]:
-    """The file as the caller's role may see it, and the sensitive fields shown whole."""
+def _present(
+    customer: Customer, principal: Principal, cipher: FieldCipher
+) -> tuple[CustomerPublic, list[str]]:
+    """The file as the caller's role may see it, and the sensitive fields shown whole.
+
+    Encrypted fields are decrypted only for roles that may see them in some form.
+    """
     record = CustomerPublic.model_validate(customer, from_attributes=True).model_dump()
+    if customer.id_number_encrypted and visibility.may_see("id_number", principal.role):
+        record["id_number"] = cipher.decrypt(customer.id_number_encrypted)
+    if customer.health_encrypted and visibility.may_see("health", principal.role):
+        record["health"] = orjson.loads(cipher.decrypt(customer.health_encrypted))
     shown, disclosed = visibility.present(record, principal.role)
     return CustomerPublic.model_validate(shown), disclosed
 
 
-def _single(customer: Customer, principal: Principal, response: Response) -> CustomerPublic:
-    public, disclosed = _present(customer, principal)
+def _single(
+    customer: Customer, principal: Principal, cipher: FieldCipher, response: Response
+) -> CustomerPublic:
+    public, disclosed = _present(customer, principal, cipher)
     response.headers["ETag"] = f'"{customer.version}"'
     if disclosed:
         audit_trail.note(
@@ -52,9 +65,15 @@ def _expected_version(if_match: str | None) -> int | None:
     responses=problem_responses(400, 401, 422),
 )
 async def create_customer(
-    customer_in: CustomerCreate, session: SessionDep, principal: PrincipalDep, response: Response
+    customer_in: CustomerCreate,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    cipher: CipherDep,
 ) -> CustomerPublic:
-    customer = await service.register(session, principal=principal, customer_in=customer_in)
+    customer = await service.register(
+        session, principal=principal, customer_in=customer_in, cipher=cipher
+    )
     audit_trail.note(
         response,
         action="create",
@@ -62,7 +81,7 @@ async def create_customer(
         customer_id=customer.id,
         fields=sorted(customer_in.model_dump(exclude_unset=True)),
     )
-    return _single(customer, principal, response)
+    return _single(customer, principal, cipher, response)
 
 
 @router.get(
@@ -75,6 +94,7 @@ async def list_customers(
     session: SessionDep,
     principal: PrincipalDep,
     response: Response,
+    cipher: CipherDep,
     page: Annotated[PageParams, Depends(page_params)],
     store_id: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str | None, Query(max_length=100, description="name part or phone tail")] = None,
@@ -82,7 +102,7 @@ async def list_customers(
     rows = page_of(
         await service.search(session, principal=principal, store_id=store_id, q=q, page=page), page
     )
-    presented = [_present(r, principal) for r in rows.items]
+    presented = [_present(r, principal, cipher) for r in rows.items]
     disclosed = sorted({f for _, fields in presented for f in fields})
     if disclosed:
         # One entry per page keeps the header small; the query names what was searched.
@@ -102,10 +122,14 @@ async def list_customers(
     responses=problem_responses(401, 404),
 )
 async def get_customer(
-    customer_id: str, session: SessionDep, principal: PrincipalDep, response: Response
+    customer_id: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    response: Response,
+    cipher: CipherDep,
 ) -> CustomerPublic:
     customer = await service.get(session, principal=principal, customer_id=customer_id)
-    return _single(customer, principal, response)
+    return _single(customer, principal, cipher, response)
 
 
 @router.patch(
@@ -120,6 +144,7 @@ async def update_customer(
     session: SessionDep,
     principal: PrincipalDep,
     response: Response,
+    cipher: CipherDep,
     if_match: Annotated[str | None, Header()] = None,
 ) -> CustomerPublic:
     customer, changed = await service.update(
@@ -128,6 +153,7 @@ async def update_customer(
         customer_id=customer_id,
         customer_in=customer_in,
         expected_version=_expected_version(if_match),
+        cipher=cipher,
     )
     audit_trail.note(
         response,
@@ -136,7 +162,7 @@ async def update_customer(
         customer_id=customer.id,
         fields=changed,
     )
-    return _single(customer, principal, response)
+    return _single(customer, principal, cipher, response)
 
 
 @router.delete(

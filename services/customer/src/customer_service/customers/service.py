@@ -1,11 +1,14 @@
 """Customer files: registration, reading, listing, always inside the caller's store."""
 
-from datetime import date
+from datetime import UTC, date, datetime
+from typing import Any
 
+import orjson
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from crm_libs.field_crypto import FieldCipher
 from crm_libs.pagination import PageParams
 from crm_libs.principal import Principal
 from crm_libs.problems import InvalidField, NotFound, ProblemError
@@ -19,7 +22,7 @@ ARCHIVED = "archived"
 
 
 async def register(
-    session: AsyncSession, *, principal: Principal, customer_in: CustomerCreate
+    session: AsyncSession, *, principal: Principal, customer_in: CustomerCreate, cipher: FieldCipher
 ) -> Customer:
     """Open a customer file in a store and announce it."""
     store = await stores.get_for_write(session, principal=principal, store_id=customer_in.store_id)
@@ -32,6 +35,10 @@ async def register(
         gender=customer_in.gender.value if customer_in.gender else None,
         birthday=customer_in.birthday,
     )
+    sensitive = customer_in.model_dump(
+        include={"id_number", "health", "health_consent"}, exclude_unset=True
+    )
+    _protect_sensitive(customer, sensitive, cipher)
     session.add(customer)
     await session.flush()
     events.customer_registered(
@@ -62,6 +69,7 @@ async def update(
     customer_id: str,
     customer_in: CustomerUpdate,
     expected_version: int | None,
+    cipher: FieldCipher,
 ) -> tuple[Customer, list[str]]:
     """Change a file; with ``expected_version`` (If-Match) a stale write is refused (412)."""
     customer = await get(session, principal=principal, customer_id=customer_id, for_update=True)
@@ -76,7 +84,10 @@ async def update(
         changes["phone"] = normalise_phone(changes["phone"])
     if changes.get("birthday") and changes["birthday"] > date.today():
         raise InvalidField("birthday", "lies in the future")
-    changed = []
+    sensitive: dict[str, Any] = {
+        k: changes.pop(k) for k in ("id_number", "health", "health_consent") if k in changes
+    }
+    changed = _protect_sensitive(customer, sensitive, cipher)
     for field, value in changes.items():
         value = value.value if hasattr(value, "value") else value
         if getattr(customer, field) != value:
@@ -96,6 +107,40 @@ async def archive(session: AsyncSession, *, principal: Principal, customer_id: s
         customer.version += 1
         await session.flush()
     return customer
+
+
+def _protect_sensitive(
+    customer: Customer, values: dict[str, Any], cipher: FieldCipher
+) -> list[str]:
+    """Apply ID number, health data and health consent; encrypted, and health only with consent.
+
+    Withdrawing consent deletes the health data. Returns the fields that changed.
+    """
+    changed = []
+    if "health_consent" in values:
+        if values["health_consent"] and customer.health_consent_at is None:
+            customer.health_consent_at = datetime.now(UTC)
+            changed.append("health_consent")
+        elif values["health_consent"] is False and customer.health_consent_at is not None:
+            customer.health_consent_at = None
+            customer.health_encrypted = None
+            changed += ["health_consent", "health"]
+    if "health" in values:
+        if values["health"] is not None and customer.health_consent_at is None:
+            raise InvalidField(
+                "health",
+                "keeping health data needs the customer's separate consent (health_consent)",
+            )
+        health = values["health"]
+        customer.health_encrypted = (
+            cipher.encrypt(orjson.dumps(health).decode()) if health else None
+        )
+        changed.append("health")
+    if "id_number" in values:
+        number = values["id_number"]
+        customer.id_number_encrypted = cipher.encrypt(number) if number else None
+        changed.append("id_number")
+    return sorted(set(changed))
 
 
 async def search(

@@ -28,9 +28,10 @@ POLICY: dict[str, dict[Role, Visibility]] = {
         Role.STAFF: MASKED,
         Role.PARTNER: MASKED,
     },
+    # Kept to verify identity (membership, invoices): the store's manager checks it in full.
     "id_number": {
         Role.HQ_ADMIN: MASKED,
-        Role.STORE_MANAGER: MASKED,
+        Role.STORE_MANAGER: FULL,
         Role.EXPERT: HIDDEN,
         Role.STAFF: HIDDEN,
         Role.PARTNER: HIDDEN,
@@ -43,6 +44,11 @@ POLICY: dict[str, dict[Role, Visibility]] = {
         Role.PARTNER: HIDDEN,
     },
 }
+
+
+def may_see(field: str, role: Role) -> bool:
+    """Whether ``role`` sees the field in any form (else it is never even decrypted)."""
+    return POLICY[field].get(role, HIDDEN) is not HIDDEN
 
 
 def mask(field: str, value: str) -> str:
