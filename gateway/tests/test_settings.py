@@ -36,3 +36,13 @@ def test_short_secrets_are_refused_everywhere() -> None:
         Settings(jwt_secret="short")
     with pytest.raises(ValidationError):
         Settings(bootstrap_admin_password="short")
+
+
+async def test_rate_limiter_counts_per_identity_and_says_when_to_retry() -> None:
+    from crm_gateway.ratelimit import RateLimiter
+
+    limiter = RateLimiter("3/minute")
+    assert [await limiter.retry_after("a") for _ in range(3)] == [None, None, None]
+    retry = await limiter.retry_after("a")
+    assert retry is not None and 1 <= retry <= 60
+    assert await limiter.retry_after("b") is None

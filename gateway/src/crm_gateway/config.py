@@ -28,6 +28,8 @@ class Settings(BaseServiceSettings):
     # Per account or API key; generous for a store's busy hour, configurable per deployment.
     rate_limit: str = "1200/minute"
     api_key_rate_limit: str = "600/minute"
+    # Sign-in attempts per client address, whatever the username (slows guessing of names too).
+    sign_in_rate_limit: str = "30/minute"
     api_key_cache_seconds: float = 30.0
     cors_origins: list[str] = []
 

@@ -96,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
     )
     app.state.settings = settings
+    app.state.sign_in_limiter = RateLimiter(settings.sign_in_rate_limit)
     install_problem_handlers(app)
     app.add_middleware(
         CORSMiddleware,

@@ -1,6 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from crm_gateway.accounts import service
 from crm_gateway.accounts.schemas import (
@@ -15,7 +15,7 @@ from crm_gateway.audit import service as audit
 from crm_gateway.auth.tokens import issue_access_token
 from crm_gateway.deps import CallerDep, SessionDep, SettingsDep
 from crm_libs.pagination import Page, PageParams, page_of, page_params
-from crm_libs.problems import Unauthorized, problem_responses
+from crm_libs.problems import ProblemError, Unauthorized, problem_responses
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
@@ -41,8 +41,17 @@ async def _tokens(
     responses=problem_responses(400, 401, 422, 429),
 )
 async def sign_in(
-    credentials: TokenRequest, session: SessionDep, settings: SettingsDep
+    credentials: TokenRequest, session: SessionDep, settings: SettingsDep, request: Request
 ) -> TokenResponse:
+    client = request.client.host if request.client else "unknown"
+    retry_after = await request.app.state.sign_in_limiter.retry_after("sign-in", client)
+    if retry_after is not None:
+        raise ProblemError(
+            "Too many sign-in attempts from this address",
+            status=429,
+            title="Rate limited",
+            headers={"Retry-After": str(retry_after)},
+        )
     try:
         account = await service.authenticate(
             session, username=credentials.username, password=credentials.password, settings=settings

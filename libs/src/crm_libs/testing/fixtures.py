@@ -25,6 +25,7 @@ def stack() -> Iterator[LocalStack]:
     limits = {
         "CRM_RATE_LIMIT": "1000000/minute",
         "CRM_API_KEY_RATE_LIMIT": "40/minute",
+        "CRM_SIGN_IN_RATE_LIMIT": "100000/minute",
         "CRM_CORS_ORIGINS": '["https://app.example"]',
     }
     local = LocalStack(data_dir=data_dir, ports=Ports.free(), environment="test", extra_env=limits)
