@@ -64,6 +64,7 @@ COMPOSE_REQUIRED = {
     "CRM_POSTGRES_PASSWORD": "dummy-password",
     "CRM_JWT_SECRET": "j" * 40,
     "CRM_BOOTSTRAP_ADMIN_PASSWORD": "dummy-admin-password",
+    "CRM_FIELD_ENCRYPTION_KEYS": '["' + "k" * 43 + '="]',
 }
 
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|API_KEY|PRIVATE_KEY", re.IGNORECASE)
@@ -515,6 +516,31 @@ def test_k8s_gateway_and_its_migration_read_the_gateway_secrets() -> None:
         for variable, key in GATEWAY_SECRETS.items():
             assert variable in variables, f"{where}: {variable} missing"
             assert secret_key_of(variables[variable]) == key, f"{where}: {variable}"
+
+
+def test_customer_service_gets_its_field_encryption_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside development the customer service needs private keys for ID numbers and health."""
+    from customer_service.config import Settings as CustomerSettings
+
+    services = compose_services()
+    for name in ("customer", "customer-migrate"):
+        env = {k: interpolate(v, COMPOSE_REQUIRED) for k, v in environment(services[name]).items()}
+        assert env["CRM_FIELD_ENCRYPTION_KEYS"] == COMPOSE_REQUIRED["CRM_FIELD_ENCRYPTION_KEYS"]
+        for variable in [v for v in os.environ if v.startswith("CRM_")]:
+            monkeypatch.delenv(variable)
+        for variable, value in env.items():
+            monkeypatch.setenv(variable, value)
+        settings = CustomerSettings()
+        assert settings.environment == "production"
+        assert settings.field_encryption_keys == ["k" * 43 + "="]
+    for container in (
+        deployment("customer")["spec"]["template"]["spec"]["containers"][0],
+        next(doc for _, doc in k8s_objects("Job") if doc["metadata"]["name"] == "customer-migrate")[
+            "spec"
+        ]["template"]["spec"]["containers"][0],
+    ):
+        variable = env_vars(container)["CRM_FIELD_ENCRYPTION_KEYS"]
+        assert secret_key_of(variable) == "field-encryption-keys"
 
 
 def test_k8s_gateway_settings_load_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
