@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+from fastapi import Request
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -36,6 +37,17 @@ async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterat
         except BaseException:
             await session.rollback()
             raise
+
+
+async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """FastAPI dependency: the request's unit of work on the app's sessionmaker.
+
+    Declare it with ``Depends(request_session, scope="function")`` so the commit happens before
+    the response is sent: a 2xx then means the write is durable, and a failing commit still
+    reaches the client as an error.
+    """
+    async for session in unit_of_work(request.app.state.sessionmaker):
+        yield session
 
 
 def asyncpg_dsn(database_url: str) -> str:

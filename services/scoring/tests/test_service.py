@@ -8,9 +8,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_libs.db import make_engine, make_sessionmaker
 from crm_libs.embedded.stack import LocalStack
-from crm_libs.testing.fixtures import migrated_database
+from crm_libs.testing.fixtures import migrated_database, session_on
 from scoring_service.scores import service
 from scoring_service.scores.aggregates import PurchaseSeen
 
@@ -22,11 +21,8 @@ def database_url(stack: LocalStack) -> str:
 
 @pytest.fixture
 async def session(database_url: str) -> AsyncIterator[AsyncSession]:
-    engine = make_engine(database_url, pool_size=2)
-    async with make_sessionmaker(engine)() as session:
+    async with session_on(database_url) as session:
         yield session
-        await session.rollback()
-    await engine.dispose()
 
 
 def sale(

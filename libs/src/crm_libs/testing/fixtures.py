@@ -6,12 +6,15 @@ import asyncio
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
 import httpx
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_libs.db import make_engine, make_sessionmaker
 from crm_libs.embedded.stack import LocalStack, Ports
 
 T = TypeVar("T")
@@ -80,6 +83,18 @@ async def eventually(
         if loop.time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+@asynccontextmanager
+async def session_on(database_url: str) -> AsyncIterator[AsyncSession]:
+    """A session on ``database_url`` whose work is rolled back afterwards."""
+    engine = make_engine(database_url, pool_size=2)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            yield session
+            await session.rollback()
+    finally:
+        await engine.dispose()
 
 
 def migrated_database(stack: LocalStack, migrations_module: str) -> str:
