@@ -65,6 +65,7 @@ def test_no_server_errors_and_responses_match_the_schema(
         capture_output=True,
         text=True,
         timeout=900,
+        cwd=tmp_path,  # its cache of crashes stays out of the repository
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     # It must really have reached the API, not been turned away at the door.
