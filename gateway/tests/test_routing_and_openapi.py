@@ -46,3 +46,45 @@ def test_signer_reuses_tokens_per_principal() -> None:
     assert signer.token_for(staff) == token
     assert signer.token_for(Principal(subject="v", role=Role.STAFF, store_id="s")) != token
     assert verify_principal(token, secret="k" * 40) == staff
+
+
+def test_client_credentials_never_reach_the_services() -> None:
+    from crm_gateway.proxy import forwarded_headers
+    from crm_libs.principal import PRINCIPAL_HEADER
+
+    incoming = [
+        ("Authorization", "Bearer client-token"),
+        ("X-API-Key", "crm_abcdefgh_secret"),
+        ("Cookie", "session=1"),
+        (PRINCIPAL_HEADER, "smuggled"),
+        ("Host", "example"),
+        ("Idempotency-Key", "k1"),
+        ("If-Match", '"3"'),
+        ("Content-Type", "application/json"),
+    ]
+    out = forwarded_headers(incoming, "signed", "rid-1")
+    names = [k.lower() for k, _ in out]
+    assert not {"authorization", "x-api-key", "cookie", "host"} & set(names)
+    assert (PRINCIPAL_HEADER, "signed") in out and names.count(PRINCIPAL_HEADER.lower()) == 1
+    assert ("x-request-id", "rid-1") in out
+    assert ("Idempotency-Key", "k1") in out and ("If-Match", '"3"') in out
+
+
+async def test_concurrent_requests_with_one_key_share_one_lookup() -> None:
+    import asyncio
+
+    from crm_gateway.auth.authenticate import Authenticator, CachedKey
+    from crm_gateway.config import Settings
+
+    authenticator = Authenticator(settings=Settings(), sessionmaker=None)  # type: ignore[arg-type]
+    lookups = 0
+
+    async def slow_lookup(prefix: str) -> CachedKey | None:
+        nonlocal lookups
+        lookups += 1
+        await asyncio.sleep(0.05)
+        return None
+
+    authenticator._load_key = slow_lookup  # type: ignore[method-assign]
+    results = await asyncio.gather(*(authenticator._load_key_once("abcd1234") for _ in range(32)))
+    assert results == [None] * 32 and lookups == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
 import httpx
 from fastapi import Request
@@ -17,8 +17,12 @@ from crm_libs.problems import problem_response
 
 log = logging.getLogger(__name__)
 
-# Hop-by-hop headers (RFC 9110 §7.6.1) and those the gateway alone may set.
+# Hop-by-hop headers (RFC 9110 §7.6.1), those the gateway alone may set, and the client's own
+# credentials: services trust the signed principal only and never see a token, key or cookie.
 _DROP_REQUEST = {
+    "authorization",
+    "x-api-key",
+    "cookie",
     "host",
     "connection",
     "keep-alive",
@@ -45,6 +49,17 @@ async def _request_content(request: Request) -> bytes | AsyncIterator[bytes] | N
     if length is None and "transfer-encoding" not in request.headers:
         return None  # no body at all
     return request.stream()
+
+
+def forwarded_headers(
+    incoming: Iterable[tuple[str, str]], principal_token: str, request_id: str
+) -> list[tuple[str, str]]:
+    """The headers a service receives: the client's, less credentials and hop-by-hop ones, plus
+    the signed principal and the request ID."""
+    headers = [(k, v) for k, v in incoming if k.lower() not in _DROP_REQUEST]
+    headers.append((PRINCIPAL_HEADER, principal_token))
+    headers.append(("x-request-id", request_id))
+    return headers
 
 
 def upstream_path(request: Request) -> str:
@@ -90,9 +105,7 @@ async def forward(
     audit_header: str,
     audit: AuditHook,
 ) -> Response:
-    headers = [(k, v) for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST]
-    headers.append((PRINCIPAL_HEADER, principal_token))
-    headers.append(("x-request-id", request_id))
+    headers = forwarded_headers(request.headers.items(), principal_token, request_id)
     try:
         upstream = client.build_request(
             request.method,

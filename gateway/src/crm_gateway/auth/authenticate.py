@@ -63,6 +63,7 @@ class Authenticator:
         # Tokens of these accounts issued at or before the time given no longer count.
         self._revoked_before: dict[str, float] = {}
         self._last_used: dict[str, datetime] = {}
+        self._loading: dict[str, asyncio.Future[CachedKey | None]] = {}
 
     async def principal_for(self, request: Request) -> Principal:
         authorization = request.headers.get("authorization")
@@ -91,7 +92,7 @@ class Authenticator:
             cached is None
             or time.monotonic() - cached.loaded_at > self._settings.api_key_cache_seconds
         ):
-            cached = await self._load_key(prefix)
+            cached = await self._load_key_once(prefix)
         if (
             cached is None
             or cached.revoked
@@ -100,6 +101,15 @@ class Authenticator:
             raise Unauthorized("The API key is not valid")
         self._last_used[cached.id] = datetime.now(UTC)
         return Principal(subject=f"key:{cached.id}", role=Role.PARTNER, store_id=cached.store_id)
+
+    async def _load_key_once(self, prefix: str) -> CachedKey | None:
+        """One database lookup per key at a time; concurrent requests wait for its result."""
+        pending = self._loading.get(prefix)
+        if pending is None:
+            pending = asyncio.ensure_future(self._load_key(prefix))
+            self._loading[prefix] = pending
+            pending.add_done_callback(lambda _: self._loading.pop(prefix, None))
+        return await asyncio.shield(pending)
 
     async def _load_key(self, prefix: str) -> CachedKey | None:
         async with self._sessionmaker() as session:
