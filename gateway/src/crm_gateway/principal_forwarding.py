@@ -1,22 +1,10 @@
-"""The principal the gateway vouches for, signed for the services.
-
-Until accounts and tokens exist, every caller is forwarded as the development head-office
-principal; authentication replaces :func:`principal_for` and nothing downstream changes.
-"""
+"""The principal the gateway vouches for, signed for the services (which verify it themselves)."""
 
 from __future__ import annotations
 
 import time
 
-from fastapi import Request
-
-from crm_libs.principal import Principal, Role, sign_principal
-
-ANONYMOUS_HQ = Principal(subject="anonymous", role=Role.HQ_ADMIN, store_id=None)
-
-
-def principal_for(request: Request) -> Principal:
-    return ANONYMOUS_HQ
+from crm_libs.principal import Principal, sign_principal
 
 
 class PrincipalSigner:
