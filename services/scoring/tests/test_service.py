@@ -90,3 +90,36 @@ async def test_prospects_stay_out_of_the_ranking(session: AsyncSession) -> None:
         ).all()
     )
     assert tiers == {"p1": "vip", "p2": "prospect"}
+
+
+async def test_purchases_age_out_of_the_window_without_new_purchases(database_url: str) -> None:
+    from crm_libs.db import make_engine, make_sessionmaker
+    from scoring_service.scores.scheduled import refresh_as_leader
+
+    at = datetime(2020, 3, 1, tzinfo=UTC)
+    old = PurchaseSeen("w1", "s-window", "w", at, at.date(), "UTC", Decimal("10.00"), 30)
+    engine = make_engine(database_url, pool_size=2)
+    sessions = make_sessionmaker(engine)
+    try:
+        async with sessions() as session, session.begin():
+            await service.apply_purchases(session, purchases=[old], as_of=date(2020, 12, 31))
+        moved = await refresh_as_leader(sessions, as_of=date(2021, 6, 1))
+        assert moved is not None and moved >= 1
+        async with sessions() as session:
+            tier = await session.execute(
+                text("SELECT value_tier, net_spend_365d FROM customer_score WHERE customer_id='w'")
+            )
+            assert tuple(tier.one()) == ("inactive", Decimal("0.00"))
+        # Another replica holding the lock: this one stands aside.
+        async with sessions() as other:
+            await other.execute(text("SELECT pg_advisory_lock(72365001)"))
+            assert await refresh_as_leader(sessions, as_of=date(2021, 6, 1)) is None
+            await other.execute(text("SELECT pg_advisory_unlock(72365001)"))
+    finally:
+        async with sessions() as session, session.begin():
+            await session.execute(text("DELETE FROM customer_score WHERE store_id = 's-window'"))
+            await session.execute(text("DELETE FROM purchase_fact WHERE store_id = 's-window'"))
+            await session.execute(
+                text("DELETE FROM outbox_event WHERE envelope->>'store_id' = 's-window'")
+            )
+        await engine.dispose()

@@ -10,3 +10,5 @@ class Settings(BaseServiceSettings):
     consumer_group: str = "scoring"
     # Replaying a historical purchase log: evaluate trailing windows as of this date, not today.
     as_of: date | None = None
+    # How often purchases are let age out of the 365-day window when nobody buys.
+    window_refresh_seconds: float = 3600.0

@@ -9,6 +9,7 @@ from crm_libs.service_app import create_service_app
 from scoring_service.config import Settings
 from scoring_service.scores.handlers import make_batch_handler
 from scoring_service.scores.router import router as scores_router
+from scoring_service.scores.scheduled import window_refresh_worker
 
 
 async def run_event_consumer(app: FastAPI) -> None:
@@ -29,5 +30,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Scoring service",
         settings=settings or Settings(),
         routers=[scores_router],
-        workers=[run_event_consumer, relay_worker],
+        workers=[run_event_consumer, relay_worker, window_refresh_worker],
     )
