@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 
 import aiohttp
 import asyncpg
+from pgstats import GatewayDb, customer_db_sessions, gateway_db_counters, set_autovacuum
 from support import CpuMeter, LatencySummary, log, postmaster_pid, summarize, temp_stack
 
 from crm_libs.embedded.stack import LocalStack
@@ -37,8 +38,6 @@ from crm_libs.principal import PRINCIPAL_HEADER, Principal, Role, sign_principal
 from crm_libs.settings import DEV_PRINCIPAL_SECRET
 
 SKU = "BENCH-1"
-CUSTOMER_DB = "crm_customer"
-GATEWAY_DB = "crm_gateway"
 READ = "GET /customers/{id}"
 WRITE = "POST /customers/{id}/purchases"
 DIRECT, GATEWAY, GATEWAY_KEY = "direct", "gateway", "gateway+key"
@@ -50,10 +49,6 @@ STACK_ENV = {
     "CRM_API_KEY_RATE_LIMIT": "1000000/minute",
     "CRM_LOG_LEVEL": "WARNING",
 }
-# A backend publishes its counts to pg_stat_database when it goes idle, but at most once a
-# second: what it did within a second of its last report waits up to 10 s more (PGSTAT_IDLE_
-# INTERVAL). The counts are read once they have not moved for longer than that.
-STATS_QUIET_SECONDS = 11.0
 # The gateway writes when API keys were last used every 5 s: wait for that after key requests.
 LAST_USED_FLUSH_SECONDS = 5.5
 Request = Callable[[int], Awaitable[int]]
@@ -74,17 +69,6 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--warmup", type=int, default=200, help="untimed requests per target")
     return parser.parse_args()
-
-
-@dataclass(frozen=True)
-class GatewayDb:
-    """Counters of the gateway's database (``pg_stat_database``), or a difference of two."""
-
-    transactions: int = 0  # commits and rollbacks
-    sessions: int = 0  # connections opened
-
-    def __sub__(self, other: GatewayDb) -> GatewayDb:
-        return GatewayDb(self.transactions - other.transactions, self.sessions - other.sessions)
 
 
 @dataclass
@@ -215,46 +199,6 @@ def make_requests(
             return response.status
 
     return {READ: (read, 200), WRITE: (purchase, 201)}
-
-
-async def customer_db_sessions(conn: asyncpg.Connection) -> int:
-    """Sessions ever opened to the customer database (a pool that churns opens many)."""
-    return int(
-        await conn.fetchval("SELECT sessions FROM pg_stat_database WHERE datname = $1", CUSTOMER_DB)
-    )
-
-
-async def gateway_db_counters(conn: asyncpg.Connection) -> GatewayDb:
-    """The gateway database's transactions and connections so far, once the counts are quiet.
-
-    Commits and rollbacks: a read-only session (the API-key lookup) ends with a rollback. Read
-    from a connection to another database, so these queries do not count themselves."""
-
-    async def read() -> GatewayDb:
-        row = await conn.fetchrow(
-            "SELECT xact_commit + xact_rollback AS transactions, sessions"
-            " FROM pg_stat_database WHERE datname = $1",
-            GATEWAY_DB,
-        )
-        return GatewayDb(int(row["transactions"]), int(row["sessions"]))
-
-    value = await read()
-    for _ in range(10):
-        await asyncio.sleep(STATS_QUIET_SECONDS)
-        again = await read()
-        if again == value:
-            break
-        value = again
-    return value
-
-
-async def set_autovacuum(conn: asyncpg.Connection, *, on: bool) -> None:
-    """Autovacuum visits every database about once a minute and runs a few transactions in it,
-    which would count as the gateway's; it is paused while they are counted (throwaway server)."""
-    await conn.execute(
-        "ALTER SYSTEM RESET autovacuum" if on else "ALTER SYSTEM SET autovacuum = off"
-    )
-    await conn.execute("SELECT pg_reload_conf()")
 
 
 async def check_gateway_db(
