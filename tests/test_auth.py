@@ -163,3 +163,15 @@ async def test_security_headers_and_cors(stack: LocalStack, api: httpx.AsyncClie
         headers={"Origin": "https://app.example", "Access-Control-Request-Method": "GET"},
     )
     assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+
+
+async def test_accounts_and_keys_only_for_stores_that_exist(api: httpx.AsyncClient) -> None:
+    account = {"username": "ghost-staff", "password": "a long password", "role": "staff"}
+    refused = await api.post("/accounts", json={**account, "store_id": "no-such-store"})
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "store_id"
+    key = await api.post("/api-keys", json={"store_id": "no/such store", "name": "x"})
+    assert key.status_code == 422
+    store = await create_store(api)
+    assert (
+        await api.post("/api-keys", json={"store_id": store["id"], "name": "x"})
+    ).status_code == 201

@@ -28,6 +28,7 @@ from crm_gateway.proxy import forward, make_upstream_client
 from crm_gateway.ratelimit import RateLimiter
 from crm_gateway.routes import API_PREFIX, SERVICES, owner_of
 from crm_gateway.security_headers import SecurityHeadersMiddleware
+from crm_gateway.stores import StoreDirectory
 from crm_libs.db import make_engine, make_sessionmaker
 from crm_libs.logs import configure_logging
 from crm_libs.principal import Principal, Role
@@ -65,6 +66,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_connections=settings.upstream_max_connections,
         )
         app.state.openapi_document = None
+        app.state.stores = StoreDirectory(
+            client=app.state.client, customer_url=upstreams["customer"], signer=signer
+        )
         if settings.bootstrap_admin_password:
             async with app.state.sessionmaker() as session, session.begin():
                 created = await accounts.ensure_bootstrap_admin(

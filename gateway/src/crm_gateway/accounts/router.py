@@ -15,6 +15,7 @@ from crm_gateway.audit import service as audit
 from crm_gateway.auth.tokens import issue_access_token
 from crm_gateway.deps import CallerDep, SessionDep, SettingsDep
 from crm_libs.pagination import Page, PageParams, page_of, page_params
+from crm_libs.principal import Role
 from crm_libs.problems import ProblemError, Unauthorized, problem_responses
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
@@ -83,8 +84,12 @@ async def refresh(
     responses=problem_responses(400, 401, 403, 409, 422),
 )
 async def create_account(
-    account_in: AccountCreate, session: SessionDep, caller: CallerDep
+    account_in: AccountCreate, session: SessionDep, caller: CallerDep, request: Request
 ) -> AccountPublic:
+    # Only head office can name another store; a manager's own store exists (and is checked
+    # by reach in the service), so nobody learns from this which store ids exist.
+    if caller.role == Role.HQ_ADMIN and account_in.role != "hq_admin":
+        await request.app.state.stores.require(account_in.store_id)
     account = await service.create(session, caller=caller, account_in=account_in)
     await audit.record(
         session,
@@ -116,8 +121,14 @@ async def list_accounts(
     responses=problem_responses(400, 401, 403, 404, 422),
 )
 async def update_account(
-    account_id: str, account_in: AccountUpdate, session: SessionDep, caller: CallerDep
+    account_id: str,
+    account_in: AccountUpdate,
+    session: SessionDep,
+    caller: CallerDep,
+    request: Request,
 ) -> AccountPublic:
+    if caller.role == Role.HQ_ADMIN and account_in.store_id is not None:
+        await request.app.state.stores.require(account_in.store_id)
     account = await service.update(
         session, caller=caller, account_id=account_id, account_in=account_in
     )

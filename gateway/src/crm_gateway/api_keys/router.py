@@ -7,6 +7,7 @@ from crm_gateway.api_keys.schemas import ApiKeyCreate, ApiKeyIssued, ApiKeyPubli
 from crm_gateway.audit import service as audit
 from crm_gateway.deps import CallerDep, SessionDep
 from crm_libs.pagination import Page, PageParams, page_of, page_params
+from crm_libs.principal import Role
 from crm_libs.problems import problem_responses
 
 router = APIRouter(prefix="/api/v1/api-keys", tags=["api keys"])
@@ -19,7 +20,11 @@ router = APIRouter(prefix="/api/v1/api-keys", tags=["api keys"])
     summary="Issue a partner API key",
     responses=problem_responses(400, 401, 403, 422),
 )
-async def issue_key(key_in: ApiKeyCreate, session: SessionDep, caller: CallerDep) -> ApiKeyIssued:
+async def issue_key(
+    key_in: ApiKeyCreate, session: SessionDep, caller: CallerDep, request: Request
+) -> ApiKeyIssued:
+    if caller.role == Role.HQ_ADMIN:  # others may only name their own store
+        await request.app.state.stores.require(key_in.store_id)
     key, secret = await service.issue(session, caller=caller, key_in=key_in)
     await audit.record(
         session, caller=caller, action="create", resource=f"api-key/{key.id}", fields=[]

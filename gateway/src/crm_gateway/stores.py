@@ -1,0 +1,51 @@
+"""Whether a store exists, asked of the customer service that owns stores.
+
+A synchronous call, and a deliberate exception: an account or key for a store that does not
+exist would be useless, and the gateway keeps no copy of the store list. Answers are cached.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+import httpx
+
+from crm_gateway.principal_forwarding import PrincipalSigner
+from crm_libs.principal import PRINCIPAL_HEADER, Principal, Role
+from crm_libs.problems import InvalidField, ProblemError
+
+_GATEWAY = Principal(subject="gateway", role=Role.HQ_ADMIN)
+
+
+class StoreDirectory:
+    def __init__(
+        self, *, client: httpx.AsyncClient, customer_url: str, signer: PrincipalSigner
+    ) -> None:
+        self._client = client
+        self._customer_url = customer_url
+        self._signer = signer
+        self._known: set[str] = set()
+
+    async def require(self, store_id: str | None, *, field: str = "store_id") -> None:
+        """422 on ``field`` unless the store exists (stores are never deleted: hits are cached)."""
+        if store_id is None or store_id in self._known:
+            return
+        try:
+            response = await self._client.get(
+                f"{self._customer_url}/stores/{quote(store_id, safe='')}",
+                headers={PRINCIPAL_HEADER: self._signer.token_for(_GATEWAY)},
+            )
+        except httpx.HTTPError as exc:
+            raise ProblemError(
+                "The store list is unavailable; retry shortly",
+                status=503,
+                title="Service unavailable",
+            ) from exc
+        if response.status_code == 200:
+            self._known.add(store_id)
+            return
+        if response.status_code in (404, 422, 400):
+            raise InvalidField(field, "unknown store")
+        raise ProblemError(
+            "The store list is unavailable; retry shortly", status=503, title="Service unavailable"
+        )
