@@ -30,6 +30,8 @@ class StoreDirectory:
         """422 on ``field`` unless the store exists (stores are never deleted: hits are cached)."""
         if store_id is None or store_id in self._known:
             return
+        if not store_id.strip():
+            raise InvalidField(field, "unknown store")
         try:
             response = await self._client.get(
                 f"{self._customer_url}/stores/{quote(store_id, safe='')}",
@@ -44,7 +46,7 @@ class StoreDirectory:
         if response.status_code == 200:
             self._known.add(store_id)
             return
-        if response.status_code in (404, 422, 400):
+        if response.status_code < 500:  # 404 and any other refusal: not a store we know
             raise InvalidField(field, "unknown store")
         raise ProblemError(
             "The store list is unavailable; retry shortly", status=503, title="Service unavailable"

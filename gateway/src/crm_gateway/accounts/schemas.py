@@ -24,14 +24,14 @@ class AccountCreate(BaseModel):
     username: str = Field(min_length=3, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$")
     password: str = Field(min_length=MIN_PASSWORD_LENGTH, max_length=256)
     role: AccountRole
-    store_id: str | None = Field(default=None, max_length=64)
+    store_id: str | None = Field(default=None, min_length=1, max_length=64)
     staff_id: str | None = Field(default=None, max_length=64)
 
 
 class AccountUpdate(BaseModel):
     password: str | None = Field(default=None, min_length=MIN_PASSWORD_LENGTH, max_length=256)
     role: AccountRole | None = None
-    store_id: str | None = Field(default=None, max_length=64)
+    store_id: str | None = Field(default=None, min_length=1, max_length=64)
     staff_id: str | None = Field(default=None, max_length=64)
     status: AccountStatus | None = None
 
