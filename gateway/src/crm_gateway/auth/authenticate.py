@@ -9,12 +9,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import asyncpg
 from fastapi import Request
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,11 +22,9 @@ from crm_gateway.accounts.models import Account
 from crm_gateway.api_keys.models import ApiKey
 from crm_gateway.auth.tokens import digest, verify_access_token
 from crm_gateway.config import Settings
-from crm_libs.db import asyncpg_dsn
+from crm_libs.notify import listen_forever
 from crm_libs.principal import Principal, Role
 from crm_libs.problems import Unauthorized
-
-log = logging.getLogger(__name__)
 
 CREDENTIALS_CHANNEL = "crm_credentials"
 KEY_PREFIX = "crm_"
@@ -142,7 +138,9 @@ class Authenticator:
     async def run(self) -> None:
         """Listen for credential changes and record when keys were last used, until cancelled."""
         await self.load_disabled_accounts()
-        listener = asyncio.create_task(self._listen())
+        listener = asyncio.create_task(
+            listen_forever(self._settings.database_url, CREDENTIALS_CHANNEL, self._on_notify)
+        )
         try:
             while True:
                 await asyncio.sleep(5)
@@ -171,30 +169,6 @@ class Authenticator:
         elif kind == "account":
             account_id, _, at = value.partition("@")
             self.revoke_tokens_of(account_id, before=float(at) if at else None)
-
-    async def _listen(self) -> None:
-        while True:
-            try:
-                await self._listen_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning(
-                    "credentials listener reconnecting", extra={"fields": {"error": repr(exc)}}
-                )
-            await asyncio.sleep(2)
-
-    async def _listen_once(self) -> None:
-        conn = await asyncpg.connect(asyncpg_dsn(self._settings.database_url))
-        try:
-            closed = asyncio.Event()
-            conn.add_termination_listener(lambda *_: closed.set())
-            await conn.add_listener(
-                CREDENTIALS_CHANNEL, lambda *args: self._on_notify(str(args[-1]))
-            )
-            await closed.wait()
-        finally:
-            await conn.close()
 
 
 async def announce(session: AsyncSession, payload: str) -> None:

@@ -13,7 +13,6 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -21,8 +20,8 @@ from aiokafka.errors import KafkaError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_libs.db import asyncpg_dsn
 from crm_libs.events.outbox import NOTIFY_CHANNEL
+from crm_libs.notify import listen_forever
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +67,7 @@ class OutboxRelay:
         max_backoff_seconds: float = 10.0,
     ) -> None:
         self._sessionmaker = sessionmaker
-        self._dsn = asyncpg_dsn(database_url)
+        self._database_url = database_url
         self._bootstrap = bootstrap
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
@@ -80,7 +79,14 @@ class OutboxRelay:
 
     async def run(self) -> None:
         """Publish until cancelled."""
-        listener = asyncio.create_task(self._listen())
+        listener = asyncio.create_task(
+            listen_forever(
+                self._database_url,
+                NOTIFY_CHANNEL,
+                lambda _: self._wake.set(),
+                on_connect=self._wake.set,  # catch anything written while we were not listening
+            )
+        )
         backoff = 0.5
         try:
             while True:
@@ -175,28 +181,6 @@ class OutboxRelay:
         if producer is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(producer.stop(), timeout=5)
-
-    async def _listen(self) -> None:
-        """Hold a LISTEN connection, reconnecting if the database restarts."""
-        while True:
-            try:
-                await self._listen_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("outbox listener reconnecting", extra={"fields": {"error": repr(exc)}})
-            await asyncio.sleep(2)
-
-    async def _listen_once(self) -> None:
-        conn = await asyncpg.connect(self._dsn)
-        try:
-            closed = asyncio.Event()
-            conn.add_termination_listener(lambda *_: closed.set())
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._wake.set())
-            self._wake.set()  # catch anything written while we were not listening
-            await closed.wait()
-        finally:
-            await conn.close()
 
 
 async def relay_worker(app: Any) -> None:
