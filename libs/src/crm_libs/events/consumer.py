@@ -90,8 +90,6 @@ class EventConsumer:
         self._sessionmaker = sessionmaker
         self._handler = handler
         self._max_records = max_records
-        self.applied_total = 0
-        self.dead_lettered_total = 0
 
     async def run(self) -> None:
         """Consume until cancelled, reconnecting with backoff while the broker is away."""
@@ -168,10 +166,8 @@ class EventConsumer:
             fresh = await claim_new_events(session, consumer=self.name, events=events)
             if fresh:
                 await self._handler(session, fresh)
-        self.applied_total += len(fresh)
 
     async def _dead_letter(self, dlq: AIOKafkaProducer, record: ConsumerRecord, error: str) -> None:
-        self.dead_lettered_total += 1
         log.error(
             "event dead-lettered",
             extra={

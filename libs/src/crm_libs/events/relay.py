@@ -75,7 +75,6 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
-        self.published_total = 0
 
     async def run(self) -> None:
         """Publish until cancelled."""
@@ -137,7 +136,6 @@ class OutboxRelay:
             # Counted after the claim's transaction ended, so the rows are no longer locked.
             await self._record_failure(ids, repr(failure))
             raise failure
-        self.published_total += len(rows)
         return len(rows)
 
     async def _confirm_topics_exist(self, topics: set[str]) -> None:
@@ -191,5 +189,4 @@ async def relay_worker(app: Any) -> None:
         database_url=settings.database_url,
         bootstrap=settings.kafka_bootstrap,
     )
-    app.state.relay = relay
     await relay.run()

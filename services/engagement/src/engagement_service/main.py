@@ -20,7 +20,6 @@ async def run_purchase_consumer(app: FastAPI) -> None:
         sessionmaker=app.state.sessionmaker,
         handler=handle_purchases,
     )
-    app.state.purchase_consumer = consumer
     await consumer.run()
 
 

@@ -21,7 +21,6 @@ async def run_event_consumer(app: FastAPI) -> None:
         sessionmaker=app.state.sessionmaker,
         handler=make_batch_handler(as_of=settings.as_of),
     )
-    app.state.event_consumer = consumer
     await consumer.run()
 
 
