@@ -1,17 +1,16 @@
 """Property-based fuzzing of the whole API through the gateway, from its OpenAPI document."""
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from crm_libs.embedded.stack import LocalStack, Ports
+from crm_libs.embedded.stack import LocalStack
+from crm_libs.testing.fixtures import throwaway_stack
 
 # Bounded so the whole suite stays well inside CI's time; raise CRM_FUZZ_EXAMPLES to dig deeper.
 EXAMPLES = os.environ.get("CRM_FUZZ_EXAMPLES", "12")
@@ -20,19 +19,8 @@ EXAMPLES = os.environ.get("CRM_FUZZ_EXAMPLES", "12")
 @pytest.fixture(scope="module")
 def fuzz_stack() -> Iterator[LocalStack]:
     """A system of its own: the fuzzer creates, changes and disables accounts at random."""
-    data_dir = Path(tempfile.mkdtemp(prefix="crm-fuzz-"))
-    local = LocalStack(
-        data_dir=data_dir,
-        ports=Ports.free(),
-        environment="test",
-        extra_env={"CRM_RATE_LIMIT": "1000000/minute"},
-    )
-    try:
-        local.start()
+    with throwaway_stack({"CRM_RATE_LIMIT": "1000000/minute"}) as local:
         yield local
-    finally:
-        local.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def test_no_server_errors_and_responses_match_the_schema(

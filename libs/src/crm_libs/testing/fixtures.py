@@ -6,7 +6,7 @@ import asyncio
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,10 +20,24 @@ from crm_libs.embedded.stack import LocalStack, Ports
 T = TypeVar("T")
 
 
+@contextmanager
+def throwaway_stack(extra_env: dict[str, str]) -> Iterator[LocalStack]:
+    """The whole system on free ports in a temporary directory, removed afterwards."""
+    data_dir = Path(tempfile.mkdtemp(prefix="crm-test-"))
+    local = LocalStack(
+        data_dir=data_dir, ports=Ports.free(), environment="test", extra_env=extra_env
+    )
+    try:
+        local.start()
+        yield local
+    finally:
+        local.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
     """The whole system, started once per test session and torn down at the end."""
-    data_dir = Path(tempfile.mkdtemp(prefix="crm-test-"))
     # Head office's token drives the whole suite; partner keys keep a limit low enough to test.
     limits = {
         "CRM_RATE_LIMIT": "1000000/minute",
@@ -31,13 +45,8 @@ def stack() -> Iterator[LocalStack]:
         "CRM_SIGN_IN_RATE_LIMIT": "100000/minute",
         "CRM_CORS_ORIGINS": '["https://app.example"]',
     }
-    local = LocalStack(data_dir=data_dir, ports=Ports.free(), environment="test", extra_env=limits)
-    try:
-        local.start()
+    with throwaway_stack(limits) as local:
         yield local
-    finally:
-        local.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
