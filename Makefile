@@ -21,7 +21,7 @@ lint: install
 	$(UV) run ruff format --check .
 
 typecheck: install
-	$(UV) run mypy libs/src services/customer/src services/engagement/src services/scoring/src gateway/src
+	$(UV) run mypy libs/src devstack/src services/customer/src services/engagement/src services/scoring/src gateway/src
 
 pytest: install
 	$(UV) run pytest

@@ -1,1 +1,1 @@
-pytest_plugins = ["crm_libs.testing.fixtures"]
+pytest_plugins = ["crm_devstack.fixtures"]

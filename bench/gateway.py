@@ -33,7 +33,7 @@ import asyncpg
 from pgstats import GatewayDb, customer_db_sessions, gateway_db_counters, set_autovacuum
 from support import CpuMeter, LatencySummary, log, postmaster_pid, summarize, temp_stack
 
-from crm_libs.embedded.stack import LocalStack
+from crm_devstack.stack import LocalStack
 from crm_libs.principal import PRINCIPAL_HEADER, Principal, Role, sign_principal
 from crm_libs.settings import DEV_PRINCIPAL_SECRET
 

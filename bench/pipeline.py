@@ -37,7 +37,7 @@ from support import (
     temp_stack,
 )
 
-from crm_libs.embedded.stack import TOPIC_PARTITIONS, LocalStack
+from crm_devstack.stack import TOPIC_PARTITIONS, LocalStack
 from crm_libs.events.envelope import EventEnvelope, Topics
 
 AS_OF = date(1998, 6, 30)  # the last day of the CDNOW data: tiers as at the end of the log

@@ -95,7 +95,7 @@ async def score_with_purchases(
     api: httpx.AsyncClient, customer_id: str, count: int = 1, *, timeout: float = 60
 ) -> dict[str, Any]:
     """The customer's score once ``count`` purchases have been scored."""
-    from crm_libs.testing.fixtures import eventually
+    from crm_devstack.fixtures import eventually
 
     async def reached() -> dict[str, Any] | None:
         score = await score_of(api, customer_id)

@@ -5,8 +5,8 @@ import time
 import httpx
 import jwt
 
-from crm_libs.embedded.stack import LocalStack
-from crm_libs.testing.fixtures import eventually
+from crm_devstack.fixtures import eventually
+from crm_devstack.stack import LocalStack
 from tests.builders import client_as, create_account, create_customer, create_store, sign_in
 
 DEV_JWT_SECRET = "dev-only-jwt-secret-change-me-0123456789abcdef"  # the gateway's development key

@@ -6,9 +6,9 @@ import uuid
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from crm_libs.embedded.stack import LocalStack
+from crm_devstack.fixtures import eventually
+from crm_devstack.stack import LocalStack
 from crm_libs.events.envelope import EventEnvelope, Topics
-from crm_libs.testing.fixtures import eventually
 from tests.builders import (
     create_customer,
     create_product,

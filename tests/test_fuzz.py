@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from crm_libs.embedded.stack import LocalStack
-from crm_libs.testing.fixtures import throwaway_stack
+from crm_devstack.fixtures import throwaway_stack
+from crm_devstack.stack import LocalStack
 
 # Bounded so the whole suite stays well inside CI's time; raise CRM_FUZZ_EXAMPLES to dig deeper.
 EXAMPLES = os.environ.get("CRM_FUZZ_EXAMPLES", "12")

@@ -3,7 +3,7 @@
 import httpx
 import jwt
 
-from crm_libs.embedded.stack import LocalStack
+from crm_devstack.stack import LocalStack
 from crm_libs.principal import PRINCIPAL_HEADER, Principal, Role, sign_principal
 from crm_libs.settings import DEV_PRINCIPAL_SECRET
 from tests.builders import create_store

@@ -3,7 +3,7 @@
 import asyncpg
 import httpx
 
-from crm_libs.embedded.stack import LocalStack
+from crm_devstack.stack import LocalStack
 from tests.builders import client_as, create_account, create_customer, create_store, sign_in
 
 

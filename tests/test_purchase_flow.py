@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from crm_libs.testing.fixtures import eventually
+from crm_devstack.fixtures import eventually
 from tests.builders import (
     create_customer,
     create_product,

@@ -4,8 +4,8 @@ import asyncio
 
 import httpx
 
-from crm_libs.embedded.stack import LocalStack
-from crm_libs.testing.fixtures import eventually
+from crm_devstack.fixtures import eventually
+from crm_devstack.stack import LocalStack
 from tests.builders import create_customer, create_product, create_store, record_purchase, score_of
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from crm_libs.embedded.stack import LocalStack
-from crm_libs.testing.fixtures import eventually
+from crm_devstack.fixtures import eventually
+from crm_devstack.stack import LocalStack
 from tests.builders import (
     client_as,
     create_account,

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import httpx
 
-from crm_libs.testing.fixtures import eventually
+from crm_devstack.fixtures import eventually
 from scoring_service.scores.tiers import tier_for
 from tests.builders import create_customer, create_product, create_store, record_purchase, score_of
 

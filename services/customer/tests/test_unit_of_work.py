@@ -8,11 +8,11 @@ import asyncpg
 import httpx
 from starlette.types import Message, Receive, Scope, Send
 
+from crm_devstack.fixtures import migrated_database
+from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn
-from crm_libs.embedded.stack import LocalStack
 from crm_libs.principal import PRINCIPAL_HEADER, Principal, Role, sign_principal
 from crm_libs.settings import DEV_PRINCIPAL_SECRET
-from crm_libs.testing.fixtures import migrated_database
 from customer_service.config import Settings
 from customer_service.main import create_app
 

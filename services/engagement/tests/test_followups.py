@@ -5,8 +5,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_libs.embedded.stack import LocalStack
-from crm_libs.testing.fixtures import migrated_database, session_on
+from crm_devstack.fixtures import migrated_database, session_on
+from crm_devstack.stack import LocalStack
 from engagement_service.followups import service
 from engagement_service.followups.phases import FOLLOW_UP_PHASES, schedule_phases
 

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_libs.embedded.stack import LocalStack
-from crm_libs.testing.fixtures import migrated_database, session_on
+from crm_devstack.fixtures import migrated_database, session_on
+from crm_devstack.stack import LocalStack
 from scoring_service.scores import service
 from scoring_service.scores.aggregates import PurchaseSeen
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from crm_libs.embedded.stack import SERVICES, LocalStack
+from crm_devstack.stack import SERVICES, LocalStack
 
 
 @pytest.mark.parametrize("module", [s.migrations_module for s in SERVICES if s.migrations_module])

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from crm_libs.embedded.broker import EmbeddedBroker, create_topics_sync, wait_for_port
-from crm_libs.embedded.postgres import EmbeddedPostgres
+from crm_devstack.broker import EmbeddedBroker, create_topics_sync, wait_for_port
+from crm_devstack.postgres import EmbeddedPostgres
 from crm_libs.events.envelope import Topics
 from crm_libs.settings import DEV_BOOTSTRAP_ADMIN_PASSWORD
 

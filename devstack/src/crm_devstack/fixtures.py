@@ -14,8 +14,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_devstack.stack import LocalStack, Ports
 from crm_libs.db import make_engine, make_sessionmaker
-from crm_libs.embedded.stack import LocalStack, Ports
 
 T = TypeVar("T")
 
