@@ -1,0 +1,72 @@
+"""What the gateway opens at start and closes at stop: database, upstream client, watcher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import FastAPI
+
+from crm_gateway.accounts import service as accounts
+from crm_gateway.auth.authenticate import Authenticator
+from crm_gateway.config import Settings
+from crm_gateway.principal_forwarding import PrincipalSigner
+from crm_gateway.proxy import make_upstream_client
+from crm_gateway.stores import StoreDirectory
+from crm_libs.db import make_engine, make_sessionmaker
+
+log = logging.getLogger(__name__)
+
+
+def make_lifespan(
+    settings: Settings, *, upstreams: dict[str, str], signer: PrincipalSigner
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """The gateway's lifespan: everything on ``app.state`` that lives as long as the process."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+        app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.authenticator = Authenticator(
+            settings=settings, sessionmaker=app.state.sessionmaker
+        )
+        app.state.client = make_upstream_client(
+            connect_timeout=settings.upstream_connect_timeout_seconds,
+            read_timeout=settings.upstream_read_timeout_seconds,
+            max_connections=settings.upstream_max_connections,
+        )
+        app.state.openapi_document = None
+        app.state.stores = StoreDirectory(
+            client=app.state.client, customer_url=upstreams["customer"], signer=signer
+        )
+        await _ensure_bootstrap_admin(app, settings)
+        watcher = asyncio.create_task(app.state.authenticator.run())
+        try:
+            yield
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await watcher
+            await app.state.client.aclose()
+            await engine.dispose()
+
+    return lifespan
+
+
+async def _ensure_bootstrap_admin(app: FastAPI, settings: Settings) -> None:
+    if not settings.bootstrap_admin_password:
+        return
+    async with app.state.sessionmaker() as session, session.begin():
+        created = await accounts.ensure_bootstrap_admin(
+            session,
+            username=settings.bootstrap_admin_user,
+            password=settings.bootstrap_admin_password,
+        )
+    if created:
+        log.warning(
+            "bootstrap administrator created",
+            extra={"fields": {"username": settings.bootstrap_admin_user}},
+        )
