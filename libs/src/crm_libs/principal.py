@@ -8,7 +8,7 @@ from typing import Annotated
 
 import jwt
 from fastapi import Depends, Header, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, model_validator
 
 from crm_libs.problems import NotFound, Unauthorized
 
@@ -29,6 +29,14 @@ class Principal(BaseModel):
     subject: str
     role: Role
     store_id: str | None = None
+
+    @model_validator(mode="after")
+    def _store_unless_head_office(self) -> Principal:
+        # Every role but head office is scoped to one store: without it, a store filter built
+        # from ``store_scope()`` would be None, which reads as "every store".
+        if self.role != Role.HQ_ADMIN and not self.store_id:
+            raise ValueError(f"a {self.role.value} principal needs a store_id")
+        return self
 
     @property
     def sees_all_stores(self) -> bool:
@@ -59,7 +67,14 @@ def sign_principal(principal: Principal, *, secret: str, ttl_seconds: int = 60) 
 
 def verify_principal(token: str, *, secret: str) -> Principal:
     try:
-        claims = jwt.decode(token, secret, algorithms=[_ALGORITHM], audience=_AUDIENCE)
+        # A principal without an expiry would be valid forever if it ever leaked.
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[_ALGORITHM],
+            audience=_AUDIENCE,
+            options={"require": ["exp", "iat", "sub"]},
+        )
         return Principal(
             subject=claims["sub"], role=claims["role"], store_id=claims.get("store_id")
         )
