@@ -2,7 +2,14 @@
 
 import httpx
 
-from tests.builders import create_customer, create_product, create_store, days_ago, record_purchase
+from tests.builders import (
+    create_customer,
+    create_product,
+    create_staff,
+    create_store,
+    days_ago,
+    record_purchase,
+)
 
 PROBLEM = "application/problem+json"
 
@@ -25,6 +32,29 @@ async def _purchase_count(api: httpx.AsyncClient, customer_id: str) -> int:
 async def test_customer_in_unknown_store_is_422(api: httpx.AsyncClient) -> None:
     response = await api.post("/customers", json={"store_id": "no-such-store", "name": "赵六"})
     assert_problem(response, 422, "store_id")
+
+
+async def test_unknown_references_are_422_naming_the_field(api: httpx.AsyncClient) -> None:
+    """Every reference a client names is checked before the insert: never a foreign-key 500."""
+    store = await create_store(api)
+    other_store = await create_store(api)
+    product = await create_product(api)
+    customer = await create_customer(api, store_id=store["id"])
+    other_staff = await create_staff(api, store_id=other_store["id"])
+    url = f"/customers/{customer['id']}/purchases"
+    item = {"sku": product["sku"], "qty": 1}
+    for staff_id in ("", " ", "nobody", other_staff["id"]):
+        body = {"purchased_at": days_ago(1), "items": [item], "staff_id": staff_id}
+        assert_problem(await api.post(url, json=body), 422, "staff_id")
+    for sku in ("NOPE", " "):
+        body = {"purchased_at": days_ago(1), "items": [{"sku": sku, "qty": 1}]}
+        assert_problem(await api.post(url, json=body), 422, "items.0.sku")
+    for store_id in ("", " ", "no-such-store"):
+        customer_in = {"store_id": store_id, "name": "赵六"}
+        assert_problem(await api.post("/customers", json=customer_in), 422, "store_id")
+        staff_in = {"store_id": store_id, "name": "李娜", "role": "staff"}
+        assert_problem(await api.post("/staff", json=staff_in), 422, "store_id")
+    assert await _purchase_count(api, customer["id"]) == 0
 
 
 async def test_invalid_purchases_are_refused_and_nothing_is_written(api: httpx.AsyncClient) -> None:

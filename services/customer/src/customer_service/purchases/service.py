@@ -36,7 +36,9 @@ async def record(
     purchased_at = _aware(purchase_in.purchased_at, store.timezone)
     if purchased_at > datetime.now(UTC) + clock_skew:
         raise InvalidField("purchased_at", "lies in the future")
-    if purchase_in.staff_id:
+    # `is not None`, not truthiness: an empty id is an unknown staff member, not an absent one,
+    # and must be refused here rather than by the foreign key at insert time.
+    if purchase_in.staff_id is not None:
         await staff.get_serving(session, store_id=store.id, staff_id=purchase_in.staff_id)
     catalogue = await products.by_sku(session, skus=(i.sku for i in purchase_in.items))
     for index, item in enumerate(purchase_in.items):
