@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, Text, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    SmallInteger,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
@@ -37,12 +47,32 @@ DROP_NOTIFY_TRIGGER_SQL = (
 
 
 class OutboxEvent(SQLModel, table=True):
+    """One event to publish. Published rows are kept for the retention period so that a broker
+    that lost its data can be given them again; a row that keeps failing is parked."""
+
     __tablename__ = "outbox_event"
     __table_args__ = (
+        # What the relay claims: the backlog only, however many published rows are retained.
         Index(
             "ix_outbox_event_unpublished",
             "id",
-            postgresql_where=text("published_at IS NULL"),
+            postgresql_where=text("published_at IS NULL AND parked_at IS NULL"),
+        ),
+        # Rows waiting out a retry hold back their customer's later events (order per key).
+        Index(
+            "ix_outbox_event_retrying",
+            "key",
+            "id",
+            postgresql_where=text(
+                "published_at IS NULL AND parked_at IS NULL AND retry_at IS NOT NULL"
+            ),
+        ),
+        Index("ix_outbox_event_parked", "id", postgresql_where=text("parked_at IS NOT NULL")),
+        # The retention purge.
+        Index(
+            "ix_outbox_event_published_at",
+            "published_at",
+            postgresql_where=text("published_at IS NOT NULL"),
         ),
     )
 
@@ -60,6 +90,29 @@ class OutboxEvent(SQLModel, table=True):
     published_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     attempts: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     last_error: str | None = Field(default=None, sa_column=Column(Text))
+    # Not claimed again before this (a row that failed on its own, not with the whole broker).
+    retry_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # Set after too many failed attempts: the relay skips the row until an operator unparks it.
+    parked_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class OutboxBrokerEpoch(SQLModel, table=True):
+    """The marker this database's relay last left on the broker (one row).
+
+    The embedded broker keeps everything in memory: when the marker record is gone, the broker
+    lost what it was given, and the retained published rows are sent again.
+    """
+
+    __tablename__ = "outbox_broker_epoch"
+    __table_args__ = (CheckConstraint("id = 1", name="ck_outbox_broker_epoch_single_row"),)
+
+    id: int = Field(default=1, sa_column=Column(SmallInteger, primary_key=True))
+    marker: str = Field(sa_column=Column(Text, nullable=False))
+    marker_offset: int = Field(sa_column=Column(BigInteger, nullable=False))
+    recorded_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
 
 
 def enqueue(session: AsyncSession, *, topic: str, event: EventEnvelope) -> None:
