@@ -23,7 +23,8 @@ async def test_purchase_reaches_score_and_follow_up_tasks(api: httpx.AsyncClient
     staff = await create_staff(api, store_id=store["id"])
     customer = await create_customer(api, store_id=store["id"], phone="13812345678")
     # 16:30 UTC is 00:30 the next day in Shanghai: dates follow the store's time zone.
-    purchased_at = "2026-11-20T16:30:00+00:00"
+    utc_day = date.today() - timedelta(days=5)
+    purchased_at = f"{utc_day.isoformat()}T16:30:00+00:00"
     purchase = await record_purchase(
         api,
         customer_id=customer["id"],
@@ -34,7 +35,7 @@ async def test_purchase_reaches_score_and_follow_up_tasks(api: httpx.AsyncClient
     )
     assert purchase["total"] == "256.00"
     local_day = datetime.fromisoformat(purchased_at).astimezone(ZoneInfo("Asia/Shanghai")).date()
-    assert local_day == date(2026, 11, 21)
+    assert local_day == utc_day + timedelta(days=1)
 
     score = await score_with_purchases(api, customer["id"])
     assert score["value_tier"] == "vip"  # the only spender of the store is its top customer
@@ -62,12 +63,13 @@ async def test_second_purchase_extends_supply_and_starts_no_second_plan(
     store = await create_store(api)
     product = await create_product(api, days_per_unit=30)
     customer = await create_customer(api, store_id=store["id"])
+    first_on = date.today() - timedelta(days=24)
     await record_purchase(
         api,
         customer_id=customer["id"],
         sku=product["sku"],
         qty=1,
-        purchased_at="2026-11-01T10:00:00+08:00",
+        purchased_at=f"{first_on.isoformat()}T10:00:00+08:00",
     )
     await score_with_purchases(api, customer["id"])
     # Ten days later, twenty days of stock are still at home: they carry over.
@@ -76,11 +78,11 @@ async def test_second_purchase_extends_supply_and_starts_no_second_plan(
         customer_id=customer["id"],
         sku=product["sku"],
         qty=2,
-        purchased_at="2026-11-11T10:00:00+08:00",
+        purchased_at=f"{(first_on + timedelta(days=10)).isoformat()}T10:00:00+08:00",
     )
 
     score = await score_with_purchases(api, customer["id"], 2)
-    assert score["supply_runs_out_on"] == (date(2026, 12, 1) + timedelta(days=60)).isoformat()
+    assert score["supply_runs_out_on"] == (first_on + timedelta(days=30 + 60)).isoformat()
     response = await api.get("/tasks", params={"customer_id": customer["id"]})
     assert len(response.json()["items"]) == 5
 
