@@ -29,8 +29,9 @@ def make_batch_handler(*, as_of: date | None):
             for e in batch
             if e.type == CUSTOMER_REGISTERED
         ]
-        changes = await service.register_prospects(session, customers=prospects)
-        changes += await service.apply_purchases(session, purchases=purchases, as_of=as_of)
+        changes = await service.score_batch(
+            session, prospects=prospects, purchases=purchases, as_of=as_of
+        )
         if changes:
             log.info(
                 "tiers changed",

@@ -31,7 +31,7 @@ class CustomerScore(SQLModel, table=True):
 
 
 class PurchaseFact(SQLModel, table=True):
-    """The purchases this service has seen, enough to recompute trailing windows."""
+    """The purchases this service has seen, enough to recompute windows and aggregates."""
 
     __tablename__ = "purchase_fact"
     __table_args__ = (Index("ix_purchase_fact_customer_at", "customer_id", "purchased_at"),)
@@ -40,6 +40,9 @@ class PurchaseFact(SQLModel, table=True):
     store_id: str = Field(sa_column=Column(Text, nullable=False))
     customer_id: str = Field(sa_column=Column(Text, nullable=False))
     purchased_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    # The day in the store's time zone and that zone, as the event said: supply counts in days.
+    purchased_on: date = Field(sa_column=Column(Date, nullable=False))
+    timezone: str = Field(sa_column=Column(Text, nullable=False))
     total: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False))
     supply_days: int = Field(sa_column=Column(Integer, nullable=False, server_default="0"))
     created_at: datetime | None = Field(

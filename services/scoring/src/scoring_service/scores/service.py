@@ -1,4 +1,12 @@
-"""Scoring: apply purchases to aggregates, then re-rank the touched stores' value pyramid."""
+"""Scoring: apply purchases to aggregates, then re-rank the touched stores' value pyramid.
+
+Several replicas consume in one group, so two transactions may touch one store at once. Each
+takes a per-store advisory lock (:func:`lock_stores`) before it reads or writes any spend or
+tier of that store; the next one waits for the commit and, in READ COMMITTED, every later
+statement of it sees what the first committed. Without it a re-rank works on a snapshot that
+lacks the other member's spend and writes stale tiers (or two re-ranks deadlock on each other's
+rows).
+"""
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
@@ -16,6 +24,20 @@ from scoring_service.scores.models import CustomerScore
 from scoring_service.scores.tiers import INACTIVE, PROSPECT, WINDOW_DAYS, tier_case_sql
 
 _TIER_CASE, _TIER_PARAMS = tier_case_sql()
+
+# The two-int advisory lock space of "re-ranking store X" (disjoint from the one-bigint space of
+# the window-refresh leader lock); the second int is hashtext(store_id). Taken in key order,
+# so members locking overlapping sets of stores never deadlock, even if two stores' hashes
+# collide (they then merely share a lock). Sorted after the ORDER BY: the planner evaluates a
+# volatile target list above the sort.
+RERANK_LOCK_SPACE = 72_365_002
+_LOCK_STORES_SQL = text(
+    """
+    SELECT pg_advisory_xact_lock(CAST(:space AS integer), k.key)
+    FROM (SELECT DISTINCT hashtext(s) AS key FROM unnest(CAST(:stores AS text[])) AS s) AS k
+    ORDER BY k.key
+    """
+)
 
 # Rank the store's spenders: rank()-1 is "how many spend strictly more", so ties share a tier.
 # Only constants are interpolated (the tier names and CASE from tiers.py); values are bound.
@@ -45,10 +67,12 @@ _RERANK_SQL = text(  # noqa: S608
 # Statements as text with array parameters: compiled once, one round trip per batch.
 _INSERT_FACTS_SQL = text(
     """
-    INSERT INTO purchase_fact (purchase_id, store_id, customer_id, purchased_at, total, supply_days)
+    INSERT INTO purchase_fact (purchase_id, store_id, customer_id, purchased_at, purchased_on,
+                               timezone, total, supply_days)
     SELECT * FROM unnest(
         CAST(:ids AS text[]), CAST(:stores AS text[]), CAST(:customers AS text[]),
-        CAST(:ats AS timestamptz[]), CAST(:totals AS numeric[]), CAST(:days AS integer[])
+        CAST(:ats AS timestamptz[]), CAST(:ons AS date[]), CAST(:zones AS text[]),
+        CAST(:totals AS numeric[]), CAST(:days AS integer[])
     )
     ON CONFLICT (purchase_id) DO NOTHING
     RETURNING purchase_id
@@ -64,6 +88,17 @@ _LOCK_SCORES_SQL = text(
     WHERE customer_id = ANY(CAST(:ids AS text[]))
     ORDER BY customer_id
     FOR UPDATE
+    """
+)
+
+# Every stored purchase of the customers whose aggregate starts again, in date order.
+_CUSTOMER_FACTS_SQL = text(
+    """
+    SELECT purchase_id, store_id, customer_id, purchased_at, purchased_on, timezone, total,
+           supply_days
+    FROM purchase_fact
+    WHERE customer_id = ANY(CAST(:ids AS text[]))
+    ORDER BY customer_id, purchased_at, purchase_id
     """
 )
 
@@ -120,10 +155,53 @@ def window_start(as_of: date | None) -> tuple[datetime, datetime]:
     return now, now - timedelta(days=WINDOW_DAYS)
 
 
+async def score_batch(
+    session: AsyncSession,
+    *,
+    prospects: list[tuple[str, str, str]],
+    purchases: list[PurchaseSeen],
+    as_of: date | None = None,
+) -> list[events.TierChange]:
+    """One consumed batch: new files, then purchases; every store of the batch locked first.
+
+    Registrations lock too: a file inserted by one member and bought by another must not wait
+    on a row while holding a store the other needs."""
+    await lock_stores(
+        session, store_ids={s for _, s, _ in prospects} | {p.store_id for p in purchases}
+    )
+    changes = await _register_prospects(session, customers=prospects)
+    return changes + await _apply_purchases(session, purchases=purchases, as_of=as_of)
+
+
 async def apply_purchases(
     session: AsyncSession, *, purchases: list[PurchaseSeen], as_of: date | None = None
 ) -> list[events.TierChange]:
     """Fold new purchases into aggregates, re-rank their stores, stage ``score.changed``."""
+    await lock_stores(session, store_ids={p.store_id for p in purchases})
+    return await _apply_purchases(session, purchases=purchases, as_of=as_of)
+
+
+async def register_prospects(
+    session: AsyncSession, *, customers: list[tuple[str, str, str]]
+) -> list[events.TierChange]:
+    """Files with no purchase yet are ``prospect``s; (customer_id, store_id, timezone) each."""
+    await lock_stores(session, store_ids={s for _, s, _ in customers})
+    return await _register_prospects(session, customers=customers)
+
+
+async def lock_stores(session: AsyncSession, *, store_ids: Iterable[str]) -> None:
+    """Wait until no other transaction re-ranks these stores; held until this one ends.
+
+    Taken before any spend or tier of the stores is read (each statement after it then sees
+    what the previous holder committed) and before any of their rows is locked."""
+    stores = sorted(set(store_ids))
+    if stores:
+        await session.execute(_LOCK_STORES_SQL, {"space": RERANK_LOCK_SPACE, "stores": stores})
+
+
+async def _apply_purchases(
+    session: AsyncSession, *, purchases: list[PurchaseSeen], as_of: date | None
+) -> list[events.TierChange]:
     if not purchases:
         return []
     now, since = window_start(as_of)
@@ -135,13 +213,24 @@ async def apply_purchases(
         row.customer_id: Aggregate(**row._mapping)
         for row in await session.execute(_LOCK_SCORES_SQL, {"ids": customer_ids})
     }
-    for p in fresh:  # in arrival order: one customer's events arrive in order on one partition
+    # Supply carries over, so aggregates fold in purchase-date order, not arrival order.
+    fresh.sort(key=PurchaseSeen.date_order)
+    late = sorted(
+        {
+            p.customer_id
+            for p in fresh
+            if (a := aggregates.get(p.customer_id)) and a.is_before_last(p)
+        }
+    )
+    for p in fresh:
         aggregate = aggregates.get(p.customer_id)
         if aggregate is None:
             aggregate = aggregates[p.customer_id] = Aggregate(
                 customer_id=p.customer_id, store_id=p.store_id, timezone=p.timezone
             )
         aggregate.fold(p)
+    if late:  # rare (a back-dated purchase): one more statement for the batch, not per event
+        await _rebuild(session, {c: aggregates[c] for c in late})
     touched = [aggregates[c] for c in customer_ids]
     await session.execute(
         _UPSERT_SCORES_SQL,
@@ -159,10 +248,19 @@ async def apply_purchases(
     return await rerank_stores(session, store_ids={p.store_id for p in fresh}, now=now)
 
 
-async def register_prospects(
+async def _rebuild(session: AsyncSession, aggregates: dict[str, Aggregate]) -> None:
+    """Recompute these customers' aggregates from all their stored purchases (this batch's
+    included), in purchase-date order."""
+    facts: dict[str, list[PurchaseSeen]] = {c: [] for c in aggregates}
+    for row in await session.execute(_CUSTOMER_FACTS_SQL, {"ids": list(aggregates)}):
+        facts[row.customer_id].append(PurchaseSeen(**row._mapping))
+    for customer_id, aggregate in aggregates.items():
+        aggregate.rebuild(facts[customer_id])
+
+
+async def _register_prospects(
     session: AsyncSession, *, customers: list[tuple[str, str, str]]
 ) -> list[events.TierChange]:
-    """Files with no purchase yet are ``prospect``s; (customer_id, store_id, timezone) each."""
     if not customers:
         return []
     rows = await session.execute(
@@ -192,7 +290,9 @@ async def register_prospects(
 async def rerank_stores(
     session: AsyncSession, *, store_ids: Iterable[str], now: datetime
 ) -> list[events.TierChange]:
-    """Recompute the pyramid of each store; stage an event for every customer whose tier moved."""
+    """Recompute the pyramid of each store; stage an event for every customer whose tier moved.
+
+    The caller holds the stores' locks (:func:`lock_stores`)."""
     changes: list[events.TierChange] = []
     for store_id in sorted(store_ids):
         result = await session.execute(
@@ -216,7 +316,12 @@ async def rerank_stores(
 async def refresh_windows(
     session: AsyncSession, *, store_id: str, as_of: date | None = None
 ) -> int:
-    """Let purchases age out of the trailing window for a whole store, then re-rank it."""
+    """Let purchases age out of the trailing window for a whole store, then re-rank it.
+
+    The store's lock first: spend written back by this refresh must include every purchase
+    committed before it (an UPDATE that waited for a row would otherwise write the sum it
+    computed before that purchase committed)."""
+    await lock_stores(session, store_ids=[store_id])
     now, since = window_start(as_of)
     ids = list(
         (
@@ -240,6 +345,8 @@ async def _store_facts(session: AsyncSession, purchases: list[PurchaseSeen]) -> 
             "stores": [p.store_id for p in purchases],
             "customers": [p.customer_id for p in purchases],
             "ats": [p.purchased_at for p in purchases],
+            "ons": [p.purchased_on for p in purchases],
+            "zones": [p.timezone for p in purchases],
             "totals": [p.total for p in purchases],
             "days": [p.supply_days for p in purchases],
         },
