@@ -262,7 +262,12 @@ def test_compose_gateway_is_published_on_8000_and_reaches_the_services() -> None
         port = APP_SERVICES[name][3]
         assert env[f"CRM_{name.upper()}_URL"] == f"http://{name}:{port}"
         assert gateway["depends_on"][name]["condition"] == "service_healthy"
-    published = [name for name, s in services.items() if s.get("ports")]
+    # Bound to the host's loopback (Prometheus) is not an entrance; anything else is.
+    published = [
+        name
+        for name, s in services.items()
+        if any(not str(p).startswith("127.0.0.1:") for p in s.get("ports") or [])
+    ]
     assert published == ["gateway"], "only the gateway is a public entrance"
 
 
@@ -354,6 +359,40 @@ def test_docker_compose_config_accepts_the_file() -> None:
         )
         assert refused.returncode != 0, f"compose starts without {variable}"
         assert variable in refused.stderr
+
+
+def prometheus_targets() -> dict[str, set[str]]:
+    """The compose Prometheus's scrape targets (host:port) by job, from its mounted config."""
+    prometheus = compose_services()["prometheus"]
+    mounts = [str(v).split(":") for v in prometheus["volumes"]]
+    (config,) = [source for source, target, *_ in mounts if target.endswith("prometheus.yml")]
+    parsed = yaml.safe_load((ROOT / config).read_text())
+    return {
+        job["job_name"]: {t for static in job["static_configs"] for t in static["targets"]}
+        for job in parsed["scrape_configs"]
+    }
+
+
+def test_compose_prometheus_scrapes_every_service_and_the_gateway_metrics_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    services = compose_services()
+    prometheus = services["prometheus"]
+    assert prometheus["image"].startswith("prom/prometheus:")
+    assert [str(p) for p in prometheus["ports"]] == ["127.0.0.1:9090:9090"]
+    targets = prometheus_targets()
+    assert set(targets) == set(APP_SERVICES)
+    for name in UPSTREAM_SERVICES:
+        port = environment(services[name])["CRM_PORT"]
+        assert port == str(APP_SERVICES[name][3])
+        assert targets[name] == {f"{name}:{port}"}, f"{name} is scraped on its own port"
+    gateway = environment(services["gateway"])
+    metrics_port = gateway["CRM_METRICS_PORT"]
+    assert metrics_port != gateway["CRM_PORT"], "the public port must not serve metrics"
+    assert targets["gateway"] == {f"gateway:{metrics_port}"}
+    assert all(f":{metrics_port}" not in str(p) for p in services["gateway"]["ports"])
+    env = {k: interpolate(v, COMPOSE_REQUIRED) for k, v in gateway.items()}
+    assert gateway_settings_from(env, monkeypatch).metrics_port == int(metrics_port)
 
 
 # --- Dockerfiles --------------------------------------------------------------------------
@@ -588,6 +627,26 @@ def test_k8s_autoscaling_for_gateway_and_customer_and_consumer_bound_for_scoring
         assert 1 <= replicas <= TOPIC_PARTITIONS, "consumers scale up to the partition count"
         if name in autoscalers:
             assert autoscalers[name]["spec"]["maxReplicas"] <= TOPIC_PARTITIONS
+
+
+@pytest.mark.parametrize("name", list(APP_SERVICES))
+def test_k8s_pods_are_annotated_for_prometheus_on_their_metrics_port(name: str) -> None:
+    template = deployment(name)["spec"]["template"]
+    annotations = template["metadata"].get("annotations") or {}
+    assert annotations.get("prometheus.io/scrape") == "true"
+    assert annotations.get("prometheus.io/path") == "/metrics"
+    container = template["spec"]["containers"][0]
+    ports = {p["containerPort"] for p in container["ports"]}
+    port = int(annotations["prometheus.io/port"])
+    assert port in ports, f"{name}: the scrape port is not a container port"
+    if name == "gateway":
+        assert port != APP_SERVICES[name][3], "the gateway's public port serves no metrics"
+        assert env_vars(container)["CRM_METRICS_PORT"]["value"] == str(port)
+        service = next(d for _, d in k8s_objects("Service") if d["metadata"]["name"] == name)
+        exposed = {p.get("targetPort") for p in service["spec"]["ports"]}
+        assert not exposed & {port, "metrics"}, "the gateway's Service must not expose metrics"
+    else:
+        assert port == APP_SERVICES[name][3], f"{name} serves /metrics on its own port"
 
 
 def test_k8s_config_points_the_gateway_at_the_cluster_services() -> None:

@@ -62,10 +62,11 @@ class Ports:
     customer: int = 8001
     engagement: int = 8002
     scoring: int = 8003
+    gateway_metrics: int = 9100  # the gateway's Prometheus page, off its public port
 
     @classmethod
     def free(cls) -> Ports:
-        return cls(*(free_port() for _ in range(6)))
+        return cls(*(free_port() for _ in range(7)))
 
 
 @dataclass
@@ -134,6 +135,8 @@ class LocalStack:
         )
         if spec.database:
             env["CRM_DATABASE_URL"] = self.postgres.url(spec.database)
+        if spec.name == "gateway":
+            env["CRM_METRICS_PORT"] = str(self.ports.gateway_metrics)
         env.setdefault("CRM_BOOTSTRAP_ADMIN_PASSWORD", self.admin_password)
         env.update(self.extra_env)
         return env
@@ -147,6 +150,8 @@ class LocalStack:
         port = getattr(self.ports, name) if replica is None else free_port()
         env = self.env_for(spec)
         env["CRM_PORT"] = str(port)
+        if replica is not None and "CRM_METRICS_PORT" in env:
+            env["CRM_METRICS_PORT"] = str(free_port())
         key = name if replica is None else f"{name}/{replica}"
         self.processes[key] = subprocess.Popen(
             [

@@ -32,6 +32,8 @@ class Settings(BaseServiceSettings):
     sign_in_rate_limit: str = "30/minute"
     api_key_cache_seconds: float = 30.0
     cors_origins: list[str] = []
+    # Prometheus metrics on a port of their own, never on the public one; None: not served.
+    metrics_port: int | None = None
 
     @model_validator(mode="after")
     def _refuse_default_gateway_secrets(self) -> "Settings":

@@ -17,6 +17,7 @@ from crm_gateway.principal_forwarding import PrincipalSigner
 from crm_gateway.proxy import make_upstream_client
 from crm_gateway.stores import StoreDirectory
 from crm_libs.db import make_engine, make_sessionmaker
+from crm_libs.metrics import serve_metrics_on_port
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ def make_lifespan(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+        app.state.engine = engine  # read by the metrics' pool collector at scrape time
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.authenticator = Authenticator(
             settings=settings, sessionmaker=app.state.sessionmaker
@@ -43,10 +45,20 @@ def make_lifespan(
             client=app.state.client, customer_url=upstreams["customer"], signer=signer
         )
         await _ensure_bootstrap_admin(app, settings)
+        # Not on the public port: only what can reach this one (Prometheus) sees the metrics.
+        metrics_server = (
+            serve_metrics_on_port(host=settings.host, port=settings.metrics_port)[0]
+            if settings.metrics_port is not None
+            else None
+        )
         watcher = asyncio.create_task(app.state.authenticator.run())
         try:
             yield
         finally:
+            if metrics_server is not None:
+                # shutdown() waits for the server thread's poll loop: not on the event loop.
+                await asyncio.to_thread(metrics_server.shutdown)
+                metrics_server.server_close()
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await watcher

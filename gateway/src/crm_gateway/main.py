@@ -16,6 +16,7 @@ from crm_gateway.proxy_route import PROXY_METHODS, proxy_router
 from crm_gateway.ratelimit import RateLimiter
 from crm_gateway.security_headers import SecurityHeadersMiddleware
 from crm_libs.logs import configure_logging
+from crm_libs.metrics import instrument_app
 from crm_libs.problems import install_problem_handlers
 from crm_libs.request_id import RequestIdMiddleware
 
@@ -70,3 +71,5 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     )
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(RequestIdMiddleware)
+    # Outermost; the page itself is served on settings.metrics_port (see lifespan), not here.
+    instrument_app(app, serve_metrics=False)

@@ -31,6 +31,10 @@ SERVICES = ("customer", "engagement", "scoring")
 
 def owner_of(path: str) -> str | None:
     """The service that answers ``path`` (without the API prefix), or None."""
+    # The upstream URL would resolve a dot segment to a path outside the route that matched
+    # (/customers/x/score/../../../metrics is scoring's internal /metrics): no owner.
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return None
     for route in ROUTES:
         if route.pattern.match(path):
             return route.service

@@ -14,6 +14,7 @@ from sqlalchemy import text
 
 from crm_libs.db import make_engine, make_sessionmaker
 from crm_libs.logs import configure_logging
+from crm_libs.metrics import instrument_app
 from crm_libs.problems import install_problem_handlers
 from crm_libs.request_id import RequestIdMiddleware
 from crm_libs.settings import BaseServiceSettings
@@ -55,6 +56,8 @@ def create_service_app(
     app.state.settings = settings
     install_problem_handlers(app)
     app.add_middleware(RequestIdMiddleware)
+    # Outermost, so its latency covers everything else; /metrics is on the service's own port.
+    instrument_app(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
