@@ -40,16 +40,13 @@ def create_service_app(
         engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
+        app.state.stopping = asyncio.Event()
         tasks = [asyncio.create_task(_supervise(worker, app)) for worker in workers]
         log.info("service started", extra={"fields": {"port": settings.port}})
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await _stop_workers(app, list(zip(workers, tasks, strict=True)))
             await engine.dispose()
 
     app = FastAPI(title=title, version="1.0.0", lifespan=lifespan)
@@ -72,6 +69,31 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+# How long a worker that watches ``app.state.stopping`` may take to finish what it holds.
+WORKER_STOP_GRACE_SECONDS = 10.0
+
+
+async def _stop_workers(app: FastAPI, running: list[tuple[Worker, asyncio.Task[None]]]) -> None:
+    """Stop the workers marked ``stops_first`` (the outbox relay) before the others.
+
+    ``app.state.stopping`` is set first: a worker marked ``drains_on_stop`` finishes what it
+    holds (the relay its batch, a consumer its batch and offset commit) and returns by itself
+    within the grace period; anything still running then, and every other worker, is cancelled.
+    """
+    app.state.stopping.set()
+    first = [(w, t) for w, t in running if getattr(w, "stops_first", False)]
+    rest = [(w, t) for w, t in running if not getattr(w, "stops_first", False)]
+    for phase in (first, rest):
+        draining = [t for w, t in phase if getattr(w, "drains_on_stop", False)]
+        if draining:
+            await asyncio.wait(draining, timeout=WORKER_STOP_GRACE_SECONDS)
+        for _, task in phase:
+            task.cancel()
+        for _, task in phase:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
 
 
 async def _supervise(worker: Worker, app: FastAPI) -> None:

@@ -29,6 +29,10 @@ class BaseServiceSettings(BaseSettings):
     principal_ttl_seconds: int = 60
     log_level: str = "INFO"
     default_timezone: str = "Asia/Shanghai"
+    # Published outbox rows are kept this long, so a broker that lost its data gets them again.
+    outbox_retention_days: float = 7
+    # A row that fails this many times on its own (unknown topic, too large) is parked.
+    outbox_max_attempts: int = 10
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> BaseServiceSettings:

@@ -44,6 +44,9 @@ class Topics:
     SCORES = "crm.scores.v1"
     ENGAGEMENT = "crm.engagement.v1"
     ALL = (CUSTOMERS, PURCHASES, SCORES, ENGAGEMENT)
+    # Not an event stream: the relays' markers that tell a broker which lost its data (one
+    # partition, created by the relay).
+    OUTBOX_EPOCH = "crm.outbox.epoch"
 
     @staticmethod
     def dead_letter(topic: str) -> str:

@@ -17,7 +17,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
 
 from crm_libs.events.envelope import EventEnvelope
@@ -141,3 +141,55 @@ async def enqueue_many(session: AsyncSession, *, topic: str, events: list[EventE
         for e in events
     ]
     await session.execute(OutboxEvent.__table__.insert(), rows)  # type: ignore[attr-defined]
+
+
+_PURGE_SQL = text(
+    """
+    DELETE FROM outbox_event WHERE id IN (
+        SELECT id FROM outbox_event
+        WHERE published_at < now() - make_interval(secs => :retention_seconds)
+        ORDER BY id
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    """
+)
+
+
+async def purge_published(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    retention_seconds: float,
+    batch_size: int = 5000,
+) -> int:
+    """Delete rows published longer ago than the retention, a batch per transaction.
+
+    Replicas may purge at the same time: SKIP LOCKED lets each take rows the other has not.
+    """
+    purged = 0
+    while True:
+        async with sessionmaker() as session, session.begin():
+            result = await session.execute(
+                _PURGE_SQL, {"retention_seconds": retention_seconds, "limit": batch_size}
+            )
+        deleted = int(result.rowcount)  # type: ignore[attr-defined]
+        purged += deleted
+        if deleted < batch_size:
+            return purged
+
+
+# An operator unparks rows once the cause is fixed (topic created, payload trimmed):
+#   UPDATE outbox_event SET parked_at = NULL, attempts = 0, retry_at = NULL WHERE id = ...;
+# the relay sends them with the next batch.
+_UNPARK_SQL = text(
+    """
+    UPDATE outbox_event SET parked_at = NULL, attempts = 0, retry_at = NULL
+    WHERE parked_at IS NOT NULL AND (CAST(:ids AS bigint[]) IS NULL OR id = ANY(:ids))
+    """
+)
+
+
+async def unpark(session: AsyncSession, *, ids: list[int] | None = None) -> int:
+    """Give parked rows (these, or all) back to the relay; returns how many."""
+    result = await session.execute(_UNPARK_SQL, {"ids": ids})
+    return int(result.rowcount)  # type: ignore[attr-defined]

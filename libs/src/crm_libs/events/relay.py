@@ -1,8 +1,21 @@
 """Publishes committed outbox rows to Kafka and marks them sent.
 
-Several replicas may run it: rows are claimed with ``FOR UPDATE SKIP LOCKED``. It sleeps on
-``LISTEN`` and wakes on the NOTIFY that the outbox trigger sends, with a slow poll as a safety net.
-While the broker is away it backs off and retries; nothing is marked sent until Kafka acked it.
+Several replicas may run it, but one at a time publishes: each batch is claimed under a
+transaction-scoped advisory lock, so a customer's later event can never overtake an earlier one
+that another replica is still sending; if the publishing replica dies, its lock goes with its
+transaction and any other takes over. It sleeps on ``LISTEN`` and wakes on the NOTIFY that the
+outbox trigger sends, with a slow poll as a safety net.
+
+While the broker is away it backs off and retries; nothing is marked sent until Kafka acked it,
+and such outages do not count against any row. A row that fails on its own (unknown topic, too
+large) waits for a retry with backoff, holding back only its own customer's later events, and is
+parked after ``max_attempts``; the rest keep flowing. To send parked rows again once the cause
+is fixed::
+
+    UPDATE outbox_event SET parked_at = NULL, attempts = 0, retry_at = NULL WHERE id = ...;
+
+(or :func:`crm_libs.events.outbox.unpark`). Published rows are kept for the retention period and
+sent again when the broker turns out to have lost its data (:mod:`crm_libs.events.broker_epoch`).
 """
 
 from __future__ import annotations
@@ -10,35 +23,78 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
+from prometheus_client import Counter, Gauge
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_libs.events.outbox import NOTIFY_CHANNEL
+from crm_libs.events.broker_epoch import check_broker_epoch
+from crm_libs.events.outbox import NOTIFY_CHANNEL, purge_published
 from crm_libs.notify import listen_forever
 
 log = logging.getLogger(__name__)
 
+PUBLISHED = Counter("crm_outbox_published", "Outbox events acknowledged by the broker", ["topic"])
+PARKED = Counter("crm_outbox_parked", "Outbox events parked after repeated failures", ["topic"])
+REPUBLISHED = Counter(
+    "crm_outbox_republished", "Retained outbox events sent again after the broker lost its data"
+)
+BACKLOG = Gauge("crm_outbox_backlog", "Outbox events waiting to be published (not parked)")
+PARKED_ROWS = Gauge("crm_outbox_parked_rows", "Outbox events parked and waiting for an operator")
+
+# Only the replica holding it publishes (per database: advisory locks are database-scoped).
+_LEADER_SQL = text("SELECT pg_try_advisory_xact_lock(hashtextextended('crm.outbox.relay', 0))")
+
+# In id order, skipping rows that wait for a retry and every later row of the same customer.
 _CLAIM_SQL = text(
     """
-    SELECT id, topic, key, envelope FROM outbox_event
-    WHERE published_at IS NULL
-    ORDER BY id
+    WITH waiting AS MATERIALIZED (
+        SELECT key, min(id) AS first_id FROM outbox_event
+        WHERE published_at IS NULL AND parked_at IS NULL AND retry_at IS NOT NULL
+          AND retry_at > now()
+        GROUP BY key
+    )
+    SELECT o.id, o.event_id, o.topic, o.key, o.envelope FROM outbox_event o
+    WHERE o.published_at IS NULL AND o.parked_at IS NULL
+      AND (o.retry_at IS NULL OR o.retry_at <= now())
+      AND NOT EXISTS (SELECT 1 FROM waiting w WHERE w.key = o.key AND w.first_id < o.id)
+    ORDER BY o.id
     LIMIT :limit
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF o SKIP LOCKED
     """
 )
 _MARK_SENT_SQL = text(
-    "UPDATE outbox_event SET published_at = :now, attempts = attempts + 1 WHERE id = ANY(:ids)"
+    """
+    UPDATE outbox_event SET published_at = now(), attempts = attempts + 1, retry_at = NULL
+    WHERE id = ANY(:ids)
+    """
 )
 _RECORD_FAILURE_SQL = text(
-    "UPDATE outbox_event SET attempts = attempts + 1, last_error = :error WHERE id = ANY(:ids)"
+    """
+    UPDATE outbox_event SET
+        attempts = attempts + 1,
+        last_error = :error,
+        parked_at = CASE WHEN attempts + 1 >= :max_attempts THEN now() END,
+        retry_at = CASE WHEN attempts + 1 < :max_attempts
+            THEN now() + make_interval(secs => least(:base * power(2, attempts), :cap)) END
+    WHERE id = :id
+    RETURNING attempts, parked_at IS NOT NULL AS parked
+    """
+)
+_COUNTS_SQL = text(
+    """
+    SELECT
+        (SELECT count(*) FROM outbox_event WHERE published_at IS NULL AND parked_at IS NULL),
+        (SELECT count(*) FROM outbox_event WHERE parked_at IS NOT NULL)
+    """
 )
 
 
@@ -55,6 +111,20 @@ def make_producer(bootstrap: str) -> AIOKafkaProducer:
     )
 
 
+def _broker_trouble(exc: BaseException) -> bool:
+    """An error of the broker or the way to it (retry everything later), not of one row."""
+    if isinstance(exc, KafkaError):
+        return bool(exc.retriable)
+    return isinstance(exc, (TimeoutError, OSError))
+
+
+@dataclass
+class _Batch:
+    sent: list[Any] = field(default_factory=list)
+    failed: dict[int, tuple[Any, str]] = field(default_factory=dict)
+    trouble: BaseException | None = None
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -65,6 +135,13 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_seconds: float = 5.0,
         max_backoff_seconds: float = 10.0,
+        max_attempts: int = 10,
+        retry_base_seconds: float = 0.5,
+        retry_cap_seconds: float = 60.0,
+        retention_seconds: float = 7 * 86400,
+        purge_every_seconds: float = 600.0,
+        epoch_check_every_seconds: float = 30.0,
+        stopping: asyncio.Event | None = None,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._database_url = database_url
@@ -72,12 +149,22 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._max_backoff = max_backoff_seconds
+        self._max_attempts = max_attempts
+        self._retry_base = retry_base_seconds
+        self._retry_cap = retry_cap_seconds
+        self._retention_seconds = retention_seconds
+        self._purge_every = purge_every_seconds
+        self._epoch_every = epoch_check_every_seconds
+        self._stopping = stopping or asyncio.Event()
         self._wake = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._admin: AIOKafkaAdminClient | None = None
+        self._epoch_checked_at: float | None = None
+        self._purged_at: float | None = None
+        self._counted_at: float | None = None
 
     async def run(self) -> None:
-        """Publish until cancelled."""
+        """Publish until cancelled or until ``stopping`` is set (then after the batch in hand)."""
         listener = asyncio.create_task(
             listen_forever(
                 self._database_url,
@@ -88,8 +175,9 @@ class OutboxRelay:
         )
         backoff = 0.5
         try:
-            while True:
+            while not self._stopping.is_set():
                 try:
+                    await self._housekeeping()
                     sent = await self.publish_pending()
                     backoff = 0.5
                     if sent:
@@ -100,43 +188,157 @@ class OutboxRelay:
                         extra={"fields": {"error": repr(exc), "retry_in_s": backoff}},
                     )
                     await self._drop_producer()
-                    await asyncio.sleep(backoff)
+                    await self._sleep(backoff)
                     backoff = min(backoff * 2, self._max_backoff)
                     continue
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_seconds)
+                await self._sleep(self._poll_seconds, wake=self._wake)
         finally:
             listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await listener
             await self._drop_producer()
 
-    async def publish_pending(self) -> int:
-        """Claim one batch of unpublished rows, send them, mark them sent. Returns how many."""
-        failure: Exception | None = None
+    async def _sleep(self, seconds: float, *, wake: asyncio.Event | None = None) -> None:
+        """Sleep, cut short by ``wake`` or by a stop request."""
+        waiters = [asyncio.ensure_future(self._stopping.wait())]
+        if wake is not None:
+            waiters.append(asyncio.ensure_future(wake.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _housekeeping(self) -> None:
+        """The broker epoch check, the retention purge and the gauges, each when it is due."""
+        now = time.monotonic()
+        due = self._epoch_checked_at is None or now - self._epoch_checked_at >= self._epoch_every
+        if due and await self.check_broker_epoch():
+            self._epoch_checked_at = now
+        if self._purged_at is None or now - self._purged_at >= self._purge_every:
+            self._purged_at = now
+            purged = await purge_published(
+                self._sessionmaker, retention_seconds=self._retention_seconds
+            )
+            if purged:
+                log.info("purged published outbox events", extra={"fields": {"events": purged}})
+        if self._counted_at is None or now - self._counted_at >= min(self._poll_seconds, 5.0):
+            self._counted_at = now
+            await self.update_gauges()
+
+    async def check_broker_epoch(self) -> bool:
+        """As the leader, compare the broker with the one the rows went to. False: not leader."""
         async with self._sessionmaker() as session, session.begin():
+            if not (await session.execute(_LEADER_SQL)).scalar_one():
+                return False
+            producer = await self._ensure_producer()
+            republished = await check_broker_epoch(
+                session,
+                bootstrap=self._bootstrap,
+                producer=producer,
+                admin=await self._ensure_admin(),
+            )
+        if republished:
+            REPUBLISHED.inc(republished)
+        return True
+
+    async def update_gauges(self) -> None:
+        async with self._sessionmaker() as session:
+            backlog, parked = (await session.execute(_COUNTS_SQL)).one()
+        BACKLOG.set(backlog)
+        PARKED_ROWS.set(parked)
+
+    async def publish_pending(self) -> int:
+        """As the leader, send one batch and record each row's outcome. Returns rows handled.
+
+        Raises when the broker itself is in trouble and nothing went out (the caller backs off).
+        """
+        async with self._sessionmaker() as session, session.begin():
+            if not (await session.execute(_LEADER_SQL)).scalar_one():
+                return 0  # another replica is publishing; it drains the backlog
             rows = (await session.execute(_CLAIM_SQL, {"limit": self._batch_size})).all()
             if not rows:
                 return 0
-            ids = [r.id for r in rows]
+            batch = await self._send(rows)
+            if batch.trouble is not None and not batch.sent:
+                raise batch.trouble
+            if batch.sent:
+                await session.execute(_MARK_SENT_SQL, {"ids": [r.id for r in batch.sent]})
+            for row_id, (row, error) in batch.failed.items():
+                await self._record_failure(session, row_id=row_id, row=row, error=error)
+        for row in batch.sent:
+            PUBLISHED.labels(topic=row.topic).inc()
+        if batch.trouble is not None:
+            raise batch.trouble
+        return len(batch.sent) + len(batch.failed)
+
+    async def _send(self, rows: Sequence[Any]) -> _Batch:
+        """Send rows in id order, each customer's stopping at its first failing row."""
+        producer = await self._ensure_producer()
+        known = set(await (await self._ensure_admin()).list_topics())
+        batch = _Batch()
+        held: set[str] = set()  # customers whose earlier event failed in this batch
+        pending: list[tuple[Any, asyncio.Future[Any]]] = []
+        for row in rows:
+            if row.key in held:
+                continue  # stays in the backlog, behind the failed one
+            if row.topic not in known:
+                batch.failed[row.id] = (row, f"topic {row.topic!r} does not exist on the broker")
+                held.add(row.key)
+                continue
             try:
-                producer = await self._ensure_producer()
-                futures = [
-                    await producer.send(r.topic, value=orjson.dumps(r.envelope), key=r.key.encode())
-                    for r in rows
-                ]
-                await asyncio.wait_for(asyncio.gather(*futures), timeout=30)
-                await self._confirm_topics_exist({r.topic for r in rows})
+                future = await producer.send(
+                    row.topic, value=orjson.dumps(row.envelope), key=row.key.encode()
+                )
             except Exception as exc:
-                failure = exc
+                if _broker_trouble(exc):
+                    raise
+                batch.failed[row.id] = (row, repr(exc))
+                held.add(row.key)
+                continue
+            pending.append((row, future))
+        results = await asyncio.wait_for(
+            asyncio.gather(*(f for _, f in pending), return_exceptions=True), timeout=30
+        )
+        for (row, _), result in zip(pending, results, strict=True):
+            if not isinstance(result, BaseException):
+                batch.sent.append(row)
+            elif _broker_trouble(result):
+                batch.trouble = result
             else:
-                await session.execute(_MARK_SENT_SQL, {"now": datetime.now(UTC), "ids": ids})
-        if failure is not None:
-            # Counted after the claim's transaction ended, so the rows are no longer locked.
-            await self._record_failure(ids, repr(failure))
-            raise failure
-        return len(rows)
+                batch.failed[row.id] = (row, repr(result))
+        if batch.sent:
+            await self._confirm_topics_exist({r.topic for r in batch.sent})
+        return batch
+
+    async def _record_failure(
+        self, session: AsyncSession, *, row_id: int, row: Any, error: str
+    ) -> None:
+        attempts, parked = (
+            await session.execute(
+                _RECORD_FAILURE_SQL,
+                {
+                    "id": row_id,
+                    "error": error[:500],
+                    "max_attempts": self._max_attempts,
+                    "base": self._retry_base,
+                    "cap": self._retry_cap,
+                },
+            )
+        ).one()
+        fields = {
+            "outbox_id": row_id,
+            "event_id": row.event_id,
+            "topic": row.topic,
+            "attempts": attempts,
+            "error": error,
+        }
+        if parked:
+            PARKED.labels(topic=row.topic).inc()
+            log.error("outbox event parked after repeated failures", extra={"fields": fields})
+        else:
+            log.warning("outbox event failed, will retry", extra={"fields": fields})
 
     async def _confirm_topics_exist(self, topics: set[str]) -> None:
         """Refuse to count a send whose topic the broker does not list.
@@ -145,19 +347,16 @@ class OutboxRelay:
         for a topic that does not exist yet and then lose them when the topic is created: such
         a batch stays unpublished and is sent again once the topic is there.
         """
-        admin = self._admin
-        if admin is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
-            await admin.start()
-            self._admin = admin
-        missing = topics - set(await admin.list_topics())
+        missing = topics - set(await (await self._ensure_admin()).list_topics())
         if missing:
             raise KafkaError(f"topics not on the broker yet: {sorted(missing)}")
 
-    async def _record_failure(self, ids: list[int], error: str) -> None:
-        with contextlib.suppress(Exception):
-            async with self._sessionmaker() as session, session.begin():
-                await session.execute(_RECORD_FAILURE_SQL, {"ids": ids, "error": error[:500]})
+    async def _ensure_admin(self) -> AIOKafkaAdminClient:
+        if self._admin is None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+            await admin.start()
+            self._admin = admin
+        return self._admin
 
     async def _ensure_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
@@ -171,6 +370,8 @@ class OutboxRelay:
         return self._producer
 
     async def _drop_producer(self) -> None:
+        # A new connection may lead to a new broker: check its epoch before the next batch.
+        self._epoch_checked_at = None
         admin, self._admin = self._admin, None
         if admin is not None:
             with contextlib.suppress(Exception):
@@ -188,5 +389,13 @@ async def relay_worker(app: Any) -> None:
         sessionmaker=app.state.sessionmaker,
         database_url=settings.database_url,
         bootstrap=settings.kafka_bootstrap,
+        max_attempts=settings.outbox_max_attempts,
+        retention_seconds=settings.outbox_retention_days * 86400,
+        stopping=getattr(app.state, "stopping", None),
     )
     await relay.run()
+
+
+# Stopped before the other workers, after the batch in hand (see service_app._stop_workers).
+relay_worker.stops_first = True  # type: ignore[attr-defined]
+relay_worker.drains_on_stop = True  # type: ignore[attr-defined]
