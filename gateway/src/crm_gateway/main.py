@@ -5,16 +5,20 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from crm_gateway.access import POLICY
+from crm_gateway.accounts.router import auth_router
 from crm_gateway.accounts.router import router as accounts_router
 from crm_gateway.api_keys.router import router as api_keys_router
 from crm_gateway.audit.router import router as audit_router
 from crm_gateway.config import Settings
+from crm_gateway.deps import get_principal
 from crm_gateway.lifespan import make_lifespan
 from crm_gateway.meta import meta_router
 from crm_gateway.principal_forwarding import PrincipalSigner
 from crm_gateway.proxy_route import PROXY_METHODS, proxy_router
 from crm_gateway.ratelimit import RateLimiter
 from crm_gateway.security_headers import SecurityHeadersMiddleware
+from crm_libs.access import guarded, require_declared
 from crm_libs.logs import configure_logging
 from crm_libs.metrics import instrument_app
 from crm_libs.problems import install_problem_handlers
@@ -45,11 +49,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     _add_middleware(app, settings)
     app.include_router(meta_router(upstreams))
-    app.include_router(accounts_router)
-    app.include_router(api_keys_router)
-    app.include_router(audit_router)
+    app.include_router(auth_router)
+    app.include_router(
+        guarded(
+            [accounts_router, api_keys_router, audit_router],
+            policy=POLICY,
+            principal_dependency=get_principal,
+        )
+    )
     # Last: its catch-all path must not shadow the gateway's own /api/v1 routes.
     app.include_router(proxy_router(settings, upstreams=upstreams, signer=signer))
+    require_declared(app, POLICY)
     return app
 
 

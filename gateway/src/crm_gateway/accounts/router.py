@@ -19,6 +19,8 @@ from crm_libs.principal import Role
 from crm_libs.problems import ProblemError, Unauthorized, problem_responses
 
 router = APIRouter(prefix="/api/v1", tags=["accounts"])
+# Signing in comes before any principal: these routes are public in the access policy, unguarded.
+auth_router = APIRouter(prefix="/api/v1", tags=["accounts"])
 
 
 async def _tokens(
@@ -35,7 +37,7 @@ async def _tokens(
     )
 
 
-@router.post(
+@auth_router.post(
     "/auth/token",
     response_model=TokenResponse,
     summary="Sign in",
@@ -63,7 +65,7 @@ async def sign_in(
     return await _tokens(session, settings, account)
 
 
-@router.post(
+@auth_router.post(
     "/auth/refresh",
     response_model=TokenResponse,
     summary="Trade a refresh token for new tokens",

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from crm_gateway.access import MANAGES_ACCOUNTS_OF
 from crm_gateway.accounts.models import Account, RefreshToken
 from crm_gateway.accounts.schemas import AccountCreate, AccountRole, AccountStatus, AccountUpdate
 from crm_gateway.auth.authenticate import announce
@@ -39,14 +40,15 @@ class LockedOut(ProblemError):
 
 
 def _check_reach(caller: Principal, *, role: str, store_id: str | None) -> None:
-    """hq_admin manages anyone; a store manager only non-admin accounts of their own store."""
+    """The roles a caller manages are declared in crm_gateway.access; stores other than their
+    own only by head office."""
+    if role not in MANAGES_ACCOUNTS_OF.get(caller.role, frozenset()):
+        raise Forbidden(f"A {caller.role.value} does not manage {role} accounts")
     if caller.role == Role.HQ_ADMIN:
         if role != AccountRole.HQ_ADMIN and not store_id:
             raise InvalidField("store_id", "required for every role but hq_admin")
         return
-    if caller.role != Role.STORE_MANAGER:
-        raise Forbidden("Only head office and store managers manage accounts")
-    if role == AccountRole.HQ_ADMIN or store_id != caller.store_id:
+    if store_id != caller.store_id:
         raise Forbidden("A store manager manages the accounts of their own store only")
 
 

@@ -2,9 +2,12 @@
 
 from fastapi import FastAPI
 
+from crm_libs.access import guarded, require_declared
 from crm_libs.events.relay import relay_worker
 from crm_libs.field_crypto import FieldCipher
+from crm_libs.principal import principal_dependency
 from crm_libs.service_app import create_service_app
+from customer_service.access import POLICY
 from customer_service.config import Settings
 from customer_service.customers.router import router as customers_router
 from customer_service.products.router import router as products_router
@@ -18,8 +21,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app(
         title="Customer service",
         settings=settings,
-        routers=[stores_router, staff_router, products_router, customers_router, purchases_router],
+        routers=[
+            guarded(
+                [stores_router, staff_router, products_router, customers_router, purchases_router],
+                policy=POLICY,
+                principal_dependency=principal_dependency,
+            )
+        ],
         workers=[relay_worker],
     )
+    require_declared(app, POLICY)
     app.state.cipher = FieldCipher(settings.field_encryption_keys)
     return app

@@ -2,10 +2,13 @@
 
 from fastapi import FastAPI
 
+from crm_libs.access import guarded, require_declared
 from crm_libs.events.consumer import EventConsumer
 from crm_libs.events.envelope import Topics
 from crm_libs.events.relay import relay_worker
+from crm_libs.principal import principal_dependency
 from crm_libs.service_app import create_service_app
+from engagement_service.access import POLICY
 from engagement_service.config import Settings
 from engagement_service.followups.handlers import handle_purchases
 from engagement_service.followups.router import router as tasks_router
@@ -24,9 +27,11 @@ async def run_purchase_consumer(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(
+    app = create_service_app(
         title="Engagement service",
         settings=settings or Settings(),
-        routers=[tasks_router],
+        routers=[guarded([tasks_router], policy=POLICY, principal_dependency=principal_dependency)],
         workers=[run_purchase_consumer, relay_worker],
     )
+    require_declared(app, POLICY)
+    return app

@@ -2,10 +2,13 @@
 
 from fastapi import FastAPI
 
+from crm_libs.access import guarded, require_declared
 from crm_libs.events.consumer import EventConsumer
 from crm_libs.events.envelope import Topics
 from crm_libs.events.relay import relay_worker
+from crm_libs.principal import principal_dependency
 from crm_libs.service_app import create_service_app
+from scoring_service.access import POLICY
 from scoring_service.config import Settings
 from scoring_service.scores.handlers import make_batch_handler
 from scoring_service.scores.router import router as scores_router
@@ -25,9 +28,13 @@ async def run_event_consumer(app: FastAPI) -> None:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    return create_service_app(
+    app = create_service_app(
         title="Scoring service",
         settings=settings or Settings(),
-        routers=[scores_router],
+        routers=[
+            guarded([scores_router], policy=POLICY, principal_dependency=principal_dependency)
+        ],
         workers=[run_event_consumer, relay_worker, window_refresh_worker],
     )
+    require_declared(app, POLICY)
+    return app

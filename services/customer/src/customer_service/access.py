@@ -1,0 +1,49 @@
+"""Which roles may call each operation of the customer service: one declared policy (OWASP API5).
+
+Beside ``customers/visibility.py`` (which fields a role sees): this says what a role may do at all.
+Store scope is not decided here: every role but head office still reaches only its own store.
+
+- Head office runs the chain: stores and the catalogue are its alone.
+- A store manager keeps the store's roster; staff and experts use it, never edit it.
+- Staff and partner systems (a store's till, keyed by ``X-API-Key``) do store business: customer
+  files and purchases. Archiving a file takes it out of every list, so it is a manager's decision.
+- An expert (售后医生) reads the file, health included, and records what they learn on it, but
+  neither opens files nor sells.
+"""
+
+from crm_libs.access import EVERY_ROLE, AccessPolicy
+from crm_libs.principal import Role
+
+HQ, MANAGER, STAFF, EXPERT, PARTNER = (
+    Role.HQ_ADMIN,
+    Role.STORE_MANAGER,
+    Role.STAFF,
+    Role.EXPERT,
+    Role.PARTNER,
+)
+
+HEAD_OFFICE = frozenset({HQ})
+MANAGEMENT = frozenset({HQ, MANAGER})
+STORE_BUSINESS = frozenset({HQ, MANAGER, STAFF, PARTNER})
+FILE_KEEPERS = STORE_BUSINESS | {EXPERT}
+
+POLICY = AccessPolicy(
+    operations={
+        "POST /stores": HEAD_OFFICE,
+        "GET /stores": EVERY_ROLE,
+        "GET /stores/{store_id}": EVERY_ROLE,
+        "POST /staff": MANAGEMENT,
+        "GET /staff": EVERY_ROLE,
+        "GET /staff/{staff_id}": EVERY_ROLE,
+        "PATCH /staff/{staff_id}": MANAGEMENT,
+        "POST /products": HEAD_OFFICE,
+        "GET /products": EVERY_ROLE,
+        "POST /customers": STORE_BUSINESS,
+        "GET /customers": EVERY_ROLE,
+        "GET /customers/{customer_id}": EVERY_ROLE,
+        "PATCH /customers/{customer_id}": FILE_KEEPERS,
+        "DELETE /customers/{customer_id}": MANAGEMENT,
+        "POST /customers/{customer_id}/purchases": STORE_BUSINESS,
+        "GET /customers/{customer_id}/purchases": EVERY_ROLE,
+    }
+)
