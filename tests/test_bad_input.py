@@ -3,6 +3,7 @@
 import httpx
 
 from tests.builders import (
+    create_account,
     create_customer,
     create_product,
     create_staff,
@@ -169,3 +170,50 @@ async def test_pagination_walks_every_item_once(api: httpx.AsyncClient) -> None:
         if cursor is None:
             break
     assert sorted(seen) == sorted(made)
+
+
+async def _walk(api: httpx.AsyncClient, path: str, **filters: str) -> list[str]:
+    """Every id of a list, a page of two at a time."""
+    seen: list[str] = []
+    cursor = None
+    while True:
+        params = {"limit": 2, **filters, **({"cursor": cursor} if cursor else {})}
+        response = await api.get(path, params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        seen.extend(str(item["id"]) for item in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return seen
+
+
+async def test_every_list_pages_through_each_item_once(api: httpx.AsyncClient) -> None:
+    store = await create_store(api)
+    made = {(await create_customer(api, store_id=store["id"]))["id"] for _ in range(5)}
+    staff = {(await create_staff(api, store_id=store["id"]))["id"] for _ in range(3)}
+    customers = await _walk(api, "/customers", store_id=store["id"])
+    assert sorted(customers) == sorted(made)
+    assert sorted(await _walk(api, "/staff", store_id=store["id"])) == sorted(staff)
+    # The audit trail's ids are numbers: its cursor carries one. Reading a phone is audited.
+    customer_id = (await create_customer(api, store_id=store["id"], phone="13812345678"))["id"]
+    for _ in range(4):
+        assert (await api.get(f"/customers/{customer_id}")).status_code == 200
+    audit = await _walk(api, "/audit", customer_id=customer_id)
+    assert len(audit) == len(set(audit)) >= 5
+    made_elsewhere = {
+        "/stores": [store["id"], *[(await create_store(api))["id"] for _ in range(2)]],
+        "/products": [(await create_product(api))["id"] for _ in range(3)],
+        "/accounts": [
+            (await create_account(api, role="staff", store_id=store["id"]))["id"] for _ in range(3)
+        ],
+        "/api-keys": [
+            (await api.post("/api-keys", json={"store_id": store["id"], "name": f"k{n}"})).json()[
+                "id"
+            ]
+            for n in range(3)
+        ],
+    }
+    for path, ids in made_elsewhere.items():
+        walked = await _walk(api, path)
+        assert len(walked) == len(set(walked)) and set(ids) <= set(walked), path
+

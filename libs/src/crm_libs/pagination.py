@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import base64
-from typing import Annotated, Generic, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
+from sqlalchemy import ColumnElement, Select
+from sqlalchemy.orm import Mapped
 
 from crm_libs.problems import ProblemError
 
 T = TypeVar("T")
+Q = TypeVar("Q", bound=Select[Any])
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
@@ -48,6 +52,24 @@ def page_params(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> PageParams:
     return PageParams(limit=limit, after=decode_cursor(cursor) if cursor else None)
+
+
+def keyset(
+    query: Q,
+    column: ColumnElement[Any] | Mapped[Any],
+    params: PageParams,
+    *,
+    key: Callable[[str], Any] = str,
+) -> Q:
+    """``query`` narrowed to the page after the cursor: in ``column`` order, ``limit + 1`` rows.
+
+    The extra row tells ``page_of`` whether another page follows; ``column`` must be unique and
+    is what the cursor carries. ``key`` turns the cursor back into the column's type.
+    """
+    query = query.order_by(column).limit(params.limit + 1)
+    if params.after:
+        query = query.where(column > key(params.after))
+    return query
 
 
 def page_of(rows: list[T], params: PageParams, *, id_of: str = "id") -> Page[T]:

@@ -16,7 +16,7 @@ from crm_gateway.auth.authenticate import announce
 from crm_gateway.auth.passwords import hash_password, verify_password
 from crm_gateway.auth.tokens import digest, new_secret
 from crm_gateway.config import Settings
-from crm_libs.pagination import PageParams
+from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal, Role
 from crm_libs.problems import (
     Conflict,
@@ -126,11 +126,9 @@ async def list_visible(
 ) -> list[Account]:
     if caller.role not in (Role.HQ_ADMIN, Role.STORE_MANAGER):
         raise Forbidden("Only head office and store managers list accounts")
-    query = select(Account).order_by(col(Account.id)).limit(page.limit + 1)
+    query = keyset(select(Account), col(Account.id), page)
     if caller.role != Role.HQ_ADMIN:
         query = query.where(col(Account.store_id) == caller.store_id)
-    if page.after:
-        query = query.where(col(Account.id) > page.after)
     return list((await session.execute(query)).scalars())
 
 

@@ -11,7 +11,7 @@ from crm_gateway.api_keys.models import ApiKey
 from crm_gateway.api_keys.schemas import ApiKeyCreate
 from crm_gateway.auth.authenticate import KEY_PREFIX, announce
 from crm_gateway.auth.tokens import digest, new_secret
-from crm_libs.pagination import PageParams
+from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal, Role
 from crm_libs.problems import Forbidden, NotFound
 
@@ -47,11 +47,9 @@ async def list_visible(
 ) -> list[ApiKey]:
     if caller.role not in (Role.HQ_ADMIN, Role.STORE_MANAGER):
         raise Forbidden("Only head office and store managers list API keys")
-    query = select(ApiKey).order_by(col(ApiKey.id)).limit(page.limit + 1)
+    query = keyset(select(ApiKey), col(ApiKey.id), page)
     if caller.role != Role.HQ_ADMIN:
         query = query.where(col(ApiKey.store_id) == caller.store_id)
-    if page.after:
-        query = query.where(col(ApiKey.id) > page.after)
     return list((await session.execute(query)).scalars())
 
 

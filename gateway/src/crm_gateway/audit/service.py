@@ -10,7 +10,7 @@ from sqlmodel import col
 
 from crm_gateway.audit.models import AuditEntry
 from crm_libs.logs import request_id_var
-from crm_libs.pagination import PageParams
+from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
 
 # Services name what a response disclosed or changed in this header; the gateway records it
@@ -63,7 +63,7 @@ async def list_entries(
     since: datetime | None,
     until: datetime | None,
 ) -> list[AuditEntry]:
-    query = select(AuditEntry).order_by(col(AuditEntry.id)).limit(page.limit + 1)
+    query = keyset(select(AuditEntry), col(AuditEntry.id), page, key=int)
     if customer_id:
         query = query.where(col(AuditEntry.customer_id) == customer_id)
     if actor:
@@ -72,6 +72,4 @@ async def list_entries(
         query = query.where(col(AuditEntry.at) >= since)
     if until:
         query = query.where(col(AuditEntry.at) < until)
-    if page.after:
-        query = query.where(col(AuditEntry.id) > int(page.after))
     return list((await session.execute(query)).scalars())

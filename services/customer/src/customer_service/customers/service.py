@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm_libs.field_crypto import FieldCipher
-from crm_libs.pagination import PageParams
+from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
 from crm_libs.problems import InvalidField, NotFound, ProblemError
 from customer_service.customers import events
@@ -151,11 +151,8 @@ async def search(
     q: str | None,
     page: PageParams,
 ) -> list[Customer]:
-    query = (
-        select(Customer)
-        .where(col(Customer.status) != ARCHIVED)
-        .order_by(col(Customer.id))
-        .limit(page.limit + 1)
+    query = keyset(
+        select(Customer).where(col(Customer.status) != ARCHIVED), col(Customer.id), page
     )
     if (scope := principal.store_scope()) is not None:
         query = query.where(col(Customer.store_id) == scope)
@@ -167,6 +164,4 @@ async def search(
         if q.isdigit():
             conditions.append(col(Customer.phone).endswith(q))
         query = query.where(or_(*conditions))
-    if page.after:
-        query = query.where(col(Customer.id) > page.after)
     return list((await session.execute(query)).scalars())

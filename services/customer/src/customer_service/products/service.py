@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm_libs.pagination import PageParams
+from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
 from crm_libs.problems import Conflict, Forbidden
 from customer_service.products.models import Product
@@ -33,11 +33,9 @@ async def create(
 async def list_page(
     session: AsyncSession, *, page: PageParams, category: str | None
 ) -> list[Product]:
-    query = select(Product).order_by(col(Product.id)).limit(page.limit + 1)
+    query = keyset(select(Product), col(Product.id), page)
     if category:
         query = query.where(col(Product.category) == category)
-    if page.after:
-        query = query.where(col(Product.id) > page.after)
     return list((await session.execute(query)).scalars())
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm_libs.pagination import PageParams
+from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
 from crm_libs.problems import InvalidField
 from customer_service.customers import service as customers
@@ -82,17 +82,10 @@ async def list_for_customer(
     session: AsyncSession, *, principal: Principal, customer_id: str, page: PageParams
 ) -> list[tuple[Purchase, list[PurchaseLine]]]:
     customer = await customers.get(session, principal=principal, customer_id=customer_id)
-    query = (
-        select(Purchase)
-        .where(
-            col(Purchase.store_id) == customer.store_id, col(Purchase.customer_id) == customer.id
-        )
-        .order_by(col(Purchase.id))
-        .limit(page.limit + 1)
+    query = select(Purchase).where(
+        col(Purchase.store_id) == customer.store_id, col(Purchase.customer_id) == customer.id
     )
-    if page.after:
-        query = query.where(col(Purchase.id) > page.after)
-    purchases = list((await session.execute(query)).scalars())
+    purchases = list((await session.execute(keyset(query, col(Purchase.id), page))).scalars())
     if not purchases:
         return []
     line_rows = await session.execute(

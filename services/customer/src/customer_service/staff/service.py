@@ -4,7 +4,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm_libs.pagination import PageParams
+from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
 from crm_libs.problems import InvalidField, NotFound
 from customer_service.customers.phones import normalise_phone
@@ -55,13 +55,11 @@ async def update(
 async def list_visible(
     session: AsyncSession, *, principal: Principal, store_id: str | None, page: PageParams
 ) -> list[Staff]:
-    query = select(Staff).order_by(col(Staff.id)).limit(page.limit + 1)
+    query = keyset(select(Staff), col(Staff.id), page)
     if (scope := principal.store_scope()) is not None:
         query = query.where(col(Staff.store_id) == scope)
     if store_id:
         query = query.where(col(Staff.store_id) == store_id)
-    if page.after:
-        query = query.where(col(Staff.id) > page.after)
     return list((await session.execute(query)).scalars())
 
 

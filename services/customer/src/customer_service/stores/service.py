@@ -5,7 +5,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm_libs.pagination import PageParams
+from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
 from crm_libs.problems import Conflict, Forbidden, InvalidField, NotFound
 from customer_service.stores.models import Store
@@ -48,9 +48,7 @@ async def get_for_write(
 async def list_visible(
     session: AsyncSession, *, principal: Principal, page: PageParams
 ) -> list[Store]:
-    query = select(Store).order_by(col(Store.id)).limit(page.limit + 1)
+    query = keyset(select(Store), col(Store.id), page)
     if (scope := principal.store_scope()) is not None:
         query = query.where(col(Store.id) == scope)
-    if page.after:
-        query = query.where(col(Store.id) > page.after)
     return list((await session.execute(query)).scalars())

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm_libs.ids import new_id
-from crm_libs.pagination import PageParams
+from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
 from engagement_service.followups.models import FollowUpPlan, ProductBought, Task
 from engagement_service.followups.phases import schedule_phases
@@ -118,7 +118,7 @@ async def list_tasks(
     status: str | None = None,
     due_before: date | None = None,
 ) -> list[Task]:
-    query = select(Task).order_by(col(Task.id)).limit(page.limit + 1)
+    query = keyset(select(Task), col(Task.id), page)
     if (scope := principal.store_scope()) is not None:
         query = query.where(col(Task.store_id) == scope)
     if staff_id:
@@ -129,6 +129,4 @@ async def list_tasks(
         query = query.where(col(Task.status) == status)
     if due_before:
         query = query.where(col(Task.due_on) < due_before)
-    if page.after:
-        query = query.where(col(Task.id) > page.after)
     return list((await session.execute(query)).scalars())
