@@ -4,7 +4,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import or_, select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -12,9 +12,13 @@ from crm_libs.field_crypto import FieldCipher
 from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
 from crm_libs.problems import InvalidField, NotFound, ProblemError
-from customer_service.customers import events
+from customer_service.customers import events, visibility
 from customer_service.customers.models import Customer
-from customer_service.customers.phones import normalise_phone
+from customer_service.customers.phones import (
+    looks_like_phone,
+    masked_phone_query,
+    normalise_phone,
+)
 from customer_service.customers.schemas import CustomerCreate, CustomerUpdate
 from customer_service.stores import service as stores
 
@@ -143,6 +147,20 @@ def _protect_sensitive(
     return sorted(set(changed))
 
 
+def _matching(q: str, *, principal: Principal) -> ColumnElement[bool]:
+    """A name part, or a phone: any tail for roles that see it whole, else see ``phones``."""
+    pattern = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    by_name = col(Customer.name).contains(pattern, autoescape=False)
+    if visibility.shows_whole("phone", principal.role):
+        return or_(by_name, col(Customer.phone).endswith(q)) if q.isdigit() else by_name
+    if not looks_like_phone(q):
+        return by_name
+    digits, is_tail = masked_phone_query(q)
+    if is_tail:
+        return or_(by_name, col(Customer.phone).endswith(digits))
+    return col(Customer.phone) == digits
+
+
 async def search(
     session: AsyncSession,
     *,
@@ -151,17 +169,11 @@ async def search(
     q: str | None,
     page: PageParams,
 ) -> list[Customer]:
-    query = keyset(
-        select(Customer).where(col(Customer.status) != ARCHIVED), col(Customer.id), page
-    )
+    query = keyset(select(Customer).where(col(Customer.status) != ARCHIVED), col(Customer.id), page)
     if (scope := principal.store_scope()) is not None:
         query = query.where(col(Customer.store_id) == scope)
     if store_id:
         query = query.where(col(Customer.store_id) == store_id)
     if q:
-        pattern = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions = [col(Customer.name).contains(pattern, autoescape=False)]
-        if q.isdigit():
-            conditions.append(col(Customer.phone).endswith(q))
-        query = query.where(or_(*conditions))
+        query = query.where(_matching(q, principal=principal))
     return list((await session.execute(query)).scalars())

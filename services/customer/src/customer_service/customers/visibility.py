@@ -51,6 +51,10 @@ def may_see(field: str, role: Role) -> bool:
     return POLICY[field].get(role, HIDDEN) is not HIDDEN
 
 
+def shows_whole(field: str, role: Role) -> bool:
+    return POLICY[field].get(role, HIDDEN) is FULL
+
+
 def mask(field: str, value: str) -> str:
     """Keep enough to recognise a value, never enough to use it: +8613812345678 → 138****5678."""
     digits = value[3:] if field == "phone" and value.startswith("+86") else value
