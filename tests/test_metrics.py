@@ -10,8 +10,16 @@ from collections.abc import Mapping
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
-from tests.builders import create_customer, create_store
+from crm_libs.events.envelope import Topics
+from tests.builders import (
+    create_customer,
+    create_product,
+    create_store,
+    record_purchase,
+    score_with_purchases,
+)
 
 SERVICES = ("customer", "engagement", "scoring")
 # What each metrics page must carry whatever else it holds.
@@ -107,6 +115,49 @@ async def test_every_process_reports_its_database_pool(
         assert out is not None and idle is not None and overflow is not None, name
         assert 0 <= out <= size + overflow, name
         assert idle >= 1, f"{name}: the pool has opened no connection yet"
+
+
+async def test_a_purchase_shows_in_outbox_and_consumer_metrics(
+    api: httpx.AsyncClient, stack: LocalStack
+) -> None:
+    """The relay's and the consumers' metrics (defined in relay.py and consumer.py) are on the
+    services' pages: a purchase is published by customer and processed by scoring."""
+    customer_page, scoring_page = (
+        stack.url("customer") + "/metrics",
+        stack.url("scoring") + "/metrics",
+    )
+    store = await create_store(api)
+    product = await create_product(api)
+    customer = await create_customer(api, store_id=store["id"])
+    published_before = total(
+        await scrape(customer_page), "crm_outbox_published_total", topic=Topics.PURCHASES
+    )
+    processed_before = total(
+        await scrape(scoring_page), "consumer_events_processed_total", topic=Topics.PURCHASES
+    )
+
+    await record_purchase(api, customer_id=customer["id"], sku=product["sku"])
+    await score_with_purchases(api, customer["id"])
+
+    async def counted() -> dict[tuple[str, Labels], float] | None:
+        # Counted after the batch's offsets are committed, a moment after the score is visible.
+        samples = await scrape(scoring_page)
+        processed = total(samples, "consumer_events_processed_total", topic=Topics.PURCHASES)
+        return samples if processed > processed_before else None
+
+    scoring = await eventually(counted, timeout=15)
+    lag = [labels for (name, labels), _ in scoring.items() if name == "consumer_lag"]
+    assert lag, "scoring reports no consumer lag"
+    assert any(("topic", Topics.PURCHASES) in labels for labels in lag)
+    assert all({"consumer", "topic", "partition"} <= {k for k, _ in labels} for labels in lag)
+
+    customer_samples = await scrape(customer_page)
+    published = total(customer_samples, "crm_outbox_published_total", topic=Topics.PURCHASES)
+    assert published > published_before
+    backlog = value(customer_samples, "crm_outbox_backlog")
+    parked = value(customer_samples, "crm_outbox_parked_rows")
+    assert backlog is not None and backlog >= 0
+    assert parked is not None and parked >= 0
 
 
 async def test_gateway_metrics_only_on_their_own_port(
