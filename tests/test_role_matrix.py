@@ -190,3 +190,36 @@ async def test_every_role_is_answered_as_its_policy_declares(
             await caller.aclose()
     # The matrix refused something of everyone but head office, partners included.
     assert {r.split()[0] for r in refused} == {r.value for r in Role} - {"hq_admin"}
+
+
+async def test_a_store_manager_manages_only_accounts_below_their_own_role(
+    api: httpx.AsyncClient,
+) -> None:
+    store = await create_store(api)
+    manager = await create_account(api, role="store_manager", store_id=store["id"])
+    peer = await create_account(api, role="store_manager", store_id=store["id"])
+    token = (await sign_in(api, manager))["access_token"]
+    body = {"password": "a long password", "store_id": store["id"]}
+    async with client_as(api, token=token) as client:
+        for role in ("staff", "expert"):
+            opened = await client.post(
+                "/accounts", json={**body, "role": role, "username": unique(role)}
+            )
+            assert opened.status_code == 201, opened.text
+        appointed = await client.post(
+            "/accounts", json={**body, "role": "store_manager", "username": unique("m")}
+        )
+        promoted = await client.patch(
+            f"/accounts/{opened.json()['id']}", json={"role": "store_manager"}
+        )
+        # A peer's new password would let one manager sign in as the other.
+        taken_over = await client.patch(
+            f"/accounts/{peer['id']}", json={"password": "mine now, mine"}
+        )
+        disabled = await client.patch(f"/accounts/{peer['id']}", json={"status": "disabled"})
+        for refused in (appointed, promoted, taken_over, disabled):
+            assert refused.status_code == 403, refused.text
+            assert refused.headers["content-type"] == "application/problem+json"
+    assert (await sign_in(api, peer))["access_token"]
+    # Head office appoints managers.
+    assert (await create_account(api, role="store_manager", store_id=store["id"]))["id"]

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.routing import APIRoute, iter_route_contexts
 
 from crm_libs.principal import Principal, Role
-from crm_libs.problems import Forbidden
+from crm_libs.problems import Forbidden, problem_responses
 
 EVERY_ROLE = frozenset(Role)
 
@@ -68,7 +68,10 @@ def guarded(
     """One router holding ``routers``, each of whose routes answers 403 to a role ``policy``
     does not allow. ``principal_dependency`` is the deployable's own dependency for the caller
     (FastAPI resolves it once per request, for the guard and the route alike)."""
-    combined = APIRouter(dependencies=[Depends(_guard(policy, principal_dependency))])
+    combined = APIRouter(
+        dependencies=[Depends(_guard(policy, principal_dependency))],
+        responses=problem_responses(401, 403),
+    )
     for router in routers:
         combined.include_router(router)
     return combined
@@ -87,7 +90,7 @@ def require_declared(app: FastAPI, policy: AccessPolicy) -> None:
             problems.append(f"{route.path}: included under a prefix the guard would not see")
         guards = [d.call for d in context.dependant.dependencies]
         is_guarded = any(getattr(g, "access_policy", None) is policy for g in guards)
-        for method in sorted(route.methods):
+        for method in sorted(route.methods or ()):
             op = operation(method, route.path)
             served.add(op)
             if op in policy.public:
