@@ -1,11 +1,19 @@
 """Accounts, tokens and partner keys at the gateway: what gets in and what is refused."""
 
+import asyncio
+import hashlib
+import secrets
 import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
+import asyncpg
 import httpx
 import jwt
+import pytest
 
-from crm_devstack.fixtures import eventually
+from crm_devstack.fixtures import eventually, throwaway_stack
 from crm_devstack.stack import LocalStack
 from tests.builders import client_as, create_account, create_customer, create_store, sign_in
 
@@ -175,3 +183,134 @@ async def test_accounts_and_keys_only_for_stores_that_exist(api: httpx.AsyncClie
     assert (
         await api.post("/api-keys", json={"store_id": store["id"], "name": "x"})
     ).status_code == 201
+
+
+async def test_unknown_key_prefixes_are_remembered_until_a_key_is_announced(
+    stack: LocalStack, api: httpx.AsyncClient
+) -> None:
+    store = await create_store(api)
+    prefix, secret = secrets.token_hex(4), secrets.token_urlsafe(32)
+    async with client_as(api, key=f"crm_{prefix}_{secret}") as partner:
+        assert (await partner.get("/stores")).status_code == 401
+        conn = await asyncpg.connect(stack.postgres.url("crm_gateway", driver="postgresql"))
+        try:
+            # A key with that prefix appears without the announcement every issued key makes:
+            # the gateway does not look the prefix up again while it remembers it as unknown.
+            await conn.execute(
+                "INSERT INTO api_key (id, store_id, name, prefix, key_hash, created_by)"
+                " VALUES ($1, $2, 'late', $3, $4, 'test')",
+                str(uuid.uuid4()),
+                store["id"],
+                prefix,
+                hashlib.sha256(secret.encode()).hexdigest(),
+            )
+            assert (await partner.get("/stores")).status_code == 401
+            await conn.execute("SELECT pg_notify('crm_credentials', $1)", f"key:{prefix}")
+        finally:
+            await conn.close()
+
+        async def admitted() -> bool:
+            return (await partner.get("/stores")).status_code == 200
+
+        assert await eventually(admitted, timeout=10)
+
+
+# A stack of its own: these tests restart the gateway, add a replica and use up sign-ins.
+SIGN_IN_LIMIT = 12
+
+
+@pytest.fixture(scope="module")
+def own_stack() -> Iterator[LocalStack]:
+    with throwaway_stack(
+        {
+            "CRM_RATE_LIMIT": "1000000/minute",
+            "CRM_SIGN_IN_RATE_LIMIT": f"{SIGN_IN_LIMIT}/minute",
+            "CRM_TRUSTED_PROXIES": '["10.0.0.0/8"]',
+        }
+    ) as local:
+        yield local
+
+
+@asynccontextmanager
+async def _head_office(base_url: str, password: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=base_url + "/api/v1", timeout=30) as client:
+        signed_in = await client.post(
+            "/auth/token", json={"username": "admin", "password": password}
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        client.headers["Authorization"] = f"Bearer {signed_in.json()['access_token']}"
+        yield client
+
+
+async def test_a_role_change_outlives_a_gateway_restart(own_stack: LocalStack) -> None:
+    async with _head_office(own_stack.url("gateway"), own_stack.admin_password) as api:
+        store = await create_store(api)
+        account = await create_account(api, role="staff", store_id=store["id"])
+        old_token = (await sign_in(api, account))["access_token"]
+        changed = await api.patch(f"/accounts/{account['id']}", json={"role": "store_manager"})
+        assert changed.status_code == 200
+    await asyncio.to_thread(own_stack.stop_service, "gateway")
+    await asyncio.to_thread(own_stack.start_service, "gateway")
+    await asyncio.to_thread(own_stack.wait_healthy, "gateway")
+    async with _head_office(own_stack.url("gateway"), own_stack.admin_password) as api:
+        async with client_as(api, token=old_token) as staff:
+            assert (await staff.get("/stores")).status_code == 401
+        async with client_as(api, token=(await sign_in(api, account))["access_token"]) as manager:
+            assert (await manager.get("/stores")).status_code == 200
+
+
+async def test_a_second_replica_refuses_old_tokens_at_once(own_stack: LocalStack) -> None:
+    replica = await asyncio.to_thread(own_stack.start_service, "gateway", replica="second")
+    try:
+        args = list(map(str, own_stack.processes[replica].args))
+        replica_url = f"http://127.0.0.1:{args[args.index('--port') + 1]}/api/v1"
+
+        async def replica_ready() -> bool:
+            try:
+                async with httpx.AsyncClient() as probe:
+                    ready = await probe.get(replica_url.removesuffix("/api/v1") + "/readyz")
+                    return ready.status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        await eventually(replica_ready, timeout=60, interval=0.3)
+        async with _head_office(own_stack.url("gateway"), own_stack.admin_password) as api:
+            store, other = await create_store(api), await create_store(api)
+            account = await create_account(api, role="staff", store_id=store["id"])
+            changes = (
+                {"password": "another long password"},
+                {"store_id": other["id"]},
+                {"status": "disabled"},
+            )
+            for change in changes:
+                token = (await sign_in(api, account))["access_token"]
+                async with httpx.AsyncClient(
+                    base_url=replica_url, headers={"Authorization": f"Bearer {token}"}
+                ) as on_replica:
+                    assert (await on_replica.get("/stores")).status_code == 200
+                    # Changed through the first replica; refused by the second at once.
+                    patched = await api.patch(f"/accounts/{account['id']}", json=change)
+                    assert patched.status_code == 200, patched.text
+                    assert (await on_replica.get("/stores")).status_code == 401, change
+                account["password"] = change.get("password", account["password"])
+    finally:
+        await asyncio.to_thread(own_stack.stop_service, replica)
+
+
+async def test_a_forged_x_forwarded_for_does_not_escape_the_sign_in_limit(
+    own_stack: LocalStack,
+) -> None:
+    # Last on this stack: it uses up the sign-in attempts of 127.0.0.1 for a minute.
+    async with httpx.AsyncClient(base_url=own_stack.url("gateway") + "/api/v1") as client:
+        statuses = [
+            (
+                await client.post(
+                    "/auth/token",
+                    json={"username": "nobody-at-all", "password": "wrong password!"},
+                    headers={"X-Forwarded-For": f"198.51.100.{n}"},
+                )
+            ).status_code
+            for n in range(SIGN_IN_LIMIT + 1)
+        ]
+    # The peer (127.0.0.1) is no trusted proxy: every attempt counts against it.
+    assert statuses[-1] == 429, statuses

@@ -163,19 +163,19 @@ async def test_a_committed_write_keeps_its_answer_and_its_audit_when_the_audit_d
 ) -> None:
     store = await create_store(api)
     customer = await create_customer(api, store_id=store["id"], phone="13812345678")
-    async with await _as(api, "store_manager", store["id"]) as manager:
-        async with _gateway_database_away(stack):
-            changed = await manager.patch(
-                f"/customers/{customer['id']}",
-                json={"name": "李四"},
-                headers={"X-Request-ID": "spooled-write-1"},
-            )
-            # Committed by the service: a 503 would invite a retry that repeats the write.
-            assert changed.status_code == 200, changed.text
-            assert changed.json()["name"] == "李四"
-            # A read can be retried: it is refused before anything is disclosed.
-            read = await manager.get(f"/customers/{customer['id']}")
-            assert read.status_code == 503 and "13812345678" not in read.text
+    manager = await _as(api, "store_manager", store["id"])
+    async with manager, _gateway_database_away(stack):
+        changed = await manager.patch(
+            f"/customers/{customer['id']}",
+            json={"name": "李四"},
+            headers={"X-Request-ID": "spooled-write-1"},
+        )
+        # Committed by the service: a 503 would invite a retry that repeats the write.
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["name"] == "李四"
+        # A read can be retried: it is refused before anything is disclosed.
+        read = await manager.get(f"/customers/{customer['id']}")
+        assert read.status_code == 503 and "13812345678" not in read.text
 
     async def spooled_entries() -> list[dict]:
         entries = await _audit(api, customer["id"])

@@ -1,4 +1,6 @@
-from pydantic import model_validator
+import ipaddress
+
+from pydantic import field_validator, model_validator
 
 from crm_libs.settings import DEV_BOOTSTRAP_ADMIN_PASSWORD, BaseServiceSettings
 
@@ -31,9 +33,24 @@ class Settings(BaseServiceSettings):
     # Sign-in attempts per client address, whatever the username (slows guessing of names too).
     sign_in_rate_limit: str = "30/minute"
     api_key_cache_seconds: float = 30.0
+    # An unknown key prefix is remembered this long, so a flood of made-up keys costs no lookups.
+    api_key_unknown_cache_seconds: float = 30.0
+    # Proxies (CIDRs) whose X-Forwarded-For names the client; nobody else's is believed.
+    trusted_proxies: list[str] = []
+    # Audit entries of committed writes wait here while the database is away (None: a
+    # directory per database under the system's temporary directory).
+    audit_spool_dir: str | None = None
+    audit_spool_retry_seconds: float = 2.0
     cors_origins: list[str] = []
     # Prometheus metrics on a port of their own, never on the public one; None: not served.
     metrics_port: int | None = None
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)  # a ValueError names the bad entry
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_gateway_secrets(self) -> "Settings":

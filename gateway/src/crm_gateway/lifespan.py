@@ -7,10 +7,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 
 from crm_gateway.accounts import service as accounts
+from crm_gateway.audit.spool import AuditSpool
+from crm_gateway.audit.spool import default_directory as default_spool_directory
 from crm_gateway.auth.authenticate import Authenticator
 from crm_gateway.config import Settings
 from crm_gateway.principal_forwarding import PrincipalSigner
@@ -35,6 +38,13 @@ def make_lifespan(
         app.state.authenticator = Authenticator(
             settings=settings, sessionmaker=app.state.sessionmaker
         )
+        app.state.audit_spool = AuditSpool(
+            directory=Path(settings.audit_spool_dir)
+            if settings.audit_spool_dir
+            else default_spool_directory(settings.database_url),
+            sessionmaker=app.state.sessionmaker,
+            retry_seconds=settings.audit_spool_retry_seconds,
+        )
         app.state.client = make_upstream_client(
             connect_timeout=settings.upstream_connect_timeout_seconds,
             read_timeout=settings.upstream_read_timeout_seconds,
@@ -52,16 +62,20 @@ def make_lifespan(
             else None
         )
         watcher = asyncio.create_task(app.state.authenticator.run())
+        spooler = asyncio.create_task(app.state.audit_spool.run())
         try:
+            # Before the first request: a token is checked against its account's standing.
+            await app.state.authenticator.wait_loaded(timeout=30)
             yield
         finally:
             if metrics_server is not None:
                 # shutdown() waits for the server thread's poll loop: not on the event loop.
                 await asyncio.to_thread(metrics_server.shutdown)
                 metrics_server.server_close()
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await watcher
+            for task in (watcher, spooler):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
             await app.state.client.aclose()
             await engine.dispose()
 

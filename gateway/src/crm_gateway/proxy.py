@@ -89,7 +89,8 @@ def make_upstream_client(
     )
 
 
-# Awaited with the service's audit header and status before any byte of the body is passed on.
+# Awaited with the service's audit header and status before any byte of the body is passed on;
+# it raises only when the response must not be served (a read that cannot be audited).
 AuditHook = Callable[[str, int], Awaitable[None]]
 
 

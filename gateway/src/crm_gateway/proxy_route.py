@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -13,6 +15,8 @@ from crm_gateway.ratelimit import RateLimiter
 from crm_gateway.routes import API_PREFIX, owner_of
 from crm_libs.principal import Principal, Role
 from crm_libs.problems import ProblemError, problem_response
+
+log = logging.getLogger(__name__)
 
 PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
@@ -60,15 +64,35 @@ def proxy_router(
     return router
 
 
+# A read can be retried safely, so it is refused if it cannot be audited; any other method
+# may have changed something that a retry would change again.
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
 async def _record_audit(request: Request, principal: Principal, value: str, status: int) -> None:
-    async with request.app.state.sessionmaker() as session, session.begin():
-        for entry in audit.parse_header(value):
-            await audit.record(
-                session,
-                caller=principal,
-                action=str(entry.get("action", "read")),
-                resource=str(entry.get("resource", "")),
-                customer_id=entry.get("customer_id"),
-                fields=[str(f) for f in entry.get("fields", [])],
-                status=status,
+    """Record what the service disclosed or changed before any of it reaches the client.
+
+    Raises only for a read (the proxy then answers 503 and discloses nothing); a write's entries
+    go to the local spool when the database cannot take them, and its real answer is sent.
+    """
+    entries = audit.entries_from_header(value, caller=principal, status=status)
+    # Taken before the insert: a failed session may leave the rows in any state.
+    rows = [entry.model_dump(mode="json", exclude={"id"}) for entry in entries]
+    try:
+        async with request.app.state.sessionmaker() as session, session.begin():
+            session.add_all(entries)
+    except Exception:
+        if request.method in _SAFE_METHODS:
+            raise
+        log.warning(
+            "audit database unavailable after a write; entries spooled",
+            extra={"fields": {"path": request.url.path, "status": status}},
+        )
+        try:
+            await request.app.state.audit_spool.keep(rows)
+        except Exception:
+            # The log is the last record left: it names every entry in full.
+            log.exception(
+                "audit entries could not be spooled",
+                extra={"fields": {"entries": rows}},
             )

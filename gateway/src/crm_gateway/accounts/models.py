@@ -19,6 +19,10 @@ class Account(SQLModel, table=True):
     failed_logins: int = Field(
         default=0, sa_column=Column(Integer, nullable=False, server_default="0")
     )
+    # Bumped by every change of password, role, store or status; access tokens carry it.
+    token_version: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
     locked_until: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     created_at: datetime | None = Field(
         default=None,

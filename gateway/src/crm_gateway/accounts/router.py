@@ -13,6 +13,7 @@ from crm_gateway.accounts.schemas import (
 )
 from crm_gateway.audit import service as audit
 from crm_gateway.auth.tokens import issue_access_token
+from crm_gateway.client_address import client_address
 from crm_gateway.deps import CallerDep, SessionDep, SettingsDep
 from crm_libs.pagination import Page, PageParams, page_of, page_params
 from crm_libs.principal import Role
@@ -28,6 +29,7 @@ async def _tokens(
 ) -> TokenResponse:
     access = issue_access_token(
         service.principal_of(account),
+        version=account.token_version,
         secret=settings.jwt_secret,
         ttl_seconds=settings.access_token_ttl_seconds,
     )
@@ -46,7 +48,7 @@ async def _tokens(
 async def sign_in(
     credentials: TokenRequest, session: SessionDep, settings: SettingsDep, request: Request
 ) -> TokenResponse:
-    client = request.client.host if request.client else "unknown"
+    client = client_address(request, settings.trusted_proxies)
     retry_after = await request.app.state.sign_in_limiter.retry_after("sign-in", client)
     if retry_after is not None:
         raise ProblemError(

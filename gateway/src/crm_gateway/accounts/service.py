@@ -1,6 +1,5 @@
 """Accounts: creation within the caller's reach, sign-in with back-off, token refresh."""
 
-import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -12,7 +11,7 @@ from sqlmodel import col
 from crm_gateway.access import MANAGES_ACCOUNTS_OF
 from crm_gateway.accounts.models import Account, RefreshToken
 from crm_gateway.accounts.schemas import AccountCreate, AccountRole, AccountStatus, AccountUpdate
-from crm_gateway.auth.authenticate import announce
+from crm_gateway.auth.authenticate import announce_account
 from crm_gateway.auth.passwords import hash_password, verify_password
 from crm_gateway.auth.tokens import digest, new_secret
 from crm_gateway.config import Settings
@@ -69,6 +68,7 @@ async def create(session: AsyncSession, *, caller: Principal, account_in: Accoun
             await session.flush()
     except IntegrityError as exc:
         raise Conflict(f"The username {account_in.username!r} is taken") from exc
+    await announce_account(session, account)
     return account
 
 
@@ -104,9 +104,12 @@ async def update(
         account.store_id = None
     account.failed_logins = 0 if account.status == AccountStatus.ACTIVE else account.failed_logins
     await session.flush()
-    if standing:
-        # Tokens issued before this change carry the old role, store or status: they stop counting.
-        await announce(session, f"account:{account.id}@{time.time()}")
+    if standing or "password" in account_in.model_fields_set:
+        # Tokens issued before this change carry an older version: every replica refuses them.
+        await session.refresh(account, ["token_version"], with_for_update=True)
+        account.token_version += 1
+        await session.flush()
+        await announce_account(session, account)
     if "password" in account_in.model_fields_set:
         await _retire_refresh_tokens(session, account_id=account.id)
     return account

@@ -39,6 +39,8 @@ async def issue(
     )
     session.add(key)
     await session.flush()
+    # Replicas that were asked for this prefix remember it as unknown: they forget that now.
+    await announce(session, f"key:{prefix}")
     return key, f"{KEY_PREFIX}{prefix}_{secret}"
 
 

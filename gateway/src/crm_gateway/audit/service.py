@@ -1,21 +1,20 @@
 """The audit trail: sensitive reads and changes to customer files, listed for head office."""
 
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
 
-import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm_gateway.audit.models import AuditEntry
+from crm_libs import audit_header
 from crm_libs.logs import request_id_var
 from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
 
 # Services name what a response disclosed or changed in this header; the gateway records it
 # and never passes the header on.
-AUDIT_HEADER = "x-crm-audit"
+AUDIT_HEADER = audit_header.AUDIT_HEADER.lower()
 
 
 async def record(
@@ -44,14 +43,24 @@ async def record(
     await session.flush()
 
 
-def parse_header(value: str) -> list[dict[str, Any]]:
-    """The service's audit header: a JSON list of {action, resource, customer_id?, fields}."""
-    try:
-        parsed = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return [{"action": "unknown", "resource": "unparseable audit header", "fields": []}]
-    entries = parsed if isinstance(parsed, list) else [parsed]
-    return [e for e in entries if isinstance(e, dict)]
+def entries_from_header(value: str, *, caller: Principal, status: int) -> list[AuditEntry]:
+    """The rows for a service's audit header, stamped with the caller, request and time now."""
+    at = datetime.now(UTC)
+    return [
+        AuditEntry(
+            at=at,
+            actor=caller.subject,
+            role=caller.role.value,
+            store_id=caller.store_id,
+            action=entry.action,
+            resource=entry.resource,
+            customer_id=entry.customer_id,
+            fields=entry.fields,
+            request_id=request_id_var.get(),
+            status=status,
+        )
+        for entry in audit_header.decode(value)
+    ]
 
 
 async def list_entries(

@@ -21,10 +21,14 @@ class AccessToken:
     expires_in: int
 
 
-def issue_access_token(principal: Principal, *, secret: str, ttl_seconds: int) -> AccessToken:
+def issue_access_token(
+    principal: Principal, *, version: int, secret: str, ttl_seconds: int
+) -> AccessToken:
+    """``version`` is the account's token version: a later change of standing outdates it."""
     now = int(time.time())
     claims = {
         "sub": principal.subject,
+        "ver": version,
         "role": principal.role.value,
         "store_id": principal.store_id,
         "iss": _ISSUER,
@@ -36,7 +40,8 @@ def issue_access_token(principal: Principal, *, secret: str, ttl_seconds: int) -
 
 
 def verify_access_token(token: str, *, secret: str) -> tuple[Principal, int]:
-    """The principal and the token's issue time, or 401 (expired, forged, malformed)."""
+    """The principal and the account's token version it was issued under, or 401 (expired,
+    forged, malformed)."""
     try:
         claims = jwt.decode(
             token,
@@ -44,12 +49,12 @@ def verify_access_token(token: str, *, secret: str) -> tuple[Principal, int]:
             algorithms=[_ALGORITHM],
             audience=_AUDIENCE,
             issuer=_ISSUER,
-            options={"require": ["exp", "iat", "sub", "role"]},
+            options={"require": ["exp", "iat", "sub", "role", "ver"]},
         )
         principal = Principal(
             subject=claims["sub"], role=Role(claims["role"]), store_id=claims.get("store_id")
         )
-        return principal, int(claims["iat"])
+        return principal, int(claims["ver"])
     except (jwt.PyJWTError, KeyError, ValueError) as exc:
         raise Unauthorized("The access token is missing, expired or invalid") from exc
 

@@ -1,0 +1,41 @@
+"""What a response disclosed or changed, as the service names it to the gateway's audit trail.
+
+Services set the header, the gateway records each entry and never passes the header on. One
+model on both sides (like the principal header) keeps the two from drifting apart.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+AUDIT_HEADER = "X-CRM-Audit"
+
+
+class AuditEntry(BaseModel):
+    action: str = Field(min_length=1, max_length=40)
+    resource: str = Field(max_length=500)
+    customer_id: str | None = None
+    fields: list[str] = Field(default_factory=list)
+
+
+_ENTRIES = TypeAdapter(list[AuditEntry])
+
+# Recorded in place of a header the gateway cannot read: the disclosure is still on record.
+UNREADABLE = AuditEntry(action="unknown", resource="unparseable audit header")
+
+
+def encode(entries: list[AuditEntry]) -> str:
+    return _ENTRIES.dump_json(entries).decode()
+
+
+def decode(value: str) -> list[AuditEntry]:
+    """The header's entries; one ``unknown`` entry if it cannot be read."""
+    try:
+        return _ENTRIES.validate_json(value)
+    except ValidationError:
+        return [UNREADABLE]
+
+
+def add(value: str | None, entry: AuditEntry) -> str:
+    """The header ``value`` (None: not set yet) with ``entry`` appended."""
+    return encode([*(decode(value) if value is not None else []), entry])
