@@ -37,6 +37,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_libs.events.broker_epoch import check_broker_epoch
+from crm_libs.events.envelope import Topics
 from crm_libs.events.outbox import NOTIFY_CHANNEL, purge_published
 from crm_libs.notify import listen_forever
 
@@ -214,8 +215,20 @@ class OutboxRelay:
         """The broker epoch check, the retention purge and the gauges, each when it is due."""
         now = time.monotonic()
         due = self._epoch_checked_at is None or now - self._epoch_checked_at >= self._epoch_every
-        if due and await self.check_broker_epoch():
-            self._epoch_checked_at = now
+        if due:
+            try:
+                if await self.check_broker_epoch():
+                    self._epoch_checked_at = now
+            except KafkaError as exc:
+                if _broker_trouble(exc):
+                    raise
+                # E.g. a broker that refuses to create the marker topic: publishing goes on,
+                # only the detection of a broker that lost its data is missing.
+                self._epoch_checked_at = now
+                log.error(
+                    "cannot check the broker epoch",
+                    extra={"fields": {"error": repr(exc), "topic": Topics.OUTBOX_EPOCH}},
+                )
         if self._purged_at is None or now - self._purged_at >= self._purge_every:
             self._purged_at = now
             purged = await purge_published(
