@@ -7,7 +7,9 @@ Starts PostgreSQL and the broker only (no services), produces every CDNOW purcha
 (a) a bare consumer in a fresh group that only decodes the envelopes (the baseline), and
 (b) the scoring service started on the full backlog until it has applied every event,
 prints events/s for both and their ratio, checks every customer's value tier against the
-pyramid computed here from the raw file, and says where the scoring process spends its time.
+pyramid computed here from the raw file, and says where the scoring process spends its time;
+then (c) replays the same events, from empty scoring tables, through two scoring instances in
+one new consumer group (they re-rank the same stores concurrently) and checks the tiers again.
 Exits non-zero if any tier differs or scoring does not catch up.
 """
 
@@ -24,7 +26,9 @@ from pathlib import Path
 
 import asyncpg
 import cdnow
+import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 from support import (
     CpuMeter,
     PySpy,
@@ -43,6 +47,7 @@ from crm_libs.events.envelope import EventEnvelope, Topics
 AS_OF = date(1998, 6, 30)  # the last day of the CDNOW data: tiers as at the end of the log
 TIER_ORDER = ("vip", "major", "medium", "small", "inactive")
 SCORING_DB = "crm_scoring"
+PAIR_GROUP = "scoring-pair"  # run (c)'s consumer group: reads the topic again from the start
 
 
 def parse_args() -> argparse.Namespace:
@@ -56,6 +61,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--profile", action="store_true", help="sample the scoring process with py-spy if found"
+    )
+    parser.add_argument(
+        "--skip-pair", action="store_true", help="skip run (c), two scoring members in one group"
     )
     parser.add_argument(
         "--profile-out",
@@ -158,27 +166,33 @@ async def wait_caught_up(
     expected: int,
     started: float,
     args: argparse.Namespace,
+    keys: tuple[str, ...] = ("scoring",),
 ) -> Progress:
+    """Poll until ``processed_event`` holds ``expected`` events (scoring instances ``keys``)."""
     progress = Progress()
     last_change = time.perf_counter()
     last_report = last_change
-    process = stack.processes["scoring"]
+    processes = [stack.processes[key] for key in keys]
+
+    def cpu() -> float:
+        return sum(cpu_seconds(p.pid) for p in processes)
+
     while True:
         count = await conn.fetchval("SELECT count(*) FROM processed_event")
         now = time.perf_counter()
         if count and progress.first_applied is None:
             progress.first_applied = now - started
             progress.applied_at_first = count
-            progress.cpu_at_first = cpu_seconds(process.pid)
+            progress.cpu_at_first = cpu()
         if count != progress.applied:
             progress.applied = count
             last_change = now
         if count >= expected:
             progress.done = now - started
-            progress.cpu_at_done = cpu_seconds(process.pid)
+            progress.cpu_at_done = cpu()
             return progress
-        if process.poll() is not None:
-            log(f"scoring exited with {process.returncode} after {count} events")
+        if dead := [p for p in processes if p.poll() is not None]:
+            log(f"scoring exited with {dead[0].returncode} after {count} events")
             return progress
         if now - started > args.timeout or (
             progress.first_applied is not None and now - last_change > args.stall
@@ -354,9 +368,86 @@ async def run(stack: LocalStack, rows: list[cdnow.CdnowRow], args: argparse.Name
                 print(line)
         elif args.profile or args.profile_out:
             print("  (py-spy not found: `uv tool install py-spy` to profile)")
-        return mismatches == 0
+        if args.skip_pair:
+            return mismatches == 0
+        pair_ok = await run_pair(stack, conn, rows, base_rate, base_steady, args)
+        return mismatches == 0 and pair_ok
     finally:
         await conn.close()
+
+
+async def applied_by(url: str) -> int:
+    """Purchase events one scoring instance applied, from its ``/metrics``."""
+    async with httpx.AsyncClient(timeout=10) as client:
+        page = (await client.get(f"{url}/metrics")).text
+    return int(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(page)
+            if family.name == "consumer_events_processed"
+            for sample in family.samples
+            if sample.name.endswith("_total") and sample.labels.get("topic") == Topics.PURCHASES
+        )
+    )
+
+
+def port_of(stack: LocalStack, key: str) -> str:
+    args = [str(a) for a in stack.processes[key].args]
+    return args[args.index("--port") + 1]
+
+
+async def run_pair(
+    stack: LocalStack,
+    conn: asyncpg.Connection,
+    rows: list[cdnow.CdnowRow],
+    base_rate: float,
+    base_steady: float,
+    args: argparse.Namespace,
+) -> bool:
+    """(c) The same events through two scoring members of one new group, from empty tables."""
+    n = len(rows)
+    stack.stop_service("scoring")
+    await conn.execute(
+        "TRUNCATE customer_score, purchase_fact, processed_event, outbox_event RESTART IDENTITY"
+    )
+    stack.extra_env["CRM_CONSUMER_GROUP"] = PAIR_GROUP
+    log("two scoring members in one group …")
+    started = time.perf_counter()
+    keys = (stack.start_service("scoring"), stack.start_service("scoring", replica="2"))
+    progress = await wait_caught_up(stack, conn, n, started, args, keys)
+    if progress.done is None:
+        print(f"(c) two members did NOT catch up: {progress.applied:,} of {n:,} applied")
+        return False
+    shares = [await applied_by(f"http://127.0.0.1:{port_of(stack, key)}") for key in keys]
+    rate = n / progress.done
+    first = progress.first_applied or 0.0
+    steady = (
+        (n - progress.applied_at_first) / (progress.done - first)
+        if progress.done > first
+        else float("nan")
+    )
+    print(
+        f"(c) two scoring members, one group:          {progress.done:8.2f} s {rate:10,.0f} "
+        f"events/s   (first event applied {first:.2f} s after start)"
+    )
+    print(
+        f"    two members, first applied -> caught up:   {progress.done - first:8.2f} s "
+        f"{steady:10,.0f} events/s"
+    )
+    print(
+        f"    ratio two members/baseline: {rate / base_rate:.3f} from start, "
+        f"{steady / base_steady:.3f} once records flow; events applied by each member: "
+        + " / ".join(f"{share:,}" for share in shares)
+        + f"; CPU of both {progress.cpu_at_done - progress.cpu_at_first:.1f} s once consuming"
+    )
+    mismatches, actual, expected, examples = await verify_tiers(conn, rows)
+    print(f"    tier mismatches with two members: {mismatches}")
+    for example in examples:
+        print(f"    {example}")
+    if expected != actual:
+        print(f"    scoring:  {format_distribution(actual)}")
+        print(f"    expected: {format_distribution(expected)}")
+    return mismatches == 0
 
 
 def main() -> int:

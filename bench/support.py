@@ -201,6 +201,8 @@ _KINDS = (
     ("FROM outbox_event", "relay: claim outbox rows"),
     ("UPDATE outbox_event", "relay: mark outbox rows sent"),
     ("FROM customer_score", "lock customer_score rows"),
+    ("pg_advisory_xact_lock", "lock the batch's stores (advisory)"),
+    ("FROM purchase_fact", "read facts to rebuild back-dated aggregates"),
 )
 
 

@@ -31,7 +31,7 @@ async def stable_members(bootstrap: str, group: str) -> int:
 
 def instance_url(stack: LocalStack, key: str) -> str:
     """The base URL of a process the stack started (``scoring`` or ``scoring/<replica>``)."""
-    args = [str(a) for a in stack.processes[key].args]  # type: ignore[union-attr]
+    args = [str(a) for a in stack.processes[key].args]
     return f"http://127.0.0.1:{args[args.index('--port') + 1]}"
 
 
