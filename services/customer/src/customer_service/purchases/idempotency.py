@@ -1,14 +1,23 @@
-"""``Idempotency-Key`` on writes that create money: a replay, or 409 for another body."""
+"""``Idempotency-Key`` on writes that create money: a replay, or 409 for another body.
+
+Routers take ``Depends(idempotent("..."))`` and hand it their write; the lookup, the replay and
+the storing of the first response happen here, in the request's transaction.
+"""
 
 import hashlib
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
 
 import orjson
+from fastapi import Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm_libs.problems import Conflict, InvalidField
+from customer_service.deps import PrincipalDep, SessionDep
 from customer_service.purchases.models import IdempotencyRecord
 
 MAX_KEY_LENGTH = 200
@@ -56,3 +65,66 @@ def remember(
             scope=scope, key=key, request_hash=fingerprint, status_code=status_code, body=body
         )
     )
+
+
+class IdempotentWrite:
+    """One route's write, done once per ``Idempotency-Key`` and replayed after that."""
+
+    def __init__(
+        self, session: AsyncSession, *, scope: str, operation: str, key: str | None
+    ) -> None:
+        self._session = session
+        self._scope = scope
+        self._operation = operation
+        self._key = key
+
+    async def respond(
+        self,
+        request_body: BaseModel,
+        write: Callable[[], Awaitable[BaseModel]],
+        *,
+        status_code: int,
+    ) -> JSONResponse:
+        """``write()``'s response; with a key already used for this body, the stored one."""
+        if self._key is None:
+            body = (await write()).model_dump(mode="json")
+            return JSONResponse(body, status_code=status_code)
+        fingerprint = request_fingerprint(self._operation, request_body.model_dump(mode="json"))
+        replay = await find_replay(
+            self._session, scope=self._scope, key=self._key, fingerprint=fingerprint
+        )
+        if replay is not None:
+            return JSONResponse(replay.body, status_code=replay.status_code)
+        body = (await write()).model_dump(mode="json")
+        remember(
+            self._session,
+            scope=self._scope,
+            key=self._key,
+            fingerprint=fingerprint,
+            status_code=status_code,
+            body=body,
+        )
+        return JSONResponse(body, status_code=status_code)
+
+
+def idempotent(operation: str) -> Callable[..., IdempotentWrite]:
+    """The dependency for a route honouring ``Idempotency-Key``.
+
+    ``operation`` is formatted with the path parameters (``"purchases:{customer_id}"``): one key
+    names one write to one resource, and reusing it elsewhere is a conflict.
+    """
+
+    def dependency(
+        request: Request,
+        session: SessionDep,
+        principal: PrincipalDep,
+        idempotency_key: Annotated[str | None, Header()] = None,
+    ) -> IdempotentWrite:
+        return IdempotentWrite(
+            session,
+            scope=principal.subject,
+            operation=operation.format(**request.path_params),
+            key=idempotency_key,
+        )
+
+    return dependency

@@ -1,13 +1,14 @@
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
 from crm_libs.pagination import Page, PageParams, page_of, page_params
 from crm_libs.problems import problem_responses
 from customer_service.deps import PrincipalDep, SessionDep, SettingsDep
-from customer_service.purchases import idempotency, service
+from customer_service.purchases import service
+from customer_service.purchases.idempotency import IdempotentWrite, idempotent
 from customer_service.purchases.models import Purchase, PurchaseLine
 from customer_service.purchases.schemas import PurchaseCreate, PurchaseItemPublic, PurchasePublic
 
@@ -45,36 +46,19 @@ async def record_purchase(
     session: SessionDep,
     principal: PrincipalDep,
     settings: SettingsDep,
-    idempotency_key: Annotated[str | None, Header()] = None,
+    once: Annotated[IdempotentWrite, Depends(idempotent("purchases:{customer_id}"))],
 ) -> JSONResponse:
-    fingerprint = ""
-    if idempotency_key is not None:
-        fingerprint = idempotency.request_fingerprint(
-            f"purchases:{customer_id}", purchase_in.model_dump(mode="json")
-        )
-        replay = await idempotency.find_replay(
-            session, scope=principal.subject, key=idempotency_key, fingerprint=fingerprint
-        )
-        if replay is not None:
-            return JSONResponse(replay.body, status_code=replay.status_code)
-    purchase, lines = await service.record(
-        session,
-        principal=principal,
-        customer_id=customer_id,
-        purchase_in=purchase_in,
-        clock_skew=timedelta(seconds=settings.purchase_clock_skew_seconds),
-    )
-    body = _public(purchase, lines).model_dump(mode="json")
-    if idempotency_key is not None:
-        idempotency.remember(
+    async def record() -> PurchasePublic:
+        purchase, lines = await service.record(
             session,
-            scope=principal.subject,
-            key=idempotency_key,
-            fingerprint=fingerprint,
-            status_code=201,
-            body=body,
+            principal=principal,
+            customer_id=customer_id,
+            purchase_in=purchase_in,
+            clock_skew=timedelta(seconds=settings.purchase_clock_skew_seconds),
         )
-    return JSONResponse(body, status_code=201)
+        return _public(purchase, lines)
+
+    return await once.respond(purchase_in, record, status_code=201)
 
 
 @router.get(
