@@ -1,7 +1,9 @@
 """Scheduled work: purchases age out of the trailing window even in a store where nobody buys.
 
 One replica at a time does it: the leader holds a PostgreSQL advisory lock for the run; each
-store is refreshed in a transaction of its own, so a long run never holds a store for long.
+store is refreshed in a transaction of its own, under the same per-store lock the consumers take
+to re-rank it (:func:`service.lock_stores`), so a long run never holds a store for long and never
+writes back spend older than a purchase committed meanwhile.
 """
 
 import asyncio
