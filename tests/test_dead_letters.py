@@ -291,3 +291,34 @@ async def _at_least(values, count: int):
 
 async def _equal(values, expected) -> bool:
     return sorted(await values) == expected
+
+
+async def test_a_stopping_consumer_applies_what_the_broker_holds_commits_and_returns(
+    stack: LocalStack,
+) -> None:
+    """On shutdown the consumer catches up before it returns, so a broker that stops next (the
+    memory broker forgets everything) takes nothing unapplied with it."""
+    async with _bench(stack) as bench:
+        events = [_event(n, customer=f"c{n % 5}") for n in range(40)]
+        await bench.produce(*events)
+        stopping = asyncio.Event()
+        stopping.set()  # the service is already stopping when the consumer gets its records
+        consumer = EventConsumer(
+            name=bench.group,
+            topics=[bench.topic],
+            bootstrap=stack.broker.bootstrap,
+            sessionmaker=make_sessionmaker(bench.engine),
+            handler=_insert,
+            stopping=stopping,
+        )
+        await asyncio.wait_for(consumer.run(), timeout=60)  # returns by itself
+        assert sorted(await bench.applied()) == sorted(str(e.event_id) for e in events)
+        committed = AIOKafkaConsumer(bootstrap_servers=stack.broker.bootstrap, group_id=bench.group)
+        await committed.start()
+        try:
+            offsets = [
+                await committed.committed(TopicPartition(bench.topic, p)) or 0 for p in (0, 1)
+            ]
+        finally:
+            await committed.stop()
+        assert sum(offsets) == len(events)

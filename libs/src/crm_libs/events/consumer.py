@@ -119,6 +119,7 @@ class EventConsumer:
         max_records: int = 2000,
         retry_initial_seconds: float = 0.5,
         retry_max_seconds: float = 10.0,
+        stopping: asyncio.Event | None = None,
     ) -> None:
         self.name = name
         self._topics = list(topics)
@@ -129,6 +130,8 @@ class EventConsumer:
         self._retry_initial_seconds = retry_initial_seconds
         self._retry_max_seconds = retry_max_seconds
         self._lag_reported: set[TopicPartition] = set()
+        # Set when the service stops: finish what the broker still holds, commit, and return.
+        self._stopping = stopping
 
     async def run(self) -> None:
         """Consume until cancelled, reconnecting with backoff while the broker is away."""
@@ -150,6 +153,7 @@ class EventConsumer:
                 log.info("consumer started", extra={"fields": {"consumer": self.name}})
                 backoff = 0.5
                 await self._consume(consumer, dlq)
+                return
             except asyncio.CancelledError:
                 raise
             except (KafkaError, OSError) as exc:
@@ -172,6 +176,11 @@ class EventConsumer:
         while True:
             batches = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
             if not batches:
+                if self._stopping is not None and self._stopping.is_set():
+                    log.info(
+                        "consumer caught up, stopping", extra={"fields": {"consumer": self.name}}
+                    )
+                    return
                 continue
             try:
                 dead_lettered = await self._process(batches, dlq)

@@ -21,9 +21,14 @@ async def run_purchase_consumer(app: FastAPI) -> None:
         topics=[Topics.PURCHASES],
         bootstrap=settings.kafka_bootstrap,
         sessionmaker=app.state.sessionmaker,
+        stopping=app.state.stopping,
         handler=handle_purchases,
     )
     await consumer.run()
+
+
+# Stopped after the relay: it applies and commits what the broker still holds, then returns.
+run_purchase_consumer.drains_on_stop = True  # type: ignore[attr-defined]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

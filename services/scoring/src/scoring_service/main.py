@@ -22,9 +22,14 @@ async def run_event_consumer(app: FastAPI) -> None:
         topics=[Topics.PURCHASES, Topics.CUSTOMERS],
         bootstrap=settings.kafka_bootstrap,
         sessionmaker=app.state.sessionmaker,
+        stopping=app.state.stopping,
         handler=make_batch_handler(as_of=settings.as_of),
     )
     await consumer.run()
+
+
+# Stopped after the relay: it applies and commits what the broker still holds, then returns.
+run_event_consumer.drains_on_stop = True  # type: ignore[attr-defined]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
