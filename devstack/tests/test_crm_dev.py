@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -127,8 +127,8 @@ class CrmDev:
             self.process.wait()
 
 
-def wait_gone(procs: set[Proc], ports: list[int], *, within: float) -> float:
-    """Seconds until none of ``procs`` runs and nothing listens on ``ports``; fail after ``within``."""
+def wait_gone(procs: set[Proc], ports: Sequence[int], *, within: float) -> float:
+    """Seconds until none of ``procs`` runs and nothing listens on ``ports`` (fails if too long)."""
     started = time.monotonic()
     while time.monotonic() - started < within + 5:
         if not any(p.alive() for p in procs) and not any(listening(p) for p in ports):
@@ -175,6 +175,14 @@ def sign_in(run: CrmDev) -> int:
     except httpx.TransportError:
         return 0
     return response.status_code
+
+
+def ready(run: CrmDev, service: str) -> bool:
+    try:
+        url = f"http://127.0.0.1:{getattr(run.ports, service)}/readyz"
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def test_ctrl_c_stops_everything_in_order_within_15_seconds(
@@ -264,17 +272,22 @@ def test_crashed_parts_are_restarted_until_one_keeps_crashing(
     run = start(runs, tmp_path / "data", ports, "--max-crashes", "2")
     run.wait_up()
 
-    for part in ("gateway", "broker", "postgres"):
+    for part, back in (
+        ("gateway", lambda: ready(run, "gateway")),
+        ("broker", lambda: listening(ports.broker)),
+        ("postgres", lambda: listening(ports.postgres)),
+    ):
         before = run.pids()[part]
         os.kill(before, signal.SIGKILL)
         wait_for(
             lambda p=part, b=before: run.pids().get(p) not in (None, b),
             what=f"{part} restarted",
         )
-    wait_for(lambda: listening(ports.broker) and listening(ports.postgres), what="listening")
+        wait_for(back, what=f"{part} back")
     # The broker is a memory one: it came back empty, and the topics were created again.
     assert set(Topics.ALL) <= asyncio.run(_topics(f"127.0.0.1:{ports.broker}"))
-    wait_for(lambda: sign_in(run) == 200, what="sign-in through the restarted gateway")
+    wait_for(lambda: ready(run, "gateway"), what="the gateway ready")
+    assert sign_in(run) == 200
 
     everything = descendants(run.process.pid)
     os.kill(run.pids()["gateway"], signal.SIGKILL)  # the gateway's second crash: the cap
