@@ -38,6 +38,16 @@ async def test_purchase_reaches_score_and_follow_up_tasks(api: httpx.AsyncClient
     assert local_day == utc_day + timedelta(days=1)
 
     score = await score_with_purchases(api, customer["id"])
+    # Only what is computed: no field that is always null.
+    assert set(score) == {
+        "customer_id",
+        "store_id",
+        "value_tier",
+        "stats",
+        "supply_runs_out_on",
+        "computed_at",
+        "version",
+    }
     assert score["value_tier"] == "vip"  # the only spender of the store is its top customer
     assert score["stats"]["purchase_count"] == 1
     assert score["stats"]["net_spend_365d"] == "256.00"

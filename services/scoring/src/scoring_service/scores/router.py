@@ -3,7 +3,7 @@ from fastapi import APIRouter
 from crm_libs.problems import problem_responses
 from scoring_service.deps import PrincipalDep, SessionDep
 from scoring_service.scores import service
-from scoring_service.scores.schemas import Predictions, ScorePublic, ScoreStats
+from scoring_service.scores.schemas import ScorePublic, ScoreStats
 
 router = APIRouter(tags=["scores"])
 
@@ -29,7 +29,6 @@ async def get_customer_score(
             last_purchase_at=score.last_purchase_at,
         ),
         supply_runs_out_on=score.supply_runs_out_on,
-        predictions=Predictions(),
         computed_at=score.computed_at,
         version=score.version,
     )
