@@ -216,4 +216,3 @@ async def test_every_list_pages_through_each_item_once(api: httpx.AsyncClient) -
     for path, ids in made_elsewhere.items():
         walked = await _walk(api, path)
         assert len(walked) == len(set(walked)) and set(ids) <= set(walked), path
-
