@@ -35,14 +35,21 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class StopSignals:
-    """Turns stop signals into flags: the first asks for an orderly stop, later ones for haste.
+    """Turns stop signals into flags: the first asks for an orderly stop, a later one for haste.
 
-    The handlers never raise, so a signal can interrupt no stop half-way and abandon children.
+    The handlers never raise, so a signal can interrupt no stop half-way and abandon children;
+    and they only ever ``set()`` the events, which the main thread never waits on (an Event's
+    lock is not re-entrant, so a handler could deadlock on it).
     """
+
+    # `uv run` forwards the terminal's SIGINT to a child that already got it from the terminal:
+    # one Ctrl-C arrives twice within moments. Only a signal after this long is a second press.
+    SAME_PRESS = 0.5
 
     def __init__(self, stopping: threading.Event, hurry: threading.Event) -> None:
         self.stopping = stopping
         self.hurry = hurry
+        self._first_at: float | None = None
 
     def install(self) -> None:
         # Explicit for SIGINT too, so Ctrl-C works where it was ignored (a shell's background job).
@@ -50,9 +57,12 @@ class StopSignals:
             signal.signal(signum, self._received)
 
     def _received(self, signum: int, frame: FrameType | None) -> None:
-        if self.stopping.is_set():
+        now = time.monotonic()
+        if self._first_at is None:
+            self._first_at = now
+            self.stopping.set()
+        elif now - self._first_at >= self.SAME_PRESS and not self.hurry.is_set():
             self.hurry.set()
-        self.stopping.set()
 
 
 @dataclass
@@ -147,7 +157,7 @@ class Supervisor:
                         return
                     except Exception as error:  # noqa: BLE001 - any failure to start is a crash
                         self._crashed(part.name, watch, time.monotonic(), f"failed: {error}")
-            stopping.wait(tick)
+            time.sleep(tick)  # not stopping.wait(): see StopSignals
 
     def _crashed(self, name: str, watch: Watch, now: float, how: str) -> None:
         if not watch.crashed(now):
@@ -220,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         say("\nstopping… (press Ctrl-C again to stop at once)")
         stack.stop()
         run_file.remove()
-        say("stopped.")
+        say("stopped at once (a second signal)." if stack.hurry.is_set() else "stopped.")
     if failed:
         sys.exit(1)
 
