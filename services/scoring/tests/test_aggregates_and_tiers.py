@@ -1,8 +1,11 @@
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from scoring_service.scores.aggregates import Aggregate, PurchaseSeen, extend_supply
 from scoring_service.scores.tiers import PYRAMID, tier_case_sql, tier_for
+
+# Dates relative to today, so the suite means the same thing whatever year it runs in.
+BOUGHT_ON = date.today() - timedelta(days=90)
 
 
 def purchase(on: date, days: int, total: str = "10.00") -> PurchaseSeen:
@@ -19,24 +22,29 @@ def purchase(on: date, days: int, total: str = "10.00") -> PurchaseSeen:
 
 
 def test_supply_carries_over_unused_stock() -> None:
-    assert extend_supply(None, purchased_on=date(2026, 1, 1), supply_days=30) == date(2026, 1, 31)
+    runs_out = BOUGHT_ON + timedelta(days=30)
+    assert extend_supply(None, purchased_on=BOUGHT_ON, supply_days=30) == runs_out
     # Bought again while 20 days remain: counted from the current run-out date.
-    assert extend_supply(date(2026, 1, 31), purchased_on=date(2026, 1, 11), supply_days=30) == date(
-        2026, 3, 2
+    again = BOUGHT_ON + timedelta(days=10)
+    assert extend_supply(runs_out, purchased_on=again, supply_days=30) == runs_out + timedelta(
+        days=30
     )
     # Ran out long ago: counted from the purchase.
-    assert extend_supply(date(2025, 1, 1), purchased_on=date(2026, 1, 1), supply_days=10) == date(
-        2026, 1, 11
+    long_ago = BOUGHT_ON - timedelta(days=365)
+    assert extend_supply(long_ago, purchased_on=BOUGHT_ON, supply_days=10) == BOUGHT_ON + timedelta(
+        days=10
     )
 
 
 def test_aggregate_fold_keeps_first_and_last() -> None:
     aggregate = Aggregate(customer_id="c", store_id="s", timezone="UTC")
-    aggregate.fold(purchase(date(2026, 2, 1), 30))
-    aggregate.fold(purchase(date(2026, 1, 1), 30))  # a late-arriving earlier sale
+    later = BOUGHT_ON + timedelta(days=31)
+    aggregate.fold(purchase(later, 30))
+    aggregate.fold(purchase(BOUGHT_ON, 30))  # a late-arriving earlier sale
     assert aggregate.purchase_count == 2
-    assert aggregate.first_purchase_at is not None and aggregate.first_purchase_at.month == 1
-    assert aggregate.last_purchase_at is not None and aggregate.last_purchase_at.month == 2
+    assert aggregate.first_purchase_at is not None
+    assert aggregate.first_purchase_at.date() == BOUGHT_ON
+    assert aggregate.last_purchase_at is not None and aggregate.last_purchase_at.date() == later
 
 
 def test_pyramid_percentages_are_defined_once() -> None:
