@@ -99,6 +99,7 @@ class CrmDev:
                 start_new_session=True,
             )
         self.supervisor = Proc.of(self.process.pid)
+        self.seen: set[Proc] = set()  # its processes, for the clean-up after a failed test
 
     def text(self) -> str:
         return self.output.read_text(errors="replace")
@@ -109,6 +110,7 @@ class CrmDev:
             assert self.process.poll() is None, f"crm-dev exited:\n{self.text()[-3000:]}"
             assert time.monotonic() < deadline, f"crm-dev did not come up:\n{self.text()[-3000:]}"
             time.sleep(0.2)
+        self.seen |= descendants(self.process.pid)
 
     def pids(self) -> dict[str, int]:
         """What the run file says crm-dev runs now."""
@@ -154,7 +156,7 @@ def runs(tmp_path: Path) -> Iterator[list[CrmDev]]:
     started: list[CrmDev] = []
     yield started
     for run in started:
-        left = descendants(run.process.pid)
+        left = run.seen | descendants(run.process.pid)
         run.kill()
         for proc in left:
             if proc.alive():
