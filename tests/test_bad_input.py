@@ -10,6 +10,7 @@ from tests.builders import (
     create_store,
     days_ago,
     record_purchase,
+    unique,
 )
 
 PROBLEM = "application/problem+json"
@@ -216,3 +217,27 @@ async def test_every_list_pages_through_each_item_once(api: httpx.AsyncClient) -
     for path, ids in made_elsewhere.items():
         walked = await _walk(api, path)
         assert len(walked) == len(set(walked)) and set(ids) <= set(walked), path
+
+
+async def test_an_account_names_only_staff_of_its_own_store(api: httpx.AsyncClient) -> None:
+    """The roster lives in the customer service: the gateway checks an account's staff_id there
+    before the account is written."""
+    store = await create_store(api)
+    other_store = await create_store(api)
+    staff = await create_staff(api, store_id=store["id"])
+    other_staff = await create_staff(api, store_id=other_store["id"])
+    body = {"password": "correct horse battery", "role": "staff", "store_id": store["id"]}
+    for staff_id in ("", "nobody", other_staff["id"]):
+        refused = await api.post(
+            "/accounts", json={**body, "username": unique("s"), "staff_id": staff_id}
+        )
+        assert_problem(refused, 422, "staff_id")
+    created = await api.post(
+        "/accounts", json={**body, "username": unique("s"), "staff_id": staff["id"]}
+    )
+    assert created.status_code == 201, created.text
+    account_id = created.json()["id"]
+    moved = await api.patch(f"/accounts/{account_id}", json={"staff_id": other_staff["id"]})
+    assert_problem(moved, 422, "staff_id")
+    listed = (await api.get("/accounts", params={"limit": 200})).json()["items"]
+    assert next(a for a in listed if a["id"] == account_id)["staff_id"] == staff["id"]

@@ -1,7 +1,8 @@
-"""Whether a store exists, asked of the customer service that owns stores.
+"""Whether a store, or a member of its roster, exists: asked of the customer service that owns them.
 
 A synchronous call, and a deliberate exception: an account or key for a store that does not
-exist would be useless, and the gateway keeps no copy of the store list. Answers are cached.
+exist, or an account tied to somebody not on its store's roster, would be useless, and the
+gateway keeps no copy of either list. Stores are never deleted, so known stores are cached.
 """
 
 from __future__ import annotations
@@ -38,16 +39,35 @@ class StoreDirectory:
                 headers={PRINCIPAL_HEADER: self._signer.token_for(_GATEWAY)},
             )
         except httpx.HTTPError as exc:
-            raise ProblemError(
-                "The store list is unavailable; retry shortly",
-                status=503,
-                title="Service unavailable",
-            ) from exc
+            raise _unavailable("store list") from exc
         if response.status_code == 200:
             self._known.add(store_id)
             return
         if response.status_code < 500:  # 404 and any other refusal: not a store we know
             raise InvalidField(field, "unknown store")
-        raise ProblemError(
-            "The store list is unavailable; retry shortly", status=503, title="Service unavailable"
-        )
+        raise _unavailable("store list")
+
+    async def require_staff(self, staff_id: str | None, *, store_id: str | None) -> None:
+        """422 on ``staff_id`` unless it names a member of ``store_id``'s roster (not cached:
+        staff move between stores)."""
+        if staff_id is None:
+            return
+        if not staff_id.strip() or store_id is None:
+            raise InvalidField("staff_id", "not on the roster of the account's store")
+        try:
+            response = await self._client.get(
+                f"{self._customer_url}/staff/{quote(staff_id, safe='')}",
+                headers={PRINCIPAL_HEADER: self._signer.token_for(_GATEWAY)},
+            )
+        except httpx.HTTPError as exc:
+            raise _unavailable("roster") from exc
+        if response.status_code >= 500:
+            raise _unavailable("roster")
+        if response.status_code != 200 or response.json().get("store_id") != store_id:
+            raise InvalidField("staff_id", "not on the roster of the account's store")
+
+
+def _unavailable(what: str) -> ProblemError:
+    return ProblemError(
+        f"The {what} is unavailable; retry shortly", status=503, title="Service unavailable"
+    )

@@ -95,6 +95,8 @@ async def create_account(
     if caller.role == Role.HQ_ADMIN and account_in.role != "hq_admin":
         await request.app.state.stores.require(account_in.store_id)
     account = await service.create(session, caller=caller, account_in=account_in)
+    # After the reach checks, so nobody learns of another store's roster; a refusal rolls back.
+    await request.app.state.stores.require_staff(account.staff_id, store_id=account.store_id)
     await audit.record(
         session,
         caller=caller,
@@ -136,6 +138,8 @@ async def update_account(
     account = await service.update(
         session, caller=caller, account_id=account_id, account_in=account_in
     )
+    if account_in.staff_id is not None or account_in.store_id is not None:
+        await request.app.state.stores.require_staff(account.staff_id, store_id=account.store_id)
     await audit.record(
         session,
         caller=caller,
