@@ -1,0 +1,219 @@
+"""The minimal baseline for ``bench/service.py``: bare FastAPI + asyncpg, no SQLAlchemy.
+
+    CRM_DATABASE_URL=postgresql://... uvicorn baseline_app:create_app --factory --app-dir bench
+
+The same read and the same write as the customer service, on the customer service's own
+database, with nothing else: no principal, no access policy, no request IDs, no metrics, no
+problem handlers, no validation beyond parsing. What the service costs above this is what its
+frame (authentication, ORM, middleware, serialisation) costs.
+
+- ``GET /customers/{id}``: one row by key, answered with the JSON a head-office caller gets from
+  the service for a file without sensitive data (same fields, same order, ETag header).
+- ``POST /customers/{id}/purchases``: in one transaction, the customer's store and time zone and
+  the catalogue rows of the items, then the purchase row, its lines and one ``purchase.recorded``
+  outbox row with the same envelope the service stages; answered with the same JSON (201).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import orjson
+from fastapi import FastAPI, Request, Response
+
+from crm_libs.ids import new_id
+
+_CENT = Decimal("0.01")
+_READ = """
+    SELECT id, store_id, name, phone, gender, birthday, health_consent_at, status, version,
+           created_at
+    FROM customer WHERE id = $1
+"""
+_CUSTOMER_STORE = """
+    SELECT c.store_id, s.timezone FROM customer c JOIN store s ON s.id = c.store_id
+    WHERE c.id = $1
+"""
+_PRODUCTS = "SELECT sku, id, category, unit_price, days_per_unit FROM product WHERE sku = ANY($1)"
+_INSERT_PURCHASE = """
+    INSERT INTO purchase (id, store_id, customer_id, staff_id, member_event_id, purchased_at,
+                          total)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+"""
+_INSERT_LINES = """
+    INSERT INTO purchase_line (purchase_id, product_id, sku, qty, unit_price, amount)
+    SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::numeric[], $6::numeric[])
+"""
+_INSERT_OUTBOX = """
+    INSERT INTO outbox_event (event_id, topic, key, envelope) VALUES ($1, $2, $3, $4)
+"""
+
+
+def _cents(value: Decimal) -> Decimal:
+    return value.quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
+def _iso(moment: datetime) -> str:
+    # pydantic's JSON form of an aware UTC time ends in "Z", Python's isoformat in "+00:00".
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def _json(body: dict[str, Any], status_code: int = 200, etag: str | None = None) -> Response:
+    headers = {"ETag": etag} if etag else None
+    return Response(
+        orjson.dumps(body), status_code=status_code, media_type="application/json", headers=headers
+    )
+
+
+def create_app() -> FastAPI:
+    dsn = os.environ["CRM_DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://", 1)
+    pool_size = int(os.environ.get("CRM_DATABASE_POOL_SIZE", "20"))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async def init(conn: asyncpg.Connection) -> None:
+            # JSONB as text in, like the service's driver setup: the envelope is dumped once.
+            await conn.set_type_codec(
+                "jsonb", encoder=lambda v: v, decoder=orjson.loads, schema="pg_catalog"
+            )
+
+        app.state.pool = await asyncpg.create_pool(
+            dsn, min_size=pool_size, max_size=pool_size, init=init
+        )
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    app = FastAPI(title="Baseline", lifespan=lifespan)
+
+    @app.get("/customers/{customer_id}")
+    async def read(customer_id: str, request: Request) -> Response:
+        row = await request.app.state.pool.fetchrow(_READ, customer_id)
+        if row is None:
+            return _json({"detail": "No such customer"}, 404)
+        birthday, consent = row["birthday"], row["health_consent_at"]
+        return _json(
+            {
+                "id": row["id"],
+                "store_id": row["store_id"],
+                "name": row["name"],
+                "phone": row["phone"],
+                "gender": row["gender"],
+                "birthday": birthday.isoformat() if birthday else None,
+                "id_number": None,
+                "health": None,
+                "health_consent_at": _iso(consent) if consent else None,
+                "status": row["status"],
+                "version": row["version"],
+                "created_at": _iso(row["created_at"]),
+            },
+            etag=f'"{row["version"]}"',
+        )
+
+    @app.post("/customers/{customer_id}/purchases")
+    async def purchase(customer_id: str, request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        async with request.app.state.pool.acquire() as conn, conn.transaction():
+            customer = await conn.fetchrow(_CUSTOMER_STORE, customer_id)
+            if customer is None:
+                return _json({"detail": "No such customer"}, 404)
+            items = body["items"]
+            products = {r["sku"]: r for r in await conn.fetch(_PRODUCTS, [i["sku"] for i in items])}
+            purchased_at = datetime.fromisoformat(body["purchased_at"]).astimezone(UTC)
+            lines = []
+            for item in items:
+                product = products[item["sku"]]
+                price = (
+                    Decimal(item["unit_price"]) if item.get("unit_price") else product["unit_price"]
+                )
+                lines.append((product, item["qty"], _cents(price), _cents(price * item["qty"])))
+            total = sum((amount for *_, amount in lines), Decimal("0.00"))
+            purchase_id = new_id()
+            staff_id, member_event_id = body.get("staff_id"), body.get("member_event_id")
+            await conn.execute(
+                _INSERT_PURCHASE,
+                purchase_id,
+                customer["store_id"],
+                customer_id,
+                staff_id,
+                member_event_id,
+                purchased_at,
+                total,
+            )
+            await conn.execute(
+                _INSERT_LINES,
+                purchase_id,
+                [p["id"] for p, *_ in lines],
+                [p["sku"] for p, *_ in lines],
+                [qty for _, qty, _, _ in lines],
+                [price for *_, price, _ in lines],
+                [amount for *_, amount in lines],
+            )
+            timezone = customer["timezone"]
+            event_id = str(uuid.uuid4())
+            envelope = {
+                "event_id": event_id,
+                "type": "purchase.recorded",
+                "version": 1,
+                "occurred_at": _iso(purchased_at),
+                "store_id": customer["store_id"],
+                "customer_id": customer_id,
+                "payload": {
+                    "purchase_id": purchase_id,
+                    "purchased_at": purchased_at.isoformat(),
+                    "purchased_on": purchased_at.astimezone(ZoneInfo(timezone)).date().isoformat(),
+                    "timezone": timezone,
+                    "staff_id": staff_id,
+                    "member_event_id": member_event_id,
+                    "total": f"{total:.2f}",
+                    "lines": [
+                        {
+                            "sku": p["sku"],
+                            "category": p["category"],
+                            "qty": qty,
+                            "unit_price": f"{price:.2f}",
+                            "amount": f"{amount:.2f}",
+                            "days_per_unit": p["days_per_unit"],
+                        }
+                        for p, qty, price, amount in lines
+                    ],
+                },
+            }
+            await conn.execute(
+                _INSERT_OUTBOX,
+                event_id,
+                "crm.purchases.v1",
+                customer_id,
+                orjson.dumps(envelope).decode(),
+            )
+        return _json(
+            {
+                "id": purchase_id,
+                "store_id": customer["store_id"],
+                "customer_id": customer_id,
+                "staff_id": staff_id,
+                "member_event_id": member_event_id,
+                "purchased_at": _iso(purchased_at),
+                "total": f"{total:.2f}",
+                "items": [
+                    {
+                        "sku": p["sku"],
+                        "qty": qty,
+                        "unit_price": f"{price:.2f}",
+                        "amount": f"{amount:.2f}",
+                    }
+                    for p, qty, price, amount in lines
+                ],
+            },
+            201,
+        )
+
+    return app
