@@ -61,6 +61,8 @@ CONSUMER_LAG = Gauge(
     "consumer_lag",
     "Records on the partition not consumed yet (highwater - position), after each batch.",
     _LABELS,
+    # A partition moves between workers on a rebalance: the latest owner's figure counts.
+    multiprocess_mode="livemostrecent",
 )
 
 

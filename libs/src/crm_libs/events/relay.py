@@ -48,8 +48,17 @@ PARKED = Counter("crm_outbox_parked", "Outbox events parked after repeated failu
 REPUBLISHED = Counter(
     "crm_outbox_republished", "Retained outbox events sent again after the broker lost its data"
 )
-BACKLOG = Gauge("crm_outbox_backlog", "Outbox events waiting to be published (not parked)")
-PARKED_ROWS = Gauge("crm_outbox_parked_rows", "Outbox events parked and waiting for an operator")
+# Every worker's relay counts the same table: under several workers the latest count is the answer.
+BACKLOG = Gauge(
+    "crm_outbox_backlog",
+    "Outbox events waiting to be published (not parked)",
+    multiprocess_mode="livemostrecent",
+)
+PARKED_ROWS = Gauge(
+    "crm_outbox_parked_rows",
+    "Outbox events parked and waiting for an operator",
+    multiprocess_mode="livemostrecent",
+)
 
 # Only the replica holding it publishes (per database: advisory locks are database-scoped).
 _LEADER_SQL = text("SELECT pg_try_advisory_xact_lock(hashtextextended('crm.outbox.relay', 0))")
