@@ -1,0 +1,355 @@
+"""A store's day under load, through the gateway: Locust, headless, with a store seeded for it.
+
+    uv run python bench/load.py [--users 32] [--duration 60] [--think 0,0] [--gateway URL]
+
+Starts the whole stack on free loopback ports (or uses the one at ``--gateway``), seeds a store
+through the gateway as the bootstrap administrator (products, staff on the roster with their
+accounts, a store manager's account, customer files with phones, one scored purchase each, a
+partner API key per till), then runs ``bench/locustfile.py`` in a Locust process of its own
+(Locust patches the standard library with gevent; nothing of that reaches this process or
+pytest). Prints requests/s and p50/p95/p99 per route and the failures; exits non-zero if any
+request failed (a 5xx, an unexpected 4xx, a wrong answer) or a route was never exercised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from support import log, percentile, temp_stack
+
+from crm_libs.settings import DEV_BOOTSTRAP_ADMIN_PASSWORD
+
+LOCUSTFILE = Path(__file__).with_name("locustfile.py")
+# Limits high enough never to trigger from one loopback address: the run measures the limiter's
+# cost, not its refusals (the defaults: 1200 and 600 a minute, 30 sign-ins a minute per address).
+STACK_ENV = {
+    "CRM_RATE_LIMIT": "1000000/minute",
+    "CRM_API_KEY_RATE_LIMIT": "1000000/minute",
+    "CRM_SIGN_IN_RATE_LIMIT": "1000000/minute",
+    "CRM_LOG_LEVEL": "WARNING",
+}
+SEED_CONCURRENCY = 16
+SCORED_WITHIN_SECONDS = 120
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=32, help="simulated users (default 32)")
+    parser.add_argument("--duration", type=int, default=60, help="seconds of load (default 60)")
+    parser.add_argument(
+        "--think",
+        default="0,0",
+        help="seconds each user waits between tasks, 'min,max' (default 0,0: as fast as served)",
+    )
+    parser.add_argument("--customers", type=int, default=300, help="customer files to seed")
+    parser.add_argument("--staff", type=int, default=8, help="staff accounts to seed")
+    parser.add_argument(
+        "--tills", type=int, help="till users, one partner key each (default: users / 16, >= 1)"
+    )
+    parser.add_argument(
+        "--apps", type=int, help="mobile-app users reading scores (default: users / 8, >= 1)"
+    )
+    parser.add_argument(
+        "--gateway",
+        help="use the stack whose gateway is at this URL instead of starting one (the "
+        "administrator's password from CRM_BOOTSTRAP_ADMIN_PASSWORD; its rate limits apply)",
+    )
+    parser.add_argument("--summary-json", type=Path, help="also write the summary here")
+    args = parser.parse_args(argv)
+    args.tills = args.tills if args.tills is not None else max(1, args.users // 16)
+    args.apps = args.apps if args.apps is not None else max(1, args.users // 8)
+    if args.tills + args.apps >= args.users:
+        parser.error("--users must leave at least one staff user beside the tills and apps")
+    return args
+
+
+# --- seeding a store's day through the gateway ------------------------------------------------
+
+
+@dataclass
+class Admin:
+    session: aiohttp.ClientSession
+    api: str
+    headers: dict[str, str]
+
+    async def call(self, method: str, path: str, body: Any = None, status: int = 201) -> Any:
+        async with self.session.request(
+            method, f"{self.api}{path}", json=body, headers=self.headers
+        ) as response:
+            if response.status != status:
+                raise RuntimeError(f"{method} {path}: {response.status} {await response.text()}")
+            return await response.json()
+
+
+async def sign_in(session: aiohttp.ClientSession, api: str, password: str) -> str:
+    user = os.environ.get("CRM_BOOTSTRAP_ADMIN_USER", "admin")
+    async with session.post(
+        f"{api}/auth/token", json={"username": user, "password": password}
+    ) as response:
+        if response.status != 200:
+            raise RuntimeError(f"sign-in as {user}: {response.status} {await response.text()}")
+        return str((await response.json())["access_token"])
+
+
+async def gather_limited(calls: list[Any]) -> list[Any]:
+    gate = asyncio.Semaphore(SEED_CONCURRENCY)
+
+    async def one(call: Any) -> Any:
+        async with gate:
+            return await call
+
+    return await asyncio.gather(*(one(c) for c in calls))
+
+
+async def seed(gateway: str, password: str, args: argparse.Namespace) -> dict[str, Any]:
+    """A store with its roster, accounts, catalogue, customers (each scored) and partner keys."""
+    api = f"{gateway}/api/v1"
+    suffix = secrets.token_hex(3)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        token = await sign_in(session, api, password)
+        admin = Admin(session, api, {"Authorization": f"Bearer {token}"})
+        store = await admin.call(
+            "POST",
+            "/stores",
+            {"code": f"DAY-{suffix}", "name": "Load-test store", "timezone": "Asia/Shanghai"},
+        )
+        skus = [f"DAY-{suffix}-{n}" for n in range(3)]
+        for n, sku in enumerate(skus):
+            await admin.call(
+                "POST",
+                "/products",
+                {
+                    "sku": sku,
+                    "name": f"Health product {n}",
+                    "category": "supplements",
+                    "unit_price": f"{48 + 30 * n}.00",
+                    "days_per_unit": 30,
+                },
+            )
+        roster = await gather_limited(
+            [
+                admin.call(
+                    "POST",
+                    "/staff",
+                    {"store_id": store["id"], "name": f"Staff {i}", "role": "staff"},
+                )
+                for i in range(args.staff)
+            ]
+        )
+
+        async def account(role: str, staff_id: str | None) -> dict[str, str]:
+            login = {"username": f"day-{suffix}-{role}-{secrets.token_hex(3)}"}
+            login["password"] = secrets.token_urlsafe(18)
+            body = {**login, "role": role, "store_id": store["id"], "staff_id": staff_id}
+            created = await admin.call("POST", "/accounts", body)
+            return {**login, "staff_id": staff_id or "", "account_id": created["id"]}
+
+        staff = await gather_limited([account("staff", member["id"]) for member in roster])
+        manager = await account("store_manager", None)
+        log(f"seeding {args.customers} customer files, one purchase each …")
+        # Distinct last 4 digits, so a tail search finds exactly one file in the store.
+        phones = [f"1380013{i:04d}" for i in range(args.customers)]
+        customers = await gather_limited(
+            [
+                admin.call(
+                    "POST",
+                    "/customers",
+                    {
+                        "store_id": store["id"],
+                        "name": f"Customer {i:04d}",
+                        "phone": phone,
+                        "owner_staff_id": roster[i % len(roster)]["id"],
+                    },
+                )
+                for i, phone in enumerate(phones)
+            ]
+        )
+        now = datetime.now(UTC)
+        await gather_limited(
+            [
+                admin.call(
+                    "POST",
+                    f"/customers/{c['id']}/purchases",
+                    {
+                        "purchased_at": (now - timedelta(days=1 + i % 300)).isoformat(),
+                        "staff_id": roster[i % len(roster)]["id"],
+                        "items": [{"sku": skus[i % len(skus)], "qty": 1 + i % 3}],
+                    },
+                )
+                for i, c in enumerate(customers)
+            ]
+        )
+        keys = [
+            (await admin.call("POST", "/api-keys", {"store_id": store["id"], "name": f"till {n}"}))[
+                "key"
+            ]
+            for n in range(args.tills)
+        ]
+        await wait_until_scored(admin, [c["id"] for c in customers])
+    return {
+        "store_id": store["id"],
+        "skus": skus,
+        "customers": [{"id": c["id"], "phone": p} for c, p in zip(customers, phones, strict=True)],
+        "staff": staff,
+        "manager": {**manager, "staff_id": ""},
+        "partner_keys": keys,
+    }
+
+
+async def wait_until_scored(admin: Admin, customer_ids: list[str]) -> None:
+    """The mobile app reads scores, which exist once scoring has seen a purchase."""
+    log(f"waiting for scoring to score {len(customer_ids)} customers …")
+    waiting = list(customer_ids)
+    deadline = time.monotonic() + SCORED_WITHIN_SECONDS
+
+    async def unscored(customer_id: str) -> bool:
+        async with admin.session.get(
+            f"{admin.api}/customers/{customer_id}/score", headers=admin.headers
+        ) as response:
+            await response.read()
+            return response.status != 200
+
+    while waiting:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(waiting)} customers still unscored after the wait")
+        still = await gather_limited([unscored(c) for c in waiting])
+        waiting = [c for c, s in zip(waiting, still, strict=True) if s]
+        if waiting:
+            await asyncio.sleep(0.5)
+
+
+# --- running Locust and reporting -------------------------------------------------------------
+
+
+def run_locust(gateway: str, plan: dict[str, Any], args: argparse.Namespace, work: Path) -> int:
+    plan_file, results_file = work / "plan.json", work / "results.json"
+    plan_file.write_text(json.dumps(plan))
+    env = {
+        **os.environ,
+        "CRM_LOAD_PLAN": str(plan_file),
+        "CRM_LOAD_RESULTS": str(results_file),
+        "CRM_LOAD_THINK": args.think,
+        "CRM_LOAD_TILLS": str(args.tills),
+        "CRM_LOAD_APPS": str(args.apps),
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--users",
+        str(args.users),
+        "--spawn-rate",
+        str(args.users),
+        "--run-time",
+        f"{args.duration}s",
+        "--stop-timeout",
+        "10",
+        "--host",
+        f"{gateway}/api/v1",
+        "--only-summary",
+        "--loglevel",
+        "WARNING",
+    ]
+    log(
+        f"Locust: {args.users} users ({args.users - args.tills - args.apps} staff, "
+        f"{args.tills} tills, {args.apps} mobile apps) for {args.duration} s, think {args.think} s"
+    )
+    # Locust's own table goes to stderr with the progress; the results below go to stdout.
+    return subprocess.run(command, env=env, stdout=sys.stderr, check=False).returncode
+
+
+def summarise(results: dict[str, Any]) -> dict[str, Any]:
+    seconds = results["seconds"]
+    routes: dict[str, dict[str, Any]] = {}
+    for route in results["routes"]:
+        latencies = sorted(results["latencies_ms"].get(route, []))
+        failures = results["failures"].get(route, [])
+        routes[route] = {
+            "requests": len(latencies),
+            "failures": len(failures),
+            "per_second": len(latencies) / seconds if seconds > 0 else 0.0,
+            "p50_ms": percentile(latencies, 50),
+            "p95_ms": percentile(latencies, 95),
+            "p99_ms": percentile(latencies, 99),
+            "failure_samples": sorted(set(failures))[:5],
+        }
+    every = sorted(v for values in results["latencies_ms"].values() for v in values)
+    return {
+        "seconds": seconds,
+        "routes": routes,
+        "requests": len(every),
+        "per_second": len(every) / seconds if seconds > 0 else 0.0,
+        "p50_ms": percentile(every, 50),
+        "p95_ms": percentile(every, 95),
+        "p99_ms": percentile(every, 99),
+        "failures": sum(r["failures"] for r in routes.values()),
+        "not_exercised": [route for route, r in routes.items() if not r["requests"]],
+    }
+
+
+def report(summary: dict[str, Any]) -> None:
+    print(f"{'route':34} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}")
+    rows = [*summary["routes"].items(), ("all routes", summary)]
+    for route, r in rows:
+        print(
+            f"{route:34} {r['requests']:>9,} {r['per_second']:>8.1f} "
+            f"{r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f}"
+        )
+    print(f"failures: {summary['failures']} over {summary['seconds']:.1f} s of load")
+    for route, r in summary["routes"].items():
+        for sample in r["failure_samples"]:
+            print(f"  {route}: {sample}")
+    if summary["not_exercised"]:
+        print("never exercised: " + ", ".join(summary["not_exercised"]))
+
+
+def measure(gateway: str, password: str, args: argparse.Namespace) -> int:
+    plan = asyncio.run(seed(gateway, password, args))
+    with tempfile.TemporaryDirectory(prefix="crm-load-") as work:
+        code = run_locust(gateway, plan, args, Path(work))
+        results_file = Path(work) / "results.json"
+        if not results_file.exists():
+            log(f"Locust wrote no results (exit code {code})")
+            return code or 1
+        summary = summarise(json.loads(results_file.read_text()))
+    report(summary)
+    if args.summary_json:
+        args.summary_json.write_text(json.dumps({**summary, "locust_exit_code": code}))
+    failed = code != 0 or summary["failures"] > 0 or bool(summary["not_exercised"])
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    print(
+        f"store-day load test: {args.users} users for {args.duration} s through the gateway, "
+        f"think {args.think} s, {args.customers} customer files, {os.cpu_count()} cores",
+        flush=True,
+    )
+    if args.gateway:
+        password = os.environ.get("CRM_BOOTSTRAP_ADMIN_PASSWORD", DEV_BOOTSTRAP_ADMIN_PASSWORD)
+        return measure(args.gateway.rstrip("/"), password, args)
+    with temp_stack("crm-bench-load-", extra_env=STACK_ENV) as stack:
+        log(f"starting the stack in {stack.data_dir} …")
+        stack.start()
+        return measure(stack.url("gateway"), stack.admin_password, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
