@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from sqlalchemy import text
 
 from crm_gateway.accounts import service as accounts
 from crm_gateway.audit.spool import AuditSpool
@@ -23,6 +24,12 @@ from crm_libs.db import make_engine, make_sessionmaker
 from crm_libs.metrics import serve_metrics_on_port
 
 log = logging.getLogger(__name__)
+
+# Held while the first administrator is looked up and created: several workers (or replicas)
+# start at once, and the one that finds no account must not fail on another's new row.
+_BOOTSTRAP_LOCK_SQL = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended('crm.gateway.bootstrap_admin', 0))"
+)
 
 
 def make_lifespan(
@@ -86,6 +93,7 @@ async def _ensure_bootstrap_admin(app: FastAPI, settings: Settings) -> None:
     if not settings.bootstrap_admin_password:
         return
     async with app.state.sessionmaker() as session, session.begin():
+        await session.execute(_BOOTSTRAP_LOCK_SQL)
         created = await accounts.ensure_bootstrap_admin(
             session,
             username=settings.bootstrap_admin_user,
