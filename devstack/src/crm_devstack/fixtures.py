@@ -21,11 +21,20 @@ T = TypeVar("T")
 
 
 @contextmanager
-def throwaway_stack(extra_env: dict[str, str]) -> Iterator[LocalStack]:
-    """The whole system on free ports in a temporary directory, removed afterwards."""
+def throwaway_stack(
+    extra_env: dict[str, str], *, workers: dict[str, int] | None = None
+) -> Iterator[LocalStack]:
+    """The whole system on free ports in a temporary directory, removed afterwards.
+
+    ``workers``: worker processes per service (one each by default in tests).
+    """
     data_dir = Path(tempfile.mkdtemp(prefix="crm-test-"))
     local = LocalStack(
-        data_dir=data_dir, ports=Ports.free(), environment="test", extra_env=extra_env
+        data_dir=data_dir,
+        ports=Ports.free(),
+        environment="test",
+        extra_env=extra_env,
+        workers=dict(workers or {}),
     )
     try:
         local.start()

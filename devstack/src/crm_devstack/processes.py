@@ -69,16 +69,25 @@ def stop_children(
     signals: Sequence[int],
     grace: Sequence[float],
     hurry: threading.Event | None = None,
+    kill_group: bool = False,
 ) -> None:
     """Stop children in parallel: each signal in turn, waiting up to its grace, then SIGKILL.
 
     ``hurry`` (a second Ctrl-C) cuts every wait to a moment; SIGKILL is always the end, so no
-    child is abandoned.
+    child is abandoned. ``kill_group``: that SIGKILL goes to the child's whole process group (its
+    session, from :func:`spawn`), so the workers of a server killed mid-stop go with it.
     """
+
+    def send(process: subprocess.Popen[bytes], sent: int) -> None:
+        if kill_group and sent == signal.SIGKILL:
+            os.killpg(process.pid, sent)
+        else:
+            process.send_signal(sent)
+
     _stop(
         list(processes),
         alive=lambda p: p.poll() is None,
-        send=lambda p, sent: p.send_signal(sent),
+        send=send,
         signals=signals,
         grace=grace,
         hurry=hurry,

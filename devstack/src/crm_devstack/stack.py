@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,8 +26,10 @@ from crm_devstack.broker import EmbeddedBroker, create_topics_sync, wait_for_por
 from crm_devstack.postgres import EmbeddedPostgres
 from crm_devstack.processes import StopRequested, spawn, stop_children
 from crm_devstack.run_file import RunFile
+from crm_devstack.worker_app import APP_FACTORY_VARIABLE
 from crm_libs.events.envelope import Topics
 from crm_libs.settings import DEV_BOOTSTRAP_ADMIN_PASSWORD
+from crm_libs.workers import fitting_workers
 
 log = logging.getLogger("crm.stack")
 
@@ -34,6 +37,18 @@ TOPIC_PARTITIONS = 12
 # How long a service may take to stop gracefully before it is killed: with the broker's and
 # PostgreSQL's shutdowns after it, a whole stop stays within 15 s.
 SERVICE_STOP_GRACE = 7.0
+# The devstack's services, PostgreSQL and the broker share this machine's cores; a worker per
+# service beyond its share only adds memory, connections and consumer-group members. Two at most:
+# 4 services x 2 workers x (20 pooled + 20 overflow) connections stays near max_connections=300.
+DEVSTACK_MAX_WORKERS = 2
+
+
+def default_workers(environment: str) -> int:
+    """Workers per service when CRM_WORKERS is not set: the cores divided between the four
+    services (one on two cores), and one in tests, which run stacks side by side."""
+    if environment == "test":
+        return 1
+    return min(DEVSTACK_MAX_WORKERS, fitting_workers(sharing=len(SERVICES)))
 
 
 @dataclass(frozen=True)
@@ -105,6 +120,8 @@ class LocalStack:
     ports: Ports = field(default_factory=Ports)
     environment: str = "development"
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Worker processes per service, over CRM_WORKERS and the default (default_workers).
+    workers: dict[str, int] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     # Set by whoever wants start-up cut short (crm-dev on a signal): waits raise StopRequested.
     stopping: threading.Event = field(default_factory=threading.Event)
@@ -189,6 +206,17 @@ class LocalStack:
         env.update(self.extra_env)
         return env
 
+    def workers_for(self, name: str) -> int:
+        """A service's worker processes: this stack's choice, else CRM_WORKERS, else the default."""
+        if name in self.workers:
+            return self.workers[name]
+        configured = self.extra_env.get("CRM_WORKERS", os.environ.get("CRM_WORKERS"))
+        return int(configured) if configured else default_workers(self.environment)
+
+    def metrics_dir(self, key: str) -> Path:
+        """Where a service's workers keep their Prometheus values (under several workers)."""
+        return self.data_dir / "metrics" / key.replace("/", "-")
+
     def start_service(self, name: str, *, replica: str | None = None) -> str:
         """Start a service process; ``replica`` starts one more instance on a free port.
 
@@ -201,13 +229,29 @@ class LocalStack:
         if replica is not None and "CRM_METRICS_PORT" in env:
             env["CRM_METRICS_PORT"] = str(free_port())
         key = name if replica is None else f"{name}/{replica}"
+        workers = self.workers_for(name)
+        env["CRM_WORKERS"] = str(workers)
+        app_factory = spec.app_factory
+        if workers > 1:
+            # Values of the last run's workers (a crash, a restart) must not be added to these.
+            metrics = self.metrics_dir(key)
+            shutil.rmtree(metrics, ignore_errors=True)
+            metrics.mkdir(parents=True)
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)
+            env[APP_FACTORY_VARIABLE] = spec.app_factory
+            app_factory = "crm_devstack.worker_app:create_app"
+        else:
+            env.pop("PROMETHEUS_MULTIPROC_DIR", None)
         self.processes[key] = spawn(
             [
                 sys.executable,
                 "-m",
                 "uvicorn",
-                spec.app_factory,
+                app_factory,
                 "--factory",
+                # uvicorn's master forwards SIGINT/SIGTERM to its workers and restarts a dead one.
+                "--workers",
+                str(workers),
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -231,9 +275,14 @@ class LocalStack:
     def stop_services(self, names: Iterable[str]) -> None:
         """Stop services in parallel: each stops its relay and lets its consumers finish."""
         stopping = [self.processes.pop(name) for name in list(names) if name in self.processes]
-        # uvicorn's graceful shutdown on SIGINT; the grace keeps a whole stop within 15 s.
+        # uvicorn's graceful shutdown on SIGINT (its master passes it on to its workers); the
+        # grace keeps a whole stop within 15 s. The last resort kills the workers too.
         stop_children(
-            stopping, signals=(signal.SIGINT,), grace=(SERVICE_STOP_GRACE,), hurry=self.hurry
+            stopping,
+            signals=(signal.SIGINT,),
+            grace=(SERVICE_STOP_GRACE,),
+            hurry=self.hurry,
+            kill_group=True,
         )
         self.record_pids()
 

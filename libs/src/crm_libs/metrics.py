@@ -2,22 +2,47 @@
 
 Everything is on the default registry, so the page also carries the metrics the relay and the
 consumers define in their own modules, and the process collector's CPU and memory.
+
+Under several uvicorn workers the devstack (or the image) sets ``PROMETHEUS_MULTIPROC_DIR``, a
+directory cleared before the service starts: prometheus_client then keeps every value in a file per
+process, and a page served by any worker adds them all up (``MultiProcessCollector``). Gauges say
+how they combine (``multiprocess_mode``); a worker that exits removes its live gauges. The process
+collector's CPU and memory are then the answering worker's only. Without the variable everything
+stays in the process, as before.
 """
 
 from __future__ import annotations
 
+import atexit
+import errno
+import logging
+import os
+import threading
 import weakref
 from collections.abc import Iterator
 from threading import Thread
 from wsgiref.simple_server import WSGIServer
 
 from fastapi import FastAPI
-from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    multiprocess,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_fastapi_instrumentator import Instrumentator
 from prometheus_fastapi_instrumentator.metrics import Info
 from sqlalchemy.pool import QueuePool
+
+log = logging.getLogger(__name__)
+
+# Set (before prometheus_client is imported) when several worker processes share one page.
+MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
 
 # Module-level so that a second app in one process (tests) shares them instead of clashing.
 HTTP_REQUESTS = Counter(
@@ -57,12 +82,84 @@ def instrument_app(app: FastAPI, *, serve_metrics: bool = True) -> None:
     if serve_metrics:
         instrumentator.expose(app, endpoint="/metrics", include_in_schema=False)
     _POOLS.watch(app)
+    if _POOL_MIRROR is not None:
+        _POOL_MIRROR.start()
 
 
-def serve_metrics_on_port(*, host: str, port: int) -> tuple[WSGIServer, Thread]:
-    """Serve the default registry on ``host:port`` from a daemon thread; shut the server down
-    (``server.shutdown()``, ``server.server_close()``) when the app stops."""
-    return start_http_server(port, addr=host)
+def scrape_registry() -> CollectorRegistry:
+    """What a metrics page serves: this process's registry, or every worker's files added up."""
+    if MULTIPROCESS_DIR is None:
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
+def serve_metrics_on_port(
+    *, host: str, port: int
+) -> tuple[WSGIServer | SharedMetricsPort, Thread | None]:
+    """Serve the metrics on ``host:port`` from a daemon thread; shut the server down
+    (``server.shutdown()``, ``server.server_close()``) when the app stops.
+
+    Under several workers only one process can bind the port, and any of them serves all their
+    metrics: the others wait and take the port over when its holder exits.
+    """
+    if MULTIPROCESS_DIR is None:
+        return start_http_server(port, addr=host)
+    shared = SharedMetricsPort(host=host, port=port)
+    return shared, shared.thread
+
+
+class SharedMetricsPort:
+    """The metrics port of one of several workers: whichever binds it first serves it."""
+
+    RETRY_SECONDS = 1.0
+
+    def __init__(self, *, host: str, port: int) -> None:
+        self._host, self._port = host, port
+        self._stopped = threading.Event()
+        self._lock = threading.Lock()
+        self._server: WSGIServer | None = None
+        self._serving: Thread | None = None
+        if not self._try_bind():
+            log.info(
+                "metrics port held by another worker; waiting to take it over",
+                extra={"fields": {"port": port}},
+            )
+        self.thread = Thread(target=self._hold, name="metrics-port", daemon=True)
+        self.thread.start()
+
+    def _try_bind(self) -> bool:
+        try:
+            server, serving = start_http_server(
+                self._port, addr=self._host, registry=scrape_registry()
+            )
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            return False
+        with self._lock:
+            if self._stopped.is_set():  # shut down while binding: give the port back
+                server.shutdown()
+                server.server_close()
+                return True
+            self._server, self._serving = server, serving
+        return True
+
+    def _hold(self) -> None:
+        while self._server is None and not self._stopped.wait(self.RETRY_SECONDS):
+            self._try_bind()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._stopped.set()
+            server = self._server
+        if server is not None:
+            server.shutdown()
+
+    def server_close(self) -> None:
+        if self._server is not None:
+            self._server.server_close()
 
 
 class DatabasePoolCollector(Collector):
@@ -113,5 +210,52 @@ class DatabasePoolCollector(Collector):
         yield from gauges.values()
 
 
+class PoolGaugeMirror:
+    """Under several workers, copies each worker's pool numbers into summed gauge files.
+
+    A custom collector runs only in the process that answers the scrape, so each worker writes
+    its numbers every second from a daemon thread instead (off the request path).
+    """
+
+    INTERVAL_SECONDS = 1.0
+
+    def __init__(self, collector: DatabasePoolCollector) -> None:
+        self._collector = collector
+        # livesum: the workers' pools add up, and an exited worker's numbers leave the sum.
+        self._gauges = {
+            family.name: Gauge(
+                family.name, family.documentation, ["database"], multiprocess_mode="livesum"
+            )
+            for family in collector.collect()
+        }
+        self._thread: Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = Thread(target=self._run, name="db-pool-metrics", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        stopped = threading.Event()
+        while not stopped.wait(self.INTERVAL_SECONDS):
+            try:
+                families = list(self._collector.collect())
+            except RuntimeError:  # an app was added while reading (start-up): next time
+                continue
+            for family in families:
+                for sample in family.samples:
+                    self._gauges[family.name].labels(**sample.labels).set(sample.value)
+
+
+def _forget_this_worker() -> None:
+    multiprocess.mark_process_dead(os.getpid())
+
+
 _POOLS = DatabasePoolCollector()
-REGISTRY.register(_POOLS)
+if MULTIPROCESS_DIR is None:
+    REGISTRY.register(_POOLS)
+    _POOL_MIRROR: PoolGaugeMirror | None = None
+else:
+    _POOL_MIRROR = PoolGaugeMirror(_POOLS)
+    # Live gauges (pools, backlog, lag) of an exited worker must not count any more.
+    atexit.register(_forget_this_worker)
