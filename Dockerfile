@@ -72,10 +72,13 @@ RUN groupadd --system --gid "${APP_UID}" crm \
         --shell /usr/sbin/nologin crm
 # Owned by root: the service user can read and run the code but not change it.
 COPY --from=build /app/.venv /app/.venv
+# PROMETHEUS_MULTIPROC_DIR: the workers' metrics files, added up by whichever answers /metrics
+# (emptied at each start by crm_libs.workers; under Kubernetes /tmp is an emptyDir).
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    CRM_HOST=0.0.0.0
+    CRM_HOST=0.0.0.0 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/crm-prometheus
 WORKDIR /app
 USER ${APP_UID}:${APP_UID}
 
@@ -87,9 +90,11 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
 #   python -m <module>.migrate   (reads CRM_DATABASE_URL; the gateway's in production also needs
 #   CRM_JWT_SECRET and CRM_BOOTSTRAP_ADMIN_PASSWORD, which the gateway settings require)
 
-# `exec` makes uvicorn PID 1, so SIGTERM from docker or Kubernetes reaches it and it drains.
+# `exec` makes uvicorn PID 1, so SIGTERM from docker or Kubernetes reaches it and it drains; with
+# several workers its master passes the signal on to each. --workers: the CRM_WORKERS setting
+# (default: the cores the container's CPU limit allows, at most 8; crm_libs.workers).
 # --no-proxy-headers: the client address is the peer's; the gateway decides whom to trust.
-CMD ["sh", "-c", "exec uvicorn \"${CRM_APP_MODULE}.main:create_app\" --factory --host 0.0.0.0 --port \"${CRM_PORT}\" --no-proxy-headers --timeout-graceful-shutdown 20"]
+CMD ["sh", "-c", "exec uvicorn \"${CRM_APP_MODULE}.main:create_app\" --factory --host 0.0.0.0 --port \"${CRM_PORT}\" --workers \"$(python -m crm_libs.workers)\" --no-proxy-headers --timeout-graceful-shutdown 20"]
 
 
 # Each service's name, import package and default port; `FROM ${SERVICE}` below picks one.

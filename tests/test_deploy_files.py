@@ -436,6 +436,9 @@ def test_dockerfile_builds_in_two_stages_and_keeps_devstack_out() -> None:
     assert cmd.startswith('["sh", "-c", "exec uvicorn')
     assert '\\"${CRM_APP_MODULE}.main:create_app\\" --factory --host 0.0.0.0' in cmd
     assert "${CRM_PORT}" in cmd
+    # As many workers as the settings say; their metrics files in a directory emptied at start.
+    assert '--workers \\"$(python -m crm_libs.workers)\\"' in cmd
+    assert "PROMETHEUS_MULTIPROC_DIR=/tmp/" in joined
 
 
 @pytest.mark.parametrize("name", list(APP_SERVICES))

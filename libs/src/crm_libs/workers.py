@@ -1,12 +1,15 @@
 """How many worker processes a service runs: what fits the cores this process may use.
 
-``python -m crm_libs.workers`` prints the ``workers`` setting, for an image's start command.
+``python -m crm_libs.workers`` prints the ``workers`` setting for an image's start command, and
+first empties ``PROMETHEUS_MULTIPROC_DIR`` (if set): a restarted container's old values must not
+be added to the new workers'.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 
 # Each worker holds its own database pool, outbox relay and consumer-group members: beyond this
@@ -37,10 +40,23 @@ def fitting_workers(*, sharing: int = 1) -> int:
     return max(1, min(MAX_WORKERS, usable_cores() // max(1, sharing)))
 
 
+def empty_metrics_directory(directory: Path) -> None:
+    """Create the multiprocess metrics directory, or remove what a previous run left in it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for entry in directory.iterdir():
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 def main() -> None:
     from crm_libs.settings import BaseServiceSettings
 
-    print(BaseServiceSettings().workers)
+    workers = BaseServiceSettings().workers
+    if directory := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        empty_metrics_directory(Path(directory))
+    print(workers)
 
 
 if __name__ == "__main__":
