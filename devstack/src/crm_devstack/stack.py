@@ -39,7 +39,8 @@ TOPIC_PARTITIONS = 12
 SERVICE_STOP_GRACE = 7.0
 # The devstack's services, PostgreSQL and the broker share this machine's cores; a worker per
 # service beyond its share only adds memory, connections and consumer-group members. Two at most:
-# 4 services x 2 workers x (20 pooled + 20 overflow) connections stays near max_connections=300.
+# 4 services x 2 workers x 20 pooled connections (CRM_DATABASE_POOL_SIZE, no overflow) = 160, well
+# within the embedded PostgreSQL's max_connections=300 with room for migrations and tests.
 DEVSTACK_MAX_WORKERS = 2
 
 
