@@ -10,7 +10,6 @@ rows).
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
 
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,28 +38,37 @@ _LOCK_STORES_SQL = text(
     """
 )
 
-# Rank the store's spenders: rank()-1 is "how many spend strictly more", so ties share a tier.
-# Only constants are interpolated (the tier names and CASE from tiers.py); values are bound.
+# Rank the spenders of every store of the batch in one statement: rank()-1 is "how many spend
+# strictly more", so ties share a tier. Only customers with spend in the window are ranked (the
+# rest are inactive: no window function over them); only rows whose tier moved are written,
+# and their score.changed rows are staged by the same statement. Partitions compare store ids
+# bytewise (COLLATE "C"): any order groups them, and it is the cheapest. Only constants are
+# interpolated (the tier names and CASE from tiers.py, the staging CTEs from events.py).
 _RERANK_SQL = text(  # noqa: S608
     f"""
     WITH ranked AS (
         SELECT customer_id, value_tier AS previous_tier, net_spend_365d,
-               net_spend_365d > 0 AS spends,
-               rank() OVER (PARTITION BY net_spend_365d > 0
+               rank() OVER (PARTITION BY store_id COLLATE "C"
                             ORDER BY net_spend_365d DESC) - 1 AS greater,
-               count(*) OVER (PARTITION BY net_spend_365d > 0) AS spenders
+               count(*) OVER (PARTITION BY store_id COLLATE "C") AS spenders
         FROM customer_score
-        WHERE store_id = :store_id AND purchase_count > 0
+        WHERE store_id = ANY(CAST(:stores AS text[])) AND purchase_count > 0
+          AND net_spend_365d > 0
     ), tiered AS (
-        SELECT customer_id, previous_tier, net_spend_365d,
-               CASE WHEN NOT spends THEN '{INACTIVE}' ELSE {_TIER_CASE} END AS tier
-        FROM ranked
-    )
-    UPDATE customer_score AS cs
-    SET value_tier = t.tier, version = cs.version + 1, computed_at = :now
-    FROM tiered AS t
-    WHERE cs.customer_id = t.customer_id AND cs.value_tier IS DISTINCT FROM t.tier
-    RETURNING cs.customer_id, cs.store_id, t.previous_tier, t.tier, cs.version, t.net_spend_365d
+        SELECT customer_id, previous_tier, net_spend_365d, {_TIER_CASE} AS tier FROM ranked
+        UNION ALL
+        SELECT customer_id, value_tier, net_spend_365d, '{INACTIVE}' FROM customer_score
+        WHERE store_id = ANY(CAST(:stores AS text[])) AND purchase_count > 0
+          AND net_spend_365d <= 0 AND value_tier IS DISTINCT FROM '{INACTIVE}'
+    ), moved AS (
+        UPDATE customer_score AS cs
+        SET value_tier = t.tier, version = cs.version + 1, computed_at = :now
+        FROM (SELECT * FROM tiered WHERE previous_tier IS DISTINCT FROM tier) AS t
+        WHERE cs.customer_id = t.customer_id AND cs.value_tier IS DISTINCT FROM t.tier
+        RETURNING cs.customer_id, cs.store_id, t.previous_tier, t.tier AS value_tier,
+                  cs.version, t.net_spend_365d
+    ), {events.staging_sql("moved")}
+    SELECT customer_id, store_id, previous_tier, value_tier, version, net_spend_365d FROM moved
     """
 )
 
@@ -102,12 +110,17 @@ _CUSTOMER_FACTS_SQL = text(
     """
 )
 
+# The aggregates and the spend in the trailing window, each row written once per batch.
 _UPSERT_SCORES_SQL = text(
     """
     INSERT INTO customer_score (customer_id, store_id, timezone, purchase_count,
                                 first_purchase_at, last_purchase_at, supply_runs_out_on,
-                                net_spend_365d, version)
-    SELECT c, s, z, n, f, l, r, 0, 0 FROM unnest(
+                                net_spend_365d, version, computed_at)
+    SELECT c, s, z, n, f, l, r,
+           COALESCE((SELECT SUM(pf.total) FROM purchase_fact AS pf
+                     WHERE pf.customer_id = t.c AND pf.purchased_at > :since), 0),
+           0, :now
+    FROM unnest(
         CAST(:ids AS text[]), CAST(:stores AS text[]), CAST(:zones AS text[]),
         CAST(:counts AS integer[]), CAST(:firsts AS timestamptz[]), CAST(:lasts AS timestamptz[]),
         CAST(:runs_out AS date[])
@@ -117,20 +130,27 @@ _UPSERT_SCORES_SQL = text(
         purchase_count = excluded.purchase_count,
         first_purchase_at = excluded.first_purchase_at,
         last_purchase_at = excluded.last_purchase_at,
-        supply_runs_out_on = excluded.supply_runs_out_on
+        supply_runs_out_on = excluded.supply_runs_out_on,
+        net_spend_365d = excluded.net_spend_365d,
+        computed_at = excluded.computed_at
     """
 )
 
 # A registration that arrives after a purchase (another topic, no ordering) changes nothing.
-_INSERT_PROSPECTS_SQL = text(
+_INSERT_PROSPECTS_SQL = text(  # noqa: S608
     f"""
-    INSERT INTO customer_score (customer_id, store_id, timezone, purchase_count, net_spend_365d,
-                                value_tier, version, computed_at)
-    SELECT c, s, z, 0, 0, '{PROSPECT}', 1, :now FROM unnest(
-        CAST(:ids AS text[]), CAST(:stores AS text[]), CAST(:zones AS text[])
-    ) AS t(c, s, z)
-    ON CONFLICT (customer_id) DO NOTHING
-    RETURNING customer_id, store_id
+    WITH registered AS (
+        INSERT INTO customer_score (customer_id, store_id, timezone, purchase_count,
+                                    net_spend_365d, value_tier, version, computed_at)
+        SELECT c, s, z, 0, 0, '{PROSPECT}', 1, :now FROM unnest(
+            CAST(:ids AS text[]), CAST(:stores AS text[]), CAST(:zones AS text[])
+        ) AS t(c, s, z)
+        ON CONFLICT (customer_id) DO NOTHING
+        RETURNING customer_id, store_id, CAST(NULL AS text) AS previous_tier,
+                  value_tier, version, net_spend_365d
+    ), {events.staging_sql("registered")}
+    SELECT customer_id, store_id, previous_tier, value_tier, version, net_spend_365d
+    FROM registered
     """
 )
 
@@ -242,9 +262,10 @@ async def _apply_purchases(
             "firsts": [a.first_purchase_at for a in touched],
             "lasts": [a.last_purchase_at for a in touched],
             "runs_out": [a.supply_runs_out_on for a in touched],
+            "since": since,
+            "now": now,
         },
     )
-    await session.execute(_WINDOW_SPEND_SQL, {"ids": customer_ids, "since": since, "now": now})
     return await rerank_stores(session, store_ids={p.store_id for p in fresh}, now=now)
 
 
@@ -272,45 +293,20 @@ async def _register_prospects(
             "now": datetime.now(UTC),
         },
     )
-    changes = [
-        events.TierChange(
-            customer_id=r.customer_id,
-            store_id=r.store_id,
-            previous_tier=None,
-            value_tier=PROSPECT,
-            version=1,
-            net_spend_365d=Decimal("0"),
-        )
-        for r in rows
-    ]
-    await events.scores_changed(session, changes=changes)
-    return changes
+    return [events.TierChange(**r._mapping) for r in rows]
 
 
 async def rerank_stores(
     session: AsyncSession, *, store_ids: Iterable[str], now: datetime
 ) -> list[events.TierChange]:
-    """Recompute the pyramid of each store; stage an event for every customer whose tier moved.
+    """Recompute the pyramid of the stores; stage an event for every customer whose tier moved.
 
-    The caller holds the stores' locks (:func:`lock_stores`)."""
-    changes: list[events.TierChange] = []
-    for store_id in sorted(store_ids):
-        result = await session.execute(
-            _RERANK_SQL, {"store_id": store_id, "now": now, **_TIER_PARAMS}
-        )
-        changes.extend(
-            events.TierChange(
-                customer_id=r.customer_id,
-                store_id=r.store_id,
-                previous_tier=r.previous_tier,
-                value_tier=r.tier,
-                version=r.version,
-                net_spend_365d=r.net_spend_365d,
-            )
-            for r in result
-        )
-    await events.scores_changed(session, changes=changes)
-    return changes
+    One statement for all of them. The caller holds the stores' locks (:func:`lock_stores`)."""
+    stores = sorted(set(store_ids))
+    if not stores:
+        return []
+    result = await session.execute(_RERANK_SQL, {"stores": stores, "now": now, **_TIER_PARAMS})
+    return [events.TierChange(**r._mapping) for r in result]
 
 
 async def refresh_windows(

@@ -28,9 +28,12 @@ def tier_for(greater: int, count: int) -> str:
 
 
 def tier_case_sql() -> tuple[str, dict[str, Decimal]]:
-    """The SQL CASE that applies :data:`PYRAMID` to columns ``greater`` and ``spenders``."""
+    """The SQL CASE that applies :data:`PYRAMID` to columns ``greater`` and ``spenders``.
+
+    ``greater / spenders < bound`` as ``greater < bound * spenders``: exact, and no numeric
+    division for every customer of every re-ranked store."""
     branches = " ".join(
-        f"WHEN greater::numeric / spenders < :bound_{i} THEN '{tier}'"
+        f"WHEN greater < CAST(:bound_{i} AS numeric) * spenders THEN '{tier}'"
         for i, (tier, _) in enumerate(PYRAMID)
     )
     params = {f"bound_{i}": bound for i, (_, bound) in enumerate(PYRAMID)}

@@ -1,0 +1,135 @@
+"""A consumed batch costs a fixed number of statements, however many events, stores and tier
+changes it holds, and the ``score.changed`` rows it stages are whole envelopes.
+
+Counted client-side: an executemany counts one statement per parameter set, since PostgreSQL
+executes (and logs) each of them.
+"""
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_devstack.fixtures import migrated_database, session_on
+from crm_devstack.stack import LocalStack
+from crm_libs.events.envelope import EventEnvelope, Topics
+from scoring_service.scores import service
+from scoring_service.scores.aggregates import PurchaseSeen
+
+
+@pytest.fixture(scope="module")
+def database_url(stack: LocalStack) -> str:
+    return migrated_database(stack, "scoring_service")
+
+
+@pytest.fixture
+async def session(database_url: str) -> AsyncIterator[AsyncSession]:
+    async with session_on(database_url) as session:
+        yield session
+
+
+@contextmanager
+def counting_statements(session: AsyncSession) -> Iterator[list[str]]:
+    """The statements the session sends meanwhile, one entry per server-side execution."""
+    seen: list[str] = []
+    engine = session.bind.sync_engine  # type: ignore[union-attr]
+
+    def count(
+        _conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, many: bool
+    ) -> None:
+        seen.extend([statement] * (len(parameters) if many else 1))
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def batch(tag: str, *, stores: int, customers: int) -> list[PurchaseSeen]:
+    """Two purchases per customer, customers spread over ``stores`` stores, spends all distinct."""
+    at = datetime.now(UTC) - timedelta(days=3)
+    return [
+        PurchaseSeen(
+            purchase_id=f"{tag}-{c}-{n}",
+            store_id=f"{tag}-s{c % stores}",
+            customer_id=f"{tag}-c{c}",
+            purchased_at=at + timedelta(hours=n),
+            purchased_on=at.date(),
+            timezone="UTC",
+            total=Decimal(10 + c),
+            supply_days=30,
+        )
+        for c in range(customers)
+        for n in range(2)
+    ]
+
+
+async def test_a_batch_costs_the_same_statements_whatever_its_size(session: AsyncSession) -> None:
+    with counting_statements(session) as small:
+        changes = await service.score_batch(
+            session,
+            prospects=[("small-p", "small-s0", "UTC")],
+            purchases=batch("small", stores=1, customers=1),
+        )
+    assert len(changes) == 2  # the prospect, and the buyer's first tier
+    with counting_statements(session) as large:
+        changes = await service.score_batch(
+            session,
+            prospects=[(f"large-p{n}", f"large-s{n}", "UTC") for n in range(30)],
+            purchases=batch("large", stores=6, customers=120),
+        )
+    assert len(changes) == 30 + 120
+    assert len(large) == len(small), "statements per batch grew with the batch"
+
+
+async def test_staged_score_changes_are_whole_envelopes(session: AsyncSession) -> None:
+    changes = await service.score_batch(
+        session,
+        prospects=[("env-p", "env-s", "Asia/Shanghai")],
+        purchases=batch("env", stores=1, customers=2),
+    )
+    rows = (
+        await session.execute(
+            text("SELECT event_id, topic, key, envelope FROM outbox_event WHERE key LIKE 'env-%'")
+        )
+    ).all()
+    assert len(rows) == len(changes) == 3
+    staged = {}
+    for event_id, topic, key, envelope in rows:
+        parsed = EventEnvelope.model_validate(envelope)
+        assert (str(parsed.event_id), topic, parsed.customer_id) == (event_id, Topics.SCORES, key)
+        assert parsed.type == "score.changed" and parsed.version == 1
+        assert abs(parsed.occurred_at - datetime.now(UTC)) < timedelta(minutes=5)
+        staged[key] = (parsed.store_id, parsed.payload)
+    assert staged == {
+        "env-p": (
+            "env-s",
+            {
+                "value_tier": "prospect",
+                "previous_tier": None,
+                "version": 1,
+                "net_spend_365d": "0.00",
+            },
+        ),
+        "env-c1": (
+            "env-s0",
+            {"value_tier": "vip", "previous_tier": None, "version": 1, "net_spend_365d": "22.00"},
+        ),
+        "env-c0": (
+            "env-s0",
+            # One of two spenders is above: p = 0.5.
+            {
+                "value_tier": "small",
+                "previous_tier": None,
+                "version": 1,
+                "net_spend_365d": "20.00",
+            },
+        ),
+    }
+    assert len({r.event_id for r in rows}) == 3
