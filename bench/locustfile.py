@@ -12,10 +12,12 @@ standard library with gevent when imported, so this file only ever runs inside `
   get the first sale back.
 - **The mobile app** (``CRM_LOAD_APPS`` users, the store manager's sign-in) reads scores.
 
-Every request is named by its route template, so the statistics are per route. Each response is
+Every request is named by its route template, so the statistics are per route (method and
+template, as ``ROUTES`` lists them). Each response is
 checked (status and the fields that prove it is the right answer); anything else is a failure.
-The ``events.request`` hook keeps every latency, and writes them per route to
-``CRM_LOAD_RESULTS`` when Locust quits, for exact percentiles (Locust's own are bucketed).
+The ``events.request`` hook keeps every request's start and latency, and writes them per route
+to ``CRM_LOAD_RESULTS`` when Locust quits, with the moment every user was at work, for exact
+percentiles over the steady state (Locust's own are bucketed and include the morning rush).
 """
 
 from __future__ import annotations
@@ -34,13 +36,21 @@ from typing import Any
 from locust import FastHttpUser, between, events, task
 from locust.contrib.fasthttp import ResponseContextManager
 
-SIGN_IN = "POST /auth/token"
-WORK_LIST = "GET /tasks"
-SEARCH = "GET /customers"
-OPEN_FILE = "GET /customers/{id}"
-SALE = "POST /customers/{id}/purchases"
-SCORE = "GET /customers/{id}/score"
-ROUTES = (SIGN_IN, WORK_LIST, SEARCH, OPEN_FILE, SALE, SCORE)
+# Request names are route templates (Locust shows the method beside them).
+SIGN_IN = "/auth/token"
+WORK_LIST = "/tasks"
+SEARCH = "/customers"
+OPEN_FILE = "/customers/{id}"
+SALE = "/customers/{id}/purchases"
+SCORE = "/customers/{id}/score"
+ROUTES = (
+    f"POST {SIGN_IN}",
+    f"GET {WORK_LIST}",
+    f"GET {SEARCH}",
+    f"GET {OPEN_FILE}",
+    f"POST {SALE}",
+    f"GET {SCORE}",
+)
 
 # A token lasts 15 minutes: sign in again a minute before it runs out (long runs).
 TOKEN_MARGIN_SECONDS = 60
@@ -151,6 +161,7 @@ class Staff(SignedIn):
         self.account = next(_staff_accounts)
         super().on_start()
         self.work_list()  # the first thing in the morning
+        arrived(self.environment)
 
     @task(2)
     def work_list(self) -> None:
@@ -228,6 +239,7 @@ class Till(FastHttpUser):
 
     def on_start(self) -> None:
         self.headers = {"X-API-Key": next(_partner_keys)}
+        arrived(self.environment)
 
     @task
     def ring_up(self) -> None:
@@ -263,6 +275,7 @@ class MobileApp(SignedIn):
     def on_start(self) -> None:
         self.account = PLAN["manager"]
         super().on_start()
+        arrived(self.environment)
 
     @task
     def read_score(self) -> None:
@@ -282,18 +295,39 @@ class MobileApp(SignedIn):
             )
 
 
-# --- every latency, per route, for bench/load.py --------------------------------------------
+# --- every request, per route, for bench/load.py --------------------------------------------
 
-_latencies: dict[str, list[float]] = defaultdict(list)
+# Per route: [start (epoch seconds), milliseconds] of every request; failures' messages.
+_requests: dict[str, list[tuple[float, float]]] = defaultdict(list)
 _failures: dict[str, list[str]] = defaultdict(list)
 _window: dict[str, float] = {}
+_arrived: list[int] = [0]
+
+
+def arrived(environment: Any) -> None:
+    """A user is at work (signed in): once all are, the day's steady state starts.
+
+    Everyone signing in at once is the morning's rush (password checks are slow on purpose);
+    ``bench/load.py`` reports the other routes from this moment on."""
+    _arrived[0] += 1
+    runner = environment.runner
+    if runner is not None and _arrived[0] >= runner.target_user_count:
+        _window.setdefault("steady", time.time())
 
 
 @events.request.add_listener
-def _record(name: str, response_time: float, exception: BaseException | None, **_: Any) -> None:
-    _latencies[name].append(response_time)
+def _record(
+    request_type: str,
+    name: str,
+    response_time: float,
+    exception: BaseException | None,
+    start_time: float | None = None,
+    **_: Any,
+) -> None:
+    route = f"{request_type} {name}"
+    _requests[route].append((start_time or time.time(), response_time))
     if exception is not None:
-        _failures[name].append(str(exception)[:300])
+        _failures[route].append(str(exception)[:300])
 
 
 @events.test_start.add_listener
@@ -311,10 +345,14 @@ def _write_results(**_: Any) -> None:
     out = os.environ.get("CRM_LOAD_RESULTS")
     if not out:
         return
+    now = time.time()
     results = {
         "routes": list(ROUTES),
-        "seconds": _window.get("stopped", time.time()) - _window.get("started", time.time()),
-        "latencies_ms": _latencies,
+        "sign_in": f"POST {SIGN_IN}",
+        "started": _window.get("started", now),
+        "steady": _window.get("steady"),
+        "stopped": _window.get("stopped", now),
+        "requests": _requests,
         "failures": _failures,
     }
     Path(out).write_text(json.dumps(results))
