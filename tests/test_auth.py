@@ -91,6 +91,34 @@ async def test_disabled_account_is_refused_at_once(api: httpx.AsyncClient) -> No
     assert refused.status_code == 401
 
 
+async def test_a_remembered_token_still_ends_at_a_password_change_and_at_its_expiry(
+    api: httpx.AsyncClient,
+) -> None:
+    # The gateway keeps verified tokens in memory: neither revocation nor expiry may wait for it.
+    store = await create_store(api)
+    account = await create_account(api, role="staff", store_id=store["id"])
+    token = (await sign_in(api, account))["access_token"]
+    async with client_as(api, token=token) as staff:
+        for _ in range(3):
+            assert (await staff.get("/stores")).status_code == 200
+        changed = await api.patch(f"/accounts/{account['id']}", json={"password": "x" * 20})
+        assert changed.status_code == 200
+        assert (await staff.get("/stores")).status_code == 401
+
+    claims = jwt.decode(
+        (await sign_in(api, {**account, "password": "x" * 20}))["access_token"],
+        options={"verify_signature": False},
+    )
+    short = jwt.encode({**claims, "exp": int(time.time()) + 2}, DEV_JWT_SECRET, algorithm="HS256")
+    async with client_as(api, token=short) as staff:
+        assert (await staff.get("/stores")).status_code == 200
+
+        async def refused() -> bool:
+            return (await staff.get("/stores")).status_code == 401
+
+        assert await eventually(refused, timeout=15, interval=0.5)
+
+
 async def test_partner_key_shown_once_scoped_to_its_store_and_revoked_at_once(
     api: httpx.AsyncClient,
 ) -> None:

@@ -38,11 +38,11 @@ def test_short_secrets_are_refused_everywhere() -> None:
         Settings(bootstrap_admin_password="short")
 
 
-async def test_rate_limiter_counts_per_identity_and_says_when_to_retry() -> None:
+def test_rate_limiter_counts_per_identity_and_says_when_to_retry() -> None:
     from crm_gateway.ratelimit import RateLimiter
 
     limiter = RateLimiter("3/minute")
-    assert [await limiter.retry_after("a") for _ in range(3)] == [None, None, None]
-    retry = await limiter.retry_after("a")
+    assert [limiter.retry_after("a") for _ in range(3)] == [None, None, None]
+    retry = limiter.retry_after("a")
     assert retry is not None and 1 <= retry <= 60
-    assert await limiter.retry_after("b") is None
+    assert limiter.retry_after("b") is None

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 
@@ -18,7 +19,7 @@ from crm_gateway.audit.spool import default_directory as default_spool_directory
 from crm_gateway.auth.authenticate import Authenticator
 from crm_gateway.config import Settings
 from crm_gateway.principal_forwarding import PrincipalSigner
-from crm_gateway.proxy import make_upstream_client
+from crm_gateway.proxy import make_upstream_session
 from crm_gateway.stores import StoreDirectory
 from crm_libs.db import make_engine, make_sessionmaker
 from crm_libs.metrics import serve_metrics_on_port
@@ -52,10 +53,18 @@ def make_lifespan(
             sessionmaker=app.state.sessionmaker,
             retry_seconds=settings.audit_spool_retry_seconds,
         )
-        app.state.client = make_upstream_client(
+        # Proxied requests: one pooled aiohttp session (the hot path).
+        app.state.upstream = make_upstream_session(
             connect_timeout=settings.upstream_connect_timeout_seconds,
             read_timeout=settings.upstream_read_timeout_seconds,
             max_connections=settings.upstream_max_connections,
+        )
+        # The gateway's own few calls (readiness, API documents, store checks).
+        app.state.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(
+                settings.upstream_read_timeout_seconds,
+                connect=settings.upstream_connect_timeout_seconds,
+            )
         )
         app.state.openapi_document = None
         app.state.stores = StoreDirectory(
@@ -84,6 +93,7 @@ def make_lifespan(
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             await app.state.client.aclose()
+            await app.state.upstream.close()
             await engine.dispose()
 
     return lifespan

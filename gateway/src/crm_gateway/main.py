@@ -15,7 +15,7 @@ from crm_gateway.deps import get_principal
 from crm_gateway.lifespan import make_lifespan
 from crm_gateway.meta import meta_router
 from crm_gateway.principal_forwarding import PrincipalSigner
-from crm_gateway.proxy_route import PROXY_METHODS, proxy_router
+from crm_gateway.proxy_route import PROXY_METHODS, ProxyMiddleware, unrouted_router
 from crm_gateway.ratelimit import RateLimiter
 from crm_gateway.security_headers import SecurityHeadersMiddleware
 from crm_libs.access import guarded, require_declared
@@ -47,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.sign_in_limiter = RateLimiter(settings.sign_in_rate_limit)
     install_problem_handlers(app)
+    # Innermost: everything outside it (metrics, request ID, headers, CORS) sees proxied requests.
+    app.add_middleware(ProxyMiddleware, settings=settings, upstreams=upstreams, signer=signer)
     _add_middleware(app, settings)
     app.include_router(meta_router(upstreams))
     app.include_router(auth_router)
@@ -58,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     )
     # Last: its catch-all path must not shadow the gateway's own /api/v1 routes.
-    app.include_router(proxy_router(settings, upstreams=upstreams, signer=signer))
+    app.include_router(unrouted_router())
     require_declared(app, POLICY)
     return app
 

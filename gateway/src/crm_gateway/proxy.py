@@ -1,15 +1,23 @@
-"""Forwarding a request to its service over one pooled client, streaming both bodies."""
+"""Forwarding a request to its service over one pooled aiohttp session, in plain ASGI.
+
+aiohttp itself rather than httpx on aiohttp's transport: in one run against the same upstream,
+the client side cost 0.15 CPU-ms per request instead of 0.49 (httpx builds and re-parses a
+request and a response object around aiohttp's). Bodies up to ``BUFFER_LIMIT`` are passed on
+whole (one write each way); larger or unsized ones stream through.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from urllib.parse import quote
 
-import httpx
-from fastapi import Request
-from starlette.background import BackgroundTask
-from starlette.responses import Response, StreamingResponse
+import aiohttp
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+from yarl import URL
 
 from crm_gateway.routes import API_PREFIX
 from crm_libs.principal import PRINCIPAL_HEADER
@@ -35,20 +43,22 @@ _DROP_REQUEST = {
     PRINCIPAL_HEADER.lower(),
     "x-request-id",
 }
-_DROP_RESPONSE = {"connection", "keep-alive", "transfer-encoding", "content-length", "x-request-id"}
-
+_DROP_RESPONSE = {
+    b"connection",
+    b"keep-alive",
+    b"transfer-encoding",
+    b"content-length",
+    b"x-request-id",
+}
 
 # Bodies up to this size are read whole (one write upstream); larger or unsized ones stream through.
-_BUFFER_LIMIT = 256 * 1024
-
-
-async def _request_content(request: Request) -> bytes | AsyncIterator[bytes] | None:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) <= _BUFFER_LIMIT:
-        return await request.body()
-    if length is None and "transfer-encoding" not in request.headers:
-        return None  # no body at all
-    return request.stream()
+BUFFER_LIMIT = 256 * 1024
+# Below uvicorn's keep-alive (5 s): an idle upstream connection is dropped here before the service
+# closes it, so a request never goes out on a connection the service is closing.
+_KEEPALIVE_SECONDS = 4.0
+# Bytes the gateway does not send upstream as they are in a path or query (controls, spaces,
+# anything not ASCII, and "#", which would cut the path short): percent-encoded first.
+_NOT_URL = re.compile(rb"[^\x21-\x7e]|#")
 
 
 def forwarded_headers(
@@ -62,30 +72,37 @@ def forwarded_headers(
     return headers
 
 
-def upstream_path(request: Request) -> str:
-    """The path after the API prefix, still percent-encoded as the client sent it.
+def upstream_target(scope: Scope) -> str:
+    """The path after the API prefix and the query, still percent-encoded as the client sent it.
 
     Forwarding the decoded path would turn %2F into a separator and %00 into a NUL: the service
     must see exactly the path the gateway routed on.
     """
-    raw = request.scope.get("raw_path") or request.url.path.encode()
-    return raw.decode("latin-1").split("?", 1)[0].removeprefix(API_PREFIX)
+    raw: bytes = scope.get("raw_path") or scope["path"].encode()
+    path = raw.split(b"?", 1)[0]
+    query: bytes = scope.get("query_string", b"")
+    target = path + b"?" + query if query else path
+    if _NOT_URL.search(target):
+        target = quote(target, safe="/?&=%:@!$'()*+,;[]~-._").encode()
+    return target.decode("ascii").removeprefix(API_PREFIX)
 
 
-def make_upstream_client(
+def make_upstream_session(
     *, connect_timeout: float, read_timeout: float, max_connections: int
-) -> httpx.AsyncClient:
-    """One pooled client for every upstream call; aiohttp's transport is several times faster
-    than httpx's own on this path (see bench/gateway)."""
-    from httpx_aiohttp import AiohttpTransport
-
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
-    )
-    return httpx.AsyncClient(
-        transport=AiohttpTransport(limits=limits),
-        timeout=httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout),
-        limits=limits,
+) -> aiohttp.ClientSession:
+    """One pooled session for every proxied request."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(
+            limit=max_connections, limit_per_host=0, keepalive_timeout=_KEEPALIVE_SECONDS
+        ),
+        # connect covers waiting for a pooled connection too, as httpx's pool timeout did.
+        timeout=aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=read_timeout),
+        # Passed through as the service sent them: compressed bodies stay compressed.
+        auto_decompress=False,
+        # A cookie a service set must never be sent on behalf of the next caller.
+        cookie_jar=aiohttp.DummyCookieJar(),
+        # Only what the client sent (and Host): no user agent, encoding or type made up here.
+        skip_auto_headers=("User-Agent", "Accept-Encoding", "Content-Type"),
     )
 
 
@@ -95,74 +112,157 @@ AuditHook = Callable[[str, int], Awaitable[None]]
 
 
 async def forward(
-    client: httpx.AsyncClient,
-    request: Request,
+    session: aiohttp.ClientSession,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
     *,
     base_url: str,
-    path: str,
     service: str,
     principal_token: str,
     request_id: str,
     audit_header: str,
     audit: AuditHook,
-) -> Response:
-    headers = forwarded_headers(request.headers.items(), principal_token, request_id)
+) -> None:
+    """Send the request in ``scope`` to ``base_url`` and its answer to ``send``."""
+    headers = forwarded_headers(
+        ((k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]),
+        principal_token,
+        request_id,
+    )
+    path = scope["path"]
     try:
-        upstream = client.build_request(
-            request.method,
-            base_url + upstream_path(request),
-            params=request.url.query.encode("latin-1") if request.url.query else None,
-            headers=headers,
-            content=await _request_content(request),
+        url = URL(base_url + upstream_target(scope), encoded=True)
+    except ValueError:
+        await problem_response(400, "Malformed request", "The request URL is not valid")(
+            scope, receive, send
         )
-    except httpx.InvalidURL:
-        return problem_response(400, "Malformed request", "The request URL is not valid")
+        return
     started = time.perf_counter()
     try:
-        response = await client.send(upstream, stream=True)
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        # The aiohttp transport reports a refused connection as a connect timeout: both mean
-        # the service cannot be reached, which is a 503, not a slow answer.
-        return _unavailable(service, exc)
-    except httpx.TimeoutException:
-        log.warning("upstream timed out", extra={"fields": {"upstream": service, "path": path}})
-        return problem_response(
-            504, "Gateway timeout", f"The {service} service did not answer in time"
+        response = await session.request(
+            scope["method"],
+            url,
+            headers=headers,
+            data=await _request_body(scope, receive),
+            allow_redirects=False,
         )
-    except httpx.TransportError as exc:
-        return _unavailable(service, exc)
-    audit_value = response.headers.get(audit_header)
-    if audit_value is not None:
-        try:
-            await audit(audit_value, response.status_code)
-        except Exception:
-            # Fail closed: a sensitive read that cannot be audited is not served.
-            await response.aclose()
-            log.exception("audit entry could not be written", extra={"fields": {"path": path}})
-            return problem_response(
-                503, "Service unavailable", "The audit trail is unavailable; retry shortly"
-            )
-    dropped = {*_DROP_RESPONSE, audit_header}
-    out_headers = {k: v for k, v in response.headers.items() if k.lower() not in dropped}
+    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+        # Refused, unreachable, or no connection in time: the service cannot be reached,
+        # which is a 503, not a slow answer.
+        await _unavailable(service, exc)(scope, receive, send)
+        return
+    except (TimeoutError, aiohttp.ServerTimeoutError):
+        log.warning("upstream timed out", extra={"fields": {"upstream": service, "path": path}})
+        await problem_response(
+            504, "Gateway timeout", f"The {service} service did not answer in time"
+        )(scope, receive, send)
+        return
+    except aiohttp.InvalidURL:
+        await problem_response(400, "Malformed request", "The request URL is not valid")(
+            scope, receive, send
+        )
+        return
+    except aiohttp.ClientError as exc:
+        await _unavailable(service, exc)(scope, receive, send)
+        return
+    try:
+        await _answer(response, scope, receive, send, service, audit_header, audit)
+    finally:
+        response.release()
     log.debug(
         "proxied",
         extra={
             "fields": {
                 "upstream": service,
-                "status": response.status_code,
+                "status": response.status,
                 "ms": round((time.perf_counter() - started) * 1000, 1),
             }
         },
     )
-    return StreamingResponse(
-        response.aiter_raw(),
-        status_code=response.status_code,
-        headers=out_headers,
-        background=BackgroundTask(response.aclose),
-    )
 
 
-def _unavailable(service: str, exc: Exception) -> Response:
+async def _answer(
+    response: aiohttp.ClientResponse,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    service: str,
+    audit_header: str,
+    audit: AuditHook,
+) -> None:
+    audit_value = response.headers.get(audit_header)
+    if audit_value is not None:
+        try:
+            await audit(audit_value, response.status)
+        except Exception:
+            # Fail closed: a sensitive read that cannot be audited is not served.
+            log.exception(
+                "audit entry could not be written", extra={"fields": {"path": scope["path"]}}
+            )
+            await problem_response(
+                503, "Service unavailable", "The audit trail is unavailable; retry shortly"
+            )(scope, receive, send)
+            return
+    dropped = {*_DROP_RESPONSE, audit_header.encode()}
+    headers = [(k.lower(), v) for k, v in response.raw_headers if k.lower() not in dropped]
+    length = response.content_length
+    if length is not None and length <= BUFFER_LIMIT:
+        try:
+            body = await response.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            await _unavailable(service, exc)(scope, receive, send)
+            return
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return
+    await send({"type": "http.response.start", "status": response.status, "headers": headers})
+    # The status is on its way: a failure from here on can only cut the body short.
+    async for chunk in response.content.iter_any():
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _request_body(scope: Scope, receive: Receive) -> bytes | AsyncIterator[bytes] | None:
+    length, chunked = None, False
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            length = value
+        elif name == b"transfer-encoding":
+            chunked = True
+    if length is not None and length.isdigit() and int(length) <= BUFFER_LIMIT:
+        return await _read_whole(receive)
+    if length is None and not chunked:
+        return None  # no body at all
+    return _stream(receive)
+
+
+async def _read_whole(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break  # the client went away: what came is all there is
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _stream(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message: Message = await receive()
+        if message["type"] != "http.request":
+            return
+        body = message.get("body", b"")
+        if body:
+            yield body
+        if not message.get("more_body", False):
+            return
+
+
+def _unavailable(service: str, exc: BaseException) -> Response:
     log.warning("upstream unavailable", extra={"fields": {"upstream": service, "error": repr(exc)}})
     return problem_response(
         503,

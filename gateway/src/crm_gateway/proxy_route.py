@@ -1,4 +1,10 @@
-"""The catch-all `/api/v1` route: authenticate, rate-limit, forward to the service, audit."""
+"""The `/api/v1` paths the services answer: authenticate, rate-limit, forward, audit.
+
+The hot path of the whole platform, so it runs as plain ASGI before the framework's router:
+matching every route, solving dependencies and wrapping the response cost about a fifth of the
+gateway's CPU per proxied request. Only paths a service owns are taken; the gateway's own routes
+and unknown paths go on to the router as before.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import logging
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from crm_gateway.audit import service as audit
 from crm_gateway.config import Settings
@@ -19,25 +26,51 @@ from crm_libs.problems import ProblemError, problem_response
 log = logging.getLogger(__name__)
 
 PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_METHODS = frozenset(PROXY_METHODS)
+_PREFIX = API_PREFIX + "/"
+# The route template proxied requests are counted under in the metrics.
+PROXY_TEMPLATE = API_PREFIX + "/{path:path}"
 
 
-def proxy_router(
-    settings: Settings, *, upstreams: dict[str, str], signer: PrincipalSigner
-) -> APIRouter:
-    """Every ``/api/v1`` path the gateway does not answer itself goes to its service."""
-    router = APIRouter(include_in_schema=False)
-    account_limiter = RateLimiter(settings.rate_limit)
-    key_limiter = RateLimiter(settings.api_key_rate_limit)
+class ProxyMiddleware:
+    """Answers every request for a path a service owns; passes everything else on."""
 
-    @router.api_route(API_PREFIX + "/{path:path}", methods=PROXY_METHODS)
-    async def proxy(path: str, request: Request) -> Response:
-        service_path = "/" + path
-        service = owner_of(service_path)
-        if service is None:
-            return problem_response(404, "Not found", f"No route for {API_PREFIX}{service_path}")
-        principal = await request.app.state.authenticator.principal_for(request)
-        limiter = key_limiter if principal.role == Role.PARTNER else account_limiter
-        retry_after = await limiter.retry_after(principal.subject)
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        upstreams: dict[str, str],
+        signer: PrincipalSigner,
+    ) -> None:
+        self.app = app
+        self._upstreams = upstreams
+        self._signer = signer
+        self._account_limiter = RateLimiter(settings.rate_limit)
+        self._key_limiter = RateLimiter(settings.api_key_rate_limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in _METHODS:
+            path: str = scope["path"]
+            service = owner_of(path[len(API_PREFIX) :]) if path.startswith(_PREFIX) else None
+            if service is not None:
+                try:
+                    await self._proxy(scope, receive, send, service)
+                except ProblemError as exc:
+                    # Raised before anything was sent (credentials, limits): the same answer
+                    # the app's problem handler gives.
+                    await problem_response(
+                        exc.status, exc.title, exc.detail, errors=exc.errors, headers=exc.headers
+                    )(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    async def _proxy(self, scope: Scope, receive: Receive, send: Send, service: str) -> None:
+        request = Request(scope, receive)
+        state = request.app.state
+        principal: Principal = await state.authenticator.principal_for(request)
+        limiter = self._key_limiter if principal.role == Role.PARTNER else self._account_limiter
+        retry_after = limiter.retry_after(principal.subject)
         if retry_after is not None:
             raise ProblemError(
                 "Too many requests for this account or key",
@@ -49,17 +82,31 @@ def proxy_router(
         async def record_audit(value: str, status: int) -> None:
             await _record_audit(request, principal, value, status)
 
-        return await forward(
-            request.app.state.client,
-            request,
-            base_url=upstreams[service],
-            path=service_path,
+        await forward(
+            state.upstream,
+            scope,
+            receive,
+            send,
+            base_url=self._upstreams[service],
             service=service,
-            principal_token=signer.token_for(principal),
-            request_id=request.scope["state"]["request_id"],
+            principal_token=self._signer.token_for(principal),
+            request_id=scope["state"]["request_id"],
             audit_header=audit.AUDIT_HEADER,
             audit=record_audit,
         )
+
+
+def unrouted_router() -> APIRouter:
+    """Every other ``/api/v1`` path: 404 (or 405 for a method no route takes) as problem+json.
+
+    Last among the routes: its catch-all path must not shadow the gateway's own ``/api/v1``
+    routes. Its template also names the proxied requests in the metrics.
+    """
+    router = APIRouter(include_in_schema=False)
+
+    @router.api_route(PROXY_TEMPLATE, methods=PROXY_METHODS)
+    async def unrouted(path: str) -> Response:
+        return problem_response(404, "Not found", f"No route for {API_PREFIX}/{path}")
 
     return router
 

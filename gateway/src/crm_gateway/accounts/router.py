@@ -49,7 +49,7 @@ async def sign_in(
     credentials: TokenRequest, session: SessionDep, settings: SettingsDep, request: Request
 ) -> TokenResponse:
     client = client_address(request, settings.trusted_proxies)
-    retry_after = await request.app.state.sign_in_limiter.retry_after("sign-in", client)
+    retry_after = request.app.state.sign_in_limiter.retry_after("sign-in", client)
     if retry_after is not None:
         raise ProblemError(
             "Too many sign-in attempts from this address",

@@ -26,7 +26,8 @@ from sqlmodel import col
 
 from crm_gateway.accounts.models import Account
 from crm_gateway.api_keys.models import ApiKey
-from crm_gateway.auth.tokens import digest, verify_access_token
+from crm_gateway.auth.token_cache import VerifiedTokens
+from crm_gateway.auth.tokens import digest
 from crm_gateway.config import Settings
 from crm_libs.notify import listen_forever
 from crm_libs.principal import Principal, Role
@@ -88,6 +89,7 @@ class Authenticator:
     ) -> None:
         self._settings = settings
         self._sessionmaker = sessionmaker
+        self._tokens = VerifiedTokens(secret=settings.jwt_secret)
         self._keys: dict[str, CachedKey] = {}
         # Prefixes no key has, and when that was found out.
         self._unknown: dict[str, float] = {}
@@ -106,13 +108,13 @@ class Authenticator:
             scheme, _, token = authorization.partition(" ")
             if scheme.lower() != "bearer" or not token:
                 raise Unauthorized("Use 'Authorization: Bearer <token>'")
-            principal, version = verify_access_token(
-                token.strip(), secret=self._settings.jwt_secret
-            )
+            verified = self._tokens.verify(token.strip())
+            principal = verified.principal
+            # On every request, cached token or not: a change of standing ends it at once.
             standing = self._standing.get(principal.subject)
             if standing is None:
                 standing = await self._load_account_once(principal.subject)
-            if standing is None or not standing.admits(principal, version):
+            if standing is None or not standing.admits(principal, verified.version):
                 raise Unauthorized("The access token was revoked; sign in again")
             return principal
         api_key = request.headers.get("x-api-key")

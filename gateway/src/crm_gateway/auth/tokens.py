@@ -13,6 +13,7 @@ from crm_libs.problems import Unauthorized
 _ALGORITHM = "HS256"
 _AUDIENCE = "crm-api"
 _ISSUER = "crm-gateway"
+EXPIRED_OR_INVALID = "The access token is missing, expired or invalid"
 
 
 @dataclass(frozen=True)
@@ -39,9 +40,18 @@ def issue_access_token(
     return AccessToken(jwt.encode(claims, secret, algorithm=_ALGORITHM), ttl_seconds)
 
 
-def verify_access_token(token: str, *, secret: str) -> tuple[Principal, int]:
-    """The principal and the account's token version it was issued under, or 401 (expired,
-    forged, malformed)."""
+@dataclass(frozen=True)
+class VerifiedToken:
+    """What a valid access token says: who, under which token version, valid until when."""
+
+    principal: Principal
+    version: int
+    expires_at: float  # Unix time; the token counts while the clock is before it
+
+
+def verify_access_token(token: str, *, secret: str) -> VerifiedToken:
+    """The principal, the account's token version it was issued under and the expiry, or 401
+    (expired, forged, malformed)."""
     try:
         claims = jwt.decode(
             token,
@@ -54,9 +64,9 @@ def verify_access_token(token: str, *, secret: str) -> tuple[Principal, int]:
         principal = Principal(
             subject=claims["sub"], role=Role(claims["role"]), store_id=claims.get("store_id")
         )
-        return principal, int(claims["ver"])
+        return VerifiedToken(principal, int(claims["ver"]), float(claims["exp"]))
     except (jwt.PyJWTError, KeyError, ValueError) as exc:
-        raise Unauthorized("The access token is missing, expired or invalid") from exc
+        raise Unauthorized(EXPIRED_OR_INVALID) from exc
 
 
 def new_secret(nbytes: int = 32) -> str:
