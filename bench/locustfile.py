@@ -89,7 +89,8 @@ def checked(response: ResponseContextManager, status: int, check: Any = None) ->
     Returns the decoded body, or None after marking a failure (the caller stops there)."""
     try:
         if response.status_code != status:
-            raise CheckFailed(f"{response.status_code} (expected {status}): {response.text[:300]}")
+            text = (response.text or "")[:300]
+            raise CheckFailed(f"{response.status_code} (expected {status}): {text}")
         body = response.json()
         if check is not None:
             check(body)
