@@ -24,6 +24,7 @@ async def run_event_consumer(app: FastAPI) -> None:
         sessionmaker=app.state.sessionmaker,
         stopping=app.state.stopping,
         handler=make_batch_handler(as_of=settings.as_of),
+        max_records=settings.consumer_max_records,
     )
     await consumer.run()
 
