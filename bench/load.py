@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import os
+import resource
 import secrets
 import subprocess
 import sys
@@ -28,8 +29,9 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from support import log, percentile, temp_stack
+from support import CpuMeter, log, percentile, postmaster_pid, temp_stack
 
+from crm_devstack.stack import LocalStack
 from crm_libs.settings import DEV_BOOTSTRAP_ADMIN_PASSWORD
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -42,6 +44,8 @@ STACK_ENV = {
     "CRM_LOG_LEVEL": "WARNING",
 }
 SEED_CONCURRENCY = 16
+# Servers that may run worker processes: their CPU counts with their children's.
+PROCESS_TREES = ("postgres", "gateway", "customer", "scoring", "engagement")
 SCORED_WITHIN_SECONDS = 120
 
 
@@ -337,10 +341,28 @@ def report(summary: dict[str, Any]) -> None:
             print(f"  {route}: {sample}")
     if summary["not_exercised"]:
         print("never exercised: " + ", ".join(summary["not_exercised"]))
+    if "cpu_seconds" in summary:
+        # Over the whole run, sign-ins (a deliberately slow password check) included.
+        done = sum(r["requests_whole_run"] for r in summary["routes"].values())
+        used = sorted(summary["cpu_seconds"].items(), key=lambda kv: -kv[1])
+        print(
+            f"CPU ms per request over the whole run ({done:,} requests): "
+            + ", ".join(f"{name} {secs * 1000 / max(1, done):.2f}" for name, secs in used)
+        )
+        print(
+            f"machine busy {summary['machine_busy_cores']:.2f} of {os.cpu_count()} cores "
+            "(anything else running on it included)"
+        )
 
 
-def measure(gateway: str, password: str, args: argparse.Namespace) -> int:
+def measure(gateway: str, password: str, args: argparse.Namespace, stack: LocalStack | None) -> int:
     plan = asyncio.run(seed(gateway, password, args))
+    meter = None
+    if stack is not None:
+        processes = {name: process.pid for name, process in stack.processes.items()}
+        meter = CpuMeter({**processes, "postgres": postmaster_pid(stack)}, trees=PROCESS_TREES)
+        meter.start()
+    locust_before = _children_cpu_seconds()
     with tempfile.TemporaryDirectory(prefix="crm-load-") as work:
         code = run_locust(gateway, plan, args, Path(work))
         results_file = Path(work) / "results.json"
@@ -348,11 +370,27 @@ def measure(gateway: str, password: str, args: argparse.Namespace) -> int:
             log(f"Locust wrote no results (exit code {code})")
             return code or 1
         summary = summarise(json.loads(results_file.read_text()))
+    if meter is not None:
+        meter.stop()
+        used = {**meter.used, "locust (the users)": _children_cpu_seconds() - locust_before}
+        # The broker, the kernel and whatever else shares the machine.
+        used["rest of machine"] = meter.machine_busy - sum(used.values())
+        summary["cpu_seconds"] = used
+        summary["machine_busy_cores"] = (
+            meter.machine_busy / meter.machine_total * (os.cpu_count() or 1)
+            if meter.machine_total
+            else 0.0
+        )
     report(summary)
     if args.summary_json:
         args.summary_json.write_text(json.dumps({**summary, "locust_exit_code": code}))
     failed = code != 0 or summary["failures"] > 0 or bool(summary["not_exercised"])
     return 1 if failed else 0
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -364,11 +402,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.gateway:
         password = os.environ.get("CRM_BOOTSTRAP_ADMIN_PASSWORD", DEV_BOOTSTRAP_ADMIN_PASSWORD)
-        return measure(args.gateway.rstrip("/"), password, args)
+        return measure(args.gateway.rstrip("/"), password, args, None)
     with temp_stack("crm-bench-load-", extra_env=STACK_ENV) as stack:
         log(f"starting the stack in {stack.data_dir} …")
         stack.start()
-        return measure(stack.url("gateway"), stack.admin_password, args)
+        return measure(stack.url("gateway"), stack.admin_password, args, stack)
 
 
 if __name__ == "__main__":
