@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import Request
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -13,15 +16,47 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """Create the async engine a service uses for all its database work."""
-    return create_async_engine(
-        database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+def make_engine(database_url: str, *, pool_size: int = 10, max_overflow: int = 0) -> AsyncEngine:
+    """Create the async engine a service uses for all its database work.
+
+    The pool holds ``pool_size`` connections and, by default, no more: overflow connections are
+    closed as soon as they are returned, so a load above the pool size opened and closed a
+    connection per request. A request beyond the pool waits for a connection instead.
+
+    There is no ``pool_pre_ping`` (a round trip on every checkout). A connection the server
+    closed while it sat in the pool (restart, idle timeout, ``pg_terminate_backend``) is known
+    to be closed without asking: the event loop saw the socket close. Such a connection is
+    replaced at checkout; one that breaks in use fails that request, and SQLAlchemy then
+    invalidates the pool's older connections.
+    """
+    engine = create_async_engine(
+        database_url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=False
     )
+    event.listen(engine.sync_engine.pool, "checkout", _refuse_closed_connection)
+    return engine
+
+
+def _refuse_closed_connection(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+    # The asyncpg connection behind SQLAlchemy's adapter; DisconnectionError makes the pool
+    # reconnect this slot and check out again.
+    connection = getattr(dbapi_connection, "_connection", None)
+    if connection is not None and connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def make_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for pure reads: the same pool, each statement on its own (autocommit).
+
+    No BEGIN and no COMMIT around a read: two round trips saved on every GET. A read that needs
+    one snapshot across several statements takes the unit of work instead.
+    """
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )
 
 
 async def unit_of_work(factory: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
@@ -47,6 +82,14 @@ async def request_session(request: Request) -> AsyncIterator[AsyncSession]:
     reaches the client as an error.
     """
     async for session in unit_of_work(request.app.state.sessionmaker):
+        yield session
+
+
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """FastAPI dependency for routes that only read: a session that never opens a transaction
+    (see ``make_read_sessionmaker``). Anything flushed through it would be committed statement
+    by statement, so routes that write take ``request_session``, never this."""
+    async with request.app.state.read_sessionmaker() as session:
         yield session
 
 

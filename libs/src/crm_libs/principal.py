@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from enum import StrEnum
 from typing import Annotated
 
@@ -66,6 +67,11 @@ def sign_principal(principal: Principal, *, secret: str, ttl_seconds: int = 60) 
 
 
 def verify_principal(token: str, *, secret: str) -> Principal:
+    return _verify(token, secret=secret)[0]
+
+
+def _verify(token: str, *, secret: str) -> tuple[Principal, float]:
+    """The principal a token vouches for, and when the token expires (Unix time)."""
     try:
         # A principal without an expiry would be valid forever if it ever leaked.
         claims = jwt.decode(
@@ -75,21 +81,62 @@ def verify_principal(token: str, *, secret: str) -> Principal:
             audience=_AUDIENCE,
             options={"require": ["exp", "iat", "sub"]},
         )
-        return Principal(
+        principal = Principal(
             subject=claims["sub"], role=claims["role"], store_id=claims.get("store_id")
         )
-    except (jwt.PyJWTError, KeyError, ValueError) as exc:
+        return principal, float(claims["exp"])
+    except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
         raise Unauthorized("The forwarded principal is missing, expired or forged") from exc
 
 
-def principal_dependency(
+class VerifiedPrincipals:
+    """Tokens already verified, each kept until its own expiry (a small, bounded LRU).
+
+    Decoding and checking the signature is most of what a cheap request costs, and a caller's
+    token comes again and again while it is valid (a partner key, a service's own, a client
+    reusing its session). Only a token that verified is kept, keyed by the whole token string
+    under the secret that verified it, so a forged or altered token never matches an entry and
+    an expired one is refused exactly as ``verify_principal`` would.
+    """
+
+    def __init__(self, *, max_entries: int = 4096) -> None:
+        self._max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str], tuple[Principal, float]] = OrderedDict()
+
+    def verify(self, token: str, *, secret: str) -> Principal:
+        key = (secret, token)
+        entry = self._entries.get(key)
+        if entry is not None:
+            principal, expires_at = entry
+            if time.time() < expires_at:
+                self._entries.move_to_end(key)
+                return principal
+            del self._entries[key]
+        principal, expires_at = _verify(token, secret=secret)
+        self._entries[key] = (principal, expires_at)
+        if len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+        return principal
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+VERIFIED = VerifiedPrincipals()
+
+
+async def principal_dependency(
     request: Request,
     x_crm_principal: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Principal:
-    """FastAPI dependency: the verified caller, or 401."""
+    """FastAPI dependency: the verified caller, or 401.
+
+    ``async`` on purpose: a plain ``def`` dependency runs in the thread pool, a hop per request
+    that costs more than the check itself.
+    """
     if not x_crm_principal:
         raise Unauthorized("No principal was forwarded with the request")
-    return verify_principal(x_crm_principal, secret=request.app.state.settings.principal_secret)
+    return VERIFIED.verify(x_crm_principal, secret=request.app.state.settings.principal_secret)
 
 
 PrincipalDep = Annotated[Principal, Depends(principal_dependency)]

@@ -11,7 +11,7 @@ from customer_service import audit_trail
 from customer_service.customers import service, visibility
 from customer_service.customers.models import Customer
 from customer_service.customers.schemas import CustomerCreate, CustomerPublic, CustomerUpdate
-from customer_service.deps import CipherDep, PrincipalDep, SessionDep
+from customer_service.deps import CipherDep, PrincipalDep, ReadSessionDep, SessionDep
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 
@@ -91,7 +91,7 @@ async def create_customer(
     responses=problem_responses(400, 401, 422),
 )
 async def list_customers(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: PrincipalDep,
     response: Response,
     cipher: CipherDep,
@@ -123,7 +123,7 @@ async def list_customers(
 )
 async def get_customer(
     customer_id: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: PrincipalDep,
     response: Response,
     cipher: CipherDep,

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends, Query
 
 from crm_libs.pagination import Page, PageParams, page_of, page_params
 from crm_libs.problems import problem_responses
-from customer_service.deps import PrincipalDep, SessionDep
+from customer_service.deps import PrincipalDep, ReadSessionDep, SessionDep
 from customer_service.products import service
 from customer_service.products.schemas import ProductCreate, ProductPublic
 
@@ -32,7 +32,7 @@ async def create_product(
     responses=problem_responses(400, 401, 422),
 )
 async def list_products(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: PrincipalDep,
     page: Annotated[PageParams, Depends(page_params)],
     category: Annotated[str | None, Query(max_length=100)] = None,

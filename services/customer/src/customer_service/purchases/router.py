@@ -6,7 +6,7 @@ from fastapi.responses import JSONResponse
 
 from crm_libs.pagination import Page, PageParams, page_of, page_params
 from crm_libs.problems import problem_responses
-from customer_service.deps import PrincipalDep, SessionDep, SettingsDep
+from customer_service.deps import PrincipalDep, ReadSessionDep, SessionDep, SettingsDep
 from customer_service.purchases import service
 from customer_service.purchases.idempotency import IdempotentWrite, idempotent
 from customer_service.purchases.models import Purchase, PurchaseLine
@@ -69,7 +69,7 @@ async def record_purchase(
 )
 async def list_purchases(
     customer_id: str,
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: PrincipalDep,
     page: Annotated[PageParams, Depends(page_params)],
 ) -> Page[PurchasePublic]:

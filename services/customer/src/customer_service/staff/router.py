@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends, Query
 
 from crm_libs.pagination import Page, PageParams, page_of, page_params
 from crm_libs.problems import problem_responses
-from customer_service.deps import PrincipalDep, SessionDep
+from customer_service.deps import PrincipalDep, ReadSessionDep, SessionDep
 from customer_service.staff import service
 from customer_service.staff.schemas import StaffCreate, StaffPublic, StaffUpdate
 
@@ -32,7 +32,7 @@ async def create_staff(
     responses=problem_responses(400, 401, 422),
 )
 async def list_staff(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: PrincipalDep,
     page: Annotated[PageParams, Depends(page_params)],
     store_id: Annotated[str | None, Query(max_length=64)] = None,
@@ -47,7 +47,7 @@ async def list_staff(
     summary="One staff member",
     responses=problem_responses(401, 404),
 )
-async def get_staff(staff_id: str, session: SessionDep, principal: PrincipalDep) -> StaffPublic:
+async def get_staff(staff_id: str, session: ReadSessionDep, principal: PrincipalDep) -> StaffPublic:
     staff = await service.get(session, principal=principal, staff_id=staff_id)
     return StaffPublic.model_validate(staff, from_attributes=True)
 

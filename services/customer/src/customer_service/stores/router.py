@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends
 
 from crm_libs.pagination import Page, PageParams, page_of, page_params
 from crm_libs.problems import problem_responses
-from customer_service.deps import PrincipalDep, SessionDep
+from customer_service.deps import PrincipalDep, ReadSessionDep, SessionDep
 from customer_service.stores import service
 from customer_service.stores.schemas import StoreCreate, StorePublic
 
@@ -32,7 +32,9 @@ async def create_store(
     responses=problem_responses(400, 401, 422),
 )
 async def list_stores(
-    session: SessionDep, principal: PrincipalDep, page: Annotated[PageParams, Depends(page_params)]
+    session: ReadSessionDep,
+    principal: PrincipalDep,
+    page: Annotated[PageParams, Depends(page_params)],
 ) -> Page[StorePublic]:
     rows = await service.list_visible(session, principal=principal, page=page)
     return page_of([StorePublic.model_validate(r, from_attributes=True) for r in rows], page)
@@ -44,6 +46,6 @@ async def list_stores(
     summary="One store",
     responses=problem_responses(401, 404),
 )
-async def get_store(store_id: str, session: SessionDep, principal: PrincipalDep) -> StorePublic:
+async def get_store(store_id: str, session: ReadSessionDep, principal: PrincipalDep) -> StorePublic:
     store = await service.get(session, principal=principal, store_id=store_id)
     return StorePublic.model_validate(store, from_attributes=True)

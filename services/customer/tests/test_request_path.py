@@ -1,0 +1,188 @@
+"""What a request costs the database: reads without a transaction, no ping per checkout, a pool
+that does not churn, and a pooled connection the server closed replaced without an error.
+
+The customer service runs in process (its own lifespan, relay included) on a fresh database of
+the test server; every statement its engine sends is seen through asyncpg's query logger.
+"""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import event, text
+
+from crm_devstack.fixtures import migrated_database
+from crm_devstack.stack import LocalStack
+from crm_libs.db import asyncpg_dsn, make_engine
+from crm_libs.principal import PRINCIPAL_HEADER, Principal, Role, sign_principal
+from crm_libs.settings import DEV_PRINCIPAL_SECRET
+from customer_service.config import Settings
+from customer_service.main import create_app
+
+
+class StatementLog:
+    """Every statement the app's pooled connections send, one list per checkout of a connection.
+
+    Everything is recorded through ``call_soon``, in the order it happened, because asyncpg
+    hands its query loggers their records that way.
+    """
+
+    CHECKOUT = "<checkout>"
+
+    def __init__(self, app: FastAPI) -> None:
+        self.entries: list[tuple[int, str]] = []
+        self.connects = 0
+        self._watched: set[int] = set()
+        self._loop = asyncio.get_running_loop()
+        pool = app.state.engine.sync_engine.pool
+        event.listen(pool, "checkout", self._checkout)
+        event.listen(pool, "connect", self._count)
+        # SQLAlchemy's own statements run as prepared statements, which asyncpg does not log.
+        event.listen(app.state.engine.sync_engine, "before_cursor_execute", self._statement)
+
+    def _record(self, connection: Any, what: str) -> None:
+        self._loop.call_soon(self.entries.append, (id(connection), what))
+
+    def _count(self, *_: Any) -> None:
+        self.connects += 1
+
+    def _statement(self, conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        self._record(conn.connection.dbapi_connection._connection, statement)
+
+    def _checkout(self, dbapi_connection: Any, *_: Any) -> None:
+        connection = dbapi_connection._connection  # the asyncpg connection under the adapter
+        if id(connection) not in self._watched:
+            self._watched.add(id(connection))
+            connection.add_query_logger(lambda record: self._record(connection, record.query))
+        # A span ends where the next user of the connection begins: by then every record of
+        # the previous use is queued (COMMIT's only after the connection went back to the pool).
+        self._record(connection, self.CHECKOUT)
+
+    async def around(self, needle: str) -> list[str]:
+        """What the connection that sent ``needle`` sent while checked out for it, in order."""
+        await asyncio.sleep(0.05)  # the last records are still queued
+        spans: list[tuple[int, list[str]]] = []
+        current: dict[int, list[str]] = {}
+        for key, what in self.entries:
+            if what == self.CHECKOUT:
+                current[key] = []
+                spans.append((key, current[key]))
+            elif key in current:
+                current[key].append(" ".join(what.split()))
+        found = [span for _, span in spans if any(needle in s for s in span)]
+        assert len(found) == 1, f"{needle!r} sent in {len(found)} checkouts: {self.entries}"
+        return found[0]
+
+
+@asynccontextmanager
+async def service(stack: LocalStack, **settings: Any) -> AsyncIterator[tuple[FastAPI, str]]:
+    url = migrated_database(stack, "customer_service")
+    app = create_app(
+        Settings(
+            database_url=url,
+            kafka_bootstrap=stack.broker.bootstrap,
+            environment="test",
+            **settings,
+        )
+    )
+    async with app.router.lifespan_context(app):
+        yield app, url
+
+
+def client(app: FastAPI) -> httpx.AsyncClient:
+    token = sign_principal(Principal(subject="t", role=Role.HQ_ADMIN), secret=DEV_PRINCIPAL_SECRET)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="http://customer",
+        headers={PRINCIPAL_HEADER: token},
+    )
+
+
+async def test_a_read_sends_its_query_and_nothing_else(stack: LocalStack) -> None:
+    async with service(stack) as (app, _), client(app) as api:
+        store = (await api.post("/stores", json={"code": "RP1", "name": "x"})).json()
+        log = StatementLog(app)
+        response = await api.get(f"/stores/{store['id']}")
+        assert response.status_code == 200
+        sent = await log.around("FROM store")
+    # Neither a liveness ping nor BEGIN ... COMMIT around the one SELECT.
+    assert len(sent) == 1, sent
+    assert sent[0].startswith("SELECT")
+
+
+async def test_a_write_still_commits_in_one_transaction(stack: LocalStack) -> None:
+    async with service(stack) as (app, _), client(app) as api:
+        log = StatementLog(app)
+        response = await api.post("/stores", json={"code": "RP2", "name": "x"})
+        assert response.status_code == 201
+        sent = await log.around("INSERT INTO store")
+    # (SQLAlchemy's statements are seen before the BEGIN the driver sends ahead of them.)
+    transaction = [s.split()[0].rstrip(";") for s in sent if s.startswith(("BEGIN", "COMMIT"))]
+    assert transaction == ["BEGIN", "COMMIT"], sent
+    assert not any(s in (";", "SELECT 1") for s in sent), sent  # no ping
+
+
+async def test_concurrent_requests_beyond_the_pool_wait_instead_of_opening_connections(
+    stack: LocalStack,
+) -> None:
+    async with service(stack, database_pool_size=3) as (app, _), client(app) as api:
+        store = (await api.post("/stores", json={"code": "RP3", "name": "x"})).json()
+        pool = app.state.engine.pool
+        log = StatementLog(app)
+        already_open = pool.checkedin() + pool.checkedout()
+        for _ in range(2):
+            responses = await asyncio.gather(
+                *(api.get(f"/stores/{store['id']}") for _ in range(40))
+            )
+            assert {r.status_code for r in responses} == {200}
+            assert already_open + log.connects <= 3
+        # Overflow connections would be closed on return and opened again by the next burst.
+        assert pool.checkedin() + pool.checkedout() == already_open + log.connects
+
+
+async def test_a_pooled_connection_the_server_closed_is_replaced_without_an_error(
+    stack: LocalStack,
+) -> None:
+    async with service(stack) as (app, url), client(app) as api:
+        store = (await api.post("/stores", json={"code": "RP4", "name": "x"})).json()
+        assert (await api.get(f"/stores/{store['id']}")).status_code == 200
+        admin = await asyncpg.connect(asyncpg_dsn(url))
+        try:
+            # What a restart or an idle-connection timeout does to the pooled connections (the
+            # relay's LISTEN connection is left alone: its failure would clear the pool first).
+            killed = await admin.fetchval(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND query NOT LIKE 'LISTEN%'"
+            )
+        finally:
+            await admin.close()
+        assert killed >= 1
+        await asyncio.sleep(0.05)  # the event loop sees the sockets close
+        responses = [await api.get(f"/stores/{store['id']}") for _ in range(3)]
+        assert [r.status_code for r in responses] == [200, 200, 200]
+        written = await api.post("/stores", json={"code": "RP5", "name": "y"})
+        assert written.status_code == 201
+
+
+async def test_the_engine_replaces_a_connection_closed_while_pooled(stack: LocalStack) -> None:
+    # The engine alone: in the service the relay's next poll may meet the dead connection first
+    # and clear the pool, which would hide whether a request could have.
+    url = migrated_database(stack, "customer_service")
+    engine = make_engine(url, pool_size=1)
+    admin = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        async with engine.connect() as conn:
+            before = await conn.scalar(text("SELECT pg_backend_pid()"))
+        await admin.execute("SELECT pg_terminate_backend($1)", before)
+        await asyncio.sleep(0.05)  # the event loop sees the socket close
+        async with engine.connect() as conn:
+            after = await conn.scalar(text("SELECT pg_backend_pid()"))
+        assert after != before
+    finally:
+        await admin.close()
+        await engine.dispose()
