@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_devstack.fixtures import migrated_database, session_on
 from crm_devstack.stack import LocalStack
 from crm_libs.events.envelope import EventEnvelope, Topics
+from crm_libs.events.outbox import enqueue_many
 from scoring_service.scores import service
 from scoring_service.scores.aggregates import PurchaseSeen
 
@@ -133,3 +134,22 @@ async def test_staged_score_changes_are_whole_envelopes(session: AsyncSession) -
         ),
     }
     assert len({r.event_id for r in rows}) == 3
+
+
+async def test_enqueue_many_stages_a_list_with_one_statement(session: AsyncSession) -> None:
+    envelopes = [
+        EventEnvelope(type="x.happened", store_id="many-s", customer_id=f"many-c{n}")
+        for n in range(25)
+    ]
+    with counting_statements(session) as statements:
+        await enqueue_many(session, topic=Topics.SCORES, events=envelopes)
+        await session.flush()
+    assert len(statements) == 1
+    rows = (
+        await session.execute(
+            text("SELECT key, envelope FROM outbox_event WHERE key LIKE 'many-c%' ORDER BY id")
+        )
+    ).all()
+    assert [(k, EventEnvelope.model_validate(e)) for k, e in rows] == [
+        (e.customer_id, e) for e in envelopes
+    ]

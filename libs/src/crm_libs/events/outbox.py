@@ -127,20 +127,30 @@ def enqueue(session: AsyncSession, *, topic: str, event: EventEnvelope) -> None:
     )
 
 
+# One statement for the whole list: an executemany would still execute one INSERT per row.
+_ENQUEUE_MANY_SQL = text(
+    """
+    INSERT INTO outbox_event (event_id, topic, key, envelope)
+    SELECT i, :topic, k, CAST(e AS jsonb)
+    FROM unnest(CAST(:ids AS text[]), CAST(:keys AS text[]), CAST(:envelopes AS text[]))
+        AS t(i, k, e)
+    """
+)
+
+
 async def enqueue_many(session: AsyncSession, *, topic: str, events: list[EventEnvelope]) -> None:
     """Stage many events with one INSERT (a tier recompute can move hundreds of customers)."""
     if not events:
         return
-    rows = [
+    await session.execute(
+        _ENQUEUE_MANY_SQL,
         {
-            "event_id": str(e.event_id),
             "topic": topic,
-            "key": e.customer_id,
-            "envelope": e.model_dump(mode="json"),
-        }
-        for e in events
-    ]
-    await session.execute(OutboxEvent.__table__.insert(), rows)  # type: ignore[attr-defined]
+            "ids": [str(e.event_id) for e in events],
+            "keys": [e.customer_id for e in events],
+            "envelopes": [e.to_bytes().decode() for e in events],
+        },
+    )
 
 
 _PURGE_SQL = text(
