@@ -47,7 +47,7 @@ def decode_cursor(cursor: str) -> str:
     return decoded[len(_CURSOR_MARK) :]
 
 
-def page_params(
+async def page_params(  # async: a plain def dependency runs in the thread pool
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> PageParams:

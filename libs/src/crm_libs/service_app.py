@@ -50,7 +50,14 @@ def create_service_app(
             await _stop_workers(app, list(zip(workers, tasks, strict=True)))
             await engine.dispose()
 
-    app = FastAPI(title=title, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        version="1.0.0",
+        lifespan=lifespan,
+        # Nothing here exports OpenTelemetry (metrics are Prometheus'): without this FastAPI
+        # asks the OpenTelemetry providers on every request whether they were configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.state.settings = settings
     install_problem_handlers(app)
     app.add_middleware(RequestIdMiddleware)

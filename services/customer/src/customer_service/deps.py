@@ -11,7 +11,9 @@ from crm_libs.principal import PrincipalDep as PrincipalDep  # re-exported for r
 from customer_service.config import Settings
 
 
-def get_settings(request: Request) -> Settings:
+# Dependencies are ``async def``: a plain ``def`` one is run in the thread pool, a hop per
+# request that costs more than the attribute read it does.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -23,7 +25,7 @@ ReadSessionDep = Annotated[AsyncSession, Depends(read_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
-def get_cipher(request: Request) -> FieldCipher:
+async def get_cipher(request: Request) -> FieldCipher:
     cipher: FieldCipher = request.app.state.cipher
     return cipher
 

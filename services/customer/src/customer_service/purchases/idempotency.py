@@ -114,7 +114,7 @@ def idempotent(operation: str) -> Callable[..., IdempotentWrite]:
     names one write to one resource, and reusing it elsewhere is a conflict.
     """
 
-    def dependency(
+    async def dependency(  # async: no thread-pool hop per request
         request: Request,
         session: SessionDep,
         principal: PrincipalDep,
