@@ -9,8 +9,9 @@ and issues a partner API key for the store, then drives two cases with concurren
 ``POST /customers/{id}/purchases``, each directly against the customer service (with the signed
 ``X-CRM-Principal`` header the gateway would add) and through the gateway (``/api/v1/...``) with
 the administrator's bearer token; reads also with the partner key (``X-API-Key``).
-Prints requests/s, p50 and p99 for each, the gateway/direct throughput ratio against the
-target, the latency the gateway adds, CPU milliseconds per request in each process and, for
+Prints requests/s, p50 and p99 for each, the gateway/direct throughput ratio and the latency
+the gateway adds at p99 against their targets, CPU milliseconds per request in each process
+(a service's worker processes counted with it) and, for
 reads, how many transactions the gateway's own database ran per request. Exits non-zero if any
 request failed.
 """
@@ -41,8 +42,12 @@ SKU = "BENCH-1"
 READ = "GET /customers/{id}"
 WRITE = "POST /customers/{id}/purchases"
 DIRECT, GATEWAY, GATEWAY_KEY = "direct", "gateway", "gateway+key"
-# The issue's goal: through the gateway at least 60% of the direct throughput.
-TARGET_RATIO = 0.6
+# The goals: through the gateway at least 70% of the direct throughput, and no more than 10 ms
+# added to the 99th percentile at 32 clients.
+TARGET_RATIO = 0.7
+TARGET_ADDED_P99_MS = 10.0
+# Servers whose worker processes count with them (uvicorn --workers, PostgreSQL's backends).
+PROCESS_TREES = ("postgres", "gateway", "customer", "scoring", "engagement")
 # Limits high enough never to trigger: the benchmark measures the cost of checking them.
 STACK_ENV = {
     "CRM_RATE_LIMIT": "1000000/minute",
@@ -287,7 +292,7 @@ async def _measure(
                 for target in order:
                     request, ok = targets[target][case]
                     run = results.setdefault((case, target), Run())
-                    meter = CpuMeter(processes)
+                    meter = CpuMeter(processes, trees=PROCESS_TREES)
                     sessions_before = await customer_db_sessions(stats)
                     meter.start()
                     await drive(request, per_round, args.concurrency, ok, run)
@@ -333,10 +338,13 @@ def report(results: dict[tuple[str, str], Run], checks: dict[str, Run]) -> bool:
             g = summaries[target]
             ratio = g.rps / d.rps
             verdict = "met" if ratio >= TARGET_RATIO else "missed"
+            added_p99 = g.p99_ms - d.p99_ms
+            p99_verdict = "met" if added_p99 <= TARGET_ADDED_P99_MS else "missed"
             print(
                 f"{indent}{target}/direct throughput {ratio:.2f} "
                 f"(target >= {TARGET_RATIO:.2f}: {verdict}); adds "
-                f"{g.p50_ms - d.p50_ms:+.1f} ms at p50, {g.p99_ms - d.p99_ms:+.1f} ms at p99"
+                f"{g.p50_ms - d.p50_ms:+.1f} ms at p50, {added_p99:+.1f} ms at p99 "
+                f"(target <= {TARGET_ADDED_P99_MS:.0f}: {p99_verdict})"
             )
         for target in targets:
             run = results[(case, target)]

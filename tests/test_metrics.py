@@ -194,3 +194,24 @@ async def test_gateway_metrics_only_on_their_own_port(
             connection.close()
         assert response.status != 200, f"{path} answered {response.status}"
         assert REQUEST_COUNTER not in body, f"{path} exposed a service's metrics"
+
+
+async def test_gateway_counts_proxied_refusals_and_times_every_proxied_request(
+    stack: LocalStack,
+) -> None:
+    # Proxied requests are answered before the gateway's route table and count themselves.
+    page = f"http://127.0.0.1:{stack.ports.gateway_metrics}/metrics"
+    template = "/api/v1/{path:path}"
+    before = await scrape(page)
+    async with httpx.AsyncClient(base_url=stack.url("gateway") + "/api/v1", timeout=10) as client:
+        for _ in range(3):
+            assert (await client.get("/stores")).status_code == 401
+    after = await scrape(page)
+
+    def counted(samples: Mapping[tuple[str, Labels], float], name: str, **labels: str) -> float:
+        return value(samples, name, method="GET", handler=template, **labels) or 0.0
+
+    refused = counted(after, REQUEST_COUNTER, status="401")
+    assert refused - counted(before, REQUEST_COUNTER, status="401") == 3
+    timed = counted(after, REQUEST_LATENCY_COUNT) - counted(before, REQUEST_LATENCY_COUNT)
+    assert timed >= 3
