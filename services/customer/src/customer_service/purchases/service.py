@@ -68,8 +68,8 @@ async def record(
             )
         )
     purchase.total = sum((line.amount for line in lines), Decimal("0.00"))
+    # One flush: the unit of work inserts the purchase before its lines (foreign key order).
     session.add(purchase)
-    await session.flush()
     session.add_all(lines)
     await session.flush()
     events.purchase_recorded(
