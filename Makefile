@@ -31,6 +31,7 @@ test: lint typecheck pytest
 bench: install
 	$(UV) run python bench/pipeline.py
 	$(UV) run python bench/gateway.py
+	$(UV) run python bench/service.py
 	$(UV) run python bench/load.py
 
 clean:
