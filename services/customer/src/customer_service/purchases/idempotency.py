@@ -107,7 +107,7 @@ class IdempotentWrite:
         return JSONResponse(body, status_code=status_code)
 
 
-def idempotent(operation: str) -> Callable[..., IdempotentWrite]:
+def idempotent(operation: str) -> Callable[..., Awaitable[IdempotentWrite]]:
     """The dependency for a route honouring ``Idempotency-Key``.
 
     ``operation`` is formatted with the path parameters (``"purchases:{customer_id}"``): one key
