@@ -102,3 +102,16 @@ async def test_encoded_paths_are_forwarded_as_sent_never_a_500(api: httpx.AsyncC
         response = await api.get(path)
         assert response.status_code in (400, 404), (path, response.status_code, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_services_redirect_points_into_the_public_api_not_at_the_service(
+    stack: LocalStack, api: httpx.AsyncClient
+) -> None:
+    # The service redirects /stores/ to /stores by its own address: the client must not learn
+    # it (nor be sent past the gateway), but be sent to the same resource through the API.
+    response = await api.get("/stores/")
+    assert response.status_code == 307
+    assert response.headers["location"] == "/api/v1/stores"
+    assert stack.url("customer") not in response.text
+    followed = await api.get(stack.url("gateway") + response.headers["location"])
+    assert followed.status_code == 200

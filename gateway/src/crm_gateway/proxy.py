@@ -167,7 +167,7 @@ async def forward(
         await _unavailable(service, exc)(scope, receive, send)
         return
     try:
-        await _answer(response, scope, receive, send, service, audit_header, audit)
+        await _answer(response, scope, receive, send, service, base_url, audit_header, audit)
     finally:
         response.release()
     log.debug(
@@ -188,6 +188,7 @@ async def _answer(
     receive: Receive,
     send: Send,
     service: str,
+    base_url: str,
     audit_header: str,
     audit: AuditHook,
 ) -> None:
@@ -206,6 +207,8 @@ async def _answer(
             return
     dropped = {*_DROP_RESPONSE, audit_header.encode()}
     headers = [(k.lower(), v) for k, v in response.raw_headers if k.lower() not in dropped]
+    if 300 <= response.status < 400:
+        headers = [(k, public_location(v, base_url) if k == b"location" else v) for k, v in headers]
     length = response.content_length
     if length is not None and length <= BUFFER_LIMIT:
         try:
@@ -222,6 +225,17 @@ async def _answer(
     async for chunk in response.content.iter_any():
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
     await send({"type": "http.response.body", "body": b""})
+
+
+def public_location(location: bytes, base_url: str) -> bytes:
+    """A service's redirect as the client must follow it: through the API, never to the
+    service's own address (which the client cannot reach and should not learn)."""
+    target = location.decode("latin-1")
+    if target.startswith(base_url + "/"):
+        target = target[len(base_url) :]
+    if target.startswith("/") and not target.startswith("//"):
+        return (API_PREFIX + target).encode("latin-1")
+    return location  # elsewhere entirely: not the gateway's to change
 
 
 async def _request_body(scope: Scope, receive: Receive) -> bytes | AsyncIterator[bytes] | None:
