@@ -68,13 +68,14 @@ async def record(
             )
         )
     purchase.total = sum((line.amount for line in lines), Decimal("0.00"))
-    # One flush: the unit of work inserts the purchase before its lines (foreign key order).
     session.add(purchase)
     session.add_all(lines)
-    await session.flush()
+    # Staged before the flush, so the purchase, its lines (after it: foreign key order) and the
+    # outbox row go in one flush; nothing the event carries comes from the database.
     events.purchase_recorded(
         session, purchase=purchase, lines=lines, products=catalogue, timezone=store.timezone
     )
+    await session.flush()
     return purchase, lines
 
 
