@@ -28,6 +28,8 @@ class Settings(BaseServiceSettings):
     login_max_failures: int = 5
     login_lockout_seconds: int = 900
     # Per account or API key; generous for a store's busy hour, configurable per deployment.
+    # Each gateway process counts what it serves (crm_gateway.ratelimit): a client whose
+    # connections land on several workers or replicas can get up to that many times the limit.
     rate_limit: str = "1200/minute"
     api_key_rate_limit: str = "600/minute"
     # Sign-in attempts per client address, whatever the username (slows guessing of names too).
