@@ -1,5 +1,9 @@
 """The gateway's own behaviour: request IDs, routing, service outages, one API document."""
 
+import asyncio
+import json
+import uuid
+
 import httpx
 import jwt
 
@@ -115,3 +119,31 @@ async def test_a_services_redirect_points_into_the_public_api_not_at_the_service
     assert stack.url("customer") not in response.text
     followed = await api.get(stack.url("gateway") + response.headers["location"])
     assert followed.status_code == 200
+
+
+async def test_a_body_cut_short_by_the_client_never_reaches_the_service(
+    stack: LocalStack, api: httpx.AsyncClient, admin_token: str
+) -> None:
+    listed = (await create_store(api))["code"]  # the listing below must find stores at all
+    code = f"CUT-{uuid.uuid4().hex[:8]}"
+    body = json.dumps({"code": code, "name": "Cut short", "timezone": "Asia/Shanghai"}).encode()
+    # The client promises more than it sends, then goes away: what arrived is valid JSON, but
+    # not the request the client meant to make.
+    head = (
+        "POST /api/v1/stores HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {admin_token}\r\nContent-Length: {len(body) + 40}\r\n\r\n"
+    ).encode()
+    _, writer = await asyncio.open_connection("127.0.0.1", stack.ports.gateway)
+    writer.write(head + body)
+    await writer.drain()
+    await asyncio.sleep(0.3)  # the gateway has read what was sent
+    writer.close()
+    await writer.wait_closed()
+    await asyncio.sleep(1.0)  # a forwarded body would have become a store by now
+    codes, cursor = set(), None
+    while True:
+        page = (await api.get("/stores", params={"cursor": cursor} if cursor else {})).json()
+        codes |= {store["code"] for store in page["items"]}
+        if not (cursor := page["next_cursor"]):
+            break
+    assert listed in codes and code not in codes

@@ -138,14 +138,14 @@ async def forward(
             scope, receive, send
         )
         return
+    try:
+        body = await _request_body(scope, receive)
+    except ClientGone:
+        return  # nobody to answer
     started = time.perf_counter()
     try:
         response = await session.request(
-            scope["method"],
-            url,
-            headers=headers,
-            data=await _request_body(scope, receive),
-            allow_redirects=False,
+            scope["method"], url, headers=headers, data=body, allow_redirects=False
         )
     except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
         # Refused, unreachable, or no connection in time: the service cannot be reached,
@@ -252,16 +252,20 @@ async def _request_body(scope: Scope, receive: Receive) -> bytes | AsyncIterator
     return _stream(receive)
 
 
+class ClientGone(Exception):
+    """The client disconnected before its whole body arrived: nothing is sent upstream."""
+
+
 async def _read_whole(receive: Receive) -> bytes:
     chunks = []
     while True:
         message = await receive()
         if message["type"] != "http.request":
-            break  # the client went away: what came is all there is
+            # A cut-short body must never reach the service as if it were the whole request.
+            raise ClientGone
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
+            return b"".join(chunks)
 
 
 async def _stream(receive: Receive) -> AsyncIterator[bytes]:
