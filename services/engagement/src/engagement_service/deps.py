@@ -10,7 +10,8 @@ from crm_libs.principal import PrincipalDep as PrincipalDep  # re-exported for r
 from engagement_service.config import Settings
 
 
-def get_settings(request: Request) -> Settings:
+# async: a plain ``def`` dependency is run in the thread pool, a hop per request.
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
