@@ -12,7 +12,12 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
-from crm_libs.db import make_engine, make_read_sessionmaker, make_sessionmaker
+from crm_libs.db import (
+    connection_turns,
+    make_engine,
+    make_read_sessionmaker,
+    make_sessionmaker,
+)
 from crm_libs.logs import configure_logging
 from crm_libs.metrics import instrument_app
 from crm_libs.problems import install_problem_handlers
@@ -41,6 +46,7 @@ def create_service_app(
         app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.read_sessionmaker = make_read_sessionmaker(engine)
+        app.state.connection_turns = connection_turns(settings.database_pool_size)
         app.state.stopping = asyncio.Event()
         tasks = [asyncio.create_task(_supervise(worker, app)) for worker in workers]
         log.info("service started", extra={"fields": {"port": settings.port}})

@@ -6,6 +6,7 @@ the test server; every statement its engine sends is seen through asyncpg's quer
 """
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -186,3 +187,31 @@ async def test_the_engine_replaces_a_connection_closed_while_pooled(stack: Local
     finally:
         await admin.close()
         await engine.dispose()
+
+
+async def test_requests_get_connections_in_the_order_they_came(stack: LocalStack) -> None:
+    """Above the pool size, a request is not overtaken by many that came after it (the pool's
+    own wait lets a newcomer take a returned connection and sends the waiting to the back)."""
+    arrival: contextvars.ContextVar[int] = contextvars.ContextVar("arrival", default=-1)
+    arrived: list[int] = []
+    served: list[int] = []
+    async with service(stack, database_pool_size=2) as (app, _), client(app) as api:
+        store = (await api.post("/stores", json={"code": "RP6", "name": "x"})).json()
+        event.listen(
+            app.state.engine.sync_engine.pool, "checkout", lambda *_: served.append(arrival.get())
+        )
+
+        async def one() -> int:
+            arrival.set(len(arrived))
+            arrived.append(len(arrived))
+            return (await api.get(f"/stores/{store['id']}")).status_code
+
+        async def client_loop() -> list[int]:
+            return [await one() for _ in range(15)]
+
+        results = await asyncio.gather(*(client_loop() for _ in range(12)))
+    assert {s for r in results for s in r} == {200}
+    requests = [n for n in served if n >= 0]  # not the relay's
+    assert sorted(requests) == arrived
+    overtaken = [sum(1 for later in requests[: requests.index(n)] if later > n) for n in arrived]
+    assert max(overtaken) <= 2, overtaken
