@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -82,6 +83,11 @@ def make_lifespan(
         try:
             # Before the first request: a token is checked against its account's standing.
             await app.state.authenticator.wait_loaded(timeout=30)
+            # What was built at start (modules, routes, models: ~130,000 objects) lives as long
+            # as the process: out of the collector's sight, a full collection no longer stops
+            # every request in flight for tens of milliseconds (seen at p99 under load).
+            gc.collect()
+            gc.freeze()
             yield
         finally:
             if metrics_server is not None:
