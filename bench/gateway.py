@@ -23,16 +23,15 @@ import asyncio
 import os
 import secrets
 import sys
-import time
-from collections import Counter
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import aiohttp
 import asyncpg
+import http_load
+from http_load import Request, drive
 from pgstats import GatewayDb, customer_db_sessions, gateway_db_counters, set_autovacuum
-from support import CpuMeter, LatencySummary, log, postmaster_pid, summarize, temp_stack
+from support import CpuMeter, log, postmaster_pid, temp_stack
 
 from crm_devstack.stack import LocalStack
 from crm_libs.principal import PRINCIPAL_HEADER, Principal, Role, sign_principal
@@ -56,7 +55,6 @@ STACK_ENV = {
 }
 # The gateway writes when API keys were last used every 5 s: wait for that after key requests.
 LAST_USED_FLUSH_SECONDS = 5.5
-Request = Callable[[int], Awaitable[int]]
 
 
 def parse_args() -> argparse.Namespace:
@@ -77,41 +75,8 @@ def parse_args() -> argparse.Namespace:
 
 
 @dataclass
-class Run:
-    latencies: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    errors: Counter[str] = field(default_factory=Counter)
-    cpu: dict[str, float] = field(default_factory=dict)  # cpu-seconds per process
-    db_sessions: int = 0  # connections the customer service opened to PostgreSQL meanwhile
+class Run(http_load.Run):
     gateway_db: GatewayDb | None = None  # what the gateway's own database did meanwhile
-
-    @property
-    def requests(self) -> int:
-        return len(self.latencies) + sum(self.errors.values())
-
-    def summary(self) -> LatencySummary:
-        return summarize(self.latencies, self.seconds, sum(self.errors.values()))
-
-
-async def drive(request: Request, n: int, concurrency: int, ok: int, run: Run) -> None:
-    """``n`` requests from ``concurrency`` workers sharing one counter; adds to ``run``."""
-    numbers = iter(range(n))
-
-    async def worker() -> None:
-        for i in numbers:
-            started = time.perf_counter()
-            try:
-                status = await request(i)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                run.errors[type(exc).__name__] += 1
-                continue
-            run.latencies.append(time.perf_counter() - started)
-            if status != ok:
-                run.errors[str(status)] += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    run.seconds += time.perf_counter() - started
 
 
 def principal_token() -> str:

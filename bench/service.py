@@ -22,23 +22,19 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import asyncpg
+from http_load import Request, Run, drive
 from pgstats import customer_db_sessions
 from support import (
     CpuMeter,
-    LatencySummary,
     PySpy,
     find_py_spy,
     log,
     postmaster_pid,
-    summarize,
     temp_stack,
 )
 
@@ -54,7 +50,6 @@ SERVICE, BASELINE = "service", "baseline"
 # The issue's goal: the service at least half as fast as the bare app doing the same work.
 TARGET_RATIO = 0.5
 STACK_ENV = {"CRM_LOG_LEVEL": "WARNING"}
-Request = Callable[[int], Awaitable[int]]
 
 
 def parse_args() -> argparse.Namespace:
@@ -84,43 +79,6 @@ def parse_args() -> argparse.Namespace:
         help="sample the service with py-spy during its rounds; collapsed stacks per case in DIR",
     )
     return parser.parse_args()
-
-
-@dataclass
-class Run:
-    latencies: list[float] = field(default_factory=list)
-    seconds: float = 0.0
-    errors: Counter[str] = field(default_factory=Counter)
-    cpu: dict[str, float] = field(default_factory=dict)  # cpu-seconds per process
-    db_sessions: int = 0  # connections opened to the customer database meanwhile
-
-    @property
-    def requests(self) -> int:
-        return len(self.latencies) + sum(self.errors.values())
-
-    def summary(self) -> LatencySummary:
-        return summarize(self.latencies, self.seconds, sum(self.errors.values()))
-
-
-async def drive(request: Request, n: int, concurrency: int, ok: int, run: Run) -> None:
-    """``n`` requests from ``concurrency`` workers sharing one counter; adds to ``run``."""
-    numbers = iter(range(n))
-
-    async def worker() -> None:
-        for i in numbers:
-            started = time.perf_counter()
-            try:
-                status = await request(i)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                run.errors[type(exc).__name__] += 1
-                continue
-            run.latencies.append(time.perf_counter() - started)
-            if status != ok:
-                run.errors[str(status)] += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    run.seconds += time.perf_counter() - started
 
 
 def principal_headers() -> dict[str, str]:

@@ -1,0 +1,54 @@
+"""Closed-loop HTTP load for the benchmarks: ``n`` requests from a fixed number of workers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+from support import LatencySummary, summarize
+
+# Sends request number i and returns its status.
+Request = Callable[[int], Awaitable[int]]
+
+
+@dataclass
+class Run:
+    """What one case against one target measured, summed over its rounds."""
+
+    latencies: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+    errors: Counter[str] = field(default_factory=Counter)
+    cpu: dict[str, float] = field(default_factory=dict)  # cpu-seconds per process
+    db_sessions: int = 0  # connections the customer service opened to PostgreSQL meanwhile
+
+    @property
+    def requests(self) -> int:
+        return len(self.latencies) + sum(self.errors.values())
+
+    def summary(self) -> LatencySummary:
+        return summarize(self.latencies, self.seconds, sum(self.errors.values()))
+
+
+async def drive(request: Request, n: int, concurrency: int, ok: int, run: Run) -> None:
+    """``n`` requests from ``concurrency`` workers sharing one counter; adds to ``run``."""
+    numbers = iter(range(n))
+
+    async def worker() -> None:
+        for i in numbers:
+            started = time.perf_counter()
+            try:
+                status = await request(i)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                run.errors[type(exc).__name__] += 1
+                continue
+            run.latencies.append(time.perf_counter() - started)
+            if status != ok:
+                run.errors[str(status)] += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    run.seconds += time.perf_counter() - started
