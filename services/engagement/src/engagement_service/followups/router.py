@@ -5,7 +5,7 @@ from fastapi import APIRouter, Depends, Query
 
 from crm_libs.pagination import Page, PageParams, page_of, page_params
 from crm_libs.problems import problem_responses
-from engagement_service.deps import PrincipalDep, SessionDep
+from engagement_service.deps import PrincipalDep, ReadSessionDep
 from engagement_service.followups import service
 from engagement_service.followups.schemas import TaskPublic, TaskStatus
 
@@ -19,7 +19,7 @@ router = APIRouter(tags=["tasks"])
     responses=problem_responses(400, 401, 422),
 )
 async def list_tasks(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: PrincipalDep,
     page: Annotated[PageParams, Depends(page_params)],
     staff_id: Annotated[str | None, Query(max_length=64)] = None,

@@ -1,7 +1,7 @@
 from fastapi import APIRouter
 
 from crm_libs.problems import problem_responses
-from scoring_service.deps import PrincipalDep, SessionDep
+from scoring_service.deps import PrincipalDep, ReadSessionDep
 from scoring_service.scores import service
 from scoring_service.scores.schemas import ScorePublic, ScoreStats
 
@@ -15,7 +15,7 @@ router = APIRouter(tags=["scores"])
     responses=problem_responses(401, 404),
 )
 async def get_customer_score(
-    customer_id: str, session: SessionDep, principal: PrincipalDep
+    customer_id: str, session: ReadSessionDep, principal: PrincipalDep
 ) -> ScorePublic:
     score = await service.get_score(session, principal=principal, customer_id=customer_id)
     return ScorePublic(
