@@ -24,12 +24,11 @@ import os
 import secrets
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import aiohttp
 import asyncpg
 import http_load
-from http_load import Request, drive
+from http_load import READ, SKU, WRITE, Request, create, drive, make_requests
 from pgstats import GatewayDb, customer_db_sessions, gateway_db_counters, set_autovacuum
 from support import CpuMeter, log, postmaster_pid, temp_stack
 
@@ -37,9 +36,6 @@ from crm_devstack.stack import LocalStack
 from crm_libs.principal import PRINCIPAL_HEADER, Principal, Role, sign_principal
 from crm_libs.settings import DEV_PRINCIPAL_SECRET
 
-SKU = "BENCH-1"
-READ = "GET /customers/{id}"
-WRITE = "POST /customers/{id}/purchases"
 DIRECT, GATEWAY, GATEWAY_KEY = "direct", "gateway", "gateway+key"
 # The goals: through the gateway at least 70% of the direct throughput, and no more than 10 ms
 # added to the 99th percentile at 32 clients.
@@ -97,14 +93,6 @@ async def sign_in(session: aiohttp.ClientSession, api: str, password: str) -> st
         return str((await response.json())["access_token"])
 
 
-async def create(session: aiohttp.ClientSession, url: str, body: dict, headers: dict) -> dict:
-    async with session.post(url, json=body, headers=headers) as response:
-        if response.status != 201:
-            raise RuntimeError(f"POST {url}: {response.status} {await response.text()}")
-        result: dict = await response.json()
-        return result
-
-
 async def setup(
     session: aiohttp.ClientSession, api: str, headers: dict, customers: int
 ) -> tuple[list[str], str]:
@@ -143,32 +131,6 @@ async def setup(
         session, f"{api}/api-keys", {"store_id": store["id"], "name": "bench partner"}, headers
     )
     return ids, str(key["key"])
-
-
-def make_requests(
-    session: aiohttp.ClientSession, base: str, headers: dict, customers: list[str]
-) -> dict[str, tuple[Request, int]]:
-    async def read(i: int) -> int:
-        async with session.get(
-            f"{base}/customers/{customers[i % len(customers)]}", headers=headers
-        ) as response:
-            await response.read()
-            return response.status
-
-    async def purchase(i: int) -> int:
-        body = {
-            "purchased_at": datetime.now(UTC).isoformat(),
-            "items": [{"sku": SKU, "qty": 1 + i % 3}],
-        }
-        async with session.post(
-            f"{base}/customers/{customers[i % len(customers)]}/purchases",
-            json=body,
-            headers=headers,
-        ) as response:
-            await response.read()
-            return response.status
-
-    return {READ: (read, 200), WRITE: (purchase, 201)}
 
 
 async def check_gateway_db(

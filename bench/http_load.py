@@ -7,9 +7,15 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import aiohttp
 from support import LatencySummary, summarize
+
+# The two cases the service and gateway benchmarks measure, on customers of one product.
+SKU = "BENCH-1"
+READ = "GET /customers/{id}"
+WRITE = "POST /customers/{id}/purchases"
 
 # Sends request number i and returns its status.
 Request = Callable[[int], Awaitable[int]]
@@ -52,3 +58,37 @@ async def drive(request: Request, n: int, concurrency: int, ok: int, run: Run) -
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     run.seconds += time.perf_counter() - started
+
+
+async def create(session: aiohttp.ClientSession, url: str, body: dict, headers: dict) -> dict:
+    async with session.post(url, json=body, headers=headers) as response:
+        if response.status != 201:
+            raise RuntimeError(f"POST {url}: {response.status} {await response.text()}")
+        result: dict = await response.json()
+        return result
+
+
+def make_requests(
+    session: aiohttp.ClientSession, base: str, headers: dict, customers: list[str]
+) -> dict[str, tuple[Request, int]]:
+    async def read(i: int) -> int:
+        async with session.get(
+            f"{base}/customers/{customers[i % len(customers)]}", headers=headers
+        ) as response:
+            await response.read()
+            return response.status
+
+    async def purchase(i: int) -> int:
+        body = {
+            "purchased_at": datetime.now(UTC).isoformat(),
+            "items": [{"sku": SKU, "qty": 1 + i % 3}],
+        }
+        async with session.post(
+            f"{base}/customers/{customers[i % len(customers)]}/purchases",
+            json=body,
+            headers=headers,
+        ) as response:
+            await response.read()
+            return response.status
+
+    return {READ: (read, 200), WRITE: (purchase, 201)}

@@ -22,12 +22,11 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
 import asyncpg
-from http_load import Request, Run, drive
+from http_load import READ, SKU, WRITE, Run, create, drive, make_requests
 from pgstats import customer_db_sessions
 from support import (
     CpuMeter,
@@ -43,9 +42,6 @@ from crm_devstack.stack import LocalStack, free_port
 from crm_libs.principal import PRINCIPAL_HEADER, Principal, Role, sign_principal
 from crm_libs.settings import DEV_PRINCIPAL_SECRET
 
-SKU = "BENCH-1"
-READ = "GET /customers/{id}"
-WRITE = "POST /customers/{id}/purchases"
 SERVICE, BASELINE = "service", "baseline"
 # The goal: the service at least half as fast as the bare app doing the same work.
 TARGET_RATIO = 0.5
@@ -133,14 +129,6 @@ async def wait_ready(session: aiohttp.ClientSession, url: str, process: subproce
     raise TimeoutError(f"{url} did not answer")
 
 
-async def create(session: aiohttp.ClientSession, url: str, body: dict, headers: dict) -> dict:
-    async with session.post(url, json=body, headers=headers) as response:
-        if response.status != 201:
-            raise RuntimeError(f"POST {url}: {response.status} {await response.text()}")
-        result: dict = await response.json()
-        return result
-
-
 async def setup(
     session: aiohttp.ClientSession, service: str, headers: dict, customers: int
 ) -> list[str]:
@@ -174,32 +162,6 @@ async def setup(
         )["id"]
         for i in range(customers)
     ]
-
-
-def make_requests(
-    session: aiohttp.ClientSession, base: str, headers: dict, customers: list[str]
-) -> dict[str, tuple[Request, int]]:
-    async def read(i: int) -> int:
-        async with session.get(
-            f"{base}/customers/{customers[i % len(customers)]}", headers=headers
-        ) as response:
-            await response.read()
-            return response.status
-
-    async def purchase(i: int) -> int:
-        body = {
-            "purchased_at": datetime.now(UTC).isoformat(),
-            "items": [{"sku": SKU, "qty": 1 + i % 3}],
-        }
-        async with session.post(
-            f"{base}/customers/{customers[i % len(customers)]}/purchases",
-            json=body,
-            headers=headers,
-        ) as response:
-            await response.read()
-            return response.status
-
-    return {READ: (read, 200), WRITE: (purchase, 201)}
 
 
 async def same_answers(
