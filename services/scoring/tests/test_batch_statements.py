@@ -5,33 +5,19 @@ Counted client-side: an executemany counts one statement per parameter set, sinc
 executes (and logs) each of them.
 """
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_devstack.fixtures import migrated_database, session_on
-from crm_devstack.stack import LocalStack
 from crm_libs.events.envelope import EventEnvelope, Topics
 from crm_libs.events.outbox import enqueue_many
 from scoring_service.scores import service
 from scoring_service.scores.aggregates import PurchaseSeen
-
-
-@pytest.fixture(scope="module")
-def database_url(stack: LocalStack) -> str:
-    return migrated_database(stack, "scoring_service")
-
-
-@pytest.fixture
-async def session(database_url: str) -> AsyncIterator[AsyncSession]:
-    async with session_on(database_url) as session:
-        yield session
 
 
 @contextmanager

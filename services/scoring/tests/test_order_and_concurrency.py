@@ -13,23 +13,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_devstack.fixtures import eventually, migrated_database, session_on
-from crm_devstack.stack import LocalStack
+from crm_devstack.fixtures import eventually
 from crm_libs.db import make_engine, make_sessionmaker
 from scoring_service.scores import service
 from scoring_service.scores.aggregates import PurchaseSeen
 from scoring_service.scores.tiers import INACTIVE, tier_for
-
-
-@pytest.fixture(scope="module")
-def database_url(stack: LocalStack) -> str:
-    return migrated_database(stack, "scoring_service")
-
-
-@pytest.fixture
-async def session(database_url: str) -> AsyncIterator[AsyncSession]:
-    async with session_on(database_url) as session:
-        yield session
 
 
 @pytest.fixture

@@ -1,28 +1,13 @@
 """Scoring's domain service against a real, migrated PostgreSQL database."""
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_devstack.fixtures import migrated_database, session_on
-from crm_devstack.stack import LocalStack
 from scoring_service.scores import service
 from scoring_service.scores.aggregates import PurchaseSeen
-
-
-@pytest.fixture(scope="module")
-def database_url(stack: LocalStack) -> str:
-    return migrated_database(stack, "scoring_service")
-
-
-@pytest.fixture
-async def session(database_url: str) -> AsyncIterator[AsyncSession]:
-    async with session_on(database_url) as session:
-        yield session
 
 
 def sale(
