@@ -45,5 +45,9 @@ POLICY = AccessPolicy(
         "DELETE /customers/{customer_id}": MANAGEMENT,
         "POST /customers/{customer_id}/purchases": STORE_BUSINESS,
         "GET /customers/{customer_id}/purchases": EVERY_ROLE,
+        "POST /customers/{customer_id}/relations": FILE_KEEPERS,
+        "GET /customers/{customer_id}/relations": EVERY_ROLE,
+        "DELETE /customers/{customer_id}/relations/{related_customer_id}": FILE_KEEPERS,
+        "GET /customers/{customer_id}/family/purchases": EVERY_ROLE,
     }
 )

@@ -12,6 +12,7 @@ from customer_service.config import Settings
 from customer_service.customers.router import router as customers_router
 from customer_service.products.router import router as products_router
 from customer_service.purchases.router import router as purchases_router
+from customer_service.relations.router import router as relations_router
 from customer_service.staff.router import router as staff_router
 from customer_service.stores.router import router as stores_router
 
@@ -23,7 +24,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         routers=[
             guarded(
-                [stores_router, staff_router, products_router, customers_router, purchases_router],
+                [
+                    stores_router,
+                    staff_router,
+                    products_router,
+                    customers_router,
+                    purchases_router,
+                    relations_router,
+                ],
                 policy=POLICY,
                 principal_dependency=principal_dependency,
             )

@@ -6,5 +6,6 @@ def import_all_models() -> None:
     from customer_service.customers import models as _customers  # noqa: F401
     from customer_service.products import models as _products  # noqa: F401
     from customer_service.purchases import models as _purchases  # noqa: F401
+    from customer_service.relations import models as _relations  # noqa: F401
     from customer_service.staff import models as _staff  # noqa: F401
     from customer_service.stores import models as _stores  # noqa: F401
