@@ -1,12 +1,8 @@
-from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_devstack.fixtures import migrated_database, session_on
-from crm_devstack.stack import LocalStack
 from engagement_service.followups import service
 from engagement_service.followups.phases import FOLLOW_UP_PHASES, schedule_phases
 
@@ -17,17 +13,6 @@ def test_five_phases_on_days_3_7_14_21_28() -> None:
     year = date.today().year
     due = [d for _, d in schedule_phases(date(year, 12, 30))]
     assert due[0] == date(year + 1, 1, 2) and due[-1] == date(year + 1, 1, 27)
-
-
-@pytest.fixture(scope="module")
-def database_url(stack: LocalStack) -> str:
-    return migrated_database(stack, "engagement_service")
-
-
-@pytest.fixture
-async def session(database_url: str) -> AsyncIterator[AsyncSession]:
-    async with session_on(database_url) as session:
-        yield session
 
 
 BOUGHT_ON = date.today() - timedelta(days=5)

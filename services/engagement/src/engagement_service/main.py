@@ -1,4 +1,5 @@
-"""The engagement service: follow-up plans and tasks (visits, messages and events come later)."""
+"""The engagement service: follow-up plans and tasks (visits, messages and events come later),
+kept with a read copy of the customer files."""
 
 from fastapi import FastAPI
 
@@ -10,25 +11,25 @@ from crm_libs.principal import principal_dependency
 from crm_libs.service_app import create_service_app
 from engagement_service.access import POLICY
 from engagement_service.config import Settings
-from engagement_service.followups.handlers import handle_purchases
 from engagement_service.followups.router import router as tasks_router
+from engagement_service.handlers import handle_events
 
 
-async def run_purchase_consumer(app: FastAPI) -> None:
+async def run_event_consumer(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     consumer = EventConsumer(
         name=settings.consumer_group,
-        topics=[Topics.PURCHASES],
+        topics=[Topics.CUSTOMERS, Topics.PURCHASES],
         bootstrap=settings.kafka_bootstrap,
         sessionmaker=app.state.sessionmaker,
         stopping=app.state.stopping,
-        handler=handle_purchases,
+        handler=handle_events,
     )
     await consumer.run()
 
 
 # Stopped after the relay: it applies and commits what the broker still holds, then returns.
-run_purchase_consumer.drains_on_stop = True  # type: ignore[attr-defined]
+run_event_consumer.drains_on_stop = True  # type: ignore[attr-defined]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -36,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Engagement service",
         settings=settings or Settings(),
         routers=[guarded([tasks_router], policy=POLICY, principal_dependency=principal_dependency)],
-        workers=[run_purchase_consumer, relay_worker],
+        workers=[run_event_consumer, relay_worker],
     )
     require_declared(app, POLICY)
     return app

@@ -56,6 +56,8 @@ class Task(SQLModel, table=True):
     method: str = Field(sa_column=Column(Text, nullable=False))
     purpose: str = Field(sa_column=Column(Text, nullable=False))
     status: str = Field(sa_column=Column(Text, nullable=False, server_default="open"))
+    # Why a task was closed without being done: its file was archived, erased or merged.
+    closed_reason: str | None = Field(default=None, sa_column=Column(Text))
     assignee_staff_id: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime | None = Field(
         default=None,

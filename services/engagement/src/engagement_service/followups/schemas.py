@@ -7,7 +7,15 @@ from pydantic import BaseModel
 class TaskStatus(StrEnum):
     OPEN = "open"
     DONE = "done"
-    CANCELLED = "cancelled"
+    CLOSED = "closed"  # not done, with a reason
+
+
+class ClosedReason(StrEnum):
+    """What happened to the task's customer file."""
+
+    ARCHIVED = "archived"
+    ERASED = "erased"
+    MERGED = "merged"
 
 
 class TaskPublic(BaseModel):
@@ -20,4 +28,5 @@ class TaskPublic(BaseModel):
     method: str
     purpose: str
     status: TaskStatus
+    closed_reason: ClosedReason | None
     assignee_staff_id: str | None

@@ -1,5 +1,6 @@
 """Follow-up plans: started by a first purchase of a product, listed as tasks."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -12,6 +13,7 @@ from sqlmodel import col
 from crm_libs.ids import new_id
 from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
+from engagement_service.customers.service import CLOSING_STATUSES, FileState
 from engagement_service.followups.models import FollowUpPlan, ProductBought, Task
 from engagement_service.followups.phases import schedule_phases
 
@@ -45,13 +47,26 @@ class PurchaseSeen:
 
 
 async def start_plans(
-    session: AsyncSession, *, purchases: list[PurchaseSeen]
+    session: AsyncSession,
+    *,
+    purchases: list[PurchaseSeen],
+    files: Mapping[str, FileState] | None = None,
 ) -> list[FollowUpPlan]:
-    """Start a five-phase plan for every product a customer buys for the first time."""
-    wanted: dict[tuple[str, str], PurchaseSeen] = {}
+    """Start a five-phase plan for every product a customer buys for the first time.
+
+    ``files`` (by the purchase's customer id) places each plan: on the survivor of a merged
+    file, its tasks to the file's owner, or the purchase's staff member while engagement knows
+    no owner (the customer's first event may come after the purchase: it then moves the open
+    tasks to the owner). A purchase of an archived or erased file (recorded before the file was
+    closed, consumed after) starts its plan closed, as if it had come first: the end is the same
+    whichever topic's event arrives first.
+    """
+    files = files or {}
+    wanted: dict[tuple[str, str], tuple[PurchaseSeen, _Placement]] = {}
     for p in purchases:
+        placement = _Placement.of(p, files.get(p.customer_id))
         for sku in p.skus:
-            wanted.setdefault((p.customer_id, sku), p)
+            wanted.setdefault((placement.customer_id, sku), (p, placement))
     if not wanted:
         return []
     stmt = (
@@ -64,7 +79,7 @@ async def start_plans(
                     "store_id": p.store_id,
                     "first_purchase_id": p.purchase_id,
                 }
-                for (c, sku), p in wanted.items()
+                for (c, sku), (p, _) in wanted.items()
             ]
         )
         .on_conflict_do_nothing()
@@ -73,12 +88,12 @@ async def start_plans(
     first_time = {(r.customer_id, r.sku) for r in await session.execute(stmt)}
     plans: list[FollowUpPlan] = []
     tasks: list[dict[str, Any]] = []
-    for pair, p in wanted.items():
+    for pair, (p, placement) in wanted.items():
         if pair not in first_time:
             continue
         plan = FollowUpPlan(
             store_id=p.store_id,
-            customer_id=p.customer_id,
+            customer_id=placement.customer_id,
             sku=pair[1],
             purchase_id=p.purchase_id,
             started_on=p.purchased_on,
@@ -89,7 +104,7 @@ async def start_plans(
                 {
                     "id": new_id(),
                     "store_id": p.store_id,
-                    "customer_id": p.customer_id,
+                    "customer_id": placement.customer_id,
                     "plan_id": plan.id,
                     "kind": FOLLOW_UP,
                     "phase": phase.number,
@@ -97,8 +112,9 @@ async def start_plans(
                     "due_on": due_on,
                     "method": phase.method,
                     "purpose": phase.purpose,
-                    "status": "open",
-                    "assignee_staff_id": p.staff_id,
+                    "status": placement.status,
+                    "closed_reason": placement.closed_reason,
+                    "assignee_staff_id": placement.assignee_staff_id,
                 }
             )
     if plans:
@@ -106,6 +122,28 @@ async def start_plans(
         await session.flush()
         await session.execute(insert(Task), tasks)
     return plans
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """Whose list a purchase's new tasks go on, and whether they start open."""
+
+    customer_id: str
+    assignee_staff_id: str | None
+    status: str
+    closed_reason: str | None
+
+    @classmethod
+    def of(cls, purchase: PurchaseSeen, file: FileState | None) -> "_Placement":
+        if file is None:
+            return cls(purchase.customer_id, purchase.staff_id, "open", None)
+        closed = file.status if file.status in CLOSING_STATUSES else None
+        return cls(
+            customer_id=file.customer_id,
+            assignee_staff_id=file.owner_staff_id or purchase.staff_id,
+            status="closed" if closed else "open",
+            closed_reason=closed,
+        )
 
 
 async def list_tasks(

@@ -1,0 +1,203 @@
+"""Engagement's read copy of the customer files, and what each applied change asks of the tasks."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from engagement_service.customers.events import CustomerChangeSeen
+from engagement_service.customers.models import CustomerFile
+
+# A file in one of these states takes its open tasks with it, closed with the state as reason.
+CLOSING_STATUSES = frozenset({"archived", "erased"})
+
+
+@dataclass(frozen=True)
+class FileState:
+    """Where a customer's follow-ups belong now."""
+
+    # The file that holds the customer's history: the customer's own, or the survivor of merges.
+    customer_id: str
+    owner_staff_id: str | None
+    # None while engagement has seen no event of the file.
+    status: str | None
+
+
+@dataclass(frozen=True)
+class OwnerChange:
+    store_id: str
+    customer_id: str
+    owner_staff_id: str
+
+
+@dataclass(frozen=True)
+class Closure:
+    store_id: str
+    customer_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Merge:
+    store_id: str
+    customer_id: str  # the merged-away file
+    survivor: FileState
+
+
+@dataclass
+class FileChanges:
+    """What the applied events ask of the tasks, carried out in this order."""
+
+    owners: list[OwnerChange] = field(default_factory=list)
+    closures: list[Closure] = field(default_factory=list)
+    merges: list[Merge] = field(default_factory=list)
+
+
+_HELD_SQL = text(
+    """
+    SELECT customer_id, version, owner_staff_id FROM customer_file
+    WHERE customer_id = ANY(CAST(:ids AS text[]))
+    FOR UPDATE
+    """
+)
+
+# Follows merged_into from each asked id to the file now holding its history (bounded: a merge
+# into itself or a cycle is refused by the customer service, and must not hang a consumer here).
+_FILES_OF_SQL = text(
+    """
+    WITH RECURSIVE chain (asked, customer_id, depth) AS (
+        SELECT a, a, 0 FROM unnest(CAST(:ids AS text[])) AS t(a)
+        UNION ALL
+        SELECT chain.asked, f.merged_into, chain.depth + 1
+        FROM chain JOIN customer_file AS f ON f.customer_id = chain.customer_id
+        WHERE f.status = 'merged' AND f.merged_into IS NOT NULL AND chain.depth < 16
+    )
+    SELECT DISTINCT ON (chain.asked) chain.asked, chain.customer_id, f.owner_staff_id, f.status
+    FROM chain LEFT JOIN customer_file AS f ON f.customer_id = chain.customer_id
+    ORDER BY chain.asked, chain.depth DESC
+    """
+)
+
+
+async def files_of(session: AsyncSession, *, customer_ids: set[str]) -> dict[str, FileState]:
+    """The state of each customer's file as engagement knows it, merges followed."""
+    if not customer_ids:
+        return {}
+    rows = await session.execute(_FILES_OF_SQL, {"ids": sorted(customer_ids)})
+    return {
+        r.asked: FileState(
+            customer_id=r.customer_id, owner_staff_id=r.owner_staff_id, status=r.status
+        )
+        for r in rows
+    }
+
+
+async def apply_changes(session: AsyncSession, *, changes: list[CustomerChangeSeen]) -> FileChanges:
+    """Keep the copy of each file at its newest version; say what the applied events ask of tasks.
+
+    An event applies only if its version is newer than the copy's: a replay, a redelivery or an
+    event overtaken by a newer one changes nothing.
+    """
+    if not changes:
+        return FileChanges()
+    held = await session.execute(_HELD_SQL, {"ids": sorted({c.customer_id for c in changes})})
+    version: dict[str, int] = {}
+    owner: dict[str, str | None] = {}
+    for row in held:
+        version[row.customer_id], owner[row.customer_id] = row.version, row.owner_staff_id
+
+    newest: dict[str, CustomerChangeSeen] = {}
+    owners: dict[str, OwnerChange] = {}
+    closures: dict[str, Closure] = {}
+    merged: dict[str, CustomerChangeSeen] = {}
+    ended: set[str] = set()
+    # One customer's events in version order, as if applied one by one: its open tasks go to the
+    # owner of the moment until the file ends (archived, erased or merged), and a merge moves
+    # every task, closed ones too (the history follows the survivor).
+    for change in sorted(changes, key=lambda c: c.version):
+        c, file = change.customer_id, change.file
+        if c in version and change.version <= version[c]:
+            continue
+        version[c] = change.version
+        newest[c] = change
+        # A new owner takes the open tasks; no owner (a file waiting in the store's pool) leaves
+        # them with whoever has them rather than on nobody's list. The first event of a file
+        # whose purchase came first (another topic: no order between the two) moves the tasks
+        # that purchase gave to its staff member, as any change of owner would.
+        new_owner = file.owner_staff_id
+        if c not in ended and new_owner is not None and new_owner != owner.get(c):
+            owner[c] = new_owner
+            owners[c] = OwnerChange(change.store_id, c, new_owner)
+        if file.status in CLOSING_STATUSES:
+            if c not in ended:
+                closures[c] = Closure(change.store_id, c, file.status)
+            ended.add(c)
+        elif file.status == "merged":
+            merged[c] = change
+            ended.add(c)
+    if not newest:
+        return FileChanges()
+    await _upsert(session, rows=[_copied(change) for change in newest.values()])
+    survivors = await files_of(
+        session, customer_ids={m.merged_into for m in merged.values() if m.merged_into}
+    )
+    return FileChanges(
+        owners=list(owners.values()),
+        closures=list(closures.values()),
+        merges=[
+            Merge(m.store_id, c, survivors[m.merged_into])
+            for c, m in merged.items()
+            if m.merged_into
+        ],
+    )
+
+
+def _copied(change: CustomerChangeSeen) -> dict[str, Any]:
+    """The copy's row for a file; an erased file keeps its ids and status only."""
+    file = change.file
+    row: dict[str, Any] = {
+        "customer_id": change.customer_id,
+        "store_id": change.store_id,
+        "status": file.status,
+        "merged_into": change.merged_into,
+        "timezone": None,
+        "owner_staff_id": None,
+        "birthday": None,
+        "birthday_calendar": None,
+        "wedding_anniversary": None,
+        "spouse_customer_id": None,
+        "sms_consent_granted": False,
+        "sms_consent_at": None,
+        "sms_consent_channel": None,
+        "version": file.version,
+    }
+    if file.status == "erased":
+        return row
+    sms = file.consents.sms
+    return row | {
+        "timezone": file.timezone,
+        "owner_staff_id": file.owner_staff_id,
+        "birthday": file.birthday,
+        "birthday_calendar": file.birthday_calendar,
+        "wedding_anniversary": file.wedding_anniversary,
+        "spouse_customer_id": file.spouse_customer_id,
+        "sms_consent_granted": sms.granted,
+        "sms_consent_at": sms.at,
+        "sms_consent_channel": sms.channel,
+    }
+
+
+async def _upsert(session: AsyncSession, *, rows: list[dict[str, Any]]) -> None:
+    """One statement for the batch; the version guard holds even against a concurrent writer."""
+    stmt = insert(CustomerFile).values(rows)
+    copied = [name for name in rows[0] if name != "customer_id"]
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[col(CustomerFile.customer_id)],
+            set_={**{name: stmt.excluded[name] for name in copied}, "updated_at": func.now()},
+            where=col(CustomerFile.version) < stmt.excluded.version,
+        )
+    )

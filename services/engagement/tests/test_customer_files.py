@@ -1,0 +1,348 @@
+"""The customer file's events as engagement's consumer applies them: the read copy, and the tasks
+that follow their file to its owner, onto a merge's survivor, or closed with it."""
+
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_libs.events.envelope import EventEnvelope
+from engagement_service.customers.events import CustomerChangeSeen
+from engagement_service.handlers import handle_events
+
+STORE = "s1"
+BOUGHT_ON = date.today() - timedelta(days=2)
+
+
+def file_event(
+    type_: str,
+    customer: str,
+    *,
+    version: int,
+    owner: str | None = None,
+    status: str = "active",
+    changed: tuple[str, ...] = (),
+    merged_into: str | None = None,
+    **fields: Any,
+) -> EventEnvelope:
+    file = {
+        "timezone": "Asia/Shanghai",
+        "status": status,
+        "owner_staff_id": owner,
+        "birthday": None,
+        "birthday_calendar": "solar",
+        "wedding_anniversary": None,
+        "relations": [],
+        "referrer_id": None,
+        "consents": {"sms": {"granted": False, "at": None, "channel": None}},
+        "version": version,
+        **fields,
+    }
+    payload: dict[str, Any] = {"file": file}
+    if changed:
+        payload["changed"] = list(changed)
+    if merged_into:
+        payload["merged_into"] = merged_into
+    return EventEnvelope(type=type_, store_id=STORE, customer_id=customer, payload=payload)
+
+
+def registered(customer: str, *, owner: str | None, version: int = 1) -> EventEnvelope:
+    return file_event("customer.registered", customer, version=version, owner=owner)
+
+
+def owner_changed(customer: str, *, owner: str | None, version: int) -> EventEnvelope:
+    return file_event(
+        "customer.updated", customer, version=version, owner=owner, changed=("owner_staff_id",)
+    )
+
+
+def merged(customer: str, *, into: str, version: int, owner: str | None = None) -> EventEnvelope:
+    return file_event(
+        "customer.merged", customer, version=version, owner=owner, status="merged", merged_into=into
+    )
+
+
+def bought(customer: str, purchase_id: str, *skus: str, staff: str = "till") -> EventEnvelope:
+    return EventEnvelope(
+        type="purchase.recorded",
+        store_id=STORE,
+        customer_id=customer,
+        payload={
+            "purchase_id": purchase_id,
+            "purchased_on": BOUGHT_ON.isoformat(),
+            "staff_id": staff,
+            "lines": [{"sku": sku, "qty": 1} for sku in skus],
+        },
+    )
+
+
+async def tasks_of(session: AsyncSession, *customers: str) -> list[tuple]:
+    """(customer, sku, phase, status, closed_reason, assignee) of every task, in a stable order."""
+    rows = await session.execute(
+        text(
+            """
+            SELECT customer_id, sku, phase, status, closed_reason, assignee_staff_id FROM task
+            WHERE customer_id = ANY(:ids) ORDER BY customer_id, sku, phase, status, id
+            """
+        ),
+        {"ids": list(customers)},
+    )
+    return [tuple(r) for r in rows]
+
+
+async def copy_of(session: AsyncSession, customer: str) -> dict[str, Any] | None:
+    row = (
+        await session.execute(
+            text("SELECT * FROM customer_file WHERE customer_id = :c"), {"c": customer}
+        )
+    ).one_or_none()
+    return None if row is None else {k: v for k, v in row._mapping.items() if k != "updated_at"}
+
+
+async def mark_done(session: AsyncSession, customer: str, sku: str, phase: int) -> None:
+    await session.execute(
+        text("UPDATE task SET status = 'done' WHERE customer_id = :c AND sku = :s AND phase = :p"),
+        {"c": customer, "s": sku, "p": phase},
+    )
+
+
+def five(customer: str, sku: str, status: str, reason: str | None, assignee: str) -> list[tuple]:
+    return [(customer, sku, phase, status, reason, assignee) for phase in range(1, 6)]
+
+
+async def test_the_copy_holds_what_engagement_needs_from_either_shape(
+    session: AsyncSession,
+) -> None:
+    # customer.registered as first published: the time zone alone.
+    legacy = EventEnvelope(
+        type="customer.registered",
+        store_id=STORE,
+        customer_id="c1",
+        payload={"timezone": "Asia/Urumqi"},
+    )
+    await handle_events(session, [legacy])
+    first = await copy_of(session, "c1")
+    assert first is not None
+    assert (first["status"], first["timezone"], first["version"]) == ("active", "Asia/Urumqi", 0)
+    assert first["owner_staff_id"] is None and first["sms_consent_granted"] is False
+
+    update = file_event(
+        "customer.updated",
+        "c1",
+        version=2,
+        owner="staff-a",
+        changed=("birthday", "relations", "consents"),
+        birthday="1951-08-14",
+        birthday_calendar="lunar",
+        wedding_anniversary="1975-05-01",
+        relations=[
+            {"customer_id": "c9", "kind": "child"},
+            {"customer_id": "c2", "kind": "spouse"},
+        ],
+        consents={"sms": {"granted": True, "at": "2026-03-01T02:00:00Z", "channel": "in_store"}},
+        name="王芳",  # not in the contract: ignored, never stored
+    )
+    await handle_events(session, [update])
+    copy = await copy_of(session, "c1")
+    assert copy is not None
+    consent_at = copy.pop("sms_consent_at")
+    assert consent_at.isoformat() == "2026-03-01T02:00:00+00:00"
+    assert copy == {
+        "customer_id": "c1",
+        "store_id": STORE,
+        "status": "active",
+        "merged_into": None,
+        "timezone": "Asia/Shanghai",
+        "owner_staff_id": "staff-a",
+        "birthday": date(1951, 8, 14),
+        "birthday_calendar": "lunar",
+        "wedding_anniversary": date(1975, 5, 1),
+        "spouse_customer_id": "c2",
+        "sms_consent_granted": True,
+        "sms_consent_channel": "in_store",
+        "version": 2,
+    }
+
+
+async def test_a_plan_goes_to_the_files_owner_else_the_purchases_staff(
+    session: AsyncSession,
+) -> None:
+    await handle_events(session, [registered("c1", owner="owner-1"), registered("c2", owner=None)])
+    await handle_events(
+        session,
+        [bought("c1", "p1", "A", staff="seller"), bought("c2", "p2", "A", staff="seller")],
+    )
+    await handle_events(session, [bought("c3", "p3", "A", staff="seller")])  # file unknown yet
+    assert await tasks_of(session, "c1", "c2", "c3") == [
+        *five("c1", "A", "open", None, "owner-1"),
+        *five("c2", "A", "open", None, "seller"),
+        *five("c3", "A", "open", None, "seller"),
+    ]
+
+
+async def test_a_purchase_consumed_before_the_files_first_event(session: AsyncSession) -> None:
+    # The purchase's topic was read first: its staff member has the tasks until the file's
+    # first event names the owner, which then takes the open ones.
+    await handle_events(session, [bought("c1", "p1", "A", staff="seller")])
+    await mark_done(session, "c1", "A", 1)
+    await handle_events(session, [registered("c1", owner="owner-1")])
+    assert await tasks_of(session, "c1") == [
+        ("c1", "A", 1, "done", None, "seller"),
+        *five("c1", "A", "open", None, "owner-1")[1:],
+    ]
+
+
+async def test_an_owner_change_moves_the_open_tasks_only(session: AsyncSession) -> None:
+    await handle_events(session, [registered("c1", owner="owner-1"), bought("c1", "p1", "A")])
+    await mark_done(session, "c1", "A", 1)
+    await handle_events(session, [owner_changed("c1", owner="owner-2", version=2)])
+    expected = [
+        ("c1", "A", 1, "done", None, "owner-1"),
+        *five("c1", "A", "open", None, "owner-2")[1:],
+    ]
+    assert await tasks_of(session, "c1") == expected
+    # A file waiting in the pool (no owner) leaves the tasks where they are.
+    await handle_events(session, [owner_changed("c1", owner=None, version=3)])
+    assert await tasks_of(session, "c1") == expected
+
+
+async def test_one_batch_applies_a_files_events_in_version_order(session: AsyncSession) -> None:
+    # Out of order in the batch, and a purchase among them: the newest file wins, and the
+    # purchase (handled after the files) sees it.
+    await handle_events(
+        session,
+        [
+            owner_changed("c1", owner="owner-3", version=3),
+            bought("c1", "p1", "A"),
+            registered("c1", owner="owner-1"),
+            owner_changed("c1", owner="owner-2", version=2),
+        ],
+    )
+    assert await tasks_of(session, "c1") == five("c1", "A", "open", None, "owner-3")
+    copy = await copy_of(session, "c1")
+    assert copy is not None and (copy["owner_staff_id"], copy["version"]) == ("owner-3", 3)
+
+
+async def test_an_event_applied_twice_or_overtaken_changes_nothing(session: AsyncSession) -> None:
+    change = owner_changed("c1", owner="owner-2", version=2)
+    await handle_events(session, [registered("c1", owner="owner-1"), bought("c1", "p1", "A")])
+    await handle_events(session, [change])
+    before = (await tasks_of(session, "c1"), await copy_of(session, "c1"))
+    # The same event again (a redelivery), an older version, another event of the same version.
+    await handle_events(session, [change])
+    await handle_events(session, [owner_changed("c1", owner="owner-0", version=1)])
+    await handle_events(session, [owner_changed("c1", owner="owner-x", version=2)])
+    assert (await tasks_of(session, "c1"), await copy_of(session, "c1")) == before
+    assert before[0] == five("c1", "A", "open", None, "owner-2")
+
+
+async def test_a_merge_moves_tasks_to_the_survivor_without_doubling_them(
+    session: AsyncSession,
+) -> None:
+    await handle_events(
+        session,
+        [
+            registered("keep", owner="owner-k"),
+            registered("gone", owner="owner-g"),
+            bought("keep", "p1", "A"),
+            bought("gone", "p2", "A", "B"),
+        ],
+    )
+    await mark_done(session, "gone", "A", 1)
+    merge = merged("gone", into="keep", version=2, owner="owner-g")
+    await handle_events(session, [merge])
+    after = await tasks_of(session, "keep", "gone")
+    assert after == sorted(
+        [
+            *five("keep", "A", "open", None, "owner-k"),
+            # The merged-away file's history stays whole: its done task keeps its assignee.
+            ("keep", "A", 1, "done", None, "owner-g"),
+            *five("keep", "A", "closed", "merged", "owner-g")[1:],
+            *five("keep", "B", "open", None, "owner-k"),
+        ]
+    )
+    plans = await session.execute(text("SELECT DISTINCT customer_id FROM follow_up_plan"))
+    assert [r.customer_id for r in plans] == ["keep"]
+    # Replayed: nothing moves again.
+    await handle_events(session, [merge])
+    assert await tasks_of(session, "keep", "gone") == after
+    # The survivor has bought what either file bought; a purchase of the merged-away file
+    # consumed late lands on the survivor.
+    await handle_events(session, [bought("keep", "p3", "B"), bought("gone", "p4", "B", "C")])
+    assert await tasks_of(session, "keep", "gone") == sorted(
+        [*after, *five("keep", "C", "open", None, "owner-k")]
+    )
+    copy = await copy_of(session, "gone")
+    assert copy is not None and (copy["status"], copy["merged_into"]) == ("merged", "keep")
+
+
+async def test_merges_are_followed_to_the_last_survivor(session: AsyncSession) -> None:
+    # The survivor's own events are on another partition: its first event may come later.
+    await handle_events(session, [merged("a", into="b", version=2), bought("a", "p1", "A")])
+    await handle_events(session, [merged("b", into="c", version=2)])
+    await handle_events(session, [bought("a", "p2", "B")])
+    await handle_events(session, [registered("c", owner="owner-c")])
+    assert await tasks_of(session, "a", "b", "c") == [
+        *five("c", "A", "open", None, "owner-c"),
+        *five("c", "B", "open", None, "owner-c"),
+    ]
+
+
+async def test_archiving_closes_the_open_tasks_and_a_late_purchase_starts_closed(
+    session: AsyncSession,
+) -> None:
+    await handle_events(session, [registered("c1", owner="owner-1"), bought("c1", "p1", "A")])
+    await mark_done(session, "c1", "A", 1)
+    archive = file_event("customer.archived", "c1", version=2, owner="owner-1", status="archived")
+    await handle_events(session, [archive])
+    await handle_events(session, [bought("c1", "p2", "B")])
+    assert await tasks_of(session, "c1") == [
+        ("c1", "A", 1, "done", None, "owner-1"),
+        *five("c1", "A", "closed", "archived", "owner-1")[1:],
+        *five("c1", "B", "closed", "archived", "owner-1"),
+    ]
+
+
+async def test_erasure_closes_the_tasks_and_keeps_only_ids_and_status(
+    session: AsyncSession,
+) -> None:
+    full = file_event(
+        "customer.registered",
+        "c1",
+        version=1,
+        owner="owner-1",
+        birthday="1950-01-02",
+        wedding_anniversary="1972-03-04",
+        relations=[{"customer_id": "c2", "kind": "spouse"}],
+        consents={"sms": {"granted": True, "at": "2026-01-01T00:00:00Z", "channel": "paper"}},
+    )
+    await handle_events(session, [full, bought("c1", "p1", "A")])
+    # Even an erasure that still carried facts leaves none in the copy.
+    erase = file_event("customer.erased", "c1", version=5, owner="owner-1", birthday="1950-01-02")
+    await handle_events(session, [erase])
+    assert await tasks_of(session, "c1") == five("c1", "A", "closed", "erased", "owner-1")
+    assert await copy_of(session, "c1") == {
+        "customer_id": "c1",
+        "store_id": STORE,
+        "status": "erased",
+        "merged_into": None,
+        "timezone": None,
+        "owner_staff_id": None,
+        "birthday": None,
+        "birthday_calendar": None,
+        "wedding_anniversary": None,
+        "spouse_customer_id": None,
+        "sms_consent_granted": False,
+        "sms_consent_at": None,
+        "sms_consent_channel": None,
+        "version": 5,
+    }
+
+
+def test_a_merge_without_its_survivor_is_the_events_own_fault() -> None:
+    broken = merged("c1", into="c2", version=2)
+    del broken.payload["merged_into"]
+    with pytest.raises(ValueError, match="merged_into"):
+        CustomerChangeSeen.from_envelope(broken)
