@@ -1,27 +1,126 @@
-"""Phone numbers normalised to E.164 (mainland China by default) before storing or matching."""
+"""Phone numbers: parsed and normalised to E.164 (mainland China by default) before storing or
+matching, with the kind the numbering plan gives them, a keyed hash for exact lookup and the
+last digits for tail search."""
 
+from __future__ import annotations
+
+import hashlib
+import hmac
 import re
+from dataclasses import dataclass
+from typing import Literal
 
 import phonenumbers
+from phonenumbers import PhoneNumberType, ValidationResult
 
 from crm_libs.problems import InvalidField
 
 DEFAULT_REGION = "CN"
+TAIL_DIGITS = 4
+
+PhoneKind = Literal["mobile", "landline", "other"]
+PHONE_KINDS: tuple[PhoneKind, ...] = ("mobile", "landline", "other")
+
+# What the numbering plan says a number is, in the customer file's words. Where the plan cannot
+# tell mobile from fixed line (+1), either is accepted; service numbers (400, VoIP…) are other.
+_KINDS_OF_TYPE: dict[int, tuple[PhoneKind, ...]] = {
+    PhoneNumberType.MOBILE: ("mobile",),
+    PhoneNumberType.FIXED_LINE: ("landline",),
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: ("mobile", "landline"),
+}
+
+_KIND_WORDS: dict[PhoneKind, str] = {
+    "mobile": "is a mobile number",
+    "landline": "is a landline number",
+    "other": "is neither a mobile nor a landline number",
+}
+_TOO_SHORT = (ValidationResult.TOO_SHORT, ValidationResult.INVALID_LENGTH)
+_LANDLINE_EXAMPLE = "010-12345678 or 0755 1234 5678"
 
 
-def normalise_phone(raw: str, *, field: str = "phone", region: str = DEFAULT_REGION) -> str:
+@dataclass(frozen=True, slots=True)
+class ParsedPhone:
+    """A valid phone number: E.164, the kinds its numbering plan allows (best first), its tail."""
+
+    e164: str
+    kinds: tuple[PhoneKind, ...]
+
+    @property
+    def kind(self) -> PhoneKind:
+        return self.kinds[0]
+
+    @property
+    def tail(self) -> str:
+        """The last four digits, kept in clear for tail search (they show in the mask anyway)."""
+        return self.e164[-TAIL_DIGITS:]
+
+
+def parse_phone(
+    raw: str,
+    *,
+    field: str = "phone",
+    region: str = DEFAULT_REGION,
+    kind: PhoneKind | None = None,
+) -> ParsedPhone:
+    """Parse a mobile or landline number, refusing an invalid one with a reason naming ``field``.
+
+    A landline needs its area code (``010-12345678``); numbers in another country need their
+    ``+`` code. With ``kind`` (the kind a client gave), a number of another kind is refused:
+    a mobile number given as a landline is a mistake worth telling.
+    """
     try:
         parsed = phonenumbers.parse(raw, region)
     except phonenumbers.NumberParseException as exc:
         raise InvalidField(field, "not a phone number") from exc
+    if parsed.extension:
+        # E.164 has no extension; dropping it silently would store a number nobody answers.
+        raise InvalidField(field, "extensions are not kept: give the direct number")
     if not phonenumbers.is_valid_number(parsed):
-        raise InvalidField(field, "not a valid phone number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        raise InvalidField(field, _why_invalid(parsed, region))
+    kinds = _KINDS_OF_TYPE.get(phonenumbers.number_type(parsed), ("other",))
+    if kind is not None and kind not in kinds:
+        raise InvalidField(field, f"{_KIND_WORDS[kinds[0]]}: kind {kinds[0]}, not {kind}")
+    return ParsedPhone(
+        e164=phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164),
+        kinds=kinds,
+    )
+
+
+def _why_invalid(parsed: phonenumbers.PhoneNumber, region: str) -> str:
+    reason = phonenumbers.is_possible_number_with_reason(parsed)
+    national = str(parsed.national_number)
+    # IS_POSSIBLE_LOCAL_ONLY: a short code like 95588 or a local number cut short.
+    if reason in _TOO_SHORT or reason == ValidationResult.IS_POSSIBLE_LOCAL_ONLY:
+        return f"too short for a phone number (a landline needs its area code: {_LANDLINE_EXAMPLE})"
+    if reason == ValidationResult.TOO_LONG:
+        return "too long for a phone number"
+    if reason == ValidationResult.INVALID_COUNTRY_CODE:
+        return "unknown country code"
+    if region == DEFAULT_REGION and parsed.country_code == 86 and len(national) in (7, 8):
+        return f"a landline needs its area code: {_LANDLINE_EXAMPLE}"
+    if parsed.country_code == 86 and national.startswith("1") and len(national) == 11:
+        return "not a mobile number in use in China (unknown prefix)"
+    return "not a valid phone number"
+
+
+def normalise_phone(raw: str, *, field: str = "phone", region: str = DEFAULT_REGION) -> str:
+    """The E.164 form of a valid phone number (``+8613812345678``)."""
+    return parse_phone(raw, field=field, region=region).e164
+
+
+def phone_lookup_hash(e164: str, *, key: bytes | str) -> str:
+    """HMAC-SHA256 of an E.164 number under ``key``, hex: equal numbers, equal hashes.
+
+    The number itself is stored encrypted; this is what an exact lookup or a duplicate check
+    compares. Keyed, so a stolen table cannot be reversed by hashing every possible number
+    (there are only about 10^11 Chinese mobile numbers). The key comes from the caller's settings.
+    """
+    key_bytes = key.encode() if isinstance(key, str) else key
+    return hmac.new(key_bytes, e164.encode(), hashlib.sha256).hexdigest()
 
 
 # Digits, spaces, brackets, dashes and a leading plus: what a phone search looks like.
 _PHONE_LIKE = re.compile(r"^\+?[\d\s()-]+$")
-TAIL_DIGITS = 4
 
 
 def looks_like_phone(q: str) -> bool:

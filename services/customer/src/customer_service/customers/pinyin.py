@@ -1,0 +1,335 @@
+"""Pinyin search keys for a customer's name, and what a typed name query means.
+
+A file named 曾国藩 is stored with the keys ``zengguofan zgf`` (full pinyin without tones, then
+initials); staff find it by typing ``zgf``, ``zengg`` or ``zengguofan``. Names are read with
+pypinyin, in three steps:
+
+- **The surname reads as a surname.** pypinyin has no surname mode (mozillazg/python-pinyin#297
+  is open and the maintainer says so), and its phrase dictionary names only a few surnames by
+  accident (``单姓``, ``姓解``, ``姓仇``) and misleads on others (``种姓`` is the word for caste,
+  zhǒng). So the readings of polyphonic single surnames are the table ``SURNAME_READINGS``
+  below; every reading in it is one pypinyin lists for the character (a test checks), so the
+  table only chooses, it invents nothing. Compound surnames (欧阳, 长孙, 尉迟…) are read as
+  one phrase by pypinyin, whose phrase dictionary has the polyphonic ones right.
+- **The given name reads in context first** (pypinyin's phrase matching: 长江 is changjiang),
+  then with each other reading pypinyin lists for its polyphonic characters, so that a search
+  by either reading finds the file: 单长乐 also gets ``shanzhangle``, ``shanchangyue``…, up to
+  ``MAX_READINGS`` full-pinyin keys, fewest changed characters first.
+- **Latin letters pass through lower-cased**: ``John Smith`` is ``johnsmith js john smith``
+  (each Latin word is a key too, so the family name finds it); ``王Lily`` is ``wanglily wl``.
+
+ü is written ``v`` (lv, nv), as on every pinyin keyboard.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import cache, lru_cache
+from typing import Literal
+
+from pypinyin import Style, lazy_pinyin, pinyin
+from pypinyin.contrib.tone_convert import to_normal
+from pypinyin.phrases_dict import phrases_dict
+from pypinyin.pinyin_dict import pinyin_dict
+
+from crm_libs.problems import InvalidField
+
+MAX_READINGS = 8
+"""At most this many full-pinyin keys per name (and as many initials keys at most)."""
+
+# Polyphonic single-character surnames and how they read as surnames, commonest first.
+# Also listed: surnames whose default reading is right but whose other readings never apply to
+# the surname (沈 is never chen), so that they spend no key on a reading nobody types.
+SURNAME_READINGS: dict[str, tuple[str, ...]] = {
+    "单": ("shan",),
+    "曾": ("zeng",),
+    "解": ("xie",),
+    "仇": ("qiu",),
+    "区": ("ou",),
+    "朴": ("piao",),
+    "查": ("zha",),
+    "覃": ("qin", "tan"),
+    "缪": ("miao",),
+    "翟": ("zhai", "di"),
+    "尉": ("wei",),
+    "乐": ("yue", "le"),
+    "盖": ("ge", "gai"),
+    "重": ("chong",),
+    "种": ("chong",),
+    "繁": ("po",),
+    "粘": ("nian",),
+    "都": ("du",),
+    "六": ("lu",),
+    "薄": ("bo",),
+    "柏": ("bai",),
+    "牟": ("mou", "mu"),
+    "阚": ("kan",),
+    "卜": ("bu",),
+    "员": ("yun",),
+    "莘": ("shen",),
+    "召": ("shao",),
+    "秘": ("bi",),
+    "句": ("gou",),
+    "乜": ("nie",),
+    "折": ("she",),
+    "藏": ("zang",),
+    "扎": ("za",),
+    "隗": ("wei", "kui"),
+    "郇": ("xun", "huan"),
+    "颉": ("xie", "jie"),
+    "洗": ("xian",),
+    "眭": ("sui",),
+    "炅": ("gui", "jiong"),
+    "逄": ("pang",),
+    "长": ("chang",),
+    "沈": ("shen",),
+    "陆": ("lu",),
+    "石": ("shi",),
+    "宿": ("su",),
+    "贾": ("jia",),
+    "殷": ("yin",),
+    "居": ("ju",),
+    "盛": ("sheng",),
+    "车": ("che",),
+    "俞": ("yu",),
+    "强": ("qiang",),
+    "万": ("wan",),
+    "冯": ("feng",),
+    "任": ("ren",),
+    "那": ("na",),
+    "褚": ("chu",),
+}
+
+# Compound surnames in use today; their readings come from pypinyin's phrase dictionary.
+# 单于 is left out on purpose: practically extinct, while 单 + a given name starting 于 is not.
+COMPOUND_SURNAMES = frozenset(
+    "欧阳 司马 诸葛 上官 长孙 尉迟 万俟 令狐 皇甫 公孙 慕容 东方 夏侯 司徒 端木 澹台 宇文 "
+    "轩辕 南宫 呼延 闻人 申屠 赫连 拓跋 百里 东郭 西门 钟离 独孤 公羊 太史 亓官 司空".split()
+)
+
+# One Han character (CJK unified ideographs, extension A, the compatibility block, 〇), or one
+# run of Latin letters; anything else (spaces, ·, digits, brackets) separates and is dropped.
+_TOKEN = re.compile(r"[\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[a-z]+")
+_HAN = re.compile(r"[\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_WORD = re.compile(r"[a-z]+")
+
+
+@dataclass(frozen=True, slots=True)
+class NameKeys:
+    """The search keys of one name: full pinyin readings and their initials, best first."""
+
+    full: tuple[str, ...]
+    initials: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        """The keys as one space-separated text to store, e.g. ``zhangsan zs``.
+
+        Every key is a word of lower-case a-z, so a prefix of *any* key is a prefix of one word:
+        index ``to_tsvector('simple', name_keys)`` with GIN and query
+        ``to_tsvector('simple', name_keys) @@ to_tsquery('simple', 'zs:*')`` (GIN finds the
+        words with that prefix in its sorted entry tree). ``NameQuery.tsquery`` gives the
+        right-hand side. A pg_trgm GIN index on ``' ' || name_keys`` with ``LIKE '% zs%'`` also
+        works, but pays for short prefixes. The first word is the best full reading, fit to
+        sort by (``split_part(name_keys, ' ', 1)``).
+        """
+        return " ".join(dict.fromkeys((*self.full, *self.initials)))
+
+
+def name_search_keys(name: str) -> NameKeys:
+    """The pinyin search keys of a customer's name (see the module docstring for the rules)."""
+    return _name_search_keys(unicodedata.normalize("NFKC", name).strip().lower())
+
+
+@lru_cache(maxsize=65536)
+def _name_search_keys(name: str) -> NameKeys:
+    surname, given = _split_surname(name)
+    options = [*_surname_options(surname), *_given_options(given)]
+    if not options:
+        return NameKeys(full=(), initials=())
+    combos = _fewest_changes_first(options, MAX_READINGS)
+    full = tuple(dict.fromkeys("".join(c) for c in combos))
+    initials = tuple(dict.fromkeys("".join(s[0] for s in c) for c in combos))
+    latin_words = _LATIN_WORD.findall(name)
+    if latin_words and not _HAN.search(name) and len(latin_words) > 1:
+        # A foreign name: its family name may come last, so every word is a key of its own.
+        full = tuple(dict.fromkeys((*full, *latin_words)))
+    return NameKeys(full=full, initials=initials)
+
+
+def _split_surname(name: str) -> tuple[str, str]:
+    """(surname, given name); no surname when the name does not start with a Han character."""
+    if name[:2] in COMPOUND_SURNAMES:
+        return name[:2], name[2:]
+    if name and _HAN.match(name):
+        return name[0], name[1:]
+    return "", name
+
+
+@lru_cache(maxsize=4096)
+def _surname_options(surname: str) -> tuple[tuple[str, ...], ...]:
+    if not surname:
+        return ()
+    if len(surname) > 1:  # a compound surname: one phrase, one reading
+        return tuple((s,) for s in lazy_pinyin([surname]))
+    readings = SURNAME_READINGS.get(surname) or _char_readings(surname, None)
+    return (readings,) if readings else ()
+
+
+@lru_cache(maxsize=131072)
+def _given_options(given: str) -> tuple[tuple[str, ...], ...]:
+    """Per syllable of a given name, its readings: the reading in context first."""
+    tokens = _TOKEN.findall(given)
+    if not tokens:
+        return ()
+    # pypinyin reads the Han characters as a phrase where it can (长江 → chang jiang).
+    han = "".join(t for t in tokens if _HAN.match(t))
+    in_context = iter(lazy_pinyin(han, errors=lambda chars: [""] * len(chars))) if han else None
+    options: list[tuple[str, ...]] = []
+    for token in tokens:
+        if not _HAN.match(token):
+            options.append((token,))
+            continue
+        readings = _char_readings(token, next(in_context) if in_context else None)
+        if readings:  # a character pypinyin cannot read cannot be typed either: no syllable
+            options.append(readings)
+    return tuple(options)
+
+
+@cache
+def _heteronyms(char: str) -> tuple[str, ...]:
+    """A character's readings in use: pypinyin's default, then the others it lists that some
+    word of its phrase dictionary uses (平 has bing, beng and pian in old dictionaries; nobody
+    reads a name so, and each such reading would spend a key)."""
+    readings = pinyin(char, style=Style.NORMAL, heteronym=True, errors=lambda _c: [[""]])[0]
+    readings = [r for r in readings if r.isascii() and r.isalpha()]
+    in_words = _readings_in_words().get(char, frozenset())
+    return tuple(dict.fromkeys(r for i, r in enumerate(readings) if i == 0 or r in in_words))
+
+
+@cache
+def _readings_in_words() -> dict[str, frozenset[str]]:
+    """Per character, the toneless readings that words of pypinyin's phrase dictionary give it.
+
+    That dictionary keeps only words whose reading differs from the characters' defaults, so a
+    reading found there is a living non-default reading (长 zhang in 长大, 乐 yue in 音乐).
+    """
+    found: dict[str, set[str]] = {}
+    for phrase, readings in phrases_dict.items():
+        if len(phrase) != len(readings):
+            continue
+        for char, char_readings in zip(phrase, readings, strict=True):
+            found.setdefault(char, set()).update(to_normal(r) for r in char_readings)
+    return {char: frozenset(r) for char, r in found.items()}
+
+
+def _char_readings(char: str, in_context: str | None) -> tuple[str, ...]:
+    """A character's readings, the one read in context (or pypinyin's default) first."""
+    readings = _heteronyms(char)
+    if in_context and in_context.isalpha() and in_context not in readings:
+        readings = (in_context, *readings)
+    if in_context and in_context in readings:
+        return (in_context, *(r for r in readings if r != in_context))
+    return readings
+
+
+def _fewest_changes_first(
+    options: list[tuple[str, ...]], limit: int
+) -> list[tuple[str, ...]]:
+    """Reading combinations, the first readings first, then those changing one syllable, then
+    two…, stopping at ``limit``: bounded work however many polyphonic characters a name has."""
+    base = tuple(o[0] for o in options)
+    combos = [base]
+    polyphonic = [i for i, o in enumerate(options) if len(o) > 1]
+    for changed in range(1, len(polyphonic) + 1):
+        for positions in itertools.combinations(polyphonic, changed):
+            for alternatives in itertools.product(*(options[i][1:] for i in positions)):
+                combo = list(base)
+                for i, reading in zip(positions, alternatives, strict=True):
+                    combo[i] = reading
+                combos.append(tuple(combo))
+                if len(combos) >= limit:
+                    return combos
+    return combos
+
+
+# --- queries ---------------------------------------------------------------------------------
+
+_QUERY_SEPARATORS = re.compile(r"[\s'’·.\-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class NameQuery:
+    """A name search, normalised.
+
+    ``kind == "name"``: Han characters only, matched against the name itself (a fragment, e.g.
+    ``name LIKE '%国藩%'`` on a pg_trgm index; two characters or fewer need an equality or
+    prefix index). ``kind == "letters"``: lower-case a-z, matched as a prefix of any word of
+    ``NameKeys.text``. ``spells_pinyin`` says whether the letters read as whole pinyin
+    syllables, the last one possibly cut short (``zhangs``); when false they can only be
+    initials (``zs``) or a Latin name.
+    """
+
+    kind: Literal["name", "letters"]
+    text: str
+    spells_pinyin: bool
+
+    @property
+    def tsquery(self) -> str:
+        """The ``to_tsquery('simple', …)`` argument for a ``letters`` query: ``zs:*``."""
+        return f"{self.text}:*"
+
+
+def normalise_name_query(q: str, *, field: str = "q") -> NameQuery:
+    """What a typed name query means: Han text, or letters (pinyin, initials, a Latin name).
+
+    Full-width letters, capitals, spaces and apostrophes (``Zhang San``, ``xi'an``) and ü
+    (``lü``, ``lu:``) are normalised; Han characters mixed with letters (``张s``) become the
+    pinyin of the characters followed by the letters. Anything else is refused, naming ``field``.
+    """
+    text = unicodedata.normalize("NFKC", q).strip().lower()
+    text = text.replace("ü", "v").replace("u:", "v")
+    text = _QUERY_SEPARATORS.sub("", text)
+    if not text or not all(_HAN.match(c) or (c.isascii() and c.isalpha()) for c in text):
+        raise InvalidField(field, "search by a name, its pinyin or initials, or a phone number")
+    has_han = bool(_HAN.search(text))
+    if has_han and all(_HAN.match(c) for c in text):
+        return NameQuery(kind="name", text=text, spells_pinyin=False)
+    if has_han:
+        keys = name_search_keys(text).full
+        text = keys[0] if keys else "".join(_LATIN_WORD.findall(text))
+    return NameQuery(kind="letters", text=text, spells_pinyin=spells_pinyin(text))
+
+
+def spells_pinyin(letters: str) -> bool:
+    """Whether lower-case letters split into pinyin syllables, the last possibly cut short."""
+    syllables, prefixes = _syllables()
+    n = len(letters)
+    # reachable[i]: letters[:i] is a sequence of whole syllables.
+    reachable = [True] + [False] * n
+    for i in range(n):
+        if not reachable[i]:
+            continue
+        for j in range(i + 1, min(n, i + 6) + 1):
+            if letters[i:j] in syllables:
+                reachable[j] = True
+            if j == n and letters[i:j] in prefixes:
+                return True
+    return reachable[n]
+
+
+@cache
+def _syllables() -> tuple[frozenset[str], frozenset[str]]:
+    """Every toneless syllable pypinyin knows (with a vowel: not the interjections m, ng, hm)
+    and every prefix of one."""
+    syllables = {
+        to_normal(reading)
+        for readings in pinyin_dict.values()
+        for reading in readings.split(",")
+    }
+    syllables = {s for s in syllables if s.isascii() and re.search("[aeiouv]", s)}
+    prefixes = {s[:k] for s in syllables for k in range(1, len(s) + 1)}
+    return frozenset(syllables), frozenset(prefixes)

@@ -1,0 +1,106 @@
+import hashlib
+import hmac
+
+import pytest
+
+from crm_libs.problems import InvalidField
+from customer_service.customers.phones import (
+    masked_phone_query,
+    normalise_phone,
+    parse_phone,
+    phone_lookup_hash,
+)
+
+
+@pytest.mark.parametrize(
+    ("typed", "e164", "kind"),
+    [
+        ("138 1234 5678", "+8613812345678", "mobile"),
+        ("+86-138-1234-5678", "+8613812345678", "mobile"),
+        ("0086 13812345678", "+8613812345678", "mobile"),
+        ("19912345678", "+8619912345678", "mobile"),
+        ("010-12345678", "+861012345678", "landline"),
+        ("0755 1234 5678", "+8675512345678", "landline"),
+        ("(0755)23456789", "+8675523456789", "landline"),
+        ("021-5123 4567", "+862151234567", "landline"),
+        ("400-810-8888", "+864008108888", "other"),
+        ("+852 9123 4567", "+85291234567", "mobile"),
+        ("+44 20 7946 0958", "+442079460958", "landline"),
+    ],
+)
+def test_mobiles_and_landlines_are_parsed_with_their_kind(
+    typed: str, e164: str, kind: str
+) -> None:
+    parsed = parse_phone(typed)
+    assert (parsed.e164, parsed.kind) == (e164, kind)
+    assert parsed.tail == e164[-4:]
+    assert parse_phone(typed, kind=parsed.kind) == parsed
+
+
+def test_a_number_whose_plan_cannot_tell_mobile_from_landline_takes_either_kind() -> None:
+    assert parse_phone("+1 650 253 0000", kind="mobile").kinds == ("mobile", "landline")
+    assert parse_phone("+1 650 253 0000", kind="landline").e164 == "+16502530000"
+
+
+@pytest.mark.parametrize(
+    ("typed", "given", "message"),
+    [
+        ("13812345678", "landline", "is a mobile number: kind mobile, not landline"),
+        ("010-12345678", "mobile", "is a landline number: kind landline, not mobile"),
+        ("13812345678", "other", "is a mobile number: kind mobile, not other"),
+        ("400-810-8888", "mobile", "is neither a mobile nor a landline number: kind other, not mobile"),
+    ],
+)
+def test_a_number_of_another_kind_than_given_is_refused(
+    typed: str, given: str, message: str
+) -> None:
+    with pytest.raises(InvalidField) as refused:
+        parse_phone(typed, kind=given, field="phones[0].number")  # type: ignore[arg-type]
+    assert refused.value.errors == [{"field": "phones[0].number", "message": message}]
+
+
+@pytest.mark.parametrize(
+    ("typed", "reason"),
+    [
+        ("12345678", "a landline needs its area code"),
+        ("62345678", "a landline needs its area code"),
+        ("12345", "too short"),
+        ("1381234567890123", "too long"),
+        ("19412345678", "not a mobile number in use in China"),
+        ("not a phone", "not a phone number"),
+        ("", "not a phone number"),
+        ("13812345678 ext 12", "extensions are not kept"),
+        ("+999 1234 5678", "not a phone number"),
+    ],
+)
+def test_invalid_numbers_are_refused_with_a_reason_naming_the_field(
+    typed: str, reason: str
+) -> None:
+    with pytest.raises(InvalidField) as refused:
+        parse_phone(typed, field="phones[1].number")
+    [error] = refused.value.errors or []
+    assert error["field"] == "phones[1].number"
+    assert reason in error["message"]
+
+
+def test_the_lookup_hash_is_hmac_sha256_of_the_e164_number_under_the_key() -> None:
+    key = b"k" * 32
+    one = phone_lookup_hash(normalise_phone("138 1234 5678"), key=key)
+    assert one == phone_lookup_hash(normalise_phone("+86-138-1234-5678"), key=key)
+    assert one == hmac.new(key, b"+8613812345678", hashlib.sha256).hexdigest()
+    assert one == phone_lookup_hash("+8613812345678", key=key.decode())
+    assert one != phone_lookup_hash("+8613812345678", key=b"another key")
+    assert one != phone_lookup_hash("+8613812345679", key=key)
+    assert "13812345678" not in one
+
+
+def test_the_existing_callers_keep_working() -> None:
+    assert normalise_phone("138 1234 5678") == "+8613812345678"
+    assert normalise_phone("010-12345678", field="staff_phone") == "+861012345678"
+    assert masked_phone_query("5678") == ("5678", True)
+    assert masked_phone_query("138 1234 5678") == ("+8613812345678", False)
+    with pytest.raises(InvalidField) as refused:
+        masked_phone_query("345678")
+    assert refused.value.errors == [
+        {"field": "q", "message": "search a phone by its last 4 digits or the whole number"}
+    ]
