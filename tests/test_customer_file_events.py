@@ -1,0 +1,189 @@
+"""The customer file's events on ``crm.customers.v1`` move engagement's tasks (real broker, tasks
+read through the gateway): to a new owner, onto a merge's survivor, closed by archive or erasure."""
+
+from collections import Counter
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaProducer
+
+from crm_devstack.fixtures import eventually
+from crm_devstack.stack import LocalStack
+from crm_libs.events.envelope import EventEnvelope, Topics
+from tests.builders import (
+    create_customer,
+    create_product,
+    create_staff,
+    create_store,
+    record_purchase,
+)
+
+
+async def produce(stack: LocalStack, *events: EventEnvelope) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
+    await producer.start()
+    try:
+        for event in events:
+            await producer.send_and_wait(Topics.CUSTOMERS, value=event.to_bytes(), key=event.key)
+    finally:
+        await producer.stop()
+
+
+async def next_version(api: httpx.AsyncClient, customer_id: str) -> int:
+    """The version the file's next change would have in the customer service."""
+    response = await api.get(f"/customers/{customer_id}")
+    assert response.status_code == 200, response.text
+    return int(response.json()["version"]) + 1
+
+
+def file_event(
+    type_: str,
+    customer: dict[str, Any],
+    *,
+    version: int,
+    owner: str | None,
+    status: str = "active",
+    **payload: Any,
+) -> EventEnvelope:
+    file = {
+        "timezone": "Asia/Shanghai",
+        "status": status,
+        "owner_staff_id": owner,
+        "birthday": None,
+        "birthday_calendar": "solar",
+        "wedding_anniversary": None,
+        "relations": [],
+        "referrer_id": None,
+        "consents": {"sms": {"granted": False, "at": None, "channel": None}},
+        "version": version,
+    }
+    return EventEnvelope(
+        type=type_,
+        store_id=customer["store_id"],
+        customer_id=customer["id"],
+        payload={"file": file, **payload},
+    )
+
+
+async def tasks_of(api: httpx.AsyncClient, customer_id: str) -> list[dict[str, Any]]:
+    response = await api.get("/tasks", params={"customer_id": customer_id})
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+def tally(tasks: list[dict[str, Any]]) -> Counter[tuple[str, str, str | None, str | None]]:
+    """How many tasks per (product, status, closed reason, assignee)."""
+    return Counter(
+        (t["sku"], t["status"], t["closed_reason"], t["assignee_staff_id"]) for t in tasks
+    )
+
+
+async def test_tasks_follow_owner_changes_merges_archives_and_erasures(
+    api: httpx.AsyncClient, stack: LocalStack
+) -> None:
+    store = await create_store(api)
+    first, second = await create_product(api), await create_product(api)
+    seller, new_owner, survivor_owner = [
+        await create_staff(api, store_id=store["id"]) for _ in "abc"
+    ]
+    moved, gone, kept, erased = [await create_customer(api, store_id=store["id"]) for _ in "abcd"]
+    for customer, product in [
+        (moved, first),
+        (gone, first),
+        (gone, second),
+        (kept, first),
+        (erased, first),
+    ]:
+        await record_purchase(
+            api, customer_id=customer["id"], sku=product["sku"], staff_id=seller["id"]
+        )
+    for customer, count in [(moved, 5), (gone, 10), (kept, 5), (erased, 5)]:
+        await eventually(lambda c=customer, n=count: _has(api, c["id"], n), timeout=60)
+
+    v_moved = await next_version(api, moved["id"])
+    owner_change = file_event(
+        "customer.updated",
+        moved,
+        version=v_moved,
+        owner=new_owner["id"],
+        changed=["owner_staff_id"],
+    )
+    # Delivered twice, and another event claiming the same version: the copy applies one.
+    same_version = file_event(
+        "customer.updated", moved, version=v_moved, owner=seller["id"], changed=["owner_staff_id"]
+    )
+    await produce(
+        stack,
+        owner_change,
+        owner_change,
+        same_version,
+        file_event(
+            "customer.updated",
+            kept,
+            version=await next_version(api, kept["id"]),
+            owner=survivor_owner["id"],
+            changed=["owner_staff_id"],
+        ),
+        file_event(
+            "customer.merged",
+            gone,
+            version=await next_version(api, gone["id"]),
+            owner=seller["id"],
+            status="merged",
+            merged_into=kept["id"],
+        ),
+        file_event(
+            "customer.erased",
+            erased,
+            version=await next_version(api, erased["id"]),
+            owner=None,
+            status="erased",
+        ),
+    )
+
+    sku1, sku2 = first["sku"], second["sku"]
+    survivor_expected = Counter(
+        {
+            (sku1, "open", None, survivor_owner["id"]): 5,
+            (sku1, "closed", "merged", seller["id"]): 5,  # doubles of the survivor's own
+            (sku2, "open", None, survivor_owner["id"]): 5,
+        }
+    )
+
+    async def survivor_has_all() -> bool:
+        return tally(await tasks_of(api, kept["id"])) == survivor_expected
+
+    await eventually(survivor_has_all)
+    assert await tasks_of(api, gone["id"]) == []
+
+    async def erased_closed() -> bool:
+        return tally(await tasks_of(api, erased["id"])) == Counter(
+            {(sku1, "closed", "erased", seller["id"]): 5}
+        )
+
+    await eventually(erased_closed)
+
+    # Archived after the owner change, on the same partition: once its tasks are closed, every
+    # earlier event of the file has been applied, so they show who had them.
+    await produce(
+        stack,
+        file_event(
+            "customer.archived",
+            moved,
+            version=v_moved + 1,
+            owner=new_owner["id"],
+            status="archived",
+        ),
+    )
+
+    async def archived_closed() -> Counter[tuple[str, str, str | None, str | None]] | None:
+        counts = tally(await tasks_of(api, moved["id"]))
+        return counts if all(status == "closed" for _, status, _, _ in counts) else None
+
+    assert await eventually(archived_closed) == Counter(
+        {(sku1, "closed", "archived", new_owner["id"]): 5}
+    )
+
+
+async def _has(api: httpx.AsyncClient, customer_id: str, count: int) -> bool:
+    return len(await tasks_of(api, customer_id)) == count
