@@ -101,6 +101,7 @@ async def _own_store(api: httpx.AsyncClient) -> dict[str, str]:
     store = await create_store(api)
     product = await create_product(api)
     customer = await create_customer(api, store_id=store["id"], phone="13700002222")
+    relative = await create_customer(api, store_id=store["id"])
     staff = await create_staff(api, store_id=store["id"])
     purchase = await record_purchase(api, customer_id=customer["id"], sku=product["sku"])
     await score_with_purchases(api, customer["id"])
@@ -109,6 +110,7 @@ async def _own_store(api: httpx.AsyncClient) -> dict[str, str]:
     return {
         "store_id": store["id"],
         "customer_id": customer["id"],
+        "related_customer_id": relative["id"],
         "staff_id": staff["id"],
         "purchase_id": purchase["id"],
         "account_id": target["id"],
