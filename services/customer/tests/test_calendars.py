@@ -204,7 +204,10 @@ def test_a_birthday_is_checked_in_its_calendar() -> None:
     assert check_birthday("2024-03-23", "lunar", timezone=zone, now=now) == LunarDate(2024, 3, 23)
     with pytest.raises(InvalidField) as refused:
         check_birthday("2024-03-24", "lunar", timezone=zone, now=now)
-    assert _refusal(refused) == ("birthday", "lies in the future (today is 2024-05-01 in Asia/Shanghai)")
+    assert _refusal(refused) == (
+        "birthday",
+        "lies in the future (today is 2024-05-01 in Asia/Shanghai)",
+    )
     with pytest.raises(InvalidField) as refused:
         check_birthday("1956-02-30", "solar", timezone=zone, now=now)
     assert _refusal(refused) == ("birthday", "a date is YYYY-MM-DD")

@@ -28,9 +28,7 @@ from customer_service.customers.phones import (
         ("+44 20 7946 0958", "+442079460958", "landline"),
     ],
 )
-def test_mobiles_and_landlines_are_parsed_with_their_kind(
-    typed: str, e164: str, kind: str
-) -> None:
+def test_mobiles_and_landlines_are_parsed_with_their_kind(typed: str, e164: str, kind: str) -> None:
     parsed = parse_phone(typed)
     assert (parsed.e164, parsed.kind) == (e164, kind)
     assert parsed.tail == e164[-4:]
@@ -48,7 +46,11 @@ def test_a_number_whose_plan_cannot_tell_mobile_from_landline_takes_either_kind(
         ("13812345678", "landline", "is a mobile number: kind mobile, not landline"),
         ("010-12345678", "mobile", "is a landline number: kind landline, not mobile"),
         ("13812345678", "other", "is a mobile number: kind mobile, not other"),
-        ("400-810-8888", "mobile", "is neither a mobile nor a landline number: kind other, not mobile"),
+        (
+            "400-810-8888",
+            "mobile",
+            "is neither a mobile nor a landline number: kind other, not mobile",
+        ),
     ],
 )
 def test_a_number_of_another_kind_than_given_is_refused(

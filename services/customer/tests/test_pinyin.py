@@ -120,6 +120,13 @@ def test_latin_mixed_and_traditional_names(name: str, expected: set[str]) -> Non
     assert set(name_search_keys(name).text.split()) == expected
 
 
+def test_characters_pypinyin_cannot_read_spend_no_syllable() -> None:
+    # 兙 (a unit of weight) is in the CJK block but not in pypinyin's dictionary.
+    assert name_search_keys("张兙三").text == "zhangsan zs"
+    assert name_search_keys("兙").text == ""
+    assert set(name_search_keys("张长兙江").full) == {"zhangchangjiang", "zhangzhangjiang"}
+
+
 @pytest.mark.parametrize(
     "name", ["张三", "曾国藩", "单长乐", "John Smith", "阿卜杜·热合曼", "王Lily", "", "123", "·"]
 )
@@ -167,7 +174,8 @@ def test_letters_query_gives_a_prefix_tsquery() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["张三", "曾国藩", "单田芳", "长孙无忌", "刘长江", "单长乐", "吕秀兰", "朴槿惠", "王Lily"]
+    "name",
+    ["张三", "曾国藩", "单田芳", "长孙无忌", "刘长江", "单长乐", "吕秀兰", "朴槿惠", "王Lily"],
 )
 def test_what_staff_type_is_a_prefix_of_a_stored_key(name: str) -> None:
     """Initials, a pinyin prefix or the Han name typed by staff reach the stored keys."""

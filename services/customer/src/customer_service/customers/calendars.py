@@ -74,14 +74,17 @@ def lunar_date(
     found = _month(year, month, leap)
     if found is None:
         leap_month = leap_month_of(year)
-        has = f"its leap month is the {_ordinal(leap_month)}" if leap_month else "it has no leap month"
-        raise InvalidField(
-            field, f"lunar {year} has no leap {_ordinal(month)} month ({has})"
+        has = (
+            f"its leap month is the {_ordinal(leap_month)}"
+            if leap_month
+            else "it has no leap month"
         )
+        raise InvalidField(field, f"lunar {year} has no leap {_ordinal(month)} month ({has})")
     if day > found.days:
         which = f"the leap {_ordinal(month)}" if leap else f"the {_ordinal(month)}"
         raise InvalidField(
-            field, f"{which} month of lunar {year} has {found.days} days: there is no {_ordinal(day)}"
+            field,
+            f"{which} month of lunar {year} has {found.days} days: there is no {_ordinal(day)}",
         )
     return LunarDate(year, month, day, leap)
 
