@@ -1,0 +1,1 @@
+"""Spreadsheet imports (POST /imports): reading CSV and XLSX uploads into typed rows."""
