@@ -1,13 +1,16 @@
 """The customer file's events as engagement's consumer applies them: the read copy, and the tasks
 that follow their file to its owner, onto a merge's survivor, or closed with it."""
 
+import asyncio
 from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from crm_devstack.fixtures import eventually
+from crm_libs.db import make_engine, make_sessionmaker
 from crm_libs.events.envelope import EventEnvelope
 from engagement_service.customers.events import CustomerChangeSeen
 from engagement_service.handlers import handle_events
@@ -263,7 +266,11 @@ async def test_a_merge_moves_tasks_to_the_survivor_without_doubling_them(
             *five("keep", "B", "open", None, "owner-k"),
         ]
     )
-    plans = await session.execute(text("SELECT DISTINCT customer_id FROM follow_up_plan"))
+    plans = await session.execute(
+        text(
+            "SELECT DISTINCT customer_id FROM follow_up_plan WHERE customer_id IN ('keep', 'gone')"
+        )
+    )
     assert [r.customer_id for r in plans] == ["keep"]
     # Replayed: nothing moves again.
     await handle_events(session, [merge])
@@ -346,3 +353,39 @@ def test_a_merge_without_its_survivor_is_the_events_own_fault() -> None:
     del broken.payload["merged_into"]
     with pytest.raises(ValueError, match="merged_into"):
         CustomerChangeSeen.from_envelope(broken)
+
+
+async def test_a_purchase_applied_beside_a_merge_lands_on_the_survivor(database_url: str) -> None:
+    # Two members of the group at once: one applies a merge, the other a purchase of the
+    # merged-away file (two topics: their partitions may belong to different members).
+    engine = make_engine(database_url, pool_size=3)
+    sessions = make_sessionmaker(engine)
+    try:
+        async with sessions() as setup, setup.begin():
+            await handle_events(
+                setup, [registered("x-keep", owner="owner-k"), registered("x-gone", owner=None)]
+            )
+
+        async def purchase() -> None:
+            async with sessions() as session, session.begin():
+                await handle_events(session, [bought("x-gone", "p1", "A")])
+
+        async with sessions() as merging, merging.begin():
+            await handle_events(merging, [merged("x-gone", into="x-keep", version=2)])
+            buying = asyncio.create_task(purchase())
+            await eventually(lambda: finished_or_waiting(buying, engine))
+        await buying
+        async with sessions() as check:
+            assert await tasks_of(check, "x-keep", "x-gone") == five(
+                "x-keep", "A", "open", None, "owner-k"
+            )
+    finally:
+        await engine.dispose()
+
+
+async def finished_or_waiting(task: asyncio.Task[None], engine: AsyncEngine) -> bool:
+    if task.done():
+        return True
+    async with engine.connect() as conn:
+        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        return bool((await conn.execute(text(waiting))).scalar_one())

@@ -17,11 +17,7 @@ PURCHASE_RECORDED = "purchase.recorded"
 
 
 async def handle_events(session: AsyncSession, batch: list[EventEnvelope]) -> None:
-    changes = await customers.apply_changes(
-        session,
-        changes=[CustomerChangeSeen.from_envelope(e) for e in batch if e.type in CUSTOMER_EVENTS],
-    )
-    await follow_file_changes(session, changes=changes)
+    changes = [CustomerChangeSeen.from_envelope(e) for e in batch if e.type in CUSTOMER_EVENTS]
     purchases = [
         followups.PurchaseSeen.from_payload(
             store_id=e.store_id, customer_id=e.customer_id, payload=e.payload
@@ -29,5 +25,11 @@ async def handle_events(session: AsyncSession, batch: list[EventEnvelope]) -> No
         for e in batch
         if e.type == PURCHASE_RECORDED
     ]
+    await customers.lock_stores(
+        session, store_ids=[*(c.store_id for c in changes), *(p.store_id for p in purchases)]
+    )
+    await follow_file_changes(
+        session, changes=await customers.apply_changes(session, changes=changes)
+    )
     files = await customers.files_of(session, customer_ids={p.customer_id for p in purchases})
     await followups.start_plans(session, purchases=purchases, files=files)

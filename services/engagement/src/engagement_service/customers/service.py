@@ -1,5 +1,6 @@
 """Engagement's read copy of the customer files, and what each applied change asks of the tasks."""
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,17 @@ class FileChanges:
     merges: list[Merge] = field(default_factory=list)
 
 
+# A customer's events and purchases arrive on two topics whose partitions may belong to different
+# members of the consumer group: each batch waits for the stores it touches (see lock_stores).
+STORE_LOCK_SPACE = 72_365_101
+_LOCK_STORES_SQL = text(
+    """
+    SELECT pg_advisory_xact_lock(CAST(:space AS integer), k.key)
+    FROM (SELECT DISTINCT hashtext(s) AS key FROM unnest(CAST(:stores AS text[])) AS s) AS k
+    ORDER BY k.key
+    """
+)
+
 _HELD_SQL = text(
     """
     SELECT customer_id, version, owner_staff_id FROM customer_file
@@ -82,6 +94,21 @@ _FILES_OF_SQL = text(
 )
 
 
+async def lock_stores(session: AsyncSession, *, store_ids: Iterable[str]) -> None:
+    """Wait until no other transaction works on these stores' files; held until this one ends.
+
+    Taken once per batch, in one sorted statement (two members never wait on each other),
+    before anything is read. Without it a purchase placed on one member while another applies a
+    merge, an archive or a new owner would follow the file as it was, and the change, not seeing
+    the purchase's uncommitted tasks, would leave them behind. By store rather than by customer:
+    a batch names a few stores but up to thousands of customers (each lock a slot in the
+    server's lock table), and a merge never crosses stores, so a survivor is always covered.
+    """
+    stores = sorted(set(store_ids))
+    if stores:
+        await session.execute(_LOCK_STORES_SQL, {"space": STORE_LOCK_SPACE, "stores": stores})
+
+
 async def files_of(session: AsyncSession, *, customer_ids: set[str]) -> dict[str, FileState]:
     """The state of each customer's file as engagement knows it, merges followed."""
     if not customer_ids:
@@ -99,7 +126,8 @@ async def apply_changes(session: AsyncSession, *, changes: list[CustomerChangeSe
     """Keep the copy of each file at its newest version; say what the applied events ask of tasks.
 
     An event applies only if its version is newer than the copy's: a replay, a redelivery or an
-    event overtaken by a newer one changes nothing.
+    event overtaken by a newer one changes nothing. The caller holds the stores' locks
+    (:func:`lock_stores`).
     """
     if not changes:
         return FileChanges()
