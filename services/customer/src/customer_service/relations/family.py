@@ -93,7 +93,7 @@ async def purchases(
         FamilyPurchasePublic(
             id=p.id,
             customer_id=p.customer_id,
-            kind=family[p.customer_id],  # type: ignore[arg-type]  # a kind, or "self"
+            kind=family[p.customer_id],  # a kind, or "self"
             staff_id=p.staff_id,
             purchased_at=p.purchased_at,
             total=p.total,

@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, insert, or_, select
+from sqlalchemy import and_, delete, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from crm_libs.pagination import PageParams, keyset
+from crm_libs.pagination import PageParams
 from crm_libs.principal import Principal
 from crm_libs.problems import Conflict, InvalidField, NotFound
 from customer_service.customers.models import Customer
@@ -21,7 +21,7 @@ from customer_service.relations.models import CustomerRelation
 from customer_service.relations.schemas import RelationCreate
 
 ACTIVE = "active"
-_REL = CustomerRelation.__table__
+_REL = CustomerRelation.metadata.tables["customer_relation"]  # for statements without the ORM
 
 
 @dataclass(frozen=True)
@@ -231,23 +231,25 @@ async def list_for_customer(
 ) -> list[Relation]:
     """One page of a visible file's relations, in related-customer id order."""
     customer = await visible_file(session, principal=principal, customer_id=customer_id)
-    query = keyset(
+    query = (
         select(
-            col(CustomerRelation.related_customer_id),
-            col(CustomerRelation.kind),
+            _REL.c.related_customer_id,
+            _REL.c.kind,
             col(Customer.name),
-            col(CustomerRelation.created_at),
+            _REL.c.created_at,
             col(Customer.status),
         )
-        .join(Customer, col(Customer.id) == col(CustomerRelation.related_customer_id))
+        .join(Customer, col(Customer.id) == _REL.c.related_customer_id)
         .where(
-            col(CustomerRelation.store_id) == customer.store_id,
-            col(CustomerRelation.customer_id) == customer.id,
+            _REL.c.store_id == customer.store_id,
+            _REL.c.customer_id == customer.id,
             col(Customer.store_id) == customer.store_id,
-        ),
-        col(CustomerRelation.related_customer_id),
-        page,
+        )
+        .order_by(_REL.c.related_customer_id)
+        .limit(page.limit + 1)  # one more tells page_of that another page follows
     )
+    if page.after:
+        query = query.where(_REL.c.related_customer_id > page.after)
     return [Relation(*row) for row in (await session.execute(query)).all()]
 
 
@@ -294,25 +296,21 @@ async def move_on_merge(
         raise ValueError("a merge moves relations between two files of one store")
     store_id = stores[survivor_id]
     # Plain rows, not ORM objects: the duplicate's rows are deleted below by a statement.
-    rows = await session.execute(
-        select(_REL.c.customer_id, _REL.c.related_customer_id, _REL.c.kind, _REL.c.created_at)
-        .where(
-            _REL.c.store_id == store_id,
-            _REL.c.customer_id.in_([duplicate_id, survivor_id]),
+    links = (
+        await session.execute(
+            select(_REL.c.customer_id, _REL.c.related_customer_id, _REL.c.kind, _REL.c.created_at)
+            .where(
+                _REL.c.store_id == store_id,
+                _REL.c.customer_id.in_([duplicate_id, survivor_id]),
+            )
+            .order_by(_REL.c.related_customer_id)
         )
-        .order_by(_REL.c.related_customer_id)
-    )
-    survivors: dict[str, str] = {}
-    duplicates: list[Row[Any]] = []
-    for row in rows.all():
-        if row.customer_id == survivor_id:
-            survivors[row.related_customer_id] = row.kind
-        else:
-            duplicates.append(row)
+    ).all()
+    survivors = {r.related_customer_id: r.kind for r in links if r.customer_id == survivor_id}
     spouse = next((r for r, k in survivors.items() if k == RelationKind.SPOUSE), None)
     outcome = MergedRelations()
-    moving: list[Row[Any]] = []
-    for row in duplicates:
+    moving: list[dict[str, Any]] = []
+    for row in (r for r in links if r.customer_id == duplicate_id):
         other = row.related_customer_id
         if other == survivor_id:
             outcome.dropped.append(other)
@@ -329,23 +327,13 @@ async def move_on_merge(
             )
         else:
             outcome.moved.append(other)
-            moving.append(row)
-    await session.execute(
-        delete(_REL).where(
-            _REL.c.store_id == store_id,
-            or_(_REL.c.customer_id == duplicate_id, _REL.c.related_customer_id == duplicate_id),
-        )
-    )
-    if moving:
-        # Each keeps its date: the family was known since then, whichever file held it.
-        values = []
-        for row in moving:
             inverse = INVERSE[RelationKind(row.kind)].value
+            # Each keeps its date: the family was known since then, whichever file held it.
             for customer_id, related_id, kind in (
-                (survivor_id, row.related_customer_id, row.kind),
-                (row.related_customer_id, survivor_id, inverse),
+                (survivor_id, other, row.kind),
+                (other, survivor_id, inverse),
             ):
-                values.append(
+                moving.append(
                     {
                         "store_id": store_id,
                         "customer_id": customer_id,
@@ -354,7 +342,14 @@ async def move_on_merge(
                         "created_at": row.created_at,
                     }
                 )
-        await session.execute(insert(_REL).values(values))
+    await session.execute(
+        delete(_REL).where(
+            _REL.c.store_id == store_id,
+            or_(_REL.c.customer_id == duplicate_id, _REL.c.related_customer_id == duplicate_id),
+        )
+    )
+    if moving:
+        await session.execute(insert(_REL).values(moving))
     return outcome
 
 
