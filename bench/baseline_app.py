@@ -9,9 +9,11 @@ frame (authentication, ORM, middleware, serialisation) costs.
 
 - ``GET /customers/{id}``: one row by key, answered with the JSON a head-office caller gets from
   the service for a file without sensitive data (same fields, same order, ETag header).
-- ``POST /customers/{id}/purchases``: in one transaction, the customer's store and time zone and
+- ``POST /customers/{id}/purchases``: the statements the service sends for a sale without an
+  ``Idempotency-Key``: the customer's store and time zone (with the named staff member's store),
   the catalogue rows of the items, then the purchase row, its lines and one ``purchase.recorded``
-  outbox row with the same envelope the service stages; answered with the same JSON (201).
+  outbox row with the same envelope in one statement (atomic by itself, so no BEGIN/COMMIT);
+  answered with the same JSON (201).
 """
 
 from __future__ import annotations
@@ -38,21 +40,23 @@ _READ = """
     FROM customer WHERE id = $1
 """
 _CUSTOMER_STORE = """
-    SELECT c.store_id, s.timezone FROM customer c JOIN store s ON s.id = c.store_id
+    SELECT c.store_id, s.timezone, (SELECT st.store_id FROM staff st WHERE st.id = $2) AS staff
+    FROM customer c JOIN store s ON s.id = c.store_id
     WHERE c.id = $1
 """
 _PRODUCTS = "SELECT sku, id, category, unit_price, days_per_unit FROM product WHERE sku = ANY($1)"
-_INSERT_PURCHASE = """
-    INSERT INTO purchase (id, store_id, customer_id, staff_id, member_event_id, purchased_at,
-                          total)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-"""
-_INSERT_LINES = """
-    INSERT INTO purchase_line (purchase_id, product_id, sku, qty, unit_price, amount)
-    SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::numeric[], $6::numeric[])
-"""
-_INSERT_OUTBOX = """
-    INSERT INTO outbox_event (event_id, topic, key, envelope) VALUES ($1, $2, $3, $4)
+_INSERT_SALE = """
+    WITH sale AS (
+        INSERT INTO purchase
+            (id, store_id, customer_id, staff_id, member_event_id, purchased_at, total)
+        VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::timestamptz, $7::numeric)
+    ), sale_lines AS (
+        INSERT INTO purchase_line (purchase_id, product_id, sku, qty, unit_price, amount)
+        SELECT $1::text, line.*
+        FROM unnest($8::text[], $9::text[], $10::int[], $11::numeric[], $12::numeric[]) AS line
+    )
+    INSERT INTO outbox_event (event_id, topic, key, envelope)
+    VALUES ($13::text, $14::text, $3::text, $15::jsonb)
 """
 
 
@@ -121,8 +125,9 @@ def create_app() -> FastAPI:
     @app.post("/customers/{customer_id}/purchases")
     async def purchase(customer_id: str, request: Request) -> Response:
         body = orjson.loads(await request.body())
-        async with request.app.state.pool.acquire() as conn, conn.transaction():
-            customer = await conn.fetchrow(_CUSTOMER_STORE, customer_id)
+        staff_id, member_event_id = body.get("staff_id"), body.get("member_event_id")
+        async with request.app.state.pool.acquire() as conn:
+            customer = await conn.fetchrow(_CUSTOMER_STORE, customer_id, staff_id)
             if customer is None:
                 return _json({"detail": "No such customer"}, 404)
             items = body["items"]
@@ -137,26 +142,6 @@ def create_app() -> FastAPI:
                 lines.append((product, item["qty"], _cents(price), _cents(price * item["qty"])))
             total = sum((amount for *_, amount in lines), Decimal("0.00"))
             purchase_id = new_id()
-            staff_id, member_event_id = body.get("staff_id"), body.get("member_event_id")
-            await conn.execute(
-                _INSERT_PURCHASE,
-                purchase_id,
-                customer["store_id"],
-                customer_id,
-                staff_id,
-                member_event_id,
-                purchased_at,
-                total,
-            )
-            await conn.execute(
-                _INSERT_LINES,
-                purchase_id,
-                [p["id"] for p, *_ in lines],
-                [p["sku"] for p, *_ in lines],
-                [qty for _, qty, _, _ in lines],
-                [price for *_, price, _ in lines],
-                [amount for *_, amount in lines],
-            )
             timezone = customer["timezone"]
             event_id = str(uuid.uuid4())
             envelope = {
@@ -188,10 +173,21 @@ def create_app() -> FastAPI:
                 },
             }
             await conn.execute(
-                _INSERT_OUTBOX,
+                _INSERT_SALE,
+                purchase_id,
+                customer["store_id"],
+                customer_id,
+                staff_id,
+                member_event_id,
+                purchased_at,
+                total,
+                [p["id"] for p, *_ in lines],
+                [p["sku"] for p, *_ in lines],
+                [qty for _, qty, _, _ in lines],
+                [price for *_, price, _ in lines],
+                [amount for *_, amount in lines],
                 event_id,
                 "crm.purchases.v1",
-                customer_id,
                 orjson.dumps(envelope).decode(),
             )
         return _json(

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import Request
 from sqlalchemy import event
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -17,6 +18,9 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.sql import Executable
+from sqlalchemy.util import LRUCache
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 
 def make_engine(database_url: str, *, pool_size: int = 10, max_overflow: int = 0) -> AsyncEngine:
@@ -112,6 +116,71 @@ def connection_turns(pool_size: int) -> asyncio.Semaphore:
 def _turn(request: Request) -> AbstractAsyncContextManager[Any]:
     turns = getattr(request.app.state, "connection_turns", None)
     return turns if turns is not None else contextlib.nullcontext()
+
+
+@contextlib.asynccontextmanager
+async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
+    """The asyncpg connection under one of ``engine``'s pooled connections, for the few hot
+    paths where SQLAlchemy's own work per statement costs more than the statement.
+
+    Same pool, same checkout (a connection the server closed while pooled is replaced first),
+    no second pool. Whatever the caller does with it must leave it as it found it: outside a
+    transaction (``async with conn.transaction()`` does that). A connection that broke in use,
+    or that an interrupted request left inside a transaction, is not given back to the pool but
+    dropped (invalidated): the next checkout opens a fresh one, as SQLAlchemy itself does after a
+    disconnect.
+    """
+    pooled = await engine.raw_connection()
+    connection = pooled.driver_connection
+    try:
+        yield connection
+    except BaseException as exc:
+        if connection.is_closed() or connection.is_in_transaction():
+            await greenlet_spawn(pooled.invalidate, exc if isinstance(exc, Exception) else None)
+        raise
+    finally:
+        # Back to the pool (its reset finds no transaction of SQLAlchemy's to roll back).
+        await greenlet_spawn(pooled.close)
+
+
+@contextlib.asynccontextmanager
+async def request_connection(request: Request) -> AsyncIterator[Any]:
+    """``driver_connection`` on the app's engine, taken in turn like the sessions' connections
+    (``connection_turns``). Statements on it run each on its own (autocommit) unless the caller
+    opens a transaction: a single statement is atomic by itself."""
+    async with _turn(request), driver_connection(request.app.state.engine) as connection:
+        yield connection
+
+
+_DIALECT = asyncpg_dialect()
+# Compiled forms by statement structure (values apart), like an engine's compiled cache.
+_COMPILED: LRUCache[Any, Any] = LRUCache(500)
+
+
+def driver_sql(
+    statement: Executable, params: dict[str, Any] | None = None
+) -> tuple[str, list[Any]]:
+    """A Core (or ORM-enabled) statement as asyncpg's SQL (``$1``…) and its arguments in order.
+
+    Compiled once per structure, as an engine's compiled cache does it: the key is SQLAlchemy's
+    own cache key, which leaves literal values out (a statement built once at import memoises
+    its key, so for it this is a dictionary lookup). Values go to asyncpg as they are, without
+    SQLAlchemy's type processing, which for text, numbers, dates and times changes nothing.
+    """
+    key = statement._generate_cache_key()
+    if key is None:  # a construct SQLAlchemy cannot cache: compiled every time
+        compiled: Any = statement.compile(dialect=_DIALECT)
+        values = compiled.construct_params(params, escape_names=False)
+    else:
+        cache_key, extracted, collected = key
+        compiled = _COMPILED.get(cache_key)
+        if compiled is None:
+            compiled = statement.compile(dialect=_DIALECT, cache_key=key)
+            _COMPILED[cache_key] = compiled
+        values = compiled.construct_params(
+            params, extracted_parameters=extracted, escape_names=False, _collected_params=collected
+        )
+    return compiled.string, [values[name] for name in compiled.positiontup]
 
 
 def asyncpg_dsn(database_url: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
@@ -78,3 +78,13 @@ def page_of(rows: list[T], params: PageParams, *, id_of: str = "id") -> Page[T]:
     items = rows[: params.limit]
     next_cursor = encode_cursor(str(getattr(items[-1], id_of))) if has_more and items else None
     return Page[T](items=items, next_cursor=next_cursor)
+
+
+def next_cursor(
+    rows: Sequence[Mapping[str, Any]], params: PageParams, *, id_of: str = "id"
+) -> str | None:
+    """``page_of``'s cursor for rows read by column name (a route serialising its page itself):
+    the page is ``rows[:params.limit]``."""
+    if len(rows) <= params.limit or params.limit < 1:
+        return None
+    return encode_cursor(str(rows[params.limit - 1][id_of]))

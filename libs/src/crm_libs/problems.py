@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -125,20 +126,29 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(_: Request, exc: DBAPIError) -> JSONResponse:
-        # SQLSTATE class 22 is "data exception": input the database cannot hold (a NUL
-        # character, a number out of range). The client's mistake, reported as one.
-        if _sqlstate(exc).startswith("22"):
-            log.info("database refused a value", extra={"fields": {"error": str(exc.orig)[:200]}})
-            return problem_response(
-                400, "Malformed request", "The request holds a value that cannot be stored"
-            )
-        log.exception("database error")
-        return problem_response(500, "Internal error", "An unexpected error occurred")
+        return _database_problem(_sqlstate(exc), exc.orig)
+
+    # The same for statements sent on the driver connection itself (crm_libs.db).
+    @app.exception_handler(asyncpg.PostgresError)
+    async def _driver(_: Request, exc: asyncpg.PostgresError) -> JSONResponse:
+        return _database_problem(str(getattr(exc, "sqlstate", "") or ""), exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
         return problem_response(500, "Internal error", "An unexpected error occurred")
+
+
+def _database_problem(sqlstate: str, error: BaseException | None) -> JSONResponse:
+    # SQLSTATE class 22 is "data exception": input the database cannot hold (a NUL character,
+    # a number out of range). The client's mistake, reported as one.
+    if sqlstate.startswith("22"):
+        log.info("database refused a value", extra={"fields": {"error": str(error)[:200]}})
+        return problem_response(
+            400, "Malformed request", "The request holds a value that cannot be stored"
+        )
+    log.exception("database error")
+    return problem_response(500, "Internal error", "An unexpected error occurred")
 
 
 def _sqlstate(exc: DBAPIError) -> str:

@@ -1,5 +1,6 @@
 """Customer files: registration, reading, listing, always inside the caller's store."""
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -8,6 +9,7 @@ from sqlalchemy import ColumnElement, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from crm_libs.db import driver_sql
 from crm_libs.field_crypto import FieldCipher
 from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
@@ -25,8 +27,20 @@ from customer_service.stores import service as stores
 ARCHIVED = "archived"
 # Built once: SQLAlchemy memoises a statement's cache key, so a request neither rebuilds the
 # query nor recomputes the key to find its compiled form (the hottest read in the service).
+# Every column of the model: a column added to it is read (and shown, where the public schema
+# names it) without touching a query.
 _BY_ID = select(Customer).where(col(Customer.id) == bindparam("customer_id"))
 _BY_ID_IN_STORE = _BY_ID.where(col(Customer.store_id) == bindparam("store_id"))
+
+# What reads return: the file's row by column name (an asyncpg record on the hot paths, see
+# ``row_of`` for a file the ORM holds).
+CustomerRow = Mapping[str, Any]
+_COLUMNS = tuple(Customer.__table__.columns.keys())  # type: ignore[attr-defined]
+
+
+def row_of(customer: Customer) -> CustomerRow:
+    """A file the ORM holds (just written) as the same row a read returns."""
+    return {name: getattr(customer, name) for name in _COLUMNS}
 
 
 async def register(
@@ -68,6 +82,20 @@ async def get(
     if customer is None:
         raise NotFound("No such customer")
     return customer
+
+
+async def read(conn: Any, *, principal: Principal, customer_id: str) -> CustomerRow:
+    """``get`` for a pure read, on the driver connection (``crm_libs.db.request_connection``):
+    one prepared SELECT, no ORM object built."""
+    scope = principal.store_scope()
+    sql, args = driver_sql(
+        _BY_ID if scope is None else _BY_ID_IN_STORE,
+        {"customer_id": customer_id, "store_id": scope},
+    )
+    row: CustomerRow | None = await conn.fetchrow(sql, *args)
+    if row is None:
+        raise NotFound("No such customer")
+    return row
 
 
 async def update(
@@ -166,13 +194,14 @@ def _matching(q: str, *, principal: Principal) -> ColumnElement[bool]:
 
 
 async def search(
-    session: AsyncSession,
+    conn: Any,
     *,
     principal: Principal,
     store_id: str | None,
     q: str | None,
     page: PageParams,
-) -> list[Customer]:
+) -> list[CustomerRow]:
+    """A page of files, on the driver connection (the statement is compiled once per shape)."""
     query = keyset(select(Customer).where(col(Customer.status) != ARCHIVED), col(Customer.id), page)
     if (scope := principal.store_scope()) is not None:
         query = query.where(col(Customer.store_id) == scope)
@@ -180,4 +209,6 @@ async def search(
         query = query.where(col(Customer.store_id) == store_id)
     if q:
         query = query.where(_matching(q, principal=principal))
-    return list((await session.execute(query)).scalars())
+    sql, args = driver_sql(query)
+    rows: list[CustomerRow] = await conn.fetch(sql, *args)
+    return rows

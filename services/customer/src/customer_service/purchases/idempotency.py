@@ -1,7 +1,8 @@
 """``Idempotency-Key`` on writes that create money: a replay, or 409 for another body.
 
-Routers take ``Depends(idempotent("..."))`` and hand it their write; the lookup, the replay and
-the storing of the first response happen here, in the request's transaction.
+Routers take ``Depends(idempotent("..."))`` and hand it their write and a driver connection
+(``crm_libs.db.request_connection``); with a key, the lookup, the write and the storing of the
+first answer happen in one transaction on it.
 """
 
 import hashlib
@@ -10,17 +11,25 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Header, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from crm_libs.problems import Conflict, InvalidField
-from customer_service.deps import PrincipalDep, SessionDep
-from customer_service.purchases.models import IdempotencyRecord
+from customer_service.deps import PrincipalDep
 
 MAX_KEY_LENGTH = 200
+
+# Held to the end of the transaction: a second request with the same key waits, then replays.
+_LOCK_KEY = "SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))"
+# The answer as the text it was stored as (read after the lock: a snapshot of its own).
+_FIND = """
+    SELECT request_hash, status_code, body::text AS body FROM idempotency_record
+    WHERE scope = $1::text AND key = $2::text
+"""
+_REMEMBER = """
+    INSERT INTO idempotency_record (scope, key, request_hash, status_code, body)
+    VALUES ($1::text, $2::text, $3::text, $4::int, $5::text::jsonb)
+"""
 
 
 def request_fingerprint(route: str, body: Any) -> str:
@@ -29,82 +38,47 @@ def request_fingerprint(route: str, body: Any) -> str:
     ).hexdigest()
 
 
-async def find_replay(
-    session: AsyncSession, *, scope: str, key: str, fingerprint: str
-) -> IdempotencyRecord | None:
-    """The stored response for this key, or None. Serialises concurrent uses of one key."""
-    if not key or len(key) > MAX_KEY_LENGTH:
-        raise InvalidField("Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} characters")
-    # Held to the end of the transaction: a second request with the same key waits, then replays.
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": f"{scope}\n{key}"}
-    )
-    record = (
-        await session.execute(
-            select(IdempotencyRecord).where(
-                col(IdempotencyRecord.scope) == scope, col(IdempotencyRecord.key) == key
-            )
-        )
-    ).scalar_one_or_none()
-    if record is not None and record.request_hash != fingerprint:
-        raise Conflict("This Idempotency-Key was already used with a different request")
-    return record
-
-
-def remember(
-    session: AsyncSession,
-    *,
-    scope: str,
-    key: str,
-    fingerprint: str,
-    status_code: int,
-    body: dict[str, Any],
-) -> None:
-    session.add(
-        IdempotencyRecord(
-            scope=scope, key=key, request_hash=fingerprint, status_code=status_code, body=body
-        )
-    )
-
-
 class IdempotentWrite:
     """One route's write, done once per ``Idempotency-Key`` and replayed after that."""
 
-    def __init__(
-        self, session: AsyncSession, *, scope: str, operation: str, key: str | None
-    ) -> None:
-        self._session = session
+    def __init__(self, *, scope: str, operation: str, key: str | None) -> None:
         self._scope = scope
         self._operation = operation
         self._key = key
 
     async def respond(
         self,
+        conn: Any,
         request_body: BaseModel,
-        write: Callable[[], Awaitable[BaseModel]],
+        write: Callable[[], Awaitable[bytes]],
         *,
         status_code: int,
-    ) -> JSONResponse:
-        """``write()``'s response; with a key already used for this body, the stored one."""
+    ) -> Response:
+        """``write()``'s JSON answer; with a key already used for this body, the stored one.
+
+        Without a key the write commits as it goes (``write`` must then be one atomic
+        statement's worth, or open its own transaction).
+        """
         if self._key is None:
-            body = (await write()).model_dump(mode="json")
-            return JSONResponse(body, status_code=status_code)
+            return _json(await write(), status_code)
+        key = self._key
+        if not key or len(key) > MAX_KEY_LENGTH:
+            raise InvalidField("Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} characters")
         fingerprint = request_fingerprint(self._operation, request_body.model_dump(mode="json"))
-        replay = await find_replay(
-            self._session, scope=self._scope, key=self._key, fingerprint=fingerprint
-        )
-        if replay is not None:
-            return JSONResponse(replay.body, status_code=replay.status_code)
-        body = (await write()).model_dump(mode="json")
-        remember(
-            self._session,
-            scope=self._scope,
-            key=self._key,
-            fingerprint=fingerprint,
-            status_code=status_code,
-            body=body,
-        )
-        return JSONResponse(body, status_code=status_code)
+        async with conn.transaction():
+            await conn.execute(_LOCK_KEY, f"{self._scope}\n{key}")
+            replay = await conn.fetchrow(_FIND, self._scope, key)
+            if replay is not None:
+                if replay["request_hash"] != fingerprint:
+                    raise Conflict("This Idempotency-Key was already used with a different request")
+                return _json(replay["body"].encode(), replay["status_code"])
+            body = await write()
+            await conn.execute(_REMEMBER, self._scope, key, fingerprint, status_code, body.decode())
+        return _json(body, status_code)
+
+
+def _json(body: bytes, status_code: int) -> Response:
+    return Response(body, status_code=status_code, media_type="application/json")
 
 
 def idempotent(operation: str) -> Callable[..., Awaitable[IdempotentWrite]]:
@@ -116,12 +90,10 @@ def idempotent(operation: str) -> Callable[..., Awaitable[IdempotentWrite]]:
 
     async def dependency(  # async: no thread-pool hop per request
         request: Request,
-        session: SessionDep,
         principal: PrincipalDep,
         idempotency_key: Annotated[str | None, Header()] = None,
     ) -> IdempotentWrite:
         return IdempotentWrite(
-            session,
             scope=principal.subject,
             operation=operation.format(**request.path_params),
             key=idempotency_key,

@@ -1,12 +1,13 @@
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Request, Response
 
+from crm_libs.db import request_connection
 from crm_libs.pagination import Page, PageParams, page_of, page_params
 from crm_libs.problems import problem_responses
-from customer_service.deps import PrincipalDep, ReadSessionDep, SessionDep, SettingsDep
+from customer_service.config import Settings
+from customer_service.deps import PrincipalDep, ReadSessionDep
 from customer_service.purchases import service
 from customer_service.purchases.idempotency import IdempotentWrite, idempotent
 from customer_service.purchases.models import Purchase, PurchaseLine
@@ -43,22 +44,27 @@ def _public(purchase: Purchase, lines: list[PurchaseLine]) -> PurchasePublic:
 async def record_purchase(
     customer_id: str,
     purchase_in: PurchaseCreate,
-    session: SessionDep,
+    request: Request,
     principal: PrincipalDep,
-    settings: SettingsDep,
     once: Annotated[IdempotentWrite, Depends(idempotent("purchases:{customer_id}"))],
-) -> JSONResponse:
-    async def record() -> PurchasePublic:
-        purchase, lines = await service.record(
-            session,
-            principal=principal,
-            customer_id=customer_id,
-            purchase_in=purchase_in,
-            clock_skew=timedelta(seconds=settings.purchase_clock_skew_seconds),
-        )
-        return _public(purchase, lines)
+) -> Response:
+    # The driver connection, not a session: the sale is three statements, and its write
+    # commits before the answer is sent (with a key, the transaction around it does).
+    settings: Settings = request.app.state.settings
+    clock_skew = timedelta(seconds=settings.purchase_clock_skew_seconds)
+    async with request_connection(request) as conn:
 
-    return await once.respond(purchase_in, record, status_code=201)
+        async def record() -> bytes:
+            sale = await service.record(
+                conn,
+                principal=principal,
+                customer_id=customer_id,
+                purchase_in=purchase_in,
+                clock_skew=clock_skew,
+            )
+            return sale.public_json()
+
+        return await once.respond(conn, purchase_in, record, status_code=201)
 
 
 @router.get(

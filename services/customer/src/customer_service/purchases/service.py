@@ -1,82 +1,207 @@
 """Recording purchases: the sale, its lines and its event in one transaction."""
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+import orjson
+from sqlalchemy import Text, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from crm_libs.db import driver_sql
+from crm_libs.events.envelope import Topics
+from crm_libs.ids import new_id
 from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
-from crm_libs.problems import InvalidField
+from crm_libs.problems import InvalidField, NotFound
 from customer_service.customers import service as customers
+from customer_service.customers.models import Customer
 from customer_service.money import to_cents
-from customer_service.products import service as products
+from customer_service.products.models import Product
 from customer_service.purchases import events
 from customer_service.purchases.models import Purchase, PurchaseLine
 from customer_service.purchases.schemas import PurchaseCreate
-from customer_service.staff import service as staff
+from customer_service.staff.models import Staff
 from customer_service.stores.models import Store
 
 
+@dataclass(frozen=True, slots=True)
+class SaleLine:
+    product_id: str
+    sku: str
+    category: str
+    days_per_unit: int
+    qty: int
+    unit_price: Decimal
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Sale:
+    """A recorded purchase: what was written, and what its answer and its event say."""
+
+    id: str
+    store_id: str
+    customer_id: str
+    staff_id: str | None
+    member_event_id: str | None
+    purchased_at: datetime
+    total: Decimal
+    timezone: str
+    lines: list[SaleLine]
+
+    def public_json(self) -> bytes:
+        """PurchasePublic's JSON form (money as two-place strings, times in UTC ending in "Z"),
+        serialised once without building the model (tests/test_purchase_json.py keeps the two
+        equal)."""
+        return orjson.dumps(
+            {
+                "id": self.id,
+                "store_id": self.store_id,
+                "customer_id": self.customer_id,
+                "staff_id": self.staff_id,
+                "member_event_id": self.member_event_id,
+                "purchased_at": self.purchased_at,
+                "total": f"{self.total:.2f}",
+                "items": [
+                    {
+                        "sku": line.sku,
+                        "qty": line.qty,
+                        "unit_price": f"{line.unit_price:.2f}",
+                        "amount": f"{line.amount:.2f}",
+                    }
+                    for line in self.lines
+                ],
+            },
+            option=orjson.OPT_UTC_Z,
+        )
+
+
+# The customer (in the caller's store), its store's time zone and, in the same round trip, the
+# store of the staff member named on the sale (NULL: no such member, or none named).
+_STAFF_STORE = select(Staff.store_id).where(col(Staff.id) == bindparam("staff_id"))
+_SELLER = (
+    select(
+        col(Customer.store_id),
+        col(Store.timezone),
+        _STAFF_STORE.scalar_subquery().label("staff_store_id"),
+    )
+    .join(Store, col(Store.id) == col(Customer.store_id))
+    .where(col(Customer.id) == bindparam("customer_id"))
+)
+_SELLER_IN_STORE = _SELLER.where(col(Customer.store_id) == bindparam("store_id"))
+_CATALOGUE = select(
+    col(Product.sku),
+    col(Product.id),
+    col(Product.category),
+    col(Product.unit_price),
+    col(Product.days_per_unit),
+).where(col(Product.sku) == any_(bindparam("skus", type_=ARRAY(Text))))
+
+# The purchase, its lines and its outbox row (crm_libs.events.outbox's table, the relay's to
+# publish) in one statement: atomic by itself, so a sale needs no BEGIN and COMMIT of its own,
+# and inside a caller's transaction it is part of that one. The lines' foreign key is checked at
+# the end of the statement, when the purchase row is there.
+_INSERT_SALE = """
+    WITH sale AS (
+        INSERT INTO purchase
+            (id, store_id, customer_id, staff_id, member_event_id, purchased_at, total)
+        VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::timestamptz, $7::numeric)
+    ), sale_lines AS (
+        INSERT INTO purchase_line (purchase_id, product_id, sku, qty, unit_price, amount)
+        SELECT $1::text, line.*
+        FROM unnest($8::text[], $9::text[], $10::int[], $11::numeric[], $12::numeric[]) AS line
+    )
+    INSERT INTO outbox_event (event_id, topic, key, envelope)
+    VALUES ($13::text, $14::text, $3::text, $15::jsonb)
+"""
+
+
 async def record(
-    session: AsyncSession,
+    conn: Any,
     *,
     principal: Principal,
     customer_id: str,
     purchase_in: PurchaseCreate,
     clock_skew: timedelta = timedelta(minutes=5),
-) -> tuple[Purchase, list[PurchaseLine]]:
-    """Record a sale to a customer of the caller's store and stage ``purchase.recorded``."""
-    customer = await customers.get(session, principal=principal, customer_id=customer_id)
-    store = await session.get(Store, customer.store_id)
-    assert store is not None  # foreign key
-    purchased_at = _aware(purchase_in.purchased_at, store.timezone)
+) -> Sale:
+    """Record a sale to a customer of the caller's store and stage ``purchase.recorded``.
+
+    ``conn`` is a driver connection (``crm_libs.db.request_connection``): three statements,
+    two reads and the write, which commits by itself or with the caller's open transaction.
+    """
+    scope = principal.store_scope()
+    sql, args = driver_sql(
+        _SELLER if scope is None else _SELLER_IN_STORE,
+        {"customer_id": customer_id, "store_id": scope, "staff_id": purchase_in.staff_id},
+    )
+    seller = await conn.fetchrow(sql, *args)
+    if seller is None:
+        raise NotFound("No such customer")
+    timezone: str = seller["timezone"]
+    purchased_at = _aware(purchase_in.purchased_at, timezone)
     if purchased_at > datetime.now(UTC) + clock_skew:
         raise InvalidField("purchased_at", "lies in the future")
     # `is not None`, not truthiness: an empty id is an unknown staff member, not an absent one,
     # and must be refused here rather than by the foreign key at insert time.
-    if purchase_in.staff_id is not None:
-        await staff.get_serving(session, store_id=store.id, staff_id=purchase_in.staff_id)
-    catalogue = await products.by_sku(session, skus=(i.sku for i in purchase_in.items))
+    if purchase_in.staff_id is not None and seller["staff_store_id"] != seller["store_id"]:
+        raise InvalidField("staff_id", "unknown staff member for this store")
+    sql, args = driver_sql(_CATALOGUE, {"skus": list({i.sku for i in purchase_in.items})})
+    catalogue = {row["sku"]: row for row in await conn.fetch(sql, *args)}
     for index, item in enumerate(purchase_in.items):
         if item.sku not in catalogue:
             raise InvalidField(f"items.{index}.sku", f"unknown product {item.sku!r}")
 
-    purchase = Purchase(
-        store_id=store.id,
-        customer_id=customer.id,
-        staff_id=purchase_in.staff_id,
-        member_event_id=purchase_in.member_event_id,
-        purchased_at=purchased_at,
-        total=Decimal("0.00"),
-    )
     lines = []
     for item in purchase_in.items:
         product = catalogue[item.sku]
-        unit_price = item.unit_price if item.unit_price is not None else product.unit_price
+        unit_price = item.unit_price if item.unit_price is not None else product["unit_price"]
         lines.append(
-            PurchaseLine(
-                purchase_id=purchase.id,
-                product_id=product.id,
-                sku=product.sku,
+            SaleLine(
+                product_id=product["id"],
+                sku=product["sku"],
+                category=product["category"],
+                days_per_unit=product["days_per_unit"],
                 qty=item.qty,
                 unit_price=to_cents(unit_price),
                 amount=to_cents(unit_price * item.qty),
             )
         )
-    purchase.total = sum((line.amount for line in lines), Decimal("0.00"))
-    session.add(purchase)
-    session.add_all(lines)
-    # Staged before the flush, so the purchase, its lines (after it: foreign key order) and the
-    # outbox row go in one flush; nothing the event carries comes from the database.
-    events.purchase_recorded(
-        session, purchase=purchase, lines=lines, products=catalogue, timezone=store.timezone
+    sale = Sale(
+        id=new_id(),
+        store_id=seller["store_id"],
+        customer_id=customer_id,
+        staff_id=purchase_in.staff_id,
+        member_event_id=purchase_in.member_event_id,
+        purchased_at=purchased_at,
+        total=sum((line.amount for line in lines), Decimal("0.00")),
+        timezone=timezone,
+        lines=lines,
     )
-    await session.flush()
-    return purchase, lines
+    event = events.purchase_recorded(sale)
+    await conn.execute(
+        _INSERT_SALE,
+        sale.id,
+        sale.store_id,
+        sale.customer_id,
+        sale.staff_id,
+        sale.member_event_id,
+        sale.purchased_at,
+        sale.total,
+        [line.product_id for line in lines],
+        [line.sku for line in lines],
+        [line.qty for line in lines],
+        [line.unit_price for line in lines],
+        [line.amount for line in lines],
+        str(event.event_id),
+        Topics.PURCHASES,
+        event.to_bytes().decode(),
+    )
+    return sale
 
 
 async def list_for_customer(
