@@ -114,6 +114,7 @@ def test_keys_are_bounded_and_fewest_changes_come_first() -> None:
         ("ＬＩ　Ｍｉｎｇ", {"liming", "li", "ming", "lm"}),
         ("吕秀兰", {"lvxiulan", "lxl"}),
         ("张 建国", {"zhangjianguo", "zjg"}),
+        ("(单)田芳", {"shantianfang", "stf"}),
     ],
 )
 def test_latin_mixed_and_traditional_names(name: str, expected: set[str]) -> None:
