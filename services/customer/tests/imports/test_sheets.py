@@ -198,6 +198,17 @@ def test_a_spooled_upload_is_read_and_left_open_for_its_owner() -> None:
         assert not upload.closed
 
 
+def test_a_csv_that_turns_unreadable_further_down_is_refused_while_it_is_read() -> None:
+    upload = "姓名,备注\n张三,\n李四,{}\n".format("长" * 200_000).encode()
+    sheet = open_sheet(upload, kind="customers")
+
+    with pytest.raises(ImportRefused) as refused:
+        list(sheet.rows)
+
+    assert refused.value.reason == "unreadable"
+    assert "Row 3" in refused.value.detail
+
+
 def test_a_csv_whose_text_is_neither_utf8_nor_gbk_is_refused() -> None:
     with pytest.raises(ImportRefused) as refused:
         open_sheet("姓名\n张三\n".encode() + b"\x80\xff\n", kind="customers")

@@ -17,6 +17,14 @@ _PLACEHOLDERS = frozenset(
 )
 
 
+def is_blank(cell: Cell) -> bool:
+    """An empty cell, or one holding only a placeholder such as 无 or -."""
+    if not isinstance(cell, str):
+        return False
+    text = cell.strip()
+    return not text or unicodedata.normalize("NFKC", text).casefold() in _PLACEHOLDERS
+
+
 def text_of(cell: Cell) -> str | None:
     """The cell as trimmed NFKC text (full-width letters and digits made plain); None if blank."""
     if isinstance(cell, str):
@@ -81,7 +89,8 @@ def when_of(cell: Cell) -> date | datetime:
     if match := _DATE_TEXT.fullmatch(text):
         y, m, d, hh, mm, ss = match.groups()
         try:
-            if hh is None:
+            # Excel writes a date-only cell to CSV as 1956-03-08 00:00:00.
+            if hh is None or int(hh) == int(mm) == int(ss or 0) == 0:
                 return date(int(y), int(m), int(d))
             return datetime(int(y), int(m), int(d), int(hh), int(mm), int(ss or 0))
         except ValueError:

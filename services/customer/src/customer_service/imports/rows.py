@@ -18,6 +18,7 @@ from customer_service.imports.cells import (
     clean_name,
     date_of,
     identifier_of,
+    is_blank,
     phone_key,
     phone_texts,
     text_of,
@@ -128,7 +129,7 @@ class _Reading:
         for column in self.columns_by_field.get(field, ()):
             if column.index < len(cells):
                 cell = cells[column.index]
-                if not (isinstance(cell, str) and not cell.strip()):
+                if not is_blank(cell):
                     found.append((column, cell))
         return found
 
@@ -137,7 +138,7 @@ class _Reading:
         for column in self.columns_by_field.get(field, ()):
             if column.index < len(cells):
                 cell = cells[column.index]
-                if not (isinstance(cell, str) and not cell.strip()):
+                if not is_blank(cell):
                     return column, cell
         return None
 
@@ -199,7 +200,9 @@ def read_customer_row(
         id_number = id_number.replace(" ", "").upper()
         if not _ID_NUMBER.fullmatch(id_number):
             r.fail("id_number", "an ID-card number has 17 digits and a check digit or X")
-    fields = dict(
+    candidate = CustomerCandidate(
+        row=row.number,
+        fingerprint="",
         name=name or "",
         phones=phones,
         gender=r.code("gender", gender_code, ("男", "女", "female", "male", "other")),
@@ -224,14 +227,14 @@ def read_customer_row(
     )
     if r.errors:
         return r.errors
-    fingerprint = _fingerprint(
+    candidate.fingerprint = _fingerprint(
         "customer",
-        re.sub(r"\s", "", name or "").casefold(),
+        re.sub(r"\s", "", candidate.name).casefold(),
         ",".join(sorted({phone_key(p.number) for p in phones})),
         birthday.isoformat() if birthday else "",
         id_number or "",
     )
-    return CustomerCandidate(row=row.number, fingerprint=fingerprint, **fields)
+    return candidate
 
 
 def _phones(r: _Reading) -> tuple[PhoneText, ...]:
