@@ -275,6 +275,10 @@ async def test_a_merge_moves_tasks_to_the_survivor_without_doubling_them(
     # Replayed: nothing moves again.
     await handle_events(session, [merge])
     assert await tasks_of(session, "keep", "gone") == after
+    # A later change of the merged-away file need not repeat where it went.
+    await handle_events(
+        session, [file_event("customer.updated", "gone", version=3, status="merged")]
+    )
     # The survivor has bought what either file bought; a purchase of the merged-away file
     # consumed late lands on the survivor.
     await handle_events(session, [bought("keep", "p3", "B"), bought("gone", "p4", "B", "C")])

@@ -101,5 +101,5 @@ class CustomerChangeSeen:
             store_id=event.store_id,
             customer_id=event.customer_id,
             file=file,
-            merged_into=merged_into if event.type == CUSTOMER_MERGED else None,
+            merged_into=merged_into if file.status == "merged" else None,
         )

@@ -4,7 +4,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, text
+from sqlalchemy import ColumnElement, case, func, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -221,11 +221,21 @@ def _copied(change: CustomerChangeSeen) -> dict[str, Any]:
 async def _upsert(session: AsyncSession, *, rows: list[dict[str, Any]]) -> None:
     """One statement for the batch; the version guard holds even against a concurrent writer."""
     stmt = insert(CustomerFile).values(rows)
-    copied = [name for name in rows[0] if name != "customer_id"]
+    copied: dict[str, ColumnElement[Any]] = {
+        name: stmt.excluded[name] for name in rows[0] if name != "customer_id"
+    }
+    # A later change of a merged-away file that does not repeat its survivor keeps pointing there.
+    copied["merged_into"] = case(
+        (
+            stmt.excluded.status == "merged",
+            func.coalesce(stmt.excluded.merged_into, col(CustomerFile.merged_into)),
+        ),
+        else_=None,
+    )
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=[col(CustomerFile.customer_id)],
-            set_={**{name: stmt.excluded[name] for name in copied}, "updated_at": func.now()},
+            set_={**copied, "updated_at": func.now()},
             where=col(CustomerFile.version) < stmt.excluded.version,
         )
     )
