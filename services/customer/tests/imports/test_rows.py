@@ -7,16 +7,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from customer_service.imports.cells import amount_of, excel_serial, when_of, whole_number_of
+from customer_service.imports.customer_rows import CustomerCandidate, PhoneText, read_customer_row
 from customer_service.imports.headers import Columns, recognise_headers
-from customer_service.imports.rows import (
-    CustomerCandidate,
-    PhoneText,
-    PurchaseCandidate,
-    RepeatedRows,
-    RowError,
-    read_customer_row,
-    read_purchase_row,
-)
+from customer_service.imports.purchase_rows import PurchaseCandidate, read_purchase_row
+from customer_service.imports.rows import RepeatedRows, RowError
 from customer_service.imports.sheets import Cell, SheetRow, open_sheet
 
 TODAY = date(2025, 6, 1)
@@ -269,6 +263,17 @@ def test_a_purchase_time_is_taken_in_the_stores_time_zone() -> None:
     row = purchase(["13812345678", datetime(2024, 5, 6, 21, 15), "SKU-1", 1, 99])
 
     assert row.purchased_at == datetime(2024, 5, 6, 13, 15, tzinfo=ZoneInfo("UTC"))
+
+
+def test_a_till_that_exports_the_date_and_the_time_in_two_columns() -> None:
+    headers = ["手机", "销售时间", "销售日期", "商品编码", "数量", "金额"]
+
+    row = purchase(["13812345678", time(21, 15), date(2024, 5, 6), "SKU-1", 1, 99], headers)
+    from_text = purchase(["13812345678", "21:15", "2024-05-06", "SKU-1", 1, 99], headers)
+
+    assert (
+        row.purchased_at == from_text.purchased_at == datetime(2024, 5, 6, 21, 15, tzinfo=SHANGHAI)
+    )
 
 
 def test_a_purchase_names_its_customer_by_id_or_external_id() -> None:

@@ -188,9 +188,11 @@ def test_a_quoted_line_break_keeps_the_row_numbers_excel_shows() -> None:
     ]
 
 
-def test_a_spooled_upload_is_read_and_left_open_for_its_owner() -> None:
+@pytest.mark.parametrize("format", ["csv", "xlsx"])
+def test_a_spooled_upload_is_read_and_left_open_for_its_owner(format: str, xlsx) -> None:
+    content = csv_bytes(CUSTOMERS, encoding="gbk") if format == "csv" else xlsx({"S": CUSTOMERS})
     with tempfile.SpooledTemporaryFile(max_size=16) as upload:  # on disk from the first write
-        upload.write(csv_bytes(CUSTOMERS, encoding="gbk"))
+        upload.write(content)
 
         sheet = open_sheet(upload, kind="customers")
 

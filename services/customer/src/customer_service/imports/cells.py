@@ -107,6 +107,25 @@ def when_of(cell: Cell) -> date | datetime:
     raise ValueError(f"{text} is not a date: write it as 1956-03-08")
 
 
+_TIME_TEXT = re.compile(r"(\d{1,2})[:时](\d{1,2})(?:[:分](\d{1,2})(?:\.\d+)?秒?)?")
+
+
+def time_of(cell: Cell) -> time | None:
+    """A time of day (a time cell, or text such as 14:30 or 14:30:05); None for anything else."""
+    if isinstance(cell, time):
+        return cell
+    if not isinstance(cell, str):
+        return None
+    match = _TIME_TEXT.fullmatch(unicodedata.normalize("NFKC", cell).strip())
+    if match is None:
+        return None
+    hour, minute, second = match.groups()
+    try:
+        return time(int(hour), int(minute), int(second or 0))
+    except ValueError:
+        return None
+
+
 def date_of(cell: Cell) -> date:
     """A calendar date; a time of day in the cell is dropped."""
     when = when_of(cell)

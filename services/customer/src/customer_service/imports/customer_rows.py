@@ -1,0 +1,179 @@
+"""A row of a customers sheet (《顾客关系管理表》) read into a customer file to create."""
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+from customer_service.imports.cells import (
+    clean_name,
+    identifier_of,
+    phone_key,
+    phone_texts,
+    whole_number_of,
+)
+from customer_service.imports.codes import (
+    SOURCE_CHANNELS,
+    calendar_code,
+    gender_code,
+    source_channel_code,
+)
+from customer_service.imports.headers import Columns
+from customer_service.imports.rows import RowError, RowReading, fingerprint
+from customer_service.imports.sheets import SheetRow
+
+EARLIEST_BIRTHDAY = date(1900, 1, 1)
+MAX_AGE = 130
+MAX_NAME_LENGTH = 50
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_ID_NUMBER = re.compile(r"\d{17}[\dX]|\d{15}")
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneText:
+    """A phone as written; `kind` is set when the column says (座机 → landline)."""
+
+    number: str
+    kind: str | None = None
+
+
+# Not frozen: a frozen dataclass sets each of its fields through object.__setattr__, which is
+# most of the cost of building one, and an import builds one per row.
+@dataclass(slots=True)
+class CustomerCandidate:
+    row: int
+    # Equal for rows naming the same person the same way (name, phones, birthday, ID number), so
+    # that importing a sheet again finds the files the first import made.
+    fingerprint: str
+    name: str
+    phones: tuple[PhoneText, ...] = ()
+    gender: str | None = None
+    birthday: date | None = None
+    birthday_calendar: str | None = None
+    approximate_age: int | None = None
+    ethnicity: str | None = None
+    email: str | None = None
+    # The address as one text, to be split later, and the parts a sheet gave in their own columns.
+    address: str | None = None
+    province: str | None = None
+    city: str | None = None
+    district: str | None = None
+    street: str | None = None
+    id_number: str | None = None
+    source_channel: str | None = None
+    source_method: str | None = None
+    # A name or a phone, resolved to a customer when the row is written.
+    referrer: str | None = None
+    wedding_anniversary: date | None = None
+    notes: str | None = None
+    # A staff member's name (服务代表), resolved when the row is written.
+    owner: str | None = None
+    external_id: str | None = None
+
+
+def read_customer_row(
+    row: SheetRow, columns: Columns, *, today: date
+) -> CustomerCandidate | list[RowError]:
+    """A customer file to create from one row, or every error the row has."""
+    r = RowReading(row, columns)
+    name = r.text("name")
+    if name is None:
+        r.fail("name", "a name is required")
+    else:
+        name = clean_name(name)
+        if len(name) > MAX_NAME_LENGTH:
+            r.fail("name", f"a name has at most {MAX_NAME_LENGTH} characters")
+    phones = _phones(r)
+    birthday, calendar = _birthday(r, today=today)
+    approximate_age = r.value("approximate_age", whole_number_of)
+    if approximate_age is not None and not 0 <= approximate_age <= MAX_AGE:
+        r.fail("approximate_age", f"an age is between 0 and {MAX_AGE}")
+    email = r.text("email")
+    if email is not None and not _EMAIL.fullmatch(email):
+        r.fail("email", f"{email} is not an email address")
+    id_number = r.value("id_number", identifier_of)
+    if id_number is not None:
+        id_number = id_number.replace(" ", "").upper()
+        if not _ID_NUMBER.fullmatch(id_number):
+            r.fail("id_number", "an ID-card number has 17 digits and a check digit or X")
+    candidate = CustomerCandidate(
+        row=row.number,
+        fingerprint="",
+        name=name or "",
+        phones=phones,
+        gender=r.code("gender", gender_code, ("男", "女", "female", "male", "other")),
+        birthday=birthday,
+        birthday_calendar=calendar,
+        approximate_age=approximate_age,
+        ethnicity=r.text("ethnicity"),
+        email=email,
+        address=r.text("address"),
+        province=r.text("address.province"),
+        city=r.text("address.city"),
+        district=r.text("address.district"),
+        street=r.text("address.street"),
+        id_number=id_number,
+        source_channel=r.code("source.channel", source_channel_code, SOURCE_CHANNELS),
+        source_method=r.text("source.method"),
+        referrer=r.value("referrer", identifier_of),
+        wedding_anniversary=r.date_between("wedding_anniversary", EARLIEST_BIRTHDAY, today),
+        notes=_notes(r),
+        owner=r.text("owner"),
+        external_id=r.value("external_id", identifier_of),
+    )
+    if r.errors:
+        return r.errors
+    candidate.fingerprint = fingerprint(
+        "customer",
+        re.sub(r"\s", "", candidate.name).casefold(),
+        ",".join(sorted({phone_key(p.number) for p in phones})),
+        birthday.isoformat() if birthday else "",
+        id_number or "",
+    )
+    return candidate
+
+
+def _phones(r: RowReading) -> tuple[PhoneText, ...]:
+    phones: list[PhoneText] = []
+    for field in ("phone", "phones"):
+        for column, cell in r.cells(field):
+            try:
+                numbers = phone_texts(cell)
+            except ValueError as exc:
+                r.fail(field, str(exc))
+                continue
+            kind = column.meaning.implied("kind")
+            phones.extend(PhoneText(number, kind) for number in numbers)
+    if len(phones) < 2:
+        return tuple(phones)
+    # The same number in 手机 and 电话 is one phone.
+    seen: set[str] = set()
+    unique = []
+    for phone in phones:
+        key = phone_key(phone.number)
+        if key not in seen:
+            seen.add(key)
+            unique.append(phone)
+    return tuple(unique)
+
+
+def _birthday(r: RowReading, *, today: date) -> tuple[date | None, str | None]:
+    """The birthday and its calendar: a 农历生日 column says lunar for every row of it."""
+    found = r.first("birthday")
+    stated = r.code("birthday_calendar", calendar_code, ("公历", "农历", "solar", "lunar"))
+    if found is None:
+        return None, None
+    column, _ = found
+    birthday = r.date_between("birthday", EARLIEST_BIRTHDAY, today)
+    implied = column.meaning.implied("birthday_calendar")
+    if implied and stated and implied != stated:
+        r.fail(
+            "birthday_calendar",
+            f"the column {column.header} holds {implied} birthdays but this row says {stated}",
+        )
+    return birthday, (implied or stated or "solar") if birthday else None
+
+
+def _notes(r: RowReading) -> str | None:
+    # Notes are kept as typed (no NFKC): they are read by people, not matched.
+    found = r.first("notes")
+    return str(found[1]).strip() if found else None
