@@ -119,6 +119,17 @@ def test_a_damaged_xlsx_is_refused_as_unreadable(xlsx) -> None:
     assert refused.value.status == 422
 
 
+def test_a_zip_made_by_a_tool_too_new_to_read_is_refused_as_unreadable(xlsx) -> None:
+    upload = bytearray(xlsx({"Sheet1": CUSTOMERS}))
+    entry = upload.index(b"PK\x01\x02")  # the first central directory entry
+    upload[entry + 6 : entry + 8] = (66).to_bytes(2, "little")  # 'version needed': 6.6
+
+    with pytest.raises(ImportRefused) as refused:
+        open_sheet(bytes(upload), kind="customers")
+
+    assert refused.value.reason == "unreadable"
+
+
 def test_a_zip_with_a_broken_workbook_inside_is_refused_as_unreadable() -> None:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -186,6 +197,12 @@ def test_a_quoted_line_break_keeps_the_row_numbers_excel_shows() -> None:
         (2, ["张三", "第一行\n第二行"]),
         (3, ["李四", ""]),
     ]
+
+
+def test_a_csv_whose_text_starts_like_a_zip_is_still_a_csv() -> None:
+    sheet = open_sheet("PK号,姓名\n1,张三\n".encode(), kind="customers")
+
+    assert (sheet.format, cells_of(sheet)) == ("csv", [(2, ["1", "张三"])])
 
 
 @pytest.mark.parametrize("format", ["csv", "xlsx"])

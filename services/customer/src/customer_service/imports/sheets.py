@@ -107,7 +107,7 @@ def open_sheet(upload: Upload, *, kind: Kind, max_bytes: int = MAX_BYTES) -> She
     stream.seek(0)
     head = stream.read(_SAMPLE_BYTES)
     stream.seek(0)
-    if head.startswith(b"PK"):
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         unpacked_limit = max_bytes * MAX_UNPACKED_RATIO
         sheet_name, raw = _xlsx_rows(stream, kind=kind, unpacked_limit=unpacked_limit)
         return _under_header(raw, kind=kind, format="xlsx", source=sheet_name)
@@ -222,7 +222,7 @@ def _xlsx_rows(
     try:
         with zipfile.ZipFile(stream) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except (zipfile.BadZipFile, NotImplementedError, OSError, ValueError) as exc:
         raise ImportRefused(
             "unreadable", "The file is a damaged ZIP or XLSX file and cannot be read."
         ) from exc
@@ -241,7 +241,7 @@ def _xlsx_rows(
         workbook = CalamineWorkbook.from_filelike(stream)
         name = _choose_sheet(workbook, kind=kind)
         sheet = workbook.get_sheet_by_name(name)
-    except CalamineError as exc:
+    except (CalamineError, ValueError, OSError) as exc:
         raise ImportRefused("unreadable", f"The XLSX workbook cannot be read ({exc}).") from exc
     if sheet.start is None:
         # calamine cannot iterate a sheet without cells.
