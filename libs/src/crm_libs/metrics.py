@@ -18,9 +18,11 @@ import errno
 import logging
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from threading import Thread
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from fastapi import FastAPI
@@ -36,8 +38,8 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_fastapi_instrumentator import Instrumentator
-from prometheus_fastapi_instrumentator.metrics import Info
 from sqlalchemy.pool import QueuePool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +60,49 @@ HTTP_LATENCY = Histogram(
 )
 
 
-def _record_request(info: Info) -> None:
-    # The instrumentator's default set adds two size summaries and a second histogram per
-    # request; the request path is hot, so only the counter and one histogram are kept.
-    HTTP_REQUESTS.labels(info.method, info.modified_handler, info.modified_status).inc()
-    HTTP_LATENCY.labels(info.method, info.modified_handler).observe(info.modified_duration)
+class RequestMetricsMiddleware:
+    """Counts and times every request by method, route template and status code (pure ASGI).
+
+    The template is the path of the route the router chose (``scope["route"]``, set by
+    FastAPI's router for a full match and for a wrong method alike), read once the request is
+    answered: the route table is not matched a second time, as the instrumentator's own
+    middleware did on every request. Routes are never included under a prefix of their own
+    (``crm_libs.access.require_declared`` refuses it), so a route's path is its template.
+    Only the counter and one histogram: the instrumentator's default set added two size
+    summaries and a second histogram per request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        # The labelled children by label values: ``labels()`` takes a lock and builds a key.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets if nothing was sent
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            handler = getattr(scope.get("route"), "path", None) or "none"
+            key = (scope["method"], handler, status)
+            children = self._children.get(key)
+            if children is None:
+                children = self._children[key] = (
+                    HTTP_REQUESTS.labels(key[0], handler, str(status)),
+                    HTTP_LATENCY.labels(key[0], handler),
+                )
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
 
 
 def instrument_app(app: FastAPI, *, serve_metrics: bool = True) -> None:
@@ -73,13 +113,9 @@ def instrument_app(app: FastAPI, *, serve_metrics: bool = True) -> None:
     counted as ``none``, so neither ids nor a scanner's guesses make new series. The public
     gateway passes ``serve_metrics=False`` and serves them on a port of its own instead.
     """
-    instrumentator = Instrumentator(
-        should_group_status_codes=False,  # 404, 409 and 429 mean different things to operators
-        should_group_untemplated=True,
-    )
-    instrumentator.add(_record_request)
-    instrumentator.instrument(app)
+    app.add_middleware(RequestMetricsMiddleware)
     if serve_metrics:
+        instrumentator = Instrumentator()
         instrumentator.expose(app, endpoint="/metrics", include_in_schema=False)
     _POOLS.watch(app)
     if _POOL_MIRROR is not None:

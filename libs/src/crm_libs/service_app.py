@@ -70,6 +70,9 @@ def create_service_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
+    # The service's own routes ahead of the health checks and /metrics: tried first.
+    for router in routers:
+        app.include_router(router)
     install_problem_handlers(app)
     app.add_middleware(RequestIdMiddleware)
     # Outermost, so its latency covers everything else; /metrics is on the service's own port.
@@ -85,8 +88,6 @@ def create_service_app(
             await conn.execute(text("SELECT 1"))
         return {"status": "ready"}
 
-    for router in routers:
-        app.include_router(router)
     return app
 
 
