@@ -341,7 +341,8 @@ async def run(stack: LocalStack, rows: list[cdnow.CdnowRow], args: argparse.Name
             print(line)
         totals, counts = statement_times(server_log, log_offset)
         db_ms = sum(totals.values())
-        batches = counts.get("claim event ids (processed_event)", 0)
+        # Every batch with purchases locks its stores once (its claims may be a COPY or not).
+        batches = counts.get("lock the batch's stores (advisory)", 0)
         print(
             f"  PostgreSQL executing statements {db_ms / 1000:.1f} s of {meter.wall:.1f} s wall; "
             f"{batches} consumer batches (~{n / batches:,.0f} events each)"

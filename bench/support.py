@@ -192,6 +192,9 @@ _DURATION = re.compile(
 
 # Statement kinds worth naming; anything else is shown by its first words.
 _KINDS = (
+    ('COPY "processed_event"', "claim event ids (COPY processed_event)"),
+    ('COPY "purchase_fact"', "copy purchase_fact"),
+    ("AS b(customer_id, store_id, timezone, purchases,", "add the batch to customer_score"),
     ("INSERT INTO processed_event", "claim event ids (processed_event)"),
     ("INSERT INTO purchase_fact", "insert purchase_fact"),
     ("INSERT INTO customer_score", "upsert customer_score"),

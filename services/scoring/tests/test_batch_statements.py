@@ -1,41 +1,47 @@
 """A consumed batch costs a fixed number of statements, however many events, stores and tier
 changes it holds, and the ``score.changed`` rows it stages are whole envelopes.
 
-Counted client-side: an executemany counts one statement per parameter set, since PostgreSQL
-executes (and logs) each of them.
+Counted by the server: scoring sends its batch straight to asyncpg (COPY, array parameters),
+past SQLAlchemy's events, so the test has PostgreSQL log every statement of the session's
+backend and counts what it executed.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_devstack.stack import LocalStack
 from crm_libs.events.envelope import EventEnvelope, Topics
 from crm_libs.events.outbox import enqueue_many
 from scoring_service.scores import service
 from scoring_service.scores.aggregates import PurchaseSeen
 
+# Where a server log entry starts: "<date> <time> <zone> [<pid>] "; its text runs to the next.
+_ENTRY = re.compile(r"^\S+ \S+ \S+ \[(\d+)\] ", re.M)
+# Executions only: the extended protocol also logs each statement's parse and bind.
+_EXECUTED = re.compile(r"LOG:\s+duration: [\d.]+ ms\s+(?:execute [^:]*|statement): (.*)", re.S)
 
-@contextmanager
-def counting_statements(session: AsyncSession) -> Iterator[list[str]]:
-    """The statements the session sends meanwhile, one entry per server-side execution."""
+
+@asynccontextmanager
+async def counting_statements(session: AsyncSession, stack: LocalStack) -> AsyncIterator[list[str]]:
+    """The statements the session's backend executes meanwhile (filled in on the way out)."""
+    await session.execute(text("SET log_min_duration_statement = 0"))  # undone by the rollback
+    pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    server_log = stack.postgres.data_dir / "server.log"
+    start = server_log.stat().st_size
     seen: list[str] = []
-    engine = session.bind.sync_engine  # type: ignore[union-attr]
-
-    def count(
-        _conn: Any, _cursor: Any, statement: str, parameters: Any, _ctx: Any, many: bool
-    ) -> None:
-        seen.extend([statement] * (len(parameters) if many else 1))
-
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
+    yield seen
+    logged = server_log.read_bytes()[start:].decode("utf-8", "replace")
+    entries = list(_ENTRY.finditer(logged))
+    for entry, after in zip(entries, [*entries[1:], None], strict=True):
+        executed = _EXECUTED.match(logged, entry.end(), after.start() if after else len(logged))
+        if int(entry.group(1)) == pid and executed:
+            seen.append(" ".join(executed.group(1).split()))
 
 
 def batch(tag: str, *, stores: int, customers: int) -> list[PurchaseSeen]:
@@ -57,22 +63,31 @@ def batch(tag: str, *, stores: int, customers: int) -> list[PurchaseSeen]:
     ]
 
 
-async def test_a_batch_costs_the_same_statements_whatever_its_size(session: AsyncSession) -> None:
-    with counting_statements(session) as small:
+async def test_a_batch_costs_the_same_statements_whatever_its_size(
+    session: AsyncSession, stack: LocalStack
+) -> None:
+    # The connection's first batch also looks up the array types once (asyncpg caches them).
+    await service.score_batch(
+        session,
+        prospects=[("warm-p", "warm-s", "UTC")],
+        purchases=batch("warm", stores=1, customers=1),
+    )
+    async with counting_statements(session, stack) as small:
         changes = await service.score_batch(
             session,
             prospects=[("small-p", "small-s0", "UTC")],
             purchases=batch("small", stores=1, customers=1),
         )
     assert len(changes) == 2  # the prospect, and the buyer's first tier
-    with counting_statements(session) as large:
+    async with counting_statements(session, stack) as large:
         changes = await service.score_batch(
             session,
             prospects=[(f"large-p{n}", f"large-s{n}", "UTC") for n in range(30)],
             purchases=batch("large", stores=6, customers=120),
         )
     assert len(changes) == 30 + 120
-    assert len(large) == len(small), "statements per batch grew with the batch"
+    assert small, "nothing counted"
+    assert len(large) == len(small), f"statements per batch grew with the batch: {large}"
 
 
 async def test_staged_score_changes_are_whole_envelopes(session: AsyncSession) -> None:
@@ -122,12 +137,14 @@ async def test_staged_score_changes_are_whole_envelopes(session: AsyncSession) -
     assert len({r.event_id for r in rows}) == 3
 
 
-async def test_enqueue_many_stages_a_list_with_one_statement(session: AsyncSession) -> None:
+async def test_enqueue_many_stages_a_list_with_one_statement(
+    session: AsyncSession, stack: LocalStack
+) -> None:
     envelopes = [
         EventEnvelope(type="x.happened", store_id="many-s", customer_id=f"many-c{n}")
         for n in range(25)
     ]
-    with counting_statements(session) as statements:
+    async with counting_statements(session, stack) as statements:
         await enqueue_many(session, topic=Topics.SCORES, events=envelopes)
         await session.flush()
     assert len(statements) == 1

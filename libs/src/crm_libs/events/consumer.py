@@ -4,6 +4,18 @@ The batch's effects and the processed ``event_id``s are written in one transacti
 offsets are committed to Kafka only after it: a crash replays the batch and the dedupe table
 turns the replay into a no-op.
 
+Pipelined: while one batch's transaction runs in PostgreSQL, the next batch is fetched and
+decoded here (on two cores, decoding and the database work at the same time). Batches are still
+applied one after the other, and each batch's offsets are committed only once its own
+transaction has committed.
+
+Claims: a batch of distinct events is first claimed with one ``COPY`` into ``processed_event``
+(no conflict check per row), and its handler may bulk-copy its own rows too
+(:func:`first_delivery`). When an event turns out to be claimed already (a replay after a crash
+or a rebalance, or a duplicate in the topic), that COPY fails on the primary key, the
+transaction rolls back, and the batch is applied again with claims that skip what was applied
+before (``INSERT ... ON CONFLICT DO NOTHING``).
+
 A failure is sorted by :func:`~crm_libs.events.transient.is_transient`. A transient one (the
 database restarting, a deadlock, a serialization failure, a timeout) commits nothing: the consumer
 rewinds to the batch's first offsets, pauses those partitions for a capped exponential backoff and
@@ -20,25 +32,43 @@ import contextlib
 import logging
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
 
-import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Gauge
-from pydantic import ValidationError
 from sqlalchemy import Column, DateTime, PrimaryKeyConstraint, Text, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
 
 from crm_libs.events.dead_letters import dead_letter_headers
+from crm_libs.events.driver import driver_connection
 from crm_libs.events.envelope import EventEnvelope, Topics
 from crm_libs.events.relay import make_producer
-from crm_libs.events.transient import is_transient
+from crm_libs.events.transient import is_duplicate_key, is_transient
 
 log = logging.getLogger(__name__)
 
+
+class Claimable(Protocol):
+    """What a consumer needs of a decoded event: its id (a UUID, or its text)."""
+
+    @property
+    def event_id(self) -> object: ...
+
+
+E = TypeVar("E", bound=Claimable)
+
 BatchHandler = Callable[[AsyncSession, list[EventEnvelope]], Awaitable[None]]
+# Turns a record's value into an event, raising ValueError or TypeError (pydantic's and
+# orjson's errors are ValueErrors) for one that is not a valid event: it is dead-lettered.
+Decoder = Callable[[bytes], E]
+UNDECODABLE = (ValueError, TypeError)
+# Records decoded between two yields to the event loop: the batch in the database meanwhile
+# gets its next statement sent without waiting for the whole next batch to be decoded.
+_DECODE_SLICE = 1000
 
 # Module-level, on the default registry that every service's /metrics serves.
 _LABELS = ["consumer", "topic", "partition"]
@@ -87,11 +117,23 @@ _CLAIM_NEW_SQL = text(
     RETURNING event_id
     """
 )
+_CLAIM_COLUMNS = ("consumer", "event_id")
+
+# session.info key: set while a batch of events new to the group is applied (see first_delivery).
+_FIRST_DELIVERY = "crm.events.first_delivery"
+
+
+def first_delivery(session: AsyncSession) -> bool:
+    """True while the consumer applies a batch whose events it claimed with one COPY: all of
+    them are new to the group. The handler may then bulk-copy rows keyed by its events without
+    a conflict check; a duplicate key makes the consumer apply the batch again, with this False
+    (and the handler's inserts must then skip what exists)."""
+    return bool(session.info.get(_FIRST_DELIVERY))
 
 
 async def claim_new_events(
-    session: AsyncSession, *, consumer: str, events: Sequence[EventEnvelope]
-) -> list[EventEnvelope]:
+    session: AsyncSession, *, consumer: str, events: Sequence[Claimable]
+) -> list[Any]:
     """Record the events as processed and return only those not seen before, in order."""
     if not events:
         return []
@@ -109,7 +151,33 @@ async def claim_new_events(
     return out
 
 
-class EventConsumer:
+async def copy_claims(session: AsyncSession, *, consumer: str, event_ids: Sequence[str]) -> None:
+    """Claim events known to be distinct with one COPY; fails on the primary key if any of
+    them was claimed before."""
+    driver = await driver_connection(session)
+    await driver.copy_records_to_table(
+        ProcessedEvent.__tablename__,
+        records=[(consumer, event_id) for event_id in event_ids],
+        columns=_CLAIM_COLUMNS,
+    )
+
+
+@dataclass
+class _Fetched(Generic[E]):
+    """One ``getmany``: its records by partition, decoded, and those that could not be."""
+
+    batches: dict[TopicPartition, list[ConsumerRecord]]
+    decoded: list[tuple[ConsumerRecord, E]] = field(default_factory=list)
+    poison: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Applying(Generic[E]):
+    fetched: _Fetched[E]
+    task: asyncio.Task[Tally[TopicPartition]]
+
+
+class EventConsumer(Generic[E]):
     def __init__(
         self,
         *,
@@ -117,8 +185,10 @@ class EventConsumer:
         topics: Sequence[str],
         bootstrap: str,
         sessionmaker: async_sessionmaker[AsyncSession],
-        handler: BatchHandler,
+        handler: Callable[[AsyncSession, list[E]], Awaitable[None]],
+        decode: Decoder[E] | None = None,
         max_records: int = 2000,
+        max_partition_fetch_bytes: int = 1024 * 1024,
         retry_initial_seconds: float = 0.5,
         retry_max_seconds: float = 10.0,
         stopping: asyncio.Event | None = None,
@@ -128,7 +198,10 @@ class EventConsumer:
         self._bootstrap = bootstrap
         self._sessionmaker = sessionmaker
         self._handler = handler
+        # Without a decoder of its own a consumer gets every record as an EventEnvelope.
+        self._decode: Decoder[E] = decode or EventEnvelope.from_bytes  # type: ignore[assignment]
         self._max_records = max_records
+        self._max_partition_fetch_bytes = max_partition_fetch_bytes
         self._retry_initial_seconds = retry_initial_seconds
         self._retry_max_seconds = retry_max_seconds
         self._lag_reported: set[TopicPartition] = set()
@@ -147,6 +220,7 @@ class EventConsumer:
                 auto_offset_reset="earliest",
                 max_poll_records=self._max_records,
                 fetch_max_bytes=16 * 1024 * 1024,
+                max_partition_fetch_bytes=self._max_partition_fetch_bytes,
             )
             dlq = make_producer(self._bootstrap)
             try:
@@ -174,51 +248,101 @@ class EventConsumer:
                     await asyncio.wait_for(dlq.stop(), timeout=5)
 
     async def _consume(self, consumer: AIOKafkaConsumer, dlq: AIOKafkaProducer) -> None:
-        retry_in = self._retry_initial_seconds
-        while True:
-            batches = await consumer.getmany(timeout_ms=500, max_records=self._max_records)
-            if not batches:
-                if self._stopping is not None and self._stopping.is_set():
-                    log.info(
-                        "consumer caught up, stopping", extra={"fields": {"consumer": self.name}}
-                    )
-                    return
-                continue
-            try:
-                dead_lettered = await self._process(batches, dlq)
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                await self._wait_to_retry(consumer, batches, error=exc, delay=retry_in)
-                retry_in = min(retry_in * 2, self._retry_max_seconds)
-                await self._report_lag(consumer)
-                continue
-            retry_in = self._retry_initial_seconds
-            await consumer.commit({tp: records[-1].offset + 1 for tp, records in batches.items()})
-            for tp, records in batches.items():
-                labels = (self.name, tp.topic, str(tp.partition))
-                EVENTS_PROCESSED.labels(*labels).inc(len(records) - dead_lettered[tp])
-            await self._report_lag(consumer)
+        """Fetch and decode the next batch while the previous one is being applied.
 
-    async def _process(
-        self, batches: dict[TopicPartition, list[ConsumerRecord]], dlq: AIOKafkaProducer
-    ) -> Tally[TopicPartition]:
+        At most one batch is applied at a time and batches are applied in the order fetched.
+        A batch's offsets are committed as soon as its transaction has committed; when it fails
+        transiently, the batch fetched behind it is dropped and both are read again."""
+        retry_in = self._retry_initial_seconds
+        applying: _Applying[E] | None = None
+        fetch: asyncio.Future[dict[TopicPartition, list[ConsumerRecord]]] | None = None
+        try:
+            while True:
+                fetch = asyncio.ensure_future(
+                    consumer.getmany(timeout_ms=500, max_records=self._max_records)
+                )
+                if applying is not None:
+                    await asyncio.wait((fetch, applying.task), return_when=asyncio.FIRST_COMPLETED)
+                    if _succeeded(applying.task) and not fetch.done():
+                        # Quiet topic: commit now rather than when the fetch times out.
+                        await self._committed(consumer, applying)
+                        applying = None
+                        retry_in = self._retry_initial_seconds
+                batches = await fetch
+                fetch = None
+                fetched = await self._decoded(batches) if batches else None
+                if applying is not None:
+                    try:
+                        await applying.task
+                    except Exception as exc:
+                        if not is_transient(exc):
+                            raise
+                        behind = [applying.fetched.batches] + ([batches] if batches else [])
+                        applying = None
+                        await self._wait_to_retry(consumer, behind, error=exc, delay=retry_in)
+                        retry_in = min(retry_in * 2, self._retry_max_seconds)
+                        await self._report_lag(consumer)
+                        continue
+                    await self._committed(consumer, applying)
+                    applying = None
+                    retry_in = self._retry_initial_seconds
+                if fetched is None:
+                    if self._stopping is not None and self._stopping.is_set():
+                        log.info(
+                            "consumer caught up, stopping",
+                            extra={"fields": {"consumer": self.name}},
+                        )
+                        return
+                    continue
+                applying = _Applying(fetched, asyncio.create_task(self._process(fetched, dlq)))
+        finally:
+            for pending in (fetch, applying.task if applying is not None else None):
+                if pending is not None and not pending.done():
+                    pending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await pending
+
+    async def _committed(self, consumer: AIOKafkaConsumer, applying: _Applying[E]) -> None:
+        """Commit an applied batch's offsets (of the partitions still ours) and count it."""
+        dead_lettered = applying.task.result()
+        batches = applying.fetched.batches
+        # A partition a rebalance took meanwhile is the new owner's to commit: it reads those
+        # events again and its claims skip them.
+        assigned = consumer.assignment()
+        offsets = {tp: records[-1].offset + 1 for tp, records in batches.items() if tp in assigned}
+        if offsets:
+            await consumer.commit(offsets)
+        for tp, records in batches.items():
+            labels = (self.name, tp.topic, str(tp.partition))
+            EVENTS_PROCESSED.labels(*labels).inc(len(records) - dead_lettered[tp])
+        await self._report_lag(consumer)
+
+    async def _decoded(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> _Fetched[E]:
+        """Decode every record; those that are not valid events are set aside as poison."""
+        fetched: _Fetched[E] = _Fetched(batches)
+        decode = self._decode
+        done = 0
+        for records in batches.values():
+            for record in records:
+                try:
+                    fetched.decoded.append((record, decode(record.value)))
+                except UNDECODABLE as exc:
+                    fetched.poison.append((record, f"undecodable: {exc}"))
+                done += 1
+                if done % _DECODE_SLICE == 0:
+                    await asyncio.sleep(0)
+        return fetched
+
+    async def _process(self, fetched: _Fetched[E], dlq: AIOKafkaProducer) -> Tally[TopicPartition]:
         """Apply the batch; dead-letter its poison events; return how many per partition.
 
         A transient failure anywhere propagates before anything is dead-lettered, so the retry
         sees the whole batch again (what was applied meanwhile is skipped by the dedupe table).
         """
-        decoded: list[tuple[ConsumerRecord, EventEnvelope]] = []
-        poison: list[tuple[ConsumerRecord, str]] = []
-        for records in batches.values():
-            for record in records:
-                try:
-                    decoded.append((record, EventEnvelope.from_bytes(record.value)))
-                except (ValidationError, orjson.JSONDecodeError, TypeError) as exc:
-                    poison.append((record, f"undecodable: {exc}"))
-        if decoded:
+        poison = list(fetched.poison)
+        if fetched.decoded:
             try:
-                await self._apply([event for _, event in decoded])
+                await self._apply([event for _, event in fetched.decoded])
             except Exception as exc:
                 if is_transient(exc):
                     raise
@@ -227,9 +351,9 @@ class EventConsumer:
                     "batch failed, retrying events one by one",
                     extra={"fields": {"consumer": self.name}},
                 )
-                for record, event in decoded:
+                for record, event in fetched.decoded:
                     try:
-                        await self._apply([event])
+                        await self._apply_once([event], first=False)
                     except Exception as exc:
                         if is_transient(exc):
                             raise
@@ -240,30 +364,62 @@ class EventConsumer:
             dead_lettered[TopicPartition(record.topic, record.partition)] += 1
         return dead_lettered
 
-    async def _apply(self, events: list[EventEnvelope]) -> None:
+    async def _apply(self, events: list[E]) -> None:
+        """Apply as a first delivery; again with conflict-checked claims if it was not one."""
+        ids = [str(e.event_id) for e in events]
+        if len(set(ids)) == len(ids):
+            try:
+                await self._apply_once(events, first=True, ids=ids)
+                return
+            except Exception as exc:
+                if not is_duplicate_key(exc):
+                    raise
+                log.info(
+                    "batch holds events applied before, applying it without them",
+                    extra={"fields": {"consumer": self.name, "events": len(events)}},
+                )
+        await self._apply_once(events, first=False)
+
+    async def _apply_once(
+        self, events: list[E], *, first: bool, ids: list[str] | None = None
+    ) -> None:
         async with self._sessionmaker() as session, session.begin():
-            fresh = await claim_new_events(session, consumer=self.name, events=events)
+            if first:
+                session.info[_FIRST_DELIVERY] = True
+                await copy_claims(
+                    session,
+                    consumer=self.name,
+                    event_ids=ids if ids is not None else [str(e.event_id) for e in events],
+                )
+                fresh = events
+            else:
+                fresh = await claim_new_events(session, consumer=self.name, events=events)
             if fresh:
                 await self._handler(session, fresh)
 
     async def _wait_to_retry(
         self,
         consumer: AIOKafkaConsumer,
-        batches: dict[TopicPartition, list[ConsumerRecord]],
+        behind: Sequence[dict[TopicPartition, list[ConsumerRecord]]],
         *,
         error: Exception,
         delay: float,
     ) -> None:
-        """Rewind the batch's partitions to its first offsets and pause them for ``delay``.
+        """Rewind to the first offsets of the failed batch (and of the one fetched behind it)
+        and pause those partitions for ``delay``.
 
         Nothing is committed, so a crash or a rebalance meanwhile replays the same events. The
         member stays in the group: aiokafka heartbeats in the background, and ``getmany`` is
         called again after at most the capped delay, well inside ``max_poll_interval_ms``.
         """
+        first_offsets: dict[TopicPartition, int] = {}
+        for batches in behind:  # the failed batch first: its offsets are the earlier ones
+            for tp, records in batches.items():
+                first_offsets.setdefault(tp, records[0].offset)
         assigned = consumer.assignment()
-        partitions = [tp for tp in batches if tp in assigned]  # a rebalance may have taken some
+        partitions = [tp for tp in first_offsets if tp in assigned]  # a rebalance may take some
         for tp in partitions:
-            consumer.seek(tp, batches[tp][0].offset)
+            consumer.seek(tp, first_offsets[tp])
             TRANSIENT_RETRIES.labels(self.name, tp.topic, str(tp.partition)).inc()
         log.warning(
             "transient failure, retrying the batch",
@@ -272,7 +428,7 @@ class EventConsumer:
                     "consumer": self.name,
                     "error": repr(error),
                     "retry_in_s": delay,
-                    "events": sum(len(records) for records in batches.values()),
+                    "events": sum(len(records) for records in behind[0].values()),
                     "partitions": len(partitions),
                 }
             },
@@ -318,3 +474,7 @@ class EventConsumer:
             headers=dead_letter_headers(error=error, consumer=self.name),
         )
         EVENTS_DEAD_LETTERED.labels(self.name, record.topic, str(record.partition)).inc()
+
+
+def _succeeded(task: asyncio.Task[Any]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None

@@ -63,3 +63,8 @@ def _wrapped_errors(exc: BaseException) -> Iterator[BaseException]:
         pending.append(error.__cause__)
         if isinstance(error, DBAPIError) and isinstance(error.orig, BaseException):
             pending.append(error.orig)
+
+
+def is_duplicate_key(exc: BaseException) -> bool:
+    """True if ``exc`` (or an error it wraps) is a unique or primary key violation."""
+    return any(getattr(error, "sqlstate", None) == "23505" for error in _wrapped_errors(exc))

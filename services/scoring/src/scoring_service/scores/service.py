@@ -5,24 +5,31 @@ takes a per-store advisory lock (:func:`lock_stores`) before it reads or writes 
 tier of that store; the next one waits for the commit and, in READ COMMITTED, every later
 statement of it sees what the first committed. Without it a re-rank works on a snapshot that
 lacks the other member's spend and writes stale tiers (or two re-ranks deadlock on each other's
-rows).
+rows). A batch's purchase facts go in before that lock: they are keyed by purchase and read
+only for their own customer's spend, so the lock is held for the aggregates and the ranking.
+
+A batch is a fixed number of statements however large it is, sent straight to asyncpg
+(:func:`~crm_libs.events.driver.driver_connection`): array parameters or one COPY each.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 
-from sqlalchemy import select, text
+import asyncpg
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from crm_libs.events.consumer import first_delivery
+from crm_libs.events.driver import driver_connection
 from crm_libs.principal import Principal
 from crm_libs.problems import NotFound
 from scoring_service.scores import events
-from scoring_service.scores.aggregates import Aggregate, PurchaseSeen
+from scoring_service.scores.aggregates import Aggregate, PurchaseSeen, fold_batch
 from scoring_service.scores.models import CustomerScore
 from scoring_service.scores.tiers import INACTIVE, PROSPECT, WINDOW_DAYS, tier_case_sql
 
-_TIER_CASE, _TIER_PARAMS = tier_case_sql()
+_TIER_CASE, _TIER_PARAMS = tier_case_sql(first_parameter=3)
 
 # The two-int advisory lock space of "re-ranking store X" (disjoint from the one-bigint space of
 # the window-refresh leader lock); the second int is hashtext(store_id). Taken in key order,
@@ -30,13 +37,11 @@ _TIER_CASE, _TIER_PARAMS = tier_case_sql()
 # collide (they then merely share a lock). Sorted after the ORDER BY: the planner evaluates a
 # volatile target list above the sort.
 RERANK_LOCK_SPACE = 72_365_002
-_LOCK_STORES_SQL = text(
-    """
-    SELECT pg_advisory_xact_lock(CAST(:space AS integer), k.key)
-    FROM (SELECT DISTINCT hashtext(s) AS key FROM unnest(CAST(:stores AS text[])) AS s) AS k
+_LOCK_STORES_SQL = """
+    SELECT pg_advisory_xact_lock($1::integer, k.key)
+    FROM (SELECT DISTINCT hashtext(s) AS key FROM unnest($2::text[]) AS s) AS k
     ORDER BY k.key
-    """
-)
+"""
 
 # Rank the spenders of every store of the batch in one statement: rank()-1 is "how many spend
 # strictly more", so ties share a tier. Only customers with spend in the window are ranked (the
@@ -44,129 +49,152 @@ _LOCK_STORES_SQL = text(
 # and their score.changed rows are staged by the same statement. Partitions compare store ids
 # bytewise (COLLATE "C"): any order groups them, and it is the cheapest. Only constants are
 # interpolated (the tier names and CASE from tiers.py, the staging CTEs from events.py).
-_RERANK_SQL = text(  # noqa: S608
-    f"""
+# $1 stores, $2 now, $3.. the pyramid's bounds.
+_RERANK_SQL = f"""
     WITH ranked AS (
         SELECT customer_id, value_tier AS previous_tier, net_spend_365d,
                rank() OVER (PARTITION BY store_id COLLATE "C"
                             ORDER BY net_spend_365d DESC) - 1 AS greater,
                count(*) OVER (PARTITION BY store_id COLLATE "C") AS spenders
         FROM customer_score
-        WHERE store_id = ANY(CAST(:stores AS text[])) AND purchase_count > 0
-          AND net_spend_365d > 0
+        WHERE store_id = ANY($1::text[]) AND purchase_count > 0 AND net_spend_365d > 0
     ), tiered AS (
         SELECT customer_id, previous_tier, net_spend_365d, {_TIER_CASE} AS tier FROM ranked
         UNION ALL
         SELECT customer_id, value_tier, net_spend_365d, '{INACTIVE}' FROM customer_score
-        WHERE store_id = ANY(CAST(:stores AS text[])) AND purchase_count > 0
+        WHERE store_id = ANY($1::text[]) AND purchase_count > 0
           AND net_spend_365d <= 0 AND value_tier IS DISTINCT FROM '{INACTIVE}'
     ), moved AS (
         UPDATE customer_score AS cs
-        SET value_tier = t.tier, version = cs.version + 1, computed_at = :now
+        SET value_tier = t.tier, version = cs.version + 1, computed_at = $2
         FROM (SELECT * FROM tiered WHERE previous_tier IS DISTINCT FROM tier) AS t
         WHERE cs.customer_id = t.customer_id AND cs.value_tier IS DISTINCT FROM t.tier
         RETURNING cs.customer_id, cs.store_id, t.previous_tier, t.tier AS value_tier,
                   cs.version, t.net_spend_365d
     ), {events.staging_sql("moved")}
     SELECT customer_id, store_id, previous_tier, value_tier, version, net_spend_365d FROM moved
-    """
-)
+"""  # noqa: S608
 
-# Statements as text with array parameters: compiled once, one round trip per batch.
-_INSERT_FACTS_SQL = text(
-    """
+_FACT_COLUMNS = (
+    "purchase_id",
+    "store_id",
+    "customer_id",
+    "purchased_at",
+    "purchased_on",
+    "timezone",
+    "total",
+    "supply_days",
+)
+# Facts that may have been stored before (a replay): the new ones come back.
+_INSERT_FACTS_SQL = """
     INSERT INTO purchase_fact (purchase_id, store_id, customer_id, purchased_at, purchased_on,
                                timezone, total, supply_days)
-    SELECT * FROM unnest(
-        CAST(:ids AS text[]), CAST(:stores AS text[]), CAST(:customers AS text[]),
-        CAST(:ats AS timestamptz[]), CAST(:ons AS date[]), CAST(:zones AS text[]),
-        CAST(:totals AS numeric[]), CAST(:days AS integer[])
-    )
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::date[],
+                         $6::text[], $7::numeric[], $8::integer[])
     ON CONFLICT (purchase_id) DO NOTHING
     RETURNING purchase_id
-    """
-)
+"""
 
-# Locked in a stable order so concurrent group members never deadlock on each other.
-_LOCK_SCORES_SQL = text(
-    """
-    SELECT customer_id, store_id, timezone, purchase_count, first_purchase_at, last_purchase_at,
-           supply_runs_out_on
-    FROM customer_score
-    WHERE customer_id = ANY(CAST(:ids AS text[]))
-    ORDER BY customer_id
-    FOR UPDATE
-    """
-)
+
+def _spend_in_window(customer: str, since: str) -> str:
+    """SQL for a customer's net spend in the trailing window (both arguments are SQL)."""
+    return f"""COALESCE((SELECT SUM(pf.total) FROM purchase_fact AS pf
+                         WHERE pf.customer_id = {customer} AND pf.purchased_at > {since}), 0)"""
+
+
+# A batch added to the stored aggregates (aggregates.BatchAggregate, one row per customer): in
+# place where the batch is dated no earlier than the stored last purchase, a new row for a new
+# customer. Returns the customers it could not add to (their batch starts before their last
+# purchase): they are rebuilt from all their facts. The spend is summed again from the facts.
+# $1.. the batch's columns, $9 since, $10 now.
+_ADD_BATCH_SQL = f"""
+    WITH batch AS (
+        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[],
+                             $5::timestamptz[], $6::timestamptz[], $7::date[], $8::integer[])
+            AS b(customer_id, store_id, timezone, purchases, first_at, last_at, runs_out,
+                 supply_days)
+    ), added AS (
+        UPDATE customer_score AS cs SET
+            timezone = b.timezone,
+            purchase_count = cs.purchase_count + b.purchases,
+            first_purchase_at = LEAST(cs.first_purchase_at, b.first_at),
+            last_purchase_at = GREATEST(cs.last_purchase_at, b.last_at),
+            -- aggregates.added_runs_out
+            supply_runs_out_on = GREATEST(cs.supply_runs_out_on + b.supply_days, b.runs_out),
+            net_spend_365d = {_spend_in_window("b.customer_id", "$9")},
+            computed_at = $10
+        FROM batch AS b
+        WHERE cs.customer_id = b.customer_id
+          AND (cs.last_purchase_at IS NULL OR cs.last_purchase_at <= b.first_at)
+        RETURNING cs.customer_id
+    ), created AS (
+        INSERT INTO customer_score (customer_id, store_id, timezone, purchase_count,
+                                    first_purchase_at, last_purchase_at, supply_runs_out_on,
+                                    net_spend_365d, version, computed_at)
+        SELECT b.customer_id, b.store_id, b.timezone, b.purchases, b.first_at, b.last_at,
+               b.runs_out, {_spend_in_window("b.customer_id", "$9")}, 0, $10
+        FROM batch AS b
+        WHERE NOT EXISTS (SELECT FROM customer_score AS cs WHERE cs.customer_id = b.customer_id)
+        ON CONFLICT (customer_id) DO NOTHING
+        RETURNING customer_id
+    )
+    SELECT customer_id FROM batch
+    WHERE customer_id NOT IN (SELECT customer_id FROM added
+                              UNION ALL SELECT customer_id FROM created)
+"""  # noqa: S608
 
 # Every stored purchase of the customers whose aggregate starts again, in date order.
-_CUSTOMER_FACTS_SQL = text(
-    """
+_CUSTOMER_FACTS_SQL = """
     SELECT purchase_id, store_id, customer_id, purchased_at, purchased_on, timezone, total,
            supply_days
     FROM purchase_fact
-    WHERE customer_id = ANY(CAST(:ids AS text[]))
+    WHERE customer_id = ANY($1::text[])
     ORDER BY customer_id, purchased_at, purchase_id
-    """
-)
+"""
 
-# The aggregates and the spend in the trailing window, each row written once per batch.
-_UPSERT_SCORES_SQL = text(
-    """
-    INSERT INTO customer_score (customer_id, store_id, timezone, purchase_count,
-                                first_purchase_at, last_purchase_at, supply_runs_out_on,
-                                net_spend_365d, version, computed_at)
-    SELECT c, s, z, n, f, l, r,
-           COALESCE((SELECT SUM(pf.total) FROM purchase_fact AS pf
-                     WHERE pf.customer_id = t.c AND pf.purchased_at > :since), 0),
-           0, :now
-    FROM unnest(
-        CAST(:ids AS text[]), CAST(:stores AS text[]), CAST(:zones AS text[]),
-        CAST(:counts AS integer[]), CAST(:firsts AS timestamptz[]), CAST(:lasts AS timestamptz[]),
-        CAST(:runs_out AS date[])
-    ) AS t(c, s, z, n, f, l, r)
-    ON CONFLICT (customer_id) DO UPDATE SET
-        timezone = excluded.timezone,
-        purchase_count = excluded.purchase_count,
-        first_purchase_at = excluded.first_purchase_at,
-        last_purchase_at = excluded.last_purchase_at,
-        supply_runs_out_on = excluded.supply_runs_out_on,
-        net_spend_365d = excluded.net_spend_365d,
-        computed_at = excluded.computed_at
-    """
-)
+# Aggregates rebuilt from all of their customers' facts, written as they are. $7 since, $8 now.
+_REPLACE_AGGREGATES_SQL = f"""
+    UPDATE customer_score AS cs SET
+        timezone = b.timezone,
+        purchase_count = b.purchases,
+        first_purchase_at = b.first_at,
+        last_purchase_at = b.last_at,
+        supply_runs_out_on = b.runs_out,
+        net_spend_365d = {_spend_in_window("b.customer_id", "$7")},
+        computed_at = $8
+    FROM unnest($1::text[], $2::text[], $3::integer[], $4::timestamptz[], $5::timestamptz[],
+                $6::date[]) AS b(customer_id, timezone, purchases, first_at, last_at, runs_out)
+    WHERE cs.customer_id = b.customer_id
+"""  # noqa: S608
 
 # A registration that arrives after a purchase (another topic, no ordering) changes nothing.
-_INSERT_PROSPECTS_SQL = text(  # noqa: S608
-    f"""
+_INSERT_PROSPECTS_SQL = f"""
     WITH registered AS (
         INSERT INTO customer_score (customer_id, store_id, timezone, purchase_count,
                                     net_spend_365d, value_tier, version, computed_at)
-        SELECT c, s, z, 0, 0, '{PROSPECT}', 1, :now FROM unnest(
-            CAST(:ids AS text[]), CAST(:stores AS text[]), CAST(:zones AS text[])
-        ) AS t(c, s, z)
+        SELECT c, s, z, 0, 0, '{PROSPECT}', 1, $4
+        FROM unnest($1::text[], $2::text[], $3::text[]) AS t(c, s, z)
         ON CONFLICT (customer_id) DO NOTHING
         RETURNING customer_id, store_id, CAST(NULL AS text) AS previous_tier,
                   value_tier, version, net_spend_365d
     ), {events.staging_sql("registered")}
     SELECT customer_id, store_id, previous_tier, value_tier, version, net_spend_365d
     FROM registered
-    """
-)
+"""  # noqa: S608
 
-_WINDOW_SPEND_SQL = text(
-    """
+_STORE_CUSTOMERS_SQL = "SELECT customer_id FROM customer_score WHERE store_id = $1"
+
+_WINDOW_SPEND_SQL = """
     UPDATE customer_score AS cs
-    SET net_spend_365d = COALESCE(s.spend, 0), computed_at = :now
+    SET net_spend_365d = COALESCE(s.spend, 0), computed_at = $3
     FROM (
         SELECT c.customer_id, SUM(f.total) AS spend
-        FROM unnest(CAST(:ids AS text[])) AS c(customer_id)
-        LEFT JOIN purchase_fact f ON f.customer_id = c.customer_id AND f.purchased_at > :since
+        FROM unnest($1::text[]) AS c(customer_id)
+        LEFT JOIN purchase_fact f ON f.customer_id = c.customer_id AND f.purchased_at > $2
         GROUP BY c.customer_id
     ) AS s
     WHERE cs.customer_id = s.customer_id
-    """
-)
+"""
 
 
 def window_start(as_of: date | None) -> tuple[datetime, datetime]:
@@ -178,35 +206,34 @@ def window_start(as_of: date | None) -> tuple[datetime, datetime]:
 async def score_batch(
     session: AsyncSession,
     *,
-    prospects: list[tuple[str, str, str]],
-    purchases: list[PurchaseSeen],
+    prospects: Sequence[tuple[str, str, str]],
+    purchases: Sequence[PurchaseSeen],
     as_of: date | None = None,
 ) -> list[events.TierChange]:
-    """One consumed batch: new files, then purchases; every store of the batch locked first.
+    """One consumed batch: its facts, then every store of the batch locked, new files, and the
+    purchases folded in and ranked.
 
     Registrations lock too: a file inserted by one member and bought by another must not wait
     on a row while holding a store the other needs."""
-    await lock_stores(
-        session, store_ids={s for _, s, _ in prospects} | {p.store_id for p in purchases}
-    )
-    changes = await _register_prospects(session, customers=prospects)
-    return changes + await _apply_purchases(session, purchases=purchases, as_of=as_of)
+    db = await driver_connection(session)
+    fresh = await _store_facts(db, purchases, bulk=first_delivery(session))
+    await _lock_stores(db, {s for _, s, _ in prospects} | {p.store_id for p in fresh})
+    changes = await _register_prospects(db, customers=prospects)
+    return changes + await _add_purchases(db, fresh, as_of=as_of)
 
 
 async def apply_purchases(
-    session: AsyncSession, *, purchases: list[PurchaseSeen], as_of: date | None = None
+    session: AsyncSession, *, purchases: Sequence[PurchaseSeen], as_of: date | None = None
 ) -> list[events.TierChange]:
     """Fold new purchases into aggregates, re-rank their stores, stage ``score.changed``."""
-    await lock_stores(session, store_ids={p.store_id for p in purchases})
-    return await _apply_purchases(session, purchases=purchases, as_of=as_of)
+    return await score_batch(session, prospects=[], purchases=purchases, as_of=as_of)
 
 
 async def register_prospects(
-    session: AsyncSession, *, customers: list[tuple[str, str, str]]
+    session: AsyncSession, *, customers: Sequence[tuple[str, str, str]]
 ) -> list[events.TierChange]:
     """Files with no purchase yet are ``prospect``s; (customer_id, store_id, timezone) each."""
-    await lock_stores(session, store_ids={s for _, s, _ in customers})
-    return await _register_prospects(session, customers=customers)
+    return await score_batch(session, prospects=customers, purchases=[])
 
 
 async def lock_stores(session: AsyncSession, *, store_ids: Iterable[str]) -> None:
@@ -214,99 +241,145 @@ async def lock_stores(session: AsyncSession, *, store_ids: Iterable[str]) -> Non
 
     Taken before any spend or tier of the stores is read (each statement after it then sees
     what the previous holder committed) and before any of their rows is locked."""
+    await _lock_stores(await driver_connection(session), store_ids)
+
+
+async def _lock_stores(db: asyncpg.Connection, store_ids: Iterable[str]) -> None:
     stores = sorted(set(store_ids))
     if stores:
-        await session.execute(_LOCK_STORES_SQL, {"space": RERANK_LOCK_SPACE, "stores": stores})
+        await db.execute(_LOCK_STORES_SQL, RERANK_LOCK_SPACE, stores)
 
 
-async def _apply_purchases(
-    session: AsyncSession, *, purchases: list[PurchaseSeen], as_of: date | None
-) -> list[events.TierChange]:
+async def _store_facts(
+    db: asyncpg.Connection, purchases: Sequence[PurchaseSeen], *, bulk: bool
+) -> list[PurchaseSeen]:
+    """Insert the purchase facts; return only purchases not stored before (a second guard).
+
+    ``bulk``: the batch's events are new to the group (the consumer claimed them with one COPY),
+    so their facts are COPYed too when no purchase appears twice; a fact stored before (the same
+    purchase in another event) fails the COPY, and the consumer applies the batch again."""
     if not purchases:
         return []
-    now, since = window_start(as_of)
-    fresh = await _store_facts(session, purchases)
+    if bulk and len({p.purchase_id for p in purchases}) == len(purchases):
+        await db.copy_records_to_table(
+            "purchase_fact",
+            records=[
+                (
+                    p.purchase_id,
+                    p.store_id,
+                    p.customer_id,
+                    p.purchased_at,
+                    p.purchased_on,
+                    p.timezone,
+                    p.total,
+                    p.supply_days,
+                )
+                for p in purchases
+            ],
+            columns=_FACT_COLUMNS,
+        )
+        return list(purchases)
+    rows = await db.fetch(
+        _INSERT_FACTS_SQL,
+        [p.purchase_id for p in purchases],
+        [p.store_id for p in purchases],
+        [p.customer_id for p in purchases],
+        [p.purchased_at for p in purchases],
+        [p.purchased_on for p in purchases],
+        [p.timezone for p in purchases],
+        [p.total for p in purchases],
+        [p.supply_days for p in purchases],
+    )
+    inserted = {r[0] for r in rows}
+    fresh = []
+    for p in purchases:
+        if p.purchase_id in inserted:
+            inserted.discard(p.purchase_id)  # the same purchase twice in one batch counts once
+            fresh.append(p)
+    return fresh
+
+
+async def _add_purchases(
+    db: asyncpg.Connection, fresh: list[PurchaseSeen], *, as_of: date | None
+) -> list[events.TierChange]:
+    """Fold new purchases into their customers' aggregates, then re-rank their stores.
+
+    The caller holds the stores' locks."""
     if not fresh:
         return []
-    customer_ids = sorted({p.customer_id for p in fresh})
-    aggregates = {
-        row.customer_id: Aggregate(**row._mapping)
-        for row in await session.execute(_LOCK_SCORES_SQL, {"ids": customer_ids})
-    }
-    # Supply carries over, so aggregates fold in purchase-date order, not arrival order.
-    fresh.sort(key=PurchaseSeen.date_order)
-    late = sorted(
-        {
-            p.customer_id
-            for p in fresh
-            if (a := aggregates.get(p.customer_id)) and a.is_before_last(p)
-        }
+    now, since = window_start(as_of)
+    # Supply carries over, so each customer's purchases fold in purchase-date order.
+    batch = list(fold_batch(fresh).values())
+    late = await db.fetch(
+        _ADD_BATCH_SQL,
+        [a.customer_id for a in batch],
+        [a.store_id for a in batch],
+        [a.timezone for a in batch],
+        [a.purchase_count for a in batch],
+        [a.first_purchase_at for a in batch],
+        [a.last_purchase_at for a in batch],
+        [a.supply_runs_out_on for a in batch],
+        [a.supply_days for a in batch],
+        since,
+        now,
     )
-    for p in fresh:
-        aggregate = aggregates.get(p.customer_id)
-        if aggregate is None:
-            aggregate = aggregates[p.customer_id] = Aggregate(
-                customer_id=p.customer_id, store_id=p.store_id, timezone=p.timezone
-            )
-        aggregate.fold(p)
-    if late:  # rare (a back-dated purchase): one more statement for the batch, not per event
-        await _rebuild(session, {c: aggregates[c] for c in late})
-    touched = [aggregates[c] for c in customer_ids]
-    await session.execute(
-        _UPSERT_SCORES_SQL,
-        {
-            "ids": customer_ids,
-            "stores": [a.store_id for a in touched],
-            "zones": [a.timezone for a in touched],
-            "counts": [a.purchase_count for a in touched],
-            "firsts": [a.first_purchase_at for a in touched],
-            "lasts": [a.last_purchase_at for a in touched],
-            "runs_out": [a.supply_runs_out_on for a in touched],
-            "since": since,
-            "now": now,
-        },
-    )
-    return await rerank_stores(session, store_ids={p.store_id for p in fresh}, now=now)
+    if late:  # rare (a back-dated purchase): two more statements for the batch, not per event
+        await _rebuild(db, [r[0] for r in late], since=since, now=now)
+    return await _rerank(db, {p.store_id for p in fresh}, now=now)
 
 
-async def _rebuild(session: AsyncSession, aggregates: dict[str, Aggregate]) -> None:
+async def _rebuild(
+    db: asyncpg.Connection, customer_ids: list[str], *, since: datetime, now: datetime
+) -> None:
     """Recompute these customers' aggregates from all their stored purchases (this batch's
     included), in purchase-date order."""
-    facts: dict[str, list[PurchaseSeen]] = {c: [] for c in aggregates}
-    for row in await session.execute(_CUSTOMER_FACTS_SQL, {"ids": list(aggregates)}):
-        facts[row.customer_id].append(PurchaseSeen(**row._mapping))
-    for customer_id, aggregate in aggregates.items():
-        aggregate.rebuild(facts[customer_id])
+    facts: dict[str, list[PurchaseSeen]] = {c: [] for c in customer_ids}
+    for row in await db.fetch(_CUSTOMER_FACTS_SQL, customer_ids):
+        facts[row["customer_id"]].append(PurchaseSeen(**row))
+    rebuilt = []
+    for customer_id, bought in facts.items():
+        aggregate = Aggregate(customer_id=customer_id, store_id="", timezone="")
+        aggregate.rebuild(bought)
+        rebuilt.append(aggregate)
+    await db.execute(
+        _REPLACE_AGGREGATES_SQL,
+        [a.customer_id for a in rebuilt],
+        [a.timezone for a in rebuilt],
+        [a.purchase_count for a in rebuilt],
+        [a.first_purchase_at for a in rebuilt],
+        [a.last_purchase_at for a in rebuilt],
+        [a.supply_runs_out_on for a in rebuilt],
+        since,
+        now,
+    )
 
 
 async def _register_prospects(
-    session: AsyncSession, *, customers: list[tuple[str, str, str]]
+    db: asyncpg.Connection, *, customers: Sequence[tuple[str, str, str]]
 ) -> list[events.TierChange]:
     if not customers:
         return []
-    rows = await session.execute(
+    rows = await db.fetch(
         _INSERT_PROSPECTS_SQL,
-        {
-            "ids": [c for c, _, _ in customers],
-            "stores": [s for _, s, _ in customers],
-            "zones": [z for _, _, z in customers],
-            "now": datetime.now(UTC),
-        },
+        [c for c, _, _ in customers],
+        [s for _, s, _ in customers],
+        [z for _, _, z in customers],
+        datetime.now(UTC),
     )
-    return [events.TierChange(**r._mapping) for r in rows]
+    return [events.TierChange(**r) for r in rows]
 
 
-async def rerank_stores(
-    session: AsyncSession, *, store_ids: Iterable[str], now: datetime
+async def _rerank(
+    db: asyncpg.Connection, store_ids: Iterable[str], *, now: datetime
 ) -> list[events.TierChange]:
     """Recompute the pyramid of the stores; stage an event for every customer whose tier moved.
 
-    One statement for all of them. The caller holds the stores' locks (:func:`lock_stores`)."""
+    One statement for all of them. The caller holds the stores' locks."""
     stores = sorted(set(store_ids))
     if not stores:
         return []
-    result = await session.execute(_RERANK_SQL, {"stores": stores, "now": now, **_TIER_PARAMS})
-    return [events.TierChange(**r._mapping) for r in result]
+    rows = await db.fetch(_RERANK_SQL, stores, now, *_TIER_PARAMS.values())
+    return [events.TierChange(**r) for r in rows]
 
 
 async def refresh_windows(
@@ -317,43 +390,12 @@ async def refresh_windows(
     The store's lock first: spend written back by this refresh must include every purchase
     committed before it (an UPDATE that waited for a row would otherwise write the sum it
     computed before that purchase committed)."""
-    await lock_stores(session, store_ids=[store_id])
+    db = await driver_connection(session)
+    await _lock_stores(db, [store_id])
     now, since = window_start(as_of)
-    ids = list(
-        (
-            await session.execute(
-                select(col(CustomerScore.customer_id)).where(
-                    col(CustomerScore.store_id) == store_id
-                )
-            )
-        ).scalars()
-    )
-    await session.execute(_WINDOW_SPEND_SQL, {"ids": ids, "since": since, "now": now})
-    return len(await rerank_stores(session, store_ids=[store_id], now=now))
-
-
-async def _store_facts(session: AsyncSession, purchases: list[PurchaseSeen]) -> list[PurchaseSeen]:
-    """Insert the purchase facts; return only purchases not stored before (a second guard)."""
-    result = await session.execute(
-        _INSERT_FACTS_SQL,
-        {
-            "ids": [p.purchase_id for p in purchases],
-            "stores": [p.store_id for p in purchases],
-            "customers": [p.customer_id for p in purchases],
-            "ats": [p.purchased_at for p in purchases],
-            "ons": [p.purchased_on for p in purchases],
-            "zones": [p.timezone for p in purchases],
-            "totals": [p.total for p in purchases],
-            "days": [p.supply_days for p in purchases],
-        },
-    )
-    inserted = set(result.scalars())
-    fresh = []
-    for p in purchases:
-        if p.purchase_id in inserted:
-            inserted.discard(p.purchase_id)  # the same purchase twice in one batch counts once
-            fresh.append(p)
-    return fresh
+    ids = [r[0] for r in await db.fetch(_STORE_CUSTOMERS_SQL, store_id)]
+    await db.execute(_WINDOW_SPEND_SQL, ids, since, now)
+    return len(await _rerank(db, [store_id], now=now))
 
 
 async def get_score(

@@ -27,14 +27,20 @@ def tier_for(greater: int, count: int) -> str:
     return BASE_TIER
 
 
-def tier_case_sql() -> tuple[str, dict[str, Decimal]]:
+def tier_case_sql(*, first_parameter: int | None = None) -> tuple[str, dict[str, Decimal]]:
     """The SQL CASE that applies :data:`PYRAMID` to columns ``greater`` and ``spenders``.
 
     ``greater / spenders < bound`` as ``greater < bound * spenders``: exact, and no numeric
-    division for every customer of every re-ranked store."""
+    division for every customer of every re-ranked store. The bounds are parameters, named
+    ``:bound_N``, or positional from ``$first_parameter`` on (asyncpg; pass ``params.values()``
+    in order)."""
+    names = [
+        f":bound_{i}" if first_parameter is None else f"${first_parameter + i}"
+        for i in range(len(PYRAMID))
+    ]
     branches = " ".join(
-        f"WHEN greater < CAST(:bound_{i} AS numeric) * spenders THEN '{tier}'"
-        for i, (tier, _) in enumerate(PYRAMID)
+        f"WHEN greater < CAST({name} AS numeric) * spenders THEN '{tier}'"
+        for name, (tier, _) in zip(names, PYRAMID, strict=True)
     )
-    params = {f"bound_{i}": bound for i, (_, bound) in enumerate(PYRAMID)}
+    params = {name.lstrip(":$"): bound for name, (_, bound) in zip(names, PYRAMID, strict=True)}
     return f"CASE {branches} ELSE '{BASE_TIER}' END", params
