@@ -9,6 +9,8 @@ Store scope is not decided here: every role but head office still reaches only i
   files and purchases. Archiving a file takes it out of every list, so it is a manager's decision.
 - An expert (售后医生) reads the file, health included, and records what they learn on it, but
   neither opens files nor sells.
+- Anyone who proposes products may ask what they would meet in the customer's health file; what
+  each role is told of the match is ``purchases/contraindications.py``'s policy.
 """
 
 from crm_libs.access import EVERY_ROLE, AccessPolicy
@@ -45,6 +47,7 @@ POLICY = AccessPolicy(
         "DELETE /customers/{customer_id}": MANAGEMENT,
         "POST /customers/{customer_id}/purchases": STORE_BUSINESS,
         "GET /customers/{customer_id}/purchases": EVERY_ROLE,
+        "GET /customers/{customer_id}/warnings": EVERY_ROLE,
         "POST /customers/{customer_id}/relations": FILE_KEEPERS,
         "GET /customers/{customer_id}/relations": EVERY_ROLE,
         "DELETE /customers/{customer_id}/relations/{related_customer_id}": FILE_KEEPERS,

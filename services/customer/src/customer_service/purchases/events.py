@@ -1,4 +1,5 @@
-"""``purchase.recorded``: what scoring and engagement need to know about a sale."""
+"""``purchase.recorded`` and ``purchase.refunded``: what scoring and engagement need to know
+about a sale, and about goods brought back."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from zoneinfo import ZoneInfo
 from crm_libs.events.envelope import EventEnvelope
 
 if TYPE_CHECKING:
+    from customer_service.purchases.refunds import Refund
     from customer_service.purchases.service import Sale
 
 PURCHASE_RECORDED = "purchase.recorded"
+PURCHASE_REFUNDED = "purchase.refunded"
 
 
 def purchase_recorded(sale: Sale) -> EventEnvelope:
@@ -39,6 +42,40 @@ def purchase_recorded(sale: Sale) -> EventEnvelope:
                     "days_per_unit": line.days_per_unit,
                 }
                 for line in sale.lines
+            ],
+        },
+    )
+
+
+def purchase_refunded(refund: Refund) -> EventEnvelope:
+    """The event of a refund (topic ``Topics.PURCHASES``, keyed by customer like the sale, so it
+    follows it): what scoring needs to take the spend and the supply days back."""
+    zone = ZoneInfo(refund.timezone)
+    return EventEnvelope(
+        type=PURCHASE_REFUNDED,
+        occurred_at=refund.refunded_at,
+        store_id=refund.store_id,
+        customer_id=refund.customer_id,
+        payload={
+            "purchase_id": refund.purchase_id,
+            "refund_id": refund.id,
+            "reason": refund.reason,
+            "refunded_at": refund.refunded_at.isoformat(),
+            "refunded_on": refund.refunded_at.astimezone(zone).date().isoformat(),
+            "purchased_at": refund.purchased_at.isoformat(),
+            "purchased_on": refund.purchased_at.astimezone(zone).date().isoformat(),
+            "timezone": refund.timezone,
+            "total": f"{refund.total:.2f}",
+            "lines": [
+                {
+                    "sku": line.sku,
+                    "category": line.category,
+                    "qty": line.qty,
+                    "unit_price": f"{line.unit_price:.2f}",
+                    "amount": f"{line.amount:.2f}",
+                    "days_per_unit": line.days_per_unit,
+                }
+                for line in refund.lines
             ],
         },
     )

@@ -7,13 +7,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import Text, any_, bindparam, select
+from sqlalchemy import Text, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm_libs.db import driver_sql
 from crm_libs.events.envelope import Topics
+from crm_libs.field_crypto import FieldCipher
 from crm_libs.ids import new_id
 from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
@@ -22,8 +23,8 @@ from customer_service.customers import service as customers
 from customer_service.customers.models import Customer
 from customer_service.money import to_cents
 from customer_service.products.models import Product
-from customer_service.purchases import events
-from customer_service.purchases.models import Purchase, PurchaseLine
+from customer_service.purchases import contraindications, events
+from customer_service.purchases.models import Purchase, PurchaseLine, PurchaseRefundLine
 from customer_service.purchases.schemas import PurchaseCreate
 from customer_service.staff.models import Staff
 from customer_service.stores.models import Store
@@ -53,6 +54,11 @@ class Sale:
     total: Decimal
     timezone: str
     lines: list[SaleLine]
+    # Sold despite contraindication warnings: who, when, and the warnings as they were told.
+    acknowledgement: dict[str, Any] | None = None
+    # The matches themselves, for the audit entry (never answered whole to a role that may not
+    # see health data: ``acknowledgement`` holds what the seller was told).
+    acknowledged: tuple[contraindications.HealthWarning, ...] = ()
 
     def public_json(self) -> bytes:
         """PurchasePublic's JSON form (money as two-place strings, times in UTC ending in "Z"),
@@ -73,21 +79,28 @@ class Sale:
                         "qty": line.qty,
                         "unit_price": f"{line.unit_price:.2f}",
                         "amount": f"{line.amount:.2f}",
+                        "refunded_qty": 0,
+                        "refunded_amount": "0.00",
                     }
                     for line in self.lines
                 ],
+                "refunded_total": "0.00",
+                "acknowledgement": self.acknowledgement,
             },
             option=orjson.OPT_UTC_Z,
         )
 
 
-# The customer (in the caller's store), its store's time zone and, in the same round trip, the
-# store of the staff member named on the sale (NULL: no such member, or none named).
-_STAFF_STORE = select(Staff.store_id).where(col(Staff.id) == bindparam("staff_id"))
+# The customer (in the caller's store), its store's time zone, its health file (decrypted only
+# when a product of the sale lists contraindications or allergens) and, in the same round trip,
+# the store of the staff member named on the sale (NULL: no such member, or none named).
+_STAFF_STORE = select(col(Staff.store_id)).where(col(Staff.id) == bindparam("staff_id"))
 _SELLER = (
     select(
         col(Customer.store_id),
         col(Store.timezone),
+        col(Customer.health_encrypted),
+        col(Customer.health_consent_at),
         _STAFF_STORE.scalar_subquery().label("staff_store_id"),
     )
     .join(Store, col(Store.id) == col(Customer.store_id))
@@ -100,6 +113,8 @@ _CATALOGUE = select(
     col(Product.category),
     col(Product.unit_price),
     col(Product.days_per_unit),
+    col(Product.contraindications),
+    col(Product.allergens),
 ).where(col(Product.sku) == any_(bindparam("skus", type_=ARRAY(Text))))
 
 # The purchase, its lines and its outbox row (crm_libs.events.outbox's table, the relay's to
@@ -109,12 +124,19 @@ _CATALOGUE = select(
 _INSERT_SALE = """
     WITH sale AS (
         INSERT INTO purchase
-            (id, store_id, customer_id, staff_id, member_event_id, purchased_at, total)
-        VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::timestamptz, $7::numeric)
+            (id, store_id, customer_id, staff_id, member_event_id, purchased_at, total,
+             acknowledged_by, acknowledged_at, acknowledged_warnings_encrypted)
+        VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::timestamptz, $7::numeric,
+                $16::text, $17::timestamptz, $18::text)
     ), sale_lines AS (
         INSERT INTO purchase_line (purchase_id, product_id, sku, qty, unit_price, amount)
         SELECT $1::text, line.*
         FROM unnest($8::text[], $9::text[], $10::int[], $11::numeric[], $12::numeric[]) AS line
+    ), prospect AS (
+        -- A prospect's first purchase ends its pipeline (DOMAIN.md §1): one row by key, and
+        -- nothing at all once the file has bought.
+        UPDATE customer SET prospect_stage = 'bought', version = version + 1
+        WHERE id = $3::text AND prospect_stage IS DISTINCT FROM 'bought'
     )
     INSERT INTO outbox_event (event_id, topic, key, envelope)
     VALUES ($13::text, $14::text, $3::text, $15::jsonb)
@@ -127,12 +149,16 @@ async def record(
     principal: Principal,
     customer_id: str,
     purchase_in: PurchaseCreate,
+    cipher: FieldCipher,
     clock_skew: timedelta = timedelta(minutes=5),
 ) -> Sale:
     """Record a sale to a customer of the caller's store and stage ``purchase.recorded``.
 
     ``conn`` is a driver connection (``crm_libs.db.request_connection``): three statements,
     two reads and the write, which commits by itself or with the caller's open transaction.
+    A product meeting the customer's health file refuses the sale
+    (``contraindications.WarningsFound``, nothing written) unless ``acknowledge_warnings``;
+    then the acknowledgement is kept on the purchase.
     """
     scope = principal.store_scope()
     sql, args = driver_sql(
@@ -155,6 +181,12 @@ async def record(
     for index, item in enumerate(purchase_in.items):
         if item.sku not in catalogue:
             raise InvalidField(f"items.{index}.sku", f"unknown product {item.sku!r}")
+    warnings = contraindications.check(
+        seller, [catalogue[sku] for sku in dict.fromkeys(i.sku for i in purchase_in.items)], cipher
+    )
+    if warnings and not purchase_in.acknowledge_warnings:
+        raise contraindications.WarningsFound(warnings)
+    acknowledged_at = datetime.now(UTC) if warnings else None
 
     lines = []
     for item in purchase_in.items:
@@ -181,6 +213,14 @@ async def record(
         total=sum((line.amount for line in lines), Decimal("0.00")),
         timezone=timezone,
         lines=lines,
+        acknowledgement=None
+        if acknowledged_at is None
+        else {
+            "by": principal.subject,
+            "at": acknowledged_at,
+            "warnings": contraindications.shown_to(principal.role, warnings),
+        },
+        acknowledged=tuple(warnings),
     )
     event = events.purchase_recorded(sale)
     await conn.execute(
@@ -200,13 +240,20 @@ async def record(
         str(event.event_id),
         Topics.PURCHASES,
         event.to_bytes().decode(),
+        principal.subject if warnings else None,
+        acknowledged_at,
+        contraindications.sealed(warnings, cipher) if warnings else None,
     )
     return sale
 
 
+# What refunds took of each line: (quantity, amount).
+Refunded = dict[int, tuple[int, Decimal]]
+
+
 async def list_for_customer(
     session: AsyncSession, *, principal: Principal, customer_id: str, page: PageParams
-) -> list[tuple[Purchase, list[PurchaseLine]]]:
+) -> list[tuple[Purchase, list[PurchaseLine], Refunded]]:
     customer = await customers.get(session, principal=principal, customer_id=customer_id)
     query = select(Purchase).where(
         col(Purchase.store_id) == customer.store_id, col(Purchase.customer_id) == customer.id
@@ -222,7 +269,17 @@ async def list_for_customer(
     by_purchase: dict[str, list[PurchaseLine]] = {}
     for line in line_rows.scalars():
         by_purchase.setdefault(line.purchase_id, []).append(line)
-    return [(p, by_purchase.get(p.id, [])) for p in purchases]
+    refund_rows = await session.execute(
+        select(
+            col(PurchaseRefundLine.purchase_line_id),
+            func.sum(PurchaseRefundLine.qty),
+            func.sum(PurchaseRefundLine.amount),
+        )
+        .where(col(PurchaseRefundLine.purchase_id).in_([p.id for p in purchases]))
+        .group_by(col(PurchaseRefundLine.purchase_line_id))
+    )
+    refunded: Refunded = {line_id: (int(qty), amount) for line_id, qty, amount in refund_rows}
+    return [(p, by_purchase.get(p.id, []), refunded) for p in purchases]
 
 
 def _aware(moment: datetime, timezone: str) -> datetime:
