@@ -10,6 +10,7 @@ def test_paths_go_to_their_owning_service() -> None:
     assert owner_of("/customers/abc/score") == "scoring"
     assert owner_of("/customers/abc") == "customer"
     assert owner_of("/customers/abc/purchases") == "customer"
+    assert owner_of("/purchases/abc/refund") == "customer"
     assert owner_of("/stores") == "customer"
     assert owner_of("/tasks") == "engagement"
     assert owner_of("/nowhere") is None

@@ -23,6 +23,7 @@ ROUTES: tuple[Route, ...] = tuple(
         (rf"^/customers/{_ID}/score$", "scoring"),
         (r"^/tasks$", "engagement"),
         (r"^/(stores|staff|products|customers)(/.*)?$", "customer"),
+        (rf"^/purchases/{_ID}/refund$", "customer"),
     )
 )
 SERVICES = ("customer", "engagement", "scoring")

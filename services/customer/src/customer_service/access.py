@@ -9,6 +9,9 @@ Store scope is not decided here: every role but head office still reaches only i
   files and purchases. Archiving a file takes it out of every list, so it is a manager's decision.
 - An expert (售后医生) reads the file, health included, and records what they learn on it, but
   neither opens files nor sells.
+- Refunds return money, and a reason such as "pushed too hard" judges a sale that is often the
+  serving staff member's own: the store's manager decides them, and its till (a partner system)
+  records the refunds it has paid out. Staff bring the customer to the manager.
 - Anyone who proposes products may ask what they would meet in the customer's health file; what
   each role is told of the match is ``purchases/contraindications.py``'s policy.
 """
@@ -27,6 +30,7 @@ HQ, MANAGER, STAFF, EXPERT, PARTNER = (
 HEAD_OFFICE = frozenset({HQ})
 MANAGEMENT = frozenset({HQ, MANAGER})
 STORE_BUSINESS = frozenset({HQ, MANAGER, STAFF, PARTNER})
+REFUNDERS = MANAGEMENT | {PARTNER}
 FILE_KEEPERS = STORE_BUSINESS | {EXPERT}
 
 POLICY = AccessPolicy(
@@ -48,6 +52,7 @@ POLICY = AccessPolicy(
         "POST /customers/{customer_id}/purchases": STORE_BUSINESS,
         "GET /customers/{customer_id}/purchases": EVERY_ROLE,
         "GET /customers/{customer_id}/warnings": EVERY_ROLE,
+        "POST /purchases/{purchase_id}/refund": REFUNDERS,
         "POST /customers/{customer_id}/relations": FILE_KEEPERS,
         "GET /customers/{customer_id}/relations": EVERY_ROLE,
         "DELETE /customers/{customer_id}/relations/{related_customer_id}": FILE_KEEPERS,

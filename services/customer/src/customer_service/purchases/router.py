@@ -13,7 +13,7 @@ from crm_libs.problems import PROBLEM_JSON, problem_responses
 from customer_service import audit_trail
 from customer_service.config import Settings
 from customer_service.deps import CipherDep, PrincipalDep, ReadSessionDep
-from customer_service.purchases import contraindications, service, warnings
+from customer_service.purchases import contraindications, refunds, service, warnings
 from customer_service.purchases.idempotency import IdempotentWrite, idempotent
 from customer_service.purchases.models import Purchase, PurchaseLine
 from customer_service.purchases.schemas import (
@@ -21,6 +21,8 @@ from customer_service.purchases.schemas import (
     PurchaseCreate,
     PurchaseItemPublic,
     PurchasePublic,
+    RefundCreate,
+    RefundPublic,
     WarningsPublic,
 )
 
@@ -206,3 +208,28 @@ async def proposal_warnings(
     if consulted:
         _note_health_read(response, principal, customer_id)
     return response
+
+
+@router.post(
+    "/purchases/{purchase_id}/refund",
+    response_model=RefundPublic,
+    status_code=201,
+    summary="Refund a purchase, whole or by product",
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
+)
+async def refund_purchase(
+    purchase_id: str,
+    refund_in: RefundCreate,
+    request: Request,
+    principal: PrincipalDep,
+    once: Annotated[IdempotentWrite, Depends(idempotent("refund:{purchase_id}"))],
+) -> Response:
+    async with request_connection(request) as conn:
+
+        async def write() -> bytes:
+            refund = await refunds.refund(
+                conn, principal=principal, purchase_id=purchase_id, refund_in=refund_in
+            )
+            return refund.public_json()
+
+        return await once.respond(conn, refund_in, write, status_code=201)
