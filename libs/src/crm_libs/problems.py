@@ -95,6 +95,15 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+# Pydantic's words where they would puzzle a client: "Extra inputs are not permitted" is a typo
+# or a field this resource does not take.
+_MESSAGES = {"extra_forbidden": "unknown field: this resource has no field of that name"}
+
+
+def _message(error: Any) -> str:
+    return _MESSAGES.get(error.get("type"), error["msg"])
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error leave the service as problem+json, and never a bare 500 for bad input."""
 
@@ -109,7 +118,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return problem_response(400, "Malformed request", "The body is not valid JSON")
-        fields = [{"field": _field_path(tuple(e["loc"])), "message": e["msg"]} for e in errors]
+        fields = [{"field": _field_path(tuple(e["loc"])), "message": _message(e)} for e in errors]
         return problem_response(
             422, "Invalid field value", "One or more fields are invalid", errors=fields
         )

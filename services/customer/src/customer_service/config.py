@@ -4,6 +4,7 @@ from crm_libs.settings import BaseServiceSettings
 
 # Development only: outside development the service refuses to start with it.
 DEV_FIELD_KEY = "ZGV2LW9ubHktZmllbGQta2V5LWNoYW5nZS1tZS0wMDA="  # noqa: S105
+DEV_PHONE_HASH_KEY = "dev-only-phone-hash-key-change-me-0123456789"  # noqa: S105
 
 
 class Settings(BaseServiceSettings):
@@ -14,9 +15,18 @@ class Settings(BaseServiceSettings):
     purchase_clock_skew_seconds: int = 300
     # Fernet keys for ID numbers and health data; the first encrypts, all decrypt (rotation).
     field_encryption_keys: list[str] = [DEV_FIELD_KEY]
+    # HMAC key of the phones' lookup hashes (customers/phones.py). Changing it needs every
+    # file's hashes recomputed from the encrypted numbers: unlike the field keys, it has no list.
+    phone_hash_key: str = DEV_PHONE_HASH_KEY
 
     @model_validator(mode="after")
     def _refuse_default_field_key(self) -> "Settings":
         if self.environment == "production" and DEV_FIELD_KEY in self.field_encryption_keys:
             raise ValueError("CRM_FIELD_ENCRYPTION_KEYS must hold private keys outside development")
+        if self.environment == "production" and self.phone_hash_key == DEV_PHONE_HASH_KEY:
+            raise ValueError(
+                "CRM_PHONE_HASH_KEY must be set to a private value outside development"
+            )
+        if len(self.phone_hash_key) < 32:
+            raise ValueError("CRM_PHONE_HASH_KEY must be at least 32 characters long")
         return self

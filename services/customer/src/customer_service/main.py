@@ -9,6 +9,7 @@ from crm_libs.principal import principal_dependency
 from crm_libs.service_app import create_service_app
 from customer_service.access import POLICY
 from customer_service.config import Settings
+from customer_service.customers import pinyin
 from customer_service.customers.router import router as customers_router
 from customer_service.products.router import router as products_router
 from customer_service.purchases.router import router as purchases_router
@@ -42,4 +43,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     require_declared(app, POLICY)
     app.state.cipher = FieldCipher(settings.field_encryption_keys)
+    # pypinyin loads its tables on first use (about 0.5 s): at start, not in a registration.
+    pinyin.name_search_keys("王芳")
     return app

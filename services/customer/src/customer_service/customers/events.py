@@ -1,23 +1,76 @@
-"""Events this service publishes about customer files (ids only: no personal data on the wire)."""
+"""Events this service publishes about customer files on ``crm.customers.v1``.
+
+The contract is deploy/README.md's ("crm.customers.v1: the customer file's events"): every
+event carries the file after the change (``payload.file``) with what consumers need and no
+personal data (no name, phone, address, ID number or health). Staged in the outbox inside the
+change's own transaction, so an event is published exactly when the change is committed.
+"""
+
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.envelope import EventEnvelope, Topics
 from crm_libs.events.outbox import enqueue
+from customer_service.customers.models import Customer
+from customer_service.customers.profile import NO_CONSENTS
 
 CUSTOMER_REGISTERED = "customer.registered"
+CUSTOMER_UPDATED = "customer.updated"
+CUSTOMER_ARCHIVED = "customer.archived"
 
 
-def customer_registered(
-    session: AsyncSession, *, customer_id: str, store_id: str, timezone: str
-) -> None:
+def file_payload(
+    customer: Customer, *, timezone: str, relations: list[dict[str, str]]
+) -> dict[str, Any]:
+    """``payload.file``: the birthday is the solar date of birth, whatever its calendar."""
+    return {
+        "timezone": timezone,
+        "status": customer.status,
+        "owner_staff_id": customer.owner_staff_id,
+        "birthday": customer.birthday.isoformat() if customer.birthday else None,
+        "birthday_calendar": customer.birthday_calendar,
+        "wedding_anniversary": (
+            customer.wedding_anniversary.isoformat() if customer.wedding_anniversary else None
+        ),
+        "relations": relations,
+        "referrer_id": customer.referrer_id,
+        "consents": customer.consents or NO_CONSENTS,
+        "version": customer.version,
+    }
+
+
+def _stage(session: AsyncSession, customer: Customer, type_: str, payload: dict[str, Any]) -> None:
     enqueue(
         session,
         topic=Topics.CUSTOMERS,
         event=EventEnvelope(
-            type=CUSTOMER_REGISTERED,
-            store_id=store_id,
-            customer_id=customer_id,
-            payload={"timezone": timezone},
+            type=type_, store_id=customer.store_id, customer_id=customer.id, payload=payload
         ),
     )
+
+
+def customer_registered(session: AsyncSession, customer: Customer, *, timezone: str) -> None:
+    # ``timezone`` stays at the top level too: scoring reads it there (and so did every
+    # registration published before the file was carried).
+    file = file_payload(customer, timezone=timezone, relations=[])
+    _stage(session, customer, CUSTOMER_REGISTERED, {"timezone": timezone, "file": file})
+
+
+def customer_updated(
+    session: AsyncSession,
+    customer: Customer,
+    *,
+    timezone: str,
+    relations: list[dict[str, str]],
+    changed: list[str],
+) -> None:
+    file = file_payload(customer, timezone=timezone, relations=relations)
+    _stage(session, customer, CUSTOMER_UPDATED, {"file": file, "changed": changed})
+
+
+def customer_archived(
+    session: AsyncSession, customer: Customer, *, timezone: str, relations: list[dict[str, str]]
+) -> None:
+    file = file_payload(customer, timezone=timezone, relations=relations)
+    _stage(session, customer, CUSTOMER_ARCHIVED, {"file": file})

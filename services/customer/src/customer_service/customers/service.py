@@ -1,11 +1,12 @@
 """Customer files: registration, reading, listing, always inside the caller's store."""
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, bindparam, or_, select
+from sqlalchemy import ColumnElement, bindparam, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -14,17 +15,33 @@ from crm_libs.field_crypto import FieldCipher
 from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
 from crm_libs.problems import InvalidField, NotFound, ProblemError
-from customer_service.customers import events, visibility
+from customer_service.access import MANAGEMENT
+from customer_service.customers import events, pinyin, profile, visibility
 from customer_service.customers.models import Customer
 from customer_service.customers.phones import (
+    TAIL_DIGITS,
     looks_like_phone,
     masked_phone_query,
     normalise_phone,
+    phone_lookup_hash,
 )
 from customer_service.customers.schemas import CustomerCreate, CustomerUpdate
+from customer_service.relations.service import relations_of
+from customer_service.staff.models import Staff
 from customer_service.stores import service as stores
+from customer_service.stores.models import Store
 
+ACTIVE = "active"
 ARCHIVED = "archived"
+
+
+@dataclass(frozen=True, slots=True)
+class Protection:
+    """What protects the file's sensitive fields: the field cipher and the phones' hash key."""
+
+    cipher: FieldCipher
+    phone_hash_key: str
+
 # Built once: SQLAlchemy memoises a statement's cache key, so a request neither rebuilds the
 # query nor recomputes the key to find its compiled form (the hottest read in the service).
 # Every column of the model: a column added to it is read (and shown, where the public schema
@@ -44,28 +61,37 @@ def row_of(customer: Customer) -> CustomerRow:
 
 
 async def register(
-    session: AsyncSession, *, principal: Principal, customer_in: CustomerCreate, cipher: FieldCipher
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    customer_in: CustomerCreate,
+    protection: Protection,
 ) -> Customer:
-    """Open a customer file in a store and announce it."""
+    """Open a customer file in a store and announce it (``customer.registered``).
+
+    The owner is the one named, else the registering account's staff member; an account with
+    none (head office, a partner's till) leaves the file unassigned until a manager names one.
+    A new file has no purchase: it starts as a ``collected`` prospect unless told its stage.
+    """
     store = await stores.get_for_write(session, principal=principal, store_id=customer_in.store_id)
-    if customer_in.birthday and customer_in.birthday > date.today():
-        raise InvalidField("birthday", "lies in the future")
-    customer = Customer(
-        store_id=customer_in.store_id,
-        name=customer_in.name.strip(),
-        phone=normalise_phone(customer_in.phone) if customer_in.phone else None,
-        gender=customer_in.gender.value if customer_in.gender else None,
-        birthday=customer_in.birthday,
+    customer = Customer(store_id=store.id, name="", status=ACTIVE, prospect_stage="collected")
+    values = customer_in.model_dump(exclude_unset=True, exclude={"store_id"})
+    if "owner_staff_id" not in values and (staff_id := getattr(principal, "staff_id", None)):
+        values["owner_staff_id"] = staff_id
+    values.setdefault("birthday_calendar", "solar")
+    await _apply(
+        session,
+        customer,
+        customer_in,
+        values,
+        principal=principal,
+        timezone=store.timezone,
+        protection=protection,
+        new=True,
     )
-    sensitive = customer_in.model_dump(
-        include={"id_number", "health", "health_consent"}, exclude_unset=True
-    )
-    _protect_sensitive(customer, sensitive, cipher)
     session.add(customer)
     await session.flush()
-    events.customer_registered(
-        session, customer_id=customer.id, store_id=customer.store_id, timezone=store.timezone
-    )
+    events.customer_registered(session, customer, timezone=store.timezone)
     return customer
 
 
@@ -105,33 +131,42 @@ async def update(
     customer_id: str,
     customer_in: CustomerUpdate,
     expected_version: int | None,
-    cipher: FieldCipher,
+    protection: Protection,
 ) -> tuple[Customer, list[str]]:
-    """Change a file; with ``expected_version`` (If-Match) a stale write is refused (412)."""
+    """Change a file; with ``expected_version`` (If-Match) a stale write is refused (412).
+
+    A change is announced (``customer.updated`` naming the changed fields) in its transaction.
+    """
     customer = await get(session, principal=principal, customer_id=customer_id, for_update=True)
     if expected_version is not None and expected_version != customer.version:
         raise ProblemError(
             "The file changed since it was read; read it again", status=412, title="Stale"
         )
-    changes = customer_in.model_dump(exclude_unset=True)
-    if changes.get("name") is None and "name" in changes:
+    values = customer_in.model_dump(exclude_unset=True)
+    if "name" in values and values["name"] is None:
         raise InvalidField("name", "may not be null")
-    if changes.get("phone"):
-        changes["phone"] = normalise_phone(changes["phone"])
-    if changes.get("birthday") and changes["birthday"] > date.today():
-        raise InvalidField("birthday", "lies in the future")
-    sensitive: dict[str, Any] = {
-        k: changes.pop(k) for k in ("id_number", "health", "health_consent") if k in changes
-    }
-    changed = _protect_sensitive(customer, sensitive, cipher)
-    for field, value in changes.items():
-        value = value.value if hasattr(value, "value") else value
-        if getattr(customer, field) != value:
-            setattr(customer, field, value)
-            changed.append(field)
+    if "birthday_calendar" in values and values["birthday_calendar"] is None:
+        raise InvalidField("birthday_calendar", "may not be null: solar or lunar")
+    timezone = await _timezone_of(session, customer.store_id)
+    changed = await _apply(
+        session,
+        customer,
+        customer_in,
+        values,
+        principal=principal,
+        timezone=timezone,
+        protection=protection,
+    )
     if changed:
         customer.version += 1
         await session.flush()
+        events.customer_updated(
+            session,
+            customer,
+            timezone=timezone,
+            relations=await relations_of(session, customer_id=customer.id),
+            changed=changed,
+        )
     return customer, changed
 
 
@@ -142,7 +177,213 @@ async def archive(session: AsyncSession, *, principal: Principal, customer_id: s
         customer.status = ARCHIVED
         customer.version += 1
         await session.flush()
+        events.customer_archived(
+            session,
+            customer,
+            timezone=await _timezone_of(session, customer.store_id),
+            relations=await relations_of(session, customer_id=customer.id),
+        )
     return customer
+
+
+async def _timezone_of(session: AsyncSession, store_id: str) -> str:
+    timezone: str = (
+        await session.execute(select(col(Store.timezone)).where(col(Store.id) == store_id))
+    ).scalar_one()
+    return timezone
+
+
+# Written as given: the column holds the API's value.
+_PLAIN = ("gender", "ethnicity", "approximate_age", "email")
+
+
+async def _apply(
+    session: AsyncSession,
+    customer: Customer,
+    customer_in: CustomerCreate | CustomerUpdate,
+    values: dict[str, Any],
+    *,
+    principal: Principal,
+    timezone: str,
+    protection: Protection,
+    new: bool = False,
+) -> list[str]:
+    """Check and write a registration's or a change's fields; the API names of those that
+    changed. Every invalid field is named in one 422."""
+    changed: list[str] = []
+    errors = profile.FieldErrors()
+
+    def put(field: str, value: Any, *, column: str | None = None) -> None:
+        if getattr(customer, column or field) != value:
+            setattr(customer, column or field, value)
+            changed.append(field)
+
+    if "name" in values:
+        name = values["name"].strip()
+        with errors.checking():
+            if not name:
+                raise InvalidField("name", "may not be blank")
+            put("name", name)
+            customer.name_keys = pinyin.name_search_keys(name).text
+    for field in _PLAIN:
+        if field in values:
+            put(field, values[field])
+    with errors.checking():
+        _apply_dates(customer, values, timezone=timezone, put=put)
+    if "phones" in values or "phone" in values:
+        with errors.checking():
+            current = profile.opened_phones(customer.phones_encrypted, protection.cipher)
+            phones = (
+                []
+                if values.get("phones") is None and values.get("phone") is None
+                else profile.parse_phones(customer_in.phones, customer_in.phone, current=current)
+            )
+            if phones != current:
+                (
+                    customer.phones_encrypted,
+                    customer.phone_hashes,
+                    customer.phone_tails,
+                ) = profile.sealed_phones(
+                    phones, cipher=protection.cipher, hash_key=protection.phone_hash_key
+                )
+                changed.append("phones")
+                if phones[:1] != current[:1]:
+                    changed.append("phone")
+    if "address" in values:
+        put("address", _without_nulls(values["address"]))
+    if "deep" in values:
+        # Filled over many visits: a change adds to what is known, a null forgets one key.
+        deep = {**(customer.deep or {}), **(values["deep"] or {})} if values["deep"] else None
+        put("deep", _without_nulls(deep))
+    if "source" in values:
+        source = values["source"]
+        put("source", {**source, "cost": f"{source['cost']:.2f}"} if source else None)
+    if "prospect" in values and values["prospect"] is not None:
+        with errors.checking():
+            prospect = values["prospect"]
+            if prospect.get("stage") is not None:
+                put(
+                    "prospect",
+                    profile.next_stage(
+                        customer.prospect_stage,
+                        prospect["stage"],
+                        may_go_back=principal.role in MANAGEMENT,
+                    ),
+                    column="prospect_stage",
+                )
+            if "grade" in prospect:
+                put("prospect", prospect["grade"], column="prospect_grade")
+    consents = values.get("consents")
+    if consents and consents.get("sms") is not None:
+        sms = consents["sms"]
+        put(
+            "consents",
+            profile.sms_consent(customer.consents, granted=sms["granted"], channel=sms["channel"]),
+        )
+    if "owner_staff_id" in values:
+        with errors.checking():
+            owner = values["owner_staff_id"]
+            if not new and owner != customer.owner_staff_id and principal.role not in MANAGEMENT:
+                raise ProblemError(
+                    "Only a store manager or head office changes a file's owner",
+                    status=403,
+                    title="Forbidden",
+                )
+            if owner is None and customer.owner_staff_id is not None:
+                raise InvalidField("owner_staff_id", "a file keeps an owner once it has one")
+            if owner is not None and owner != customer.owner_staff_id:
+                await _check_owner(session, owner, store_id=customer.store_id)
+            put("owner_staff_id", owner)
+    if "referrer_id" in values:
+        with errors.checking():
+            referrer = values["referrer_id"]
+            if referrer is not None and referrer != customer.referrer_id:
+                await _check_referrer(session, referrer, customer=customer, new=new)
+            put("referrer_id", referrer)
+    sensitive = {k: values[k] for k in ("id_number", "health", "health_consent") if k in values}
+    with errors.checking():
+        changed += _protect_sensitive(customer, sensitive, protection.cipher)
+    errors.raise_if_any()
+    return sorted(set(changed))
+
+
+def _apply_dates(
+    customer: Customer, values: dict[str, Any], *, timezone: str, put: Any
+) -> None:
+    """Birthday (written in its calendar, kept as the solar date of birth) and anniversary."""
+    errors = profile.FieldErrors()
+    calendar = values.get("birthday_calendar") or customer.birthday_calendar
+    if "birthday" in values:
+        with errors.checking():
+            put("birthday", profile.solar_birthday(values["birthday"], calendar, timezone=timezone))
+    if "birthday_calendar" in values:
+        put("birthday_calendar", calendar)
+    if "wedding_anniversary" in values or ("birthday" in values and customer.wedding_anniversary):
+        with errors.checking():
+            put(
+                "wedding_anniversary",
+                profile.check_anniversary(
+                    values.get("wedding_anniversary", customer.wedding_anniversary),
+                    birthday=customer.birthday,
+                    timezone=timezone,
+                ),
+            )
+    errors.raise_if_any()
+
+
+def _without_nulls(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    kept = {k: v for k, v in value.items() if v is not None}
+    return kept or None
+
+
+_ACTIVE_STAFF = select(col(Staff.id)).where(
+    col(Staff.id) == bindparam("staff_id"),
+    col(Staff.store_id) == bindparam("store_id"),
+    col(Staff.status) == "active",
+)
+_REFERRER = select(col(Customer.id)).where(
+    col(Customer.id) == bindparam("referrer_id"), col(Customer.store_id) == bindparam("store_id")
+)
+# The referrer's chain upwards; UNION (not ALL) ends the walk should a cycle exist at all.
+_REFERRED_BY_CHAIN = text(
+    """
+    WITH RECURSIVE up(id) AS (
+        SELECT referrer_id FROM customer WHERE id = :referrer_id
+        UNION
+        SELECT c.referrer_id FROM customer c JOIN up ON c.id = up.id
+    )
+    SELECT EXISTS (SELECT 1 FROM up WHERE id = :customer_id)
+    """
+)
+
+
+async def _check_owner(session: AsyncSession, staff_id: str, *, store_id: str) -> None:
+    found = await session.execute(_ACTIVE_STAFF, {"staff_id": staff_id, "store_id": store_id})
+    if found.scalar_one_or_none() is None:
+        raise InvalidField("owner_staff_id", "not an active staff member of the file's store")
+
+
+async def _check_referrer(
+    session: AsyncSession, referrer_id: str, *, customer: Customer, new: bool
+) -> None:
+    """A customer of the same store, not the file itself, and not referred by it (directly or
+    down the chain): a referral chain never loops."""
+    if referrer_id == customer.id:
+        raise InvalidField("referrer_id", "a customer does not refer themselves")
+    params = {"referrer_id": referrer_id, "store_id": customer.store_id}
+    if (await session.execute(_REFERRER, params)).scalar_one_or_none() is None:
+        raise InvalidField("referrer_id", "not a customer of the file's store")
+    # A new file refers nobody yet: only a change can close a loop.
+    if not new and (
+        await session.execute(
+            _REFERRED_BY_CHAIN, {"referrer_id": referrer_id, "customer_id": customer.id}
+        )
+    ).scalar_one():
+        raise InvalidField(
+            "referrer_id", "was referred by this customer (directly or down the chain): a cycle"
+        )
 
 
 def _protect_sensitive(
@@ -179,18 +420,47 @@ def _protect_sensitive(
     return sorted(set(changed))
 
 
-def _matching(q: str, *, principal: Principal) -> ColumnElement[bool]:
-    """A name part, or a phone: any tail for roles that see it whole, else see ``phones``."""
+def _matching(q: str, *, principal: Principal, phone_hash_key: str) -> ColumnElement[bool]:
+    """A name part, or a phone: its last four digits (``phone_tails``) or the whole number (its
+    keyed hash in ``phone_hashes``), both GIN-indexed behind the store. Roles that see numbers
+    whole may give a longer tail: the last four narrow it here, ``longer_tail`` the rest."""
     pattern = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     by_name = col(Customer.name).contains(pattern, autoescape=False)
-    if visibility.shows_whole("phone", principal.role):
-        return or_(by_name, col(Customer.phone).endswith(q)) if q.isdigit() else by_name
     if not looks_like_phone(q):
+        return by_name
+    if visibility.shows_whole("phone", principal.role):
+        digits = "".join(c for c in q if c.isdigit())
+        whole = _whole_number(q)
+        if whole is not None:
+            return or_(by_name, _has_number(whole, phone_hash_key))
+        if len(digits) >= TAIL_DIGITS:
+            return or_(by_name, col(Customer.phone_tails).contains([digits[-TAIL_DIGITS:]]))
         return by_name
     digits, is_tail = masked_phone_query(q)
     if is_tail:
-        return or_(by_name, col(Customer.phone).endswith(digits))
-    return col(Customer.phone) == digits
+        return or_(by_name, col(Customer.phone_tails).contains([digits]))
+    return _has_number(digits, phone_hash_key)
+
+
+def _whole_number(q: str) -> str | None:
+    try:
+        return normalise_phone(q, field="q")
+    except InvalidField:
+        return None
+
+
+def _has_number(e164: str, phone_hash_key: str) -> ColumnElement[bool]:
+    return col(Customer.phone_hashes).contains([phone_lookup_hash(e164, key=phone_hash_key)])
+
+
+def longer_tail(q: str | None, *, principal: Principal) -> str | None:
+    """The digits a page's numbers must end with beyond the indexed last four, when ``q`` is such
+    a tail (only roles that see numbers whole may search by one)."""
+    if not q or not q.isdigit() or len(q) <= TAIL_DIGITS:
+        return None
+    if not visibility.shows_whole("phone", principal.role) or _whole_number(q) is not None:
+        return None
+    return q
 
 
 async def search(
@@ -200,6 +470,7 @@ async def search(
     store_id: str | None,
     q: str | None,
     page: PageParams,
+    phone_hash_key: str,
 ) -> list[CustomerRow]:
     """A page of files, on the driver connection (the statement is compiled once per shape)."""
     query = keyset(select(Customer).where(col(Customer.status) != ARCHIVED), col(Customer.id), page)
@@ -208,7 +479,7 @@ async def search(
     if store_id:
         query = query.where(col(Customer.store_id) == store_id)
     if q:
-        query = query.where(_matching(q, principal=principal))
+        query = query.where(_matching(q, principal=principal, phone_hash_key=phone_hash_key))
     sql, args = driver_sql(query)
     rows: list[CustomerRow] = await conn.fetch(sql, *args)
     return rows

@@ -1,8 +1,10 @@
 """Who sees which sensitive field of a customer file: one declared policy (DOMAIN §11).
 
-Sensitive personal information (the full phone number, the ID-card number, health data) is shown
-whole only to the roles that need it, masked to some, and left out for the rest. Every field
-shown whole is named in the audit trail.
+Sensitive personal information (the full phone numbers, the ID-card number, health data, the
+email address and the street address) is shown whole only to the roles that need it, masked to
+some, and left out for the rest. Every field shown whole is named in the audit trail. ``phone``
+rules every number of ``phones`` too. The rest of the file (deep profile, source, prospect,
+consents, birthday) is store business every role of the store may read.
 """
 
 from enum import StrEnum
@@ -43,6 +45,23 @@ POLICY: dict[str, dict[Role, Visibility]] = {
         Role.STAFF: HIDDEN,
         Role.PARTNER: HIDDEN,
     },
+    # A way to reach the customer like the phone, and masked like it: staff write from the app.
+    "email": {
+        Role.HQ_ADMIN: FULL,
+        Role.STORE_MANAGER: FULL,
+        Role.EXPERT: MASKED,
+        Role.STAFF: MASKED,
+        Role.PARTNER: MASKED,
+    },
+    # Where the customer lives: staff and experts visit at home (上门); a till needs the district
+    # at most, so a partner system sees the address without street and coordinates.
+    "address": {
+        Role.HQ_ADMIN: FULL,
+        Role.STORE_MANAGER: FULL,
+        Role.EXPERT: FULL,
+        Role.STAFF: FULL,
+        Role.PARTNER: MASKED,
+    },
 }
 
 
@@ -56,7 +75,11 @@ def shows_whole(field: str, role: Role) -> bool:
 
 
 def mask(field: str, value: str) -> str:
-    """Keep enough to recognise a value, never enough to use it: +8613812345678 → 138****5678."""
+    """Keep enough to recognise a value, never enough to use it: +8613812345678 → 138****5678,
+    wang.fang@example.com → w***@example.com."""
+    if field == "email":
+        local, _, domain = value.partition("@")
+        return f"{local[:1]}***@{domain}"
     digits = value[3:] if field == "phone" and value.startswith("+86") else value
     if len(digits) <= 4:
         return "*" * len(digits)
@@ -76,6 +99,19 @@ def present(record: dict[str, Any], role: Role) -> tuple[dict[str, Any], list[st
             disclosed.append(field)
         elif visibility is MASKED and isinstance(out[field], str):
             out[field] = mask(field, out[field])
+        elif visibility is MASKED and field == "address":
+            out[field] = {**out[field], "street": None, "lat": None, "lng": None}
         else:
             out[field] = None
+    phones = out.get("phones")
+    if phones:
+        # Every number of the list as the primary ``phone`` is shown.
+        visibility = POLICY["phone"].get(role, HIDDEN)
+        if visibility is FULL:
+            if "phone" not in disclosed:
+                disclosed.append("phone")
+        elif visibility is MASKED:
+            out["phones"] = [{**p, "number": mask("phone", p["number"])} for p in phones]
+        else:
+            out["phones"] = []
     return out, disclosed
