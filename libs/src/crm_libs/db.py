@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+import asyncpg
 from fastapi import Request
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
@@ -21,6 +22,8 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.sql import Executable
 from sqlalchemy.util import LRUCache
 from sqlalchemy.util.concurrency import greenlet_spawn
+
+from crm_libs.problems import ProblemError
 
 
 def make_engine(database_url: str, *, pool_size: int = 10, max_overflow: int = 0) -> AsyncEngine:
@@ -135,12 +138,32 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[Any]:
     try:
         yield connection
     except BaseException as exc:
-        if connection.is_closed() or connection.is_in_transaction():
+        if not _still_usable(connection, exc):
             await greenlet_spawn(pooled.invalidate, exc if isinstance(exc, Exception) else None)
         raise
     finally:
         # Back to the pool (its reset finds no transaction of SQLAlchemy's to roll back).
         await greenlet_spawn(pooled.close)
+
+
+def _still_usable(connection: Any, exc: BaseException) -> bool:
+    """Whether a connection whose user failed with ``exc`` may serve the next one.
+
+    Only when the failure says nothing about the connection: the service refused the request
+    between statements, or the server refused a statement (a constraint, a value, a trigger)
+    and the connection is idle again. Anything else (a lost or reset socket, a timeout, a
+    cancelled statement, the driver's own protocol errors, a bug) drops it: a reconnect is
+    cheap, a connection in an unknown state handed to the next request is not.
+    """
+    if connection.is_closed() or connection.is_in_transaction():
+        return False
+    if isinstance(exc, ProblemError):
+        return True
+    return isinstance(exc, asyncpg.PostgresError) and not isinstance(exc, _CONNECTION_ERRORS)
+
+
+# SQLSTATE classes 08 (connection exception) and 57 (operator intervention: shutdown, cancel).
+_CONNECTION_ERRORS = (asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError)
 
 
 @contextlib.asynccontextmanager

@@ -62,6 +62,60 @@ async def test_a_read_sends_its_query_and_nothing_else(stack: LocalStack) -> Non
     assert sent[0].startswith("SELECT")
 
 
+async def test_a_customer_read_sends_its_select_and_nothing_else(stack: LocalStack) -> None:
+    async with service(stack) as (app, _), client(app) as api:
+        store = (await api.post("/stores", json={"code": "RP7", "name": "x"})).json()
+        customer = (
+            await api.post("/customers", json={"store_id": store["id"], "name": "y"})
+        ).json()
+        log = StatementLog(app)
+        response = await api.get(f"/customers/{customer['id']}")
+        assert response.status_code == 200
+        sent = await log.around("FROM customer")
+    assert len(sent) == 1, sent
+    assert sent[0].startswith("SELECT")
+
+
+async def test_a_sale_is_two_reads_and_one_write_each_committing_by_itself(
+    stack: LocalStack,
+) -> None:
+    """Without an Idempotency-Key a sale needs no transaction of its own: the purchase, its lines
+    and its outbox row go in one statement, atomic by itself. With a key, one transaction holds
+    the key's lock, the lookup, the sale and the stored answer."""
+    # One pooled connection, warmed by a first sale: asyncpg looks the array types up once per
+    # connection, which is not what a sale costs.
+    async with service(stack, database_pool_size=1) as (app, _), client(app) as api:
+        store = (await api.post("/stores", json={"code": "RP8", "name": "x"})).json()
+        product = {"sku": "RP8", "name": "x", "category": "c", "unit_price": "1.00"}
+        assert (
+            await api.post("/products", json={**product, "days_per_unit": 30})
+        ).status_code == 201
+        customer = (
+            await api.post("/customers", json={"store_id": store["id"], "name": "y"})
+        ).json()
+        sale = {"purchased_at": "2026-01-02T10:00:00+08:00", "items": [{"sku": "RP8", "qty": 2}]}
+        path = f"/customers/{customer['id']}/purchases"
+        assert (await api.post(path, json=sale)).status_code == 201
+        log = StatementLog(app)
+        assert (await api.post(path, json=sale)).status_code == 201
+        unkeyed = await log.around("INSERT INTO purchase ")
+        log = StatementLog(app)
+        keyed = await api.post(path, json=sale, headers={"Idempotency-Key": "rp8"})
+        assert keyed.status_code == 201
+        with_key = await log.around("INSERT INTO idempotency_record")
+    assert [s.split()[0] for s in unkeyed] == ["SELECT", "SELECT", "WITH"], unkeyed
+    assert [s.split()[0].rstrip(";") for s in with_key] == [
+        "BEGIN",
+        "SELECT",  # the key's lock
+        "SELECT",  # its stored answer
+        "SELECT",
+        "SELECT",
+        "WITH",
+        "INSERT",
+        "COMMIT",
+    ], with_key
+
+
 async def test_a_write_still_commits_in_one_transaction(stack: LocalStack) -> None:
     async with service(stack) as (app, _), client(app) as api:
         log = StatementLog(app)
