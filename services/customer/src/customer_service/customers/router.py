@@ -10,14 +10,15 @@ from crm_libs.pagination import Page, PageParams, next_cursor, page_params
 from crm_libs.principal import Principal
 from crm_libs.problems import InvalidField, problem_responses
 from customer_service import audit_trail
-from customer_service.customers import service, visibility
+from customer_service.config import Settings
+from customer_service.customers import profile, service, visibility
 from customer_service.customers.schemas import (
     CustomerCreate,
     CustomerPublic,
     CustomerUpdate,
     HealthRecord,
 )
-from customer_service.deps import CipherDep, PrincipalDep, SessionDep
+from customer_service.deps import CipherDep, PrincipalDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/customers", tags=["customers"])
 _PUBLIC_FIELDS = tuple(CustomerPublic.model_fields)
@@ -33,10 +34,17 @@ def _present(
     the sensitive fields shown whole.
 
     Built straight from the row: a field of the public schema is read from the column of the
-    same name, so a new column is shown by adding it to the model and the schema. Encrypted
-    fields are decrypted only for roles that may see them in some form.
+    same name, so a new column is shown by adding it to the model and the schema; the fields
+    stored in another form come from ``profile.public_values``. Encrypted fields are decrypted
+    only for roles that may see them in some form.
     """
     record = {name: row.get(name) for name in _PUBLIC_FIELDS}
+    phones = (
+        profile.opened_phones(row["phones_encrypted"], cipher)
+        if visibility.may_see("phone", principal.role)
+        else []
+    )
+    record.update(profile.public_values(row, phones))
     if row["id_number_encrypted"] and visibility.may_see("id_number", principal.role):
         record["id_number"] = cipher.decrypt(row["id_number_encrypted"])
     if row["health_encrypted"] and visibility.may_see("health", principal.role):
@@ -97,9 +105,13 @@ async def create_customer(
     principal: PrincipalDep,
     response: Response,
     cipher: CipherDep,
+    settings: SettingsDep,
 ) -> Response:
     customer = await service.register(
-        session, principal=principal, customer_in=customer_in, cipher=cipher
+        session,
+        principal=principal,
+        customer_in=customer_in,
+        protection=service.Protection(cipher, settings.phone_hash_key),
     )
     audit_trail.note(
         response,
@@ -124,10 +136,26 @@ async def list_customers(
     store_id: Annotated[str | None, Query(max_length=64)] = None,
     q: Annotated[str | None, Query(max_length=100, description="name part or phone tail")] = None,
 ) -> Response:
+    settings: Settings = request.app.state.settings
     async with request_connection(request) as conn:
-        rows = await service.search(conn, principal=principal, store_id=store_id, q=q, page=page)
+        rows = await service.search(
+            conn,
+            principal=principal,
+            store_id=store_id,
+            q=q,
+            page=page,
+            phone_hash_key=settings.phone_hash_key,
+        )
     cipher: FieldCipher = request.app.state.cipher
     presented = [_present(row, principal, cipher) for row in rows[: page.limit]]
+    if tail := service.longer_tail(q, principal=principal):
+        # The index found the last four digits; the numbers, decrypted, say the rest. A page may
+        # come out short: the cursor still follows the rows read.
+        presented = [
+            (shown, fields)
+            for shown, fields in presented
+            if any(p["number"].endswith(tail) for p in shown["phones"])
+        ]
     body = {"items": [shown for shown, _ in presented], "next_cursor": next_cursor(rows, page)}
     response = Response(orjson.dumps(body, option=_JSON_OPTIONS), media_type="application/json")
     disclosed = sorted({f for _, fields in presented for f in fields})
@@ -168,6 +196,7 @@ async def update_customer(
     principal: PrincipalDep,
     response: Response,
     cipher: CipherDep,
+    settings: SettingsDep,
     if_match: Annotated[str | None, Header()] = None,
 ) -> Response:
     customer, changed = await service.update(
@@ -176,7 +205,7 @@ async def update_customer(
         customer_id=customer_id,
         customer_in=customer_in,
         expected_version=_expected_version(if_match),
-        cipher=cipher,
+        protection=service.Protection(cipher, settings.phone_hash_key),
     )
     audit_trail.note(
         response,
