@@ -1,7 +1,14 @@
+import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
-from scoring_service.scores.aggregates import Aggregate, PurchaseSeen, extend_supply
+from scoring_service.scores.aggregates import (
+    Aggregate,
+    PurchaseSeen,
+    added_runs_out,
+    extend_supply,
+    fold_batch,
+)
 from scoring_service.scores.tiers import PYRAMID, tier_case_sql, tier_for
 
 # Dates relative to today, so the suite means the same thing whatever year it runs in.
@@ -55,3 +62,26 @@ def test_pyramid_percentages_are_defined_once() -> None:
     assert sorted(params.values()) == [Decimal("0.01"), Decimal("0.05"), Decimal("0.20")]
     counts = [tier_for(greater, 1000) for greater in range(1000)]
     assert [counts.count(t) for t in ("vip", "major", "medium", "small")] == [10, 40, 150, 800]
+
+
+def test_a_batch_folded_from_nothing_adds_to_a_stored_run_out_like_folding_on() -> None:
+    """What the database computes for a batch (aggregates.added_runs_out), against folding the
+    batch's purchases onto the stored aggregate one by one."""
+    rng = random.Random(3)
+    for _ in range(300):
+        days = sorted(rng.sample(range(400), rng.randint(2, 8)))
+        history = [
+            purchase(BOUGHT_ON + timedelta(days=d), rng.choice([0, 1, 7, 30, 90])) for d in days
+        ]
+        cut = rng.randint(0, len(history))
+        stored = Aggregate(customer_id="c", store_id="s", timezone="UTC")
+        for p in history[:cut]:
+            stored.fold(p)
+        batch = fold_batch(history[cut:]).get("c")
+        whole = Aggregate(customer_id="c", store_id="s", timezone="UTC")
+        whole.rebuild(history)
+        if batch is None:
+            assert whole.supply_runs_out_on == stored.supply_runs_out_on
+        else:
+            assert added_runs_out(stored.supply_runs_out_on, batch) == whole.supply_runs_out_on
+            assert batch.supply_days == sum(p.supply_days for p in history[cut:])

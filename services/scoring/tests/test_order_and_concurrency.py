@@ -4,6 +4,7 @@ Real PostgreSQL; the concurrent cases use two sessions whose transactions really
 """
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_devstack.fixtures import eventually
 from crm_libs.db import make_engine, make_sessionmaker
 from scoring_service.scores import service
-from scoring_service.scores.aggregates import PurchaseSeen
+from scoring_service.scores.aggregates import Aggregate, PurchaseSeen
 from scoring_service.scores.tiers import INACTIVE, tier_for
 
 
@@ -234,3 +235,57 @@ async def test_members_locking_overlapping_stores_never_deadlock(
     for store in stores:
         want = from_scratch({c: s for c, s in spends.items() if c.startswith(store)})
         assert await tiers_of(sessions, store) == want
+
+
+async def test_batches_added_in_the_database_give_the_aggregates_of_one_fold_in_date_order(
+    session: AsyncSession,
+) -> None:
+    """Random histories cut into random consecutive batches (each folded on its own and added to
+    the stored aggregate in SQL), some batches back-dated (rebuilt from all facts): the stored
+    aggregates equal folding every purchase once, in date order."""
+    rng = random.Random(7)
+    store = "s-random"
+    histories: dict[str, list[PurchaseSeen]] = {}
+    for c in range(12):
+        customer = f"r{c}"
+        days = sorted(rng.sample(range(1, 300), rng.randint(1, 7)), reverse=True)
+        histories[customer] = [
+            bought(
+                f"{customer}-{n}",
+                customer=customer,
+                store=store,
+                days_ago=d,
+                total=f"{rng.randint(0, 90)}.00",
+                supply_days=rng.choice([0, 5, 30, 90]),
+            )
+            for n, d in enumerate(days)
+        ]
+    batches: list[list[PurchaseSeen]] = []
+    for purchases in histories.values():
+        rest = list(purchases)
+        if rng.random() < 0.3 and len(rest) > 2:  # a newer purchase first: the rest is late
+            batches.append([rest.pop(rng.randrange(1, len(rest)))])
+        while rest:
+            cut = rng.randint(1, len(rest))
+            batches.append(rest[:cut])
+            rest = rest[cut:]
+    # Interleave customers, keeping each customer's batches in the order cut.
+    queues = [[b for b in batches if b[0].customer_id == c] for c in histories]
+    while any(queues):
+        mixed: list[PurchaseSeen] = []
+        for queue in queues:
+            if queue and rng.random() < 0.6:
+                mixed.extend(queue.pop(0))
+        rng.shuffle(mixed)
+        if mixed:
+            await service.apply_purchases(session, purchases=mixed)
+    for customer, purchases in histories.items():
+        expected = Aggregate(customer_id=customer, store_id=store, timezone="UTC")
+        expected.rebuild(sorted(purchases, key=PurchaseSeen.date_order))
+        count, first, last, runs_out, *_ = await aggregate_of(session, customer)
+        assert (count, first, last, runs_out) == (
+            expected.purchase_count,
+            expected.first_purchase_at,
+            expected.last_purchase_at,
+            expected.supply_runs_out_on,
+        ), customer

@@ -164,10 +164,14 @@ async def copy_claims(session: AsyncSession, *, consumer: str, event_ids: Sequen
 
 @dataclass
 class _Fetched(Generic[E]):
-    """One ``getmany``: its records by partition, decoded, and those that could not be."""
+    """One ``getmany``: its records by partition, decoded, and those that could not be.
+
+    ``records[i]`` holds ``events[i]``: two lists rather than a pair per event, which thousands
+    of times per batch would only give the garbage collector more to scan."""
 
     batches: dict[TopicPartition, list[ConsumerRecord]]
-    decoded: list[tuple[ConsumerRecord, E]] = field(default_factory=list)
+    records: list[ConsumerRecord] = field(default_factory=list)
+    events: list[E] = field(default_factory=list)
     poison: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
 
 
@@ -325,7 +329,8 @@ class EventConsumer(Generic[E]):
         for records in batches.values():
             for record in records:
                 try:
-                    fetched.decoded.append((record, decode(record.value)))
+                    fetched.events.append(decode(record.value))
+                    fetched.records.append(record)
                 except UNDECODABLE as exc:
                     fetched.poison.append((record, f"undecodable: {exc}"))
                 done += 1
@@ -340,9 +345,9 @@ class EventConsumer(Generic[E]):
         sees the whole batch again (what was applied meanwhile is skipped by the dedupe table).
         """
         poison = list(fetched.poison)
-        if fetched.decoded:
+        if fetched.events:
             try:
-                await self._apply([event for _, event in fetched.decoded])
+                await self._apply(fetched.events)
             except Exception as exc:
                 if is_transient(exc):
                     raise
@@ -351,7 +356,7 @@ class EventConsumer(Generic[E]):
                     "batch failed, retrying events one by one",
                     extra={"fields": {"consumer": self.name}},
                 )
-                for record, event in fetched.decoded:
+                for record, event in zip(fetched.records, fetched.events, strict=True):
                     try:
                         await self._apply_once([event], first=False)
                     except Exception as exc:

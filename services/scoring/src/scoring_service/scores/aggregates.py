@@ -11,7 +11,6 @@ A batch is folded here, outside its transaction, per customer and from nothing
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -62,8 +61,7 @@ def extend_supply(runs_out_on: date | None, *, purchased_on: date, supply_days: 
     return start + timedelta(days=supply_days)
 
 
-@dataclass
-class Aggregate:
+class Aggregate(msgspec.Struct, gc=False):
     """One customer's running totals, as stored in ``customer_score``."""
 
     customer_id: str
@@ -100,8 +98,7 @@ class Aggregate:
         self.timezone = p.timezone
 
 
-@dataclass
-class BatchAggregate(Aggregate):
+class BatchAggregate(Aggregate, gc=False):
     """A batch's purchases of one customer folded from nothing, and the days of supply they
     bought: what the batch adds to the stored aggregate."""
 

@@ -1,0 +1,96 @@
+"""Decoding the events scoring consumes: msgspec's fast path gives what EventEnvelope gave, and
+what it refuses is decoded as before, so an event is applied or dead-lettered on the same terms."""
+
+import uuid
+from decimal import Decimal
+
+import orjson
+import pytest
+
+from crm_libs.events.envelope import EventEnvelope
+from scoring_service.scores.aggregates import PurchaseSeen
+from scoring_service.scores.consumed import DEFAULT_TIMEZONE, ConsumedEvent, decode_event
+
+
+def purchase_payload(**changes: object) -> dict[str, object]:
+    payload: dict[str, object] = {
+        "purchase_id": "p-1",
+        "purchased_at": "2026-03-01T10:30:00+08:00",
+        "purchased_on": "2026-03-01",
+        "timezone": "Asia/Shanghai",
+        "staff_id": None,
+        "total": "123.40",
+        "lines": [
+            {"sku": "DOG-1", "qty": 2, "unit_price": "50.00", "days_per_unit": 30},
+            {"sku": "TOY-1", "qty": 1, "unit_price": "23.40", "days_per_unit": 0},
+        ],
+    }
+    payload.update(changes)
+    return payload
+
+
+def envelope(type_: str = "purchase.recorded", **payload: object) -> EventEnvelope:
+    return EventEnvelope(type=type_, store_id="s1", customer_id="c1", payload=payload)
+
+
+def as_before(event: EventEnvelope) -> PurchaseSeen:
+    return PurchaseSeen.from_payload(
+        store_id=event.store_id, customer_id=event.customer_id, payload=event.payload
+    )
+
+
+def test_a_purchase_decodes_to_what_the_envelope_gave() -> None:
+    event = envelope(**purchase_payload())
+    decoded = decode_event(event.to_bytes())
+    assert decoded == ConsumedEvent(str(event.event_id), purchase=as_before(event))
+    assert decoded.purchase is not None
+    assert decoded.purchase.supply_days == 60 and decoded.purchase.total == Decimal("123.40")
+
+
+def test_registrations_and_other_types() -> None:
+    registered = envelope("customer.registered", timezone="Europe/Berlin")
+    assert decode_event(registered.to_bytes()).prospect == ("c1", "s1", "Europe/Berlin")
+    unzoned = envelope("customer.registered")
+    assert decode_event(unzoned.to_bytes()).prospect == ("c1", "s1", DEFAULT_TIMEZONE)
+    other = envelope("customer.updated", name="x")
+    assert decode_event(other.to_bytes()) == ConsumedEvent(str(other.event_id))
+
+
+def test_what_the_fast_path_refuses_is_decoded_as_before() -> None:
+    event = envelope(**purchase_payload())
+    raw = orjson.loads(event.to_bytes())
+    # Another spelling of the id, a version and quantities as text: EventEnvelope accepts them.
+    raw["event_id"] = str(event.event_id).upper()
+    raw["version"] = "1"
+    raw["payload"]["lines"][0]["qty"] = "2"
+    decoded = decode_event(orjson.dumps(raw))
+    assert decoded == ConsumedEvent(str(event.event_id), purchase=as_before(event))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        orjson.dumps({"type": "purchase.recorded", "store_id": "s1"}),  # no customer
+        orjson.dumps({**orjson.loads(envelope().to_bytes()), "payload": [1, 2]}),
+        envelope(**purchase_payload(total="a lot")).to_bytes(),
+        envelope(**purchase_payload(lines="nonsense")).to_bytes(),
+        envelope(**{k: v for k, v in purchase_payload().items() if k != "purchase_id"}).to_bytes(),
+        envelope("customer.registered", timezone=8).to_bytes(),
+    ],
+)
+def test_an_event_scoring_cannot_apply_is_a_value_error(raw: bytes) -> None:
+    """The consumer dead-letters what its decoder refuses with a ValueError."""
+    with pytest.raises(ValueError):
+        decode_event(raw)
+
+
+def test_event_ids_are_claimed_in_one_spelling() -> None:
+    event_id = uuid.uuid4()
+    event = EventEnvelope(
+        event_id=event_id, type="customer.updated", store_id="s", customer_id="c", payload={}
+    )
+    raw = orjson.loads(event.to_bytes())
+    for spelling in (str(event_id), str(event_id).upper(), event_id.hex):
+        raw["event_id"] = spelling
+        assert decode_event(orjson.dumps(raw)).event_id == str(event_id)
