@@ -57,6 +57,7 @@ COMPOSE_REQUIRED = {
     "CRM_JWT_SECRET": "j" * 40,
     "CRM_BOOTSTRAP_ADMIN_PASSWORD": "dummy-admin-password",
     "CRM_FIELD_ENCRYPTION_KEYS": '["' + "k" * 43 + '="]',
+    "CRM_PHONE_HASH_KEY": "p" * 40,
 }
 
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|API_KEY|PRIVATE_KEY", re.IGNORECASE)
