@@ -25,7 +25,12 @@ from tests.builders import (
 PUBLIC = {("post", "/api/v1/auth/token"), ("post", "/api/v1/auth/refresh")}
 # Fields whose rules a schema cannot state (a real time zone, an ID number's check digit): a
 # value each, so that every generated body is one the API would accept from store B itself.
-VALID_VALUES = {"timezone": "Asia/Shanghai", "id_number": "11010519491231002X"}
+VALID_VALUES = {
+    "timezone": "Asia/Shanghai",
+    "id_number": "11010519491231002X",
+    "email": "wang.fang@example.com",
+    "birthday": "1950-01-01",
+}
 
 
 async def _store_b(api: httpx.AsyncClient) -> dict[str, str]:
@@ -49,6 +54,8 @@ async def _store_b(api: httpx.AsyncClient) -> dict[str, str]:
         "store_id": store["id"],
         "customer_id": customer["id"],
         "related_customer_id": relative["id"],
+        "referrer_id": relative["id"],
+        "owner_staff_id": staff["id"],
         "staff_id": staff["id"],
         "purchase_id": purchase["id"],
         "task_id": task["id"],

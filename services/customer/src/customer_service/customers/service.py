@@ -300,7 +300,9 @@ async def _apply(
             if referrer is not None and referrer != customer.referrer_id:
                 await _check_referrer(session, referrer, customer=customer, new=new)
             put("referrer_id", referrer)
-    sensitive = {k: values[k] for k in ("id_number", "health", "health_consent") if k in values}
+    sensitive: dict[str, Any] = {
+        k: values[k] for k in ("id_number", "health", "health_consent") if k in values
+    }
     with errors.checking():
         changed += _protect_sensitive(customer, sensitive, protection.cipher)
     errors.raise_if_any()
