@@ -2,6 +2,7 @@
 
 
 def import_all_models() -> None:
+    import crm_libs.events.consumer  # noqa: F401
     import crm_libs.events.outbox  # noqa: F401
     from customer_service.customers import models as _customers  # noqa: F401
     from customer_service.products import models as _products  # noqa: F401

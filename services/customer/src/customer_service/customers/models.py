@@ -1,7 +1,18 @@
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Column, Date, DateTime, ForeignKey, Index, Integer, Text, func, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    func,
+    text,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
@@ -19,9 +30,7 @@ class Customer(SQLModel, table=True):
         Index("ix_customer_store_id_id", "store_id", "id"),
         # btree_gin: the store leads, so a search reads one store's entries only.
         Index("ix_customer_store_phone_tails", "store_id", "phone_tails", postgresql_using="gin"),
-        Index(
-            "ix_customer_store_phone_hashes", "store_id", "phone_hashes", postgresql_using="gin"
-        ),
+        Index("ix_customer_store_phone_hashes", "store_id", "phone_hashes", postgresql_using="gin"),
         Index(
             "ix_customer_store_name_keys",
             "store_id",
@@ -30,6 +39,16 @@ class Customer(SQLModel, table=True):
         ),
         Index("ix_customer_store_owner", "store_id", "owner_staff_id"),
         Index("ix_customer_store_referrer", "store_id", "referrer_id"),
+        # Search (customers/search.py, migration 0007).
+        Index(
+            "ix_customer_store_name_trgm",
+            "store_id",
+            "name",
+            postgresql_using="gin",
+            postgresql_ops={"name": "gin_trgm_ops"},
+        ),
+        Index("ix_customer_store_tier", "store_id", "value_tier", "id"),
+        Index("ix_customer_store_lifecycle", "store_id", "lifecycle", "id"),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True)
@@ -50,9 +69,7 @@ class Customer(SQLModel, table=True):
     address: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     deep: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
     source: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
-    referrer_id: str | None = Field(
-        default=None, sa_column=Column(Text, ForeignKey("customer.id"))
-    )
+    referrer_id: str | None = Field(default=None, sa_column=Column(Text, ForeignKey("customer.id")))
     owner_staff_id: str | None = Field(default=None, sa_column=Column(Text, ForeignKey("staff.id")))
     # The pipeline of DOMAIN.md §1; a file's first purchase moves it to `bought`.
     prospect_stage: str | None = Field(default=None, sa_column=Column(Text))
@@ -80,6 +97,14 @@ class Customer(SQLModel, table=True):
     )
     merged_into: str | None = Field(default=None, sa_column=Column(Text, ForeignKey("customer.id")))
     version: int = Field(default=1, sa_column=Column(Integer, nullable=False, server_default="1"))
+    # The read copy of the customer's score, kept from crm.scores.v1 (customer_service.handlers):
+    # for filtering a search, not shown on the file. No score yet means no purchase: a prospect.
+    value_tier: str = Field(
+        default="prospect", sa_column=Column(Text, nullable=False, server_default="prospect")
+    )
+    lifecycle: str | None = Field(default=None, sa_column=Column(Text))
+    ladder_level: str | None = Field(default=None, sa_column=Column(Text))
+    score_version: int | None = Field(default=None, sa_column=Column(BigInteger))
     created_at: datetime | None = Field(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
