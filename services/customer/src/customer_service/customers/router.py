@@ -11,7 +11,7 @@ from crm_libs.principal import Principal
 from crm_libs.problems import InvalidField, problem_responses
 from customer_service import audit_trail
 from customer_service.config import Settings
-from customer_service.customers import profile, service, visibility
+from customer_service.customers import profile, search, service, visibility
 from customer_service.customers.schemas import (
     CustomerCreate,
     CustomerPublic,
@@ -134,21 +134,32 @@ async def list_customers(
     principal: PrincipalDep,
     page: Annotated[PageParams, Depends(page_params)],
     store_id: Annotated[str | None, Query(max_length=64)] = None,
-    q: Annotated[str | None, Query(max_length=100, description="name part or phone tail")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=100, description="name part, pinyin or its initials, or phone tail"),
+    ] = None,
+    owner_staff_id: Annotated[str | None, Query(max_length=64)] = None,
+    value_tier: search.ValueTier | None = None,
+    lifecycle: search.Lifecycle | None = None,
+    status: search.Status = "active",
 ) -> Response:
     settings: Settings = request.app.state.settings
     async with request_connection(request) as conn:
-        rows = await service.search(
+        rows = await search.search(
             conn,
             principal=principal,
-            store_id=store_id,
-            q=q,
             page=page,
             phone_hash_key=settings.phone_hash_key,
+            store_id=store_id,
+            q=q,
+            owner_staff_id=owner_staff_id,
+            value_tier=value_tier,
+            lifecycle=lifecycle,
+            status=status,
         )
     cipher: FieldCipher = request.app.state.cipher
     presented = [_present(row, principal, cipher) for row in rows[: page.limit]]
-    if tail := service.longer_tail(q, principal=principal):
+    if tail := search.longer_tail(q, principal=principal):
         # The index found the last four digits; the numbers, decrypted, say the rest. A page may
         # come out short: the cursor still follows the rows read.
         presented = [

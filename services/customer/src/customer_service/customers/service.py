@@ -1,4 +1,5 @@
-"""Customer files: registration, reading, listing, always inside the caller's store."""
+"""Customer files: registration, reading and changes, always inside the caller's store (the
+search is customers/search.py)."""
 
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -6,25 +7,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import ColumnElement, bindparam, or_, select, text
+from sqlalchemy import bindparam, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm_libs.db import driver_sql
 from crm_libs.field_crypto import FieldCipher
-from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
 from crm_libs.problems import InvalidField, NotFound, ProblemError
 from customer_service.access import MANAGEMENT
-from customer_service.customers import events, pinyin, profile, visibility
+from customer_service.customers import events, pinyin, profile
 from customer_service.customers.models import Customer
-from customer_service.customers.phones import (
-    TAIL_DIGITS,
-    looks_like_phone,
-    masked_phone_query,
-    normalise_phone,
-    phone_lookup_hash,
-)
 from customer_service.customers.schemas import CustomerCreate, CustomerUpdate
 from customer_service.relations.service import relations_of
 from customer_service.staff.models import Staff
@@ -420,68 +413,3 @@ def _protect_sensitive(
         customer.id_number_encrypted = cipher.encrypt(number) if number else None
         changed.append("id_number")
     return sorted(set(changed))
-
-
-def _matching(q: str, *, principal: Principal, phone_hash_key: str) -> ColumnElement[bool]:
-    """A name part, or a phone: its last four digits (``phone_tails``) or the whole number (its
-    keyed hash in ``phone_hashes``), both GIN-indexed behind the store. Roles that see numbers
-    whole may give a longer tail: the last four narrow it here, ``longer_tail`` the rest."""
-    pattern = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    by_name = col(Customer.name).contains(pattern, autoescape=False)
-    if not looks_like_phone(q):
-        return by_name
-    if visibility.shows_whole("phone", principal.role):
-        digits = "".join(c for c in q if c.isdigit())
-        whole = _whole_number(q)
-        if whole is not None:
-            return or_(by_name, _has_number(whole, phone_hash_key))
-        if len(digits) >= TAIL_DIGITS:
-            return or_(by_name, col(Customer.phone_tails).contains([digits[-TAIL_DIGITS:]]))
-        return by_name
-    digits, is_tail = masked_phone_query(q)
-    if is_tail:
-        return or_(by_name, col(Customer.phone_tails).contains([digits]))
-    return _has_number(digits, phone_hash_key)
-
-
-def _whole_number(q: str) -> str | None:
-    try:
-        return normalise_phone(q, field="q")
-    except InvalidField:
-        return None
-
-
-def _has_number(e164: str, phone_hash_key: str) -> ColumnElement[bool]:
-    return col(Customer.phone_hashes).contains([phone_lookup_hash(e164, key=phone_hash_key)])
-
-
-def longer_tail(q: str | None, *, principal: Principal) -> str | None:
-    """The digits a page's numbers must end with beyond the indexed last four, when ``q`` is such
-    a tail (only roles that see numbers whole may search by one)."""
-    if not q or not q.isdigit() or len(q) <= TAIL_DIGITS:
-        return None
-    if not visibility.shows_whole("phone", principal.role) or _whole_number(q) is not None:
-        return None
-    return q
-
-
-async def search(
-    conn: Any,
-    *,
-    principal: Principal,
-    store_id: str | None,
-    q: str | None,
-    page: PageParams,
-    phone_hash_key: str,
-) -> list[CustomerRow]:
-    """A page of files, on the driver connection (the statement is compiled once per shape)."""
-    query = keyset(select(Customer).where(col(Customer.status) != ARCHIVED), col(Customer.id), page)
-    if (scope := principal.store_scope()) is not None:
-        query = query.where(col(Customer.store_id) == scope)
-    if store_id:
-        query = query.where(col(Customer.store_id) == store_id)
-    if q:
-        query = query.where(_matching(q, principal=principal, phone_hash_key=phone_hash_key))
-    sql, args = driver_sql(query)
-    rows: list[CustomerRow] = await conn.fetch(sql, *args)
-    return rows
