@@ -172,7 +172,9 @@ def sms_consent(
     """The SMS consent after a write: the time is the server's, set when the answer changes."""
     sms = dict((current or NO_CONSENTS)["sms"])
     if sms["granted"] != granted or sms["at"] is None:
-        sms = {"granted": granted, "at": datetime.now(UTC).isoformat(), "channel": channel}
+        # Written as pydantic writes a UTC time ("Z"), so the stored text is the answer's.
+        at = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        sms = {"granted": granted, "at": at, "channel": channel}
     return {**(current or NO_CONSENTS), "sms": sms}
 
 
