@@ -39,7 +39,7 @@ class Customer(SQLModel, table=True):
         ),
         Index("ix_customer_store_owner", "store_id", "owner_staff_id"),
         Index("ix_customer_store_referrer", "store_id", "referrer_id"),
-        # Search (customers/search.py, migration 0007).
+        # Search (customers/search.py, migration 0008).
         Index(
             "ix_customer_store_name_trgm",
             "store_id",

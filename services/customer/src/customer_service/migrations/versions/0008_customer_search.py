@@ -1,8 +1,8 @@
 """customer search: the read copy of scores (tier, lifecycle, ladder) on the file, pg_trgm name
 fragments, and the consumer's processed events
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-12 09:00:00.000000
 
 The copy is kept from ``crm.scores.v1`` by the service's consumer (``customer_service.handlers``)
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
