@@ -11,6 +11,8 @@ class Settings(BaseServiceSettings):
     service_name: str = "customer"
     port: int = 8001
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/crm_customer"
+    # The group that keeps the scores' read copy (customer_service.handlers).
+    consumer_group: str = "customer"
     # A purchase dated further ahead than this is a typing error, not a sale.
     purchase_clock_skew_seconds: int = 300
     # Fernet keys for ID numbers and health data; the first encrypts, all decrypt (rotation).

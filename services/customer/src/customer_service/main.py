@@ -3,6 +3,8 @@
 from fastapi import FastAPI
 
 from crm_libs.access import guarded, require_declared
+from crm_libs.events.consumer import EventConsumer
+from crm_libs.events.envelope import Topics
 from crm_libs.events.relay import relay_worker
 from crm_libs.field_crypto import FieldCipher
 from crm_libs.principal import principal_dependency
@@ -11,11 +13,32 @@ from customer_service.access import POLICY
 from customer_service.config import Settings
 from customer_service.customers import pinyin
 from customer_service.customers.router import router as customers_router
+from customer_service.handlers import handle_events
 from customer_service.products.router import router as products_router
 from customer_service.purchases.router import router as purchases_router
 from customer_service.relations.router import router as relations_router
 from customer_service.staff.router import router as staff_router
 from customer_service.stores.router import router as stores_router
+
+# What the service consumes: the scores' read copy (customer_service.handlers).
+CONSUMED_TOPICS = (Topics.SCORES,)
+
+
+async def run_event_consumer(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    consumer = EventConsumer(
+        name=settings.consumer_group,
+        topics=CONSUMED_TOPICS,
+        bootstrap=settings.kafka_bootstrap,
+        sessionmaker=app.state.sessionmaker,
+        stopping=app.state.stopping,
+        handler=handle_events,
+    )
+    await consumer.run()
+
+
+# Stopped after the relay: it applies and commits what the broker still holds, then returns.
+run_event_consumer.drains_on_stop = True  # type: ignore[attr-defined]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -39,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 principal_dependency=principal_dependency,
             )
         ],
-        workers=[relay_worker],
+        workers=[run_event_consumer, relay_worker],
     )
     require_declared(app, POLICY)
     app.state.cipher = FieldCipher(settings.field_encryption_keys)

@@ -1,0 +1,113 @@
+"""The scores' read copy on the customer file (customer_service.score_copy): only a newer score
+version replaces it, on a real, migrated database; each test's work is rolled back."""
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_devstack.fixtures import migrated_database, session_on
+from crm_devstack.stack import LocalStack
+from crm_libs.events.envelope import EventEnvelope
+from crm_libs.ids import new_id
+from customer_service.customers.models import Customer
+from customer_service.handlers import handle_events
+from customer_service.models import import_all_models
+from customer_service.stores.models import Store
+
+import_all_models()  # the file's foreign keys name the roster's and other tables
+
+
+@pytest.fixture(scope="module")
+def database_url(stack: LocalStack) -> str:
+    return migrated_database(stack, "customer_service")
+
+
+@pytest.fixture
+async def session(database_url: str) -> AsyncIterator[AsyncSession]:
+    async with session_on(database_url) as session:
+        yield session
+
+
+async def _customers(session: AsyncSession, count: int) -> list[Customer]:
+    store = Store(code=new_id(), name="Health store", timezone="Asia/Shanghai")
+    session.add(store)
+    await session.flush()
+    customers = [Customer(store_id=store.id, name="曾国藩") for _ in range(count)]
+    session.add_all(customers)
+    await session.flush()
+    return customers
+
+
+def _score(customer: Customer, version: int, tier: str, **more: Any) -> EventEnvelope:
+    return EventEnvelope(
+        type="score.changed",
+        store_id=customer.store_id,
+        customer_id=customer.id,
+        payload={"value_tier": tier, "previous_tier": None, "version": version, **more},
+    )
+
+
+async def _copy(session: AsyncSession, customer_id: str) -> tuple[Any, ...]:
+    row = (
+        await session.execute(
+            text(
+                "SELECT value_tier, lifecycle, ladder_level, score_version, version"
+                " FROM customer WHERE id = :id"
+            ),
+            {"id": customer_id},
+        )
+    ).one()
+    return tuple(row)
+
+
+async def test_a_file_without_a_score_is_a_prospect(session: AsyncSession) -> None:
+    (customer,) = await _customers(session, 1)
+    assert await _copy(session, customer.id) == ("prospect", None, None, None, 1)
+
+
+async def test_only_a_newer_version_replaces_the_copy(session: AsyncSession) -> None:
+    (customer,) = await _customers(session, 1)
+    await handle_events(
+        session, [_score(customer, 2, "vip", lifecycle="new_this_year", ladder_level="E")]
+    )
+    assert await _copy(session, customer.id) == ("vip", "new_this_year", "E", 2, 1)
+    # Late: an older version and a replay of the same one change nothing.
+    await handle_events(session, [_score(customer, 1, "small", lifecycle="lost")])
+    await handle_events(session, [_score(customer, 2, "medium")])
+    assert await _copy(session, customer.id) == ("vip", "new_this_year", "E", 2, 1)
+    # Newer, without the later issue's fields: the tier moves, lifecycle and ladder stay.
+    await handle_events(session, [_score(customer, 3, "major")])
+    assert await _copy(session, customer.id) == ("major", "new_this_year", "E", 3, 1)
+    # Newer with a null lifecycle: cleared.
+    await handle_events(session, [_score(customer, 4, "major", lifecycle=None)])
+    assert await _copy(session, customer.id) == ("major", None, "E", 4, 1)
+
+
+async def test_a_batch_applies_each_customers_newest_score_whatever_its_order(
+    session: AsyncSession,
+) -> None:
+    first, second = await _customers(session, 2)
+    await handle_events(
+        session,
+        [
+            _score(first, 7, "medium", lifecycle="active_core"),
+            _score(second, 1, "small"),
+            _score(first, 5, "vip", lifecycle="lost"),
+            _score(second, 2, "inactive", ladder_level=0),
+            # Another service's event on a topic the service reads is not its business.
+            EventEnvelope(type="visit.noted", store_id=first.store_id, customer_id=first.id),
+        ],
+    )
+    assert await _copy(session, first.id) == ("medium", "active_core", None, 7, 1)
+    assert await _copy(session, second.id) == ("inactive", None, "0", 2, 1)
+
+
+async def test_a_score_without_a_tier_or_version_is_refused(session: AsyncSession) -> None:
+    (customer,) = await _customers(session, 1)
+    bad = _score(customer, 1, "vip")
+    for payload in ({"version": 1}, {"value_tier": "vip"}, {"value_tier": "vip", "version": "1"}):
+        with pytest.raises(ValueError, match="score.changed"):
+            await handle_events(session, [bad.model_copy(update={"payload": payload})])
