@@ -24,6 +24,7 @@ ROUTES: tuple[Route, ...] = tuple(
         (r"^/tasks$", "engagement"),
         (r"^/(stores|staff|products|customers)(/.*)?$", "customer"),
         (rf"^/purchases/{_ID}/refund$", "customer"),
+        (r"^/imports(/.*)?$", "customer"),
     )
 )
 SERVICES = ("customer", "engagement", "scoring")

@@ -101,7 +101,7 @@ def open_sheet(upload: Upload, *, kind: Kind, max_bytes: int = MAX_BYTES) -> She
     if size > max_bytes:
         raise ImportRefused(
             "too_large",
-            f"The file is {_megabytes(size)} MB; files up to {_megabytes(max_bytes)} MB are "
+            f"The file is {megabytes(size)} MB; files up to {megabytes(max_bytes)} MB are "
             "imported. Split it into smaller files.",
         )
     stream.seek(0)
@@ -118,7 +118,7 @@ def open_sheet(upload: Upload, *, kind: Kind, max_bytes: int = MAX_BYTES) -> She
     return _under_header(raw, kind=kind, format="csv", source=f"{encoding}, {delimiter!r}")
 
 
-def _megabytes(size: int) -> str:
+def megabytes(size: int) -> str:
     return f"{size / 1024 / 1024:.1f}".removesuffix(".0")
 
 
@@ -234,7 +234,7 @@ def _xlsx_rows(
         raise ImportRefused(
             "too_large",
             "The workbook unpacks to more than "
-            f"{_megabytes(unpacked_limit)} MB: split it into smaller files.",
+            f"{megabytes(unpacked_limit)} MB: split it into smaller files.",
         )
     stream.seek(0)
     try:

@@ -42,7 +42,9 @@ def upgrade() -> None:
         # the job to be claimed again and resumed after its last committed chunk.
         sa.Column("lease_owner", sa.Text(), nullable=True),
         sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
-        sa.CheckConstraint("status IN ('queued', 'running', 'done', 'failed')", name="ck_import_job_status"),
+        sa.CheckConstraint(
+            "status IN ('queued', 'running', 'done', 'failed')", name="ck_import_job_status"
+        ),
         sa.CheckConstraint("kind IN ('customers', 'purchases')", name="ck_import_job_kind"),
     )
     # What workers claim: the unfinished jobs only.
@@ -55,7 +57,9 @@ def upgrade() -> None:
     op.create_index("ix_import_job_store", "import_job", ["store_id", "created_at"])
     op.create_table(
         "import_error",
-        sa.Column("job_id", sa.Text(), sa.ForeignKey("import_job.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "job_id", sa.Text(), sa.ForeignKey("import_job.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("row", sa.Integer(), nullable=False),
         sa.Column("field", sa.Text(), nullable=False),
@@ -64,7 +68,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "import_upload_chunk",
-        sa.Column("job_id", sa.Text(), sa.ForeignKey("import_job.id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "job_id", sa.Text(), sa.ForeignKey("import_job.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("seq", sa.Integer(), nullable=False),
         sa.Column("data", sa.LargeBinary(), nullable=False),
         sa.PrimaryKeyConstraint("job_id", "seq"),
