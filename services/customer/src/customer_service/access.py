@@ -57,5 +57,9 @@ POLICY = AccessPolicy(
         "GET /customers/{customer_id}/relations": EVERY_ROLE,
         "DELETE /customers/{customer_id}/relations/{related_customer_id}": FILE_KEEPERS,
         "GET /customers/{customer_id}/family/purchases": EVERY_ROLE,
+        "GET /customers/{customer_id}/completeness": EVERY_ROLE,
+        "GET /customers/{customer_id}/referrals": EVERY_ROLE,
+        "GET /customers/{customer_id}/history": EVERY_ROLE,
+        "GET /stores/{store_id}/analysis/sources": MANAGEMENT,
     }
 )

@@ -10,15 +10,19 @@ from crm_libs.field_crypto import FieldCipher
 from crm_libs.principal import principal_dependency
 from crm_libs.service_app import create_service_app
 from customer_service.access import POLICY
+from customer_service.analysis.router import router as analysis_router
+from customer_service.completeness.router import router as completeness_router
 from customer_service.config import Settings
 from customer_service.customers import pinyin
 from customer_service.customers.router import router as customers_router
 from customer_service.handlers import handle_events
 from customer_service.products.router import router as products_router
 from customer_service.purchases.router import router as purchases_router
+from customer_service.referrals.router import router as referrals_router
 from customer_service.relations.router import router as relations_router
 from customer_service.staff.router import router as staff_router
 from customer_service.stores.router import router as stores_router
+from customer_service.visits.router import router as visits_router
 
 # What the service consumes: the scores' read copy (customer_service.handlers).
 CONSUMED_TOPICS = (Topics.SCORES,)
@@ -57,6 +61,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     staff_router,
                     products_router,
                     relations_router,
+                    completeness_router,
+                    referrals_router,
+                    visits_router,
+                    analysis_router,
                 ],
                 policy=POLICY,
                 principal_dependency=principal_dependency,

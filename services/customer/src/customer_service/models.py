@@ -10,3 +10,4 @@ def import_all_models() -> None:
     from customer_service.relations import models as _relations  # noqa: F401
     from customer_service.staff import models as _staff  # noqa: F401
     from customer_service.stores import models as _stores  # noqa: F401
+    from customer_service.visits import models as _visits  # noqa: F401

@@ -1,0 +1,81 @@
+"""Where files come from and what they turn into (DOMAIN.md §1 "Prospects": conversion and cost
+per converted customer are measured per source).
+
+The files of a period are those opened in it (in the store's time zone); a file is converted once
+it has a first purchase, whenever that came: a lecture's files are judged by every sale they led
+to, not only those of the same weeks. A merged-away file is left out (its purchases moved to the
+survivor, which is counted under its own source).
+"""
+
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from crm_libs.principal import Principal
+from crm_libs.problems import InvalidField
+from customer_service.money import to_cents
+from customer_service.stores import service as stores
+
+_BY_CHANNEL = text(
+    """
+    WITH files AS (
+        SELECT c.source->>'channel' AS channel,
+               COALESCE((c.source->>'cost')::numeric, 0) AS cost,
+               EXISTS (
+                   SELECT 1 FROM purchase p
+                   WHERE p.store_id = c.store_id AND p.customer_id = c.id
+               ) AS converted
+        FROM customer c
+        WHERE c.store_id = :store_id
+          AND c.status <> 'merged'
+          AND c.created_at >= :since AND c.created_at < :until
+    )
+    SELECT channel, count(*) AS files, count(*) FILTER (WHERE converted) AS converted,
+           sum(cost) AS cost
+    FROM files
+    GROUP BY channel
+    ORDER BY count(*) DESC, channel NULLS LAST
+    """
+)
+
+# Before any store opened; an open end of the window reaches this far.
+_EARLIEST = date(1900, 1, 1)
+
+
+async def by_channel(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    store_id: str,
+    since: date | None,
+    until: date | None,
+) -> list[dict[str, Any]]:
+    """Per channel (None: the files that name no source): files opened from ``since`` to
+    ``until`` (both included), how many converted, their acquisition cost and its share per
+    converted customer."""
+    store = await stores.get(session, principal=principal, store_id=store_id)
+    if since is not None and until is not None and since > until:
+        raise InvalidField("from", "is after to")
+    zone = ZoneInfo(store.timezone)
+    start = datetime.combine(since or _EARLIEST, time(), zone)
+    # The end of ``until`` in the store: the next day's midnight there.
+    end = datetime.combine((until or date.max - timedelta(days=1)) + timedelta(days=1), time(), zone)
+    rows = await session.execute(_BY_CHANNEL, {"store_id": store.id, "since": start, "until": end})
+    out = []
+    for row in rows:
+        cost = to_cents(Decimal(row.cost))
+        out.append(
+            {
+                "channel": row.channel,
+                "files": row.files,
+                "converted": row.converted,
+                "conversion_rate": round(row.converted / row.files, 4),
+                "cost": cost,
+                "cost_per_converted": to_cents(cost / row.converted) if row.converted else None,
+            }
+        )
+    return out
