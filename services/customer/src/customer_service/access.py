@@ -14,6 +14,9 @@ Store scope is not decided here: every role but head office still reaches only i
   records the refunds it has paid out. Staff bring the customer to the manager.
 - Anyone who proposes products may ask what they would meet in the customer's health file; what
   each role is told of the match is ``purchases/contraindications.py``'s policy.
+- Spreadsheet imports write hundreds of files or years of sales at once, under the store's name
+  and without a person checking each row: a manager's or head office's act, and their reports
+  (which quote the rows' names and phones) theirs to read.
 """
 
 from crm_libs.access import EVERY_ROLE, AccessPolicy
@@ -61,5 +64,8 @@ POLICY = AccessPolicy(
         "GET /customers/{customer_id}/referrals": EVERY_ROLE,
         "GET /customers/{customer_id}/history": EVERY_ROLE,
         "GET /stores/{store_id}/analysis/sources": MANAGEMENT,
+        "POST /imports": MANAGEMENT,
+        "GET /imports/{import_id}": MANAGEMENT,
+        "GET /imports/{import_id}/errors": MANAGEMENT,
     }
 )

@@ -15,6 +15,8 @@ from customer_service.completeness.router import router as completeness_router
 from customer_service.config import Settings
 from customer_service.customers import pinyin
 from customer_service.customers.router import router as customers_router
+from customer_service.imports.router import router as imports_router
+from customer_service.imports.worker import import_worker
 from customer_service.handlers import handle_events
 from customer_service.products.router import router as products_router
 from customer_service.purchases.router import router as purchases_router
@@ -65,12 +67,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     referrals_router,
                     visits_router,
                     analysis_router,
+                    imports_router,
                 ],
                 policy=POLICY,
                 principal_dependency=principal_dependency,
             )
         ],
-        workers=[run_event_consumer, relay_worker],
+        workers=[run_event_consumer, relay_worker, import_worker],
     )
     require_declared(app, POLICY)
     app.state.cipher = FieldCipher(settings.field_encryption_keys)
