@@ -12,6 +12,10 @@ Store scope is not decided here: every role but head office still reaches only i
 - Refunds return money, and a reason such as "pushed too hard" judges a sale that is often the
   serving staff member's own: the store's manager decides them, and its till (a partner system)
   records the refunds it has paid out. Staff bring the customer to the manager.
+- A customer's copy of their file (export) holds every sensitive field whole, ID number and
+  health included, which staff never see: the store manager, who checks the customer's identity
+  against the ID number, hands it over, or head office answers a request sent to the chain.
+  Erasure destroys the file for good: the same two decide it.
 - Anyone who proposes products may ask what they would meet in the customer's health file; what
   each role is told of the match is ``purchases/contraindications.py``'s policy.
 - Spreadsheet imports write hundreds of files or years of sales at once, under the store's name
@@ -64,6 +68,8 @@ POLICY = AccessPolicy(
         "GET /customers/{customer_id}/referrals": EVERY_ROLE,
         "GET /customers/{customer_id}/history": EVERY_ROLE,
         "GET /stores/{store_id}/analysis/sources": MANAGEMENT,
+        "GET /customers/{customer_id}/export": MANAGEMENT,
+        "POST /customers/{customer_id}/erase": MANAGEMENT,
         "POST /imports": MANAGEMENT,
         "GET /imports/{import_id}": MANAGEMENT,
         "GET /imports/{import_id}/errors": MANAGEMENT,

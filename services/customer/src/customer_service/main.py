@@ -15,6 +15,7 @@ from customer_service.completeness.router import router as completeness_router
 from customer_service.config import Settings
 from customer_service.customers import pinyin
 from customer_service.customers.router import router as customers_router
+from customer_service.customers.privacy_router import router as privacy_router
 from customer_service.imports.router import router as imports_router
 from customer_service.imports.worker import import_worker
 from customer_service.handlers import handle_events
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     referrals_router,
                     visits_router,
                     analysis_router,
+                    privacy_router,
                     imports_router,
                 ],
                 policy=POLICY,

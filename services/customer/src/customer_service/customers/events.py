@@ -18,6 +18,7 @@ from customer_service.customers.profile import NO_CONSENTS
 CUSTOMER_REGISTERED = "customer.registered"
 CUSTOMER_UPDATED = "customer.updated"
 CUSTOMER_ARCHIVED = "customer.archived"
+CUSTOMER_ERASED = "customer.erased"
 
 
 def file_payload(
@@ -74,3 +75,10 @@ def customer_archived(
 ) -> None:
     file = file_payload(customer, timezone=timezone, relations=relations)
     _stage(session, customer, CUSTOMER_ARCHIVED, {"file": file})
+
+
+def customer_erased(session: AsyncSession, customer: Customer, *, timezone: str) -> None:
+    """The file once anonymised (customers/privacy.py): its personal fields are null, and it has
+    no relations left."""
+    file = file_payload(customer, timezone=timezone, relations=[])
+    _stage(session, customer, CUSTOMER_ERASED, {"file": file})

@@ -11,7 +11,7 @@ from crm_libs.principal import Principal
 from crm_libs.problems import InvalidField, problem_responses
 from customer_service import audit_trail
 from customer_service.config import Settings
-from customer_service.customers import profile, search, service, visibility
+from customer_service.customers import privacy, profile, search, service, visibility
 from customer_service.customers.schemas import (
     CustomerCreate,
     CustomerPublic,
@@ -191,6 +191,13 @@ async def get_customer(customer_id: str, request: Request, principal: PrincipalD
     # The hottest route: the driver connection, no session, one dependency (the caller).
     async with request_connection(request) as conn:
         row = await service.read(conn, principal=principal, customer_id=customer_id)
+    if row["status"] == service.ERASED:
+        # Anonymised for good: only the pointer its purchases and events still name.
+        return Response(
+            orjson.dumps(privacy.pointer(row)),
+            media_type="application/json",
+            headers={"ETag": f'"{row["version"]}"'},
+        )
     return _single(row, principal, request.app.state.cipher)
 
 

@@ -14,7 +14,7 @@ from sqlmodel import col
 from crm_libs.db import driver_sql
 from crm_libs.field_crypto import FieldCipher
 from crm_libs.principal import Principal
-from crm_libs.problems import InvalidField, NotFound, ProblemError
+from crm_libs.problems import Conflict, InvalidField, NotFound, ProblemError
 from customer_service.access import MANAGEMENT
 from customer_service.customers import events, pinyin, profile
 from customer_service.customers.models import Customer
@@ -26,6 +26,8 @@ from customer_service.stores.models import Store
 
 ACTIVE = "active"
 ARCHIVED = "archived"
+# Anonymised for good (customers/privacy.py): nothing is left to change on the file.
+ERASED = "erased"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,7 @@ async def update(
     A change is announced (``customer.updated`` naming the changed fields) in its transaction.
     """
     customer = await get(session, principal=principal, customer_id=customer_id, for_update=True)
+    refuse_if_erased(customer)
     if expected_version is not None and expected_version != customer.version:
         raise ProblemError(
             "The file changed since it was read; read it again", status=412, title="Stale"
@@ -166,6 +169,7 @@ async def update(
 async def archive(session: AsyncSession, *, principal: Principal, customer_id: str) -> Customer:
     """Archive a file (nothing is destroyed; erasure is a separate, audited process)."""
     customer = await get(session, principal=principal, customer_id=customer_id, for_update=True)
+    refuse_if_erased(customer)
     if customer.status != ARCHIVED:
         customer.status = ARCHIVED
         customer.version += 1
@@ -177,6 +181,12 @@ async def archive(session: AsyncSession, *, principal: Principal, customer_id: s
             relations=await relations_of(session, customer_id=customer.id),
         )
     return customer
+
+
+def refuse_if_erased(customer: Customer) -> None:
+    """An erased file stays erased: a change or an archive would bring a status back."""
+    if customer.status == ERASED:
+        raise Conflict("The file was erased (anonymised for good): there is nothing to change")
 
 
 async def _timezone_of(session: AsyncSession, store_id: str) -> str:
