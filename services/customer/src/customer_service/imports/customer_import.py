@@ -420,7 +420,7 @@ async def write(
             skipped += 1
     if written:
         await conn.copy_records_to_table(
-            "customer", records=[_record(c) for c in written], columns=COLUMNS
+            "customer", records=[record_of(c) for c in written], columns=COLUMNS
         )
         envelopes = [_registered(c, timezone=context.timezone) for c in written]
         await conn.execute(
@@ -434,7 +434,7 @@ async def write(
     return written, Progress(rows=0, created=len(written), skipped=skipped, errors=errors)
 
 
-def _record(customer: Customer) -> tuple[Any, ...]:
+def record_of(customer: Customer) -> tuple[Any, ...]:
     return tuple(
         _json_text(getattr(customer, name)) if name in _JSON_COLUMNS else getattr(customer, name)
         for name in COLUMNS
