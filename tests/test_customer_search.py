@@ -2,9 +2,11 @@
 (owner, value tier from the scores' read copy, lifecycle, status), store scope, cursor pages and
 the parameters refused."""
 
+import base64
 from typing import Any
 
 import httpx
+import orjson
 
 from crm_devstack.fixtures import eventually
 from tests.builders import (
@@ -166,3 +168,28 @@ async def test_invalid_parameters_are_refused_naming_them(api: httpx.AsyncClient
         assert response.status_code == 422, (params, response.text)
         assert response.headers["content-type"].startswith(PROBLEM)
         assert field in [e["field"] for e in response.json()["errors"]], response.json()
+
+
+async def test_a_search_by_a_chinese_name_that_discloses_phones_is_audited(
+    api: httpx.AsyncClient,
+) -> None:
+    store = await create_store(api)
+    customer = await create_customer(api, store_id=store["id"], name="曾国藩", phone="13812340005")
+    request_id = f"search-{customer['id']}"
+    account = await create_account(api, role="store_manager", store_id=store["id"])
+    token = (await sign_in(api, account))["access_token"]
+    claims = token.split(".")[1]
+    actor = orjson.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["sub"]
+    async with client_as(api, token=token) as manager:
+        response = await manager.get(
+            "/customers", params={"q": "曾国藩"}, headers={"X-Request-ID": request_id}
+        )
+        assert response.status_code == 200, response.text
+        assert [c["phone"] for c in response.json()["items"]] == ["+8613812340005"]
+
+    async def recorded() -> list[dict[str, Any]]:
+        entries = (await api.get("/audit", params={"actor": actor})).json()["items"]
+        return [e for e in entries if e["request_id"] == request_id]
+
+    (entry,) = await eventually(recorded)
+    assert entry["action"] == "search" and "曾国藩" in entry["resource"], entry

@@ -25,7 +25,9 @@ UNREADABLE = AuditEntry(action="unknown", resource="unparseable audit header")
 
 
 def encode(entries: list[AuditEntry]) -> str:
-    return _ENTRIES.dump_json(entries).decode()
+    # ASCII only: a header's value is latin-1 on the wire, and a resource may name a search for
+    # a Chinese name (JSON's \u escapes read back as the same text).
+    return _ENTRIES.dump_json(entries, ensure_ascii=True).decode()
 
 
 def decode(value: str) -> list[AuditEntry]:
