@@ -35,6 +35,7 @@ SHEETS = [
     "同意记录",
     "合并记录",
     "导入记录",
+    "变更记录",
     "其他服务",
 ]
 
@@ -197,6 +198,7 @@ async def test_the_export_holds_every_section_decrypted_for_managers_and_head_of
     assert exported["consents"]["health"]["granted"] is True
     assert exported["consents"]["health"]["at"]
     assert exported["merges"] == {"merged_into": None, "merged_from": []}
+    assert exported["imports"]["jobs"] == [] and exported["changes"] == []
     assert {e["service"] for e in exported["elsewhere"]} == {"engagement", "scoring"}
     assert "later step" in exported["note"]
 
@@ -436,3 +438,44 @@ async def test_an_erased_files_export_holds_only_what_is_left(api: httpx.AsyncCl
     assert [p["total"] for p in exported["purchases"]] == ["240.00"]
     assert exported["purchases"][0]["acknowledgement"]["warnings"] == []
     assert exported["relations"] == []
+
+
+async def test_an_imported_file_names_its_import_and_erasure_forgets_the_rows_fingerprint(
+    api: httpx.AsyncClient, stack: LocalStack
+) -> None:
+    store = await create_store(api)
+    name, phone = _name(), _mobile()
+    sheet = f"姓名,手机,生日\n{name},{phone},1950-05-06\n".encode()
+    upload = await api.post(
+        "/imports",
+        data={"store_id": store["id"], "kind": "customers"},
+        files={"file": ("会员.csv", sheet, "application/octet-stream")},
+    )
+    assert upload.status_code == 202, upload.text
+    job_id = upload.json()["id"]
+
+    async def done() -> dict[str, Any] | None:
+        job = (await api.get(f"/imports/{job_id}")).json()
+        return job if job["status"] in ("done", "failed") else None
+
+    assert (await eventually(done, timeout=60))["status"] == "done"
+    [customer] = (await api.get("/customers", params={"q": phone, "store_id": store["id"]})).json()[
+        "items"
+    ]
+
+    exported = (await api.get(f"/customers/{customer['id']}/export")).json()
+    assert exported["imports"]["from_import"] is True
+    assert [
+        (j["id"], j["kind"], j["filename"], j["rows"]) for j in exported["imports"]["jobs"]
+    ] == [(job_id, "customers", "会员.csv", 1)]
+
+    erased = await api.post(f"/customers/{customer['id']}/erase", json={"reason": "other"})
+    assert erased.status_code == 200, erased.text
+    conn = await asyncpg.connect(stack.postgres.url("crm_customer", driver="postgresql"))
+    try:
+        kept = await conn.fetchval(
+            "SELECT count(*) FROM import_fingerprint WHERE record_id = $1", customer["id"]
+        )
+    finally:
+        await conn.close()
+    assert kept == 0

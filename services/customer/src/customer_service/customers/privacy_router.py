@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from crm_libs.problems import ProblemError, problem_responses
 from customer_service import audit_trail
-from customer_service.customers import privacy, privacy_sheets, service
+from customer_service.customers import privacy, privacy_export, privacy_sheets, service
 from customer_service.customers.schemas import CustomerPublic
 from customer_service.deps import CipherDep, PrincipalDep, SessionDep
 
@@ -30,6 +30,7 @@ class CustomerExport(BaseModel):
     consents: dict[str, Any]
     merges: dict[str, Any]
     imports: dict[str, Any]
+    changes: list[dict[str, Any]]
     elsewhere: list[dict[str, Any]]
     note: str
 
@@ -91,7 +92,7 @@ async def export_customer(
     accept: Annotated[str | None, Header()] = None,
 ) -> Response:
     media_type = _media_type(accept)
-    exported = await privacy.export(
+    exported = await privacy_export.export(
         session, principal=principal, customer_id=customer_id, cipher=cipher
     )
     if media_type == XLSX:
@@ -111,7 +112,7 @@ async def export_customer(
         action="export",
         resource=f"customer/{customer_id}/export",
         customer_id=customer_id,
-        fields=privacy.disclosed(exported),
+        fields=privacy_export.disclosed(exported),
     )
     return response
 

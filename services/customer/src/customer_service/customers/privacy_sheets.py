@@ -11,6 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+import orjson
 import xlsxwriter
 
 # The file's fields in the reader's words (API name → title); nested ones as "address.city".
@@ -192,13 +193,50 @@ def workbook(exported: dict[str, Any]) -> bytes:
         book,
         formats,
         "导入记录",
-        [("来自表格导入", "from_import"), ("收档渠道", "channel"), ("活动编号", "activity_id")],
+        [
+            ("导入任务", "job_id"),
+            ("类型", "kind"),
+            ("文件名", "filename"),
+            ("导入人", "created_by"),
+            ("导入时间", "created_at"),
+            ("完成时间", "finished_at"),
+            ("行数", "rows"),
+        ],
         [
             (
-                "是" if imports["from_import"] else "否",
-                (imports["source"] or {}).get("channel"),
-                (imports["source"] or {}).get("activity_id"),
+                j["id"],
+                j["kind"],
+                j["filename"],
+                j["created_by"],
+                j["created_at"],
+                j["finished_at"],
+                j["rows"],
             )
+            for j in imports["jobs"]
+        ],
+    )
+    _sheet(
+        book,
+        formats,
+        "变更记录",
+        [
+            ("时间", "at"),
+            ("来源", "origin"),
+            ("来源编号", "origin_id"),
+            ("员工编号", "staff_id"),
+            ("更改的字段", "changed"),
+            ("未采用的字段", "skipped"),
+        ],
+        [
+            (
+                c["at"],
+                c["origin"],
+                c["origin_id"],
+                c["staff_id"],
+                _listed(c["changed"]),
+                _listed([s.get("field") for s in _listed_json(c["skipped"])]),
+            )
+            for c in exported["changes"]
         ],
     )
     _sheet(
@@ -275,6 +313,15 @@ def _cell(value: Any) -> Any:
     if isinstance(value, bool):
         return "是" if value else "否"
     return value
+
+
+def _listed_json(value: Any) -> list[Any]:
+    # jsonb read through a text statement may come as its text.
+    return list(orjson.loads(value) if isinstance(value, str | bytes) else value or [])
+
+
+def _listed(value: Any) -> str:
+    return "、".join(str(v) for v in _listed_json(value))
 
 
 def _width(text: str) -> int:
