@@ -57,7 +57,7 @@ Status = Literal["active", "archived", "merged", "erased"]
 _TRIGRAM = 3
 # The text search configuration of the index expression, written as the index has it (a bound
 # value would be another expression to the planner, and the index would not match).
-_SIMPLE = literal_column("'simple'")
+_SIMPLE: ColumnElement[str] = literal_column("'simple'")
 _NAME_KEYS = func.to_tsvector(_SIMPLE, col(Customer.name_keys))
 
 
