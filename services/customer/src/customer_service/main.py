@@ -27,8 +27,9 @@ from customer_service.staff.router import router as staff_router
 from customer_service.stores.router import router as stores_router
 from customer_service.visits.router import router as visits_router
 
-# What the service consumes: the scores' read copy (customer_service.handlers).
-CONSUMED_TOPICS = (Topics.SCORES,)
+# What the service consumes: the scores' read copy, the fields visits collected
+# (customer_service.handlers).
+CONSUMED_TOPICS = (Topics.SCORES, Topics.ENGAGEMENT)
 
 
 async def run_event_consumer(app: FastAPI) -> None:
