@@ -70,6 +70,10 @@ POLICY = AccessPolicy(
         "GET /stores/{store_id}/analysis/sources": MANAGEMENT,
         "GET /customers/{customer_id}/export": MANAGEMENT,
         "POST /customers/{customer_id}/erase": MANAGEMENT,
+        # Cleaning duplicates rewrites two files and moves their sales: a manager's act.
+        "GET /customers/duplicates": MANAGEMENT,
+        "POST /customers/{customer_id}/merge": MANAGEMENT,
+        "GET /customers/{customer_id}/merges": MANAGEMENT,
         "POST /imports": MANAGEMENT,
         "GET /imports/{import_id}": MANAGEMENT,
         "GET /imports/{import_id}/errors": MANAGEMENT,

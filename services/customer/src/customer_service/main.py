@@ -14,6 +14,7 @@ from customer_service.analysis.router import router as analysis_router
 from customer_service.completeness.router import router as completeness_router
 from customer_service.config import Settings
 from customer_service.customers import pinyin
+from customer_service.customers.merge_router import router as merge_router
 from customer_service.customers.router import router as customers_router
 from customer_service.customers.privacy_router import router as privacy_router
 from customer_service.imports.router import router as imports_router
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 # The router tries routes in this order (and FastAPI matches an included
                 # router's routes more than once per request): the busiest first.
                 [
+                    # Before the customers router: /customers/duplicates is no file's id.
+                    merge_router,
                     customers_router,
                     purchases_router,
                     stores_router,

@@ -19,6 +19,7 @@ CUSTOMER_REGISTERED = "customer.registered"
 CUSTOMER_UPDATED = "customer.updated"
 CUSTOMER_ARCHIVED = "customer.archived"
 CUSTOMER_ERASED = "customer.erased"
+CUSTOMER_MERGED = "customer.merged"
 
 
 def file_payload(
@@ -82,3 +83,12 @@ def customer_erased(session: AsyncSession, customer: Customer, *, timezone: str)
     no relations left."""
     file = file_payload(customer, timezone=timezone, relations=[])
     _stage(session, customer, CUSTOMER_ERASED, {"file": file})
+
+
+def customer_merged(
+    session: AsyncSession, customer: Customer, *, timezone: str, merged_into: str
+) -> None:
+    """The merged-away file (customers/merge.py), keyed by its own id: its relations went to
+    the survivor, ``merged_into``."""
+    file = file_payload(customer, timezone=timezone, relations=[])
+    _stage(session, customer, CUSTOMER_MERGED, {"file": file, "merged_into": merged_into})

@@ -191,8 +191,9 @@ async def get_customer(customer_id: str, request: Request, principal: PrincipalD
     # The hottest route: the driver connection, no session, one dependency (the caller).
     async with request_connection(request) as conn:
         row = await service.read(conn, principal=principal, customer_id=customer_id)
-    if row["status"] == service.ERASED:
-        # Anonymised for good: only the pointer its purchases and events still name.
+    if row["status"] in (service.ERASED, privacy.MERGED):
+        # Anonymised for good, or merged into another file (customers/merge.py): only the
+        # pointer its purchases and events still name; a client follows ``merged_into``.
         return Response(
             orjson.dumps(privacy.pointer(row)),
             media_type="application/json",
