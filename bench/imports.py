@@ -23,6 +23,7 @@ import asyncio
 import csv
 import io
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -31,9 +32,9 @@ from pathlib import Path
 
 import asyncpg
 import httpx
-
 from people import people
 from support import log, temp_stack
+
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn
 from crm_libs.field_crypto import FieldCipher
@@ -123,7 +124,7 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
             job = (await client.get(f"/imports/{job['id']}")).json()
         imported = time.perf_counter() - started
         if profiler is not None:
-            profiler.terminate()
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
             profiler.wait()
         if job["status"] != "done":
             raise SystemExit(f"the import failed: {job}")
@@ -154,9 +155,10 @@ def _profiler(stack: LocalStack, output: str) -> subprocess.Popen[bytes]:
     if spy is None:
         raise SystemExit("--profile needs py-spy on PATH")
     pid = stack.pids()["customer"]
-    return subprocess.Popen(
-        [spy, "record", "--subprocesses", "--pid", str(pid), "--output", output, "--rate", "50"]
-    )
+    # An .svg is a flame graph; any other name gets the collapsed stacks, one per line.
+    form = "flamegraph" if output.endswith(".svg") else "raw"
+    command = [spy, "record", "--subprocesses", "--pid", str(pid), "--rate", "50"]
+    return subprocess.Popen([*command, "--output", output, "--format", form])
 
 
 def main() -> int:
