@@ -127,7 +127,12 @@ async def test_a_visits_fields_go_into_the_file_through_the_patch_rules(
     assert entry["origin_id"] == recorded.payload["visit_id"]
     assert entry["staff_id"] == visitor["id"]
     assert entry["changed"] == ["address", "deep", "prospect"]
-    assert [s["field"] for s in entry["skipped"]] == ["birthday", "favourite_food", "gender", "phone"]
+    assert [s["field"] for s in entry["skipped"]] == [
+        "birthday",
+        "favourite_food",
+        "gender",
+        "phone",
+    ]
     # The trail never quotes a refused phone number.
     assert "12345" not in str(entry["skipped"])
     assert entry["ignored"] == ["owner_staff_id", "status", "store_id"]

@@ -7,7 +7,7 @@ to, not only those of the same weeks. A merged-away file is left out (its purcha
 survivor, which is counted under its own source).
 """
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -42,8 +42,9 @@ _BY_CHANNEL = text(
     """
 )
 
-# Before any store opened; an open end of the window reaches this far.
+# Before any store opened, and after any file: how far an open end of the window reaches.
 _EARLIEST = date(1900, 1, 1)
+_LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 async def by_channel(
@@ -63,7 +64,7 @@ async def by_channel(
     zone = ZoneInfo(store.timezone)
     start = datetime.combine(since or _EARLIEST, time(), zone)
     # The end of ``until`` in the store: the next day's midnight there.
-    end = datetime.combine((until or date.max - timedelta(days=1)) + timedelta(days=1), time(), zone)
+    end = datetime.combine(until + timedelta(days=1), time(), zone) if until else _LATEST
     rows = await session.execute(_BY_CHANNEL, {"store_id": store.id, "since": start, "until": end})
     out = []
     for row in rows:

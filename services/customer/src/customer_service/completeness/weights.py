@@ -26,10 +26,14 @@ class Weighed:
 
 
 FIELDS: tuple[Weighed, ...] = (
-    Weighed("name", "registration", 20, "how staff greet and find the customer: no file without it"),
+    Weighed(
+        "name", "registration", 20, "how staff greet and find the customer: no file without it"
+    ),
     Weighed("phone", "registration", 20, "every call, care SMS and visit booking goes through it"),
     Weighed("birthday", "acquainted", 8, "birthday care, and the age product advice depends on"),
-    Weighed("address", "acquainted", 8, "home visits (上门), the most valued care, need the street"),
+    Weighed(
+        "address", "acquainted", 8, "home visits (上门), the most valued care, need the street"
+    ),
     Weighed("gender", "acquainted", 3, "greeting and product advice"),
     Weighed("wedding_anniversary", "acquainted", 2, "one of the special days cared for"),
     Weighed("ethnicity", "acquainted", 1, "festivals and diet differ"),

@@ -21,7 +21,9 @@ class CustomerChange(SQLModel, table=True):
     """
 
     __tablename__ = "customer_change"
-    __table_args__ = (Index("ix_customer_change_store_customer_id", "store_id", "customer_id", "id"),)
+    __table_args__ = (
+        Index("ix_customer_change_store_customer_id", "store_id", "customer_id", "id"),
+    )
 
     id: int | None = Field(
         default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True)

@@ -25,7 +25,9 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
         sa.Column("store_id", sa.Text(), nullable=False),
         sa.Column("customer_id", sa.Text(), nullable=False),
-        sa.Column("at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column(
+            "at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+        ),
         sa.Column("origin", sa.Text(), nullable=False),
         sa.Column("origin_id", sa.Text(), nullable=False),
         sa.Column("staff_id", sa.Text(), nullable=True),
