@@ -201,9 +201,9 @@ async def test_values_the_database_cannot_hold_are_400_on_the_driver_path(
     stack: LocalStack,
 ) -> None:
     async with service(stack) as (app, _), client(app) as api:
-        store, _ = await seeded(api, "DP4")
+        await seeded(api, "DP4")
         read = await api.get("/customers/a%00b")
-        search = await api.get("/customers", params={"store_id": store["id"], "q": "a\x00b"})
+        search = await api.get("/customers", params={"store_id": "a\x00b"})
     for response in (read, search):
         assert response.status_code == 400, response.text
         assert response.headers["content-type"] == "application/problem+json"
