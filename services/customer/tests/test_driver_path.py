@@ -322,3 +322,19 @@ def test_a_statement_is_compiled_once_per_shape_with_its_values_apart() -> None:
     assert (first_args, second_args) == (["Wang", 10], ["Li", 20])
     prebuilt = select(Customer).where(col(Customer.id) == bindparam("customer_id"))
     assert driver_sql(prebuilt, {"customer_id": "c1"})[1] == ["c1"]
+
+
+def test_the_document_still_describes_the_answers_written_by_hand() -> None:
+    """The hot routes answer with bytes of their own; their response models stay in OpenAPI."""
+    paths = create_app(Settings(environment="test")).openapi()["paths"]
+
+    def schema(path: str, method: str, status: str) -> Any:
+        return paths[path][method]["responses"][status]["content"]["application/json"]["schema"]
+
+    assert schema("/customers/{customer_id}", "get", "200")["$ref"].endswith("/CustomerPublic")
+    listed = schema("/customers", "get", "200")["$ref"]
+    assert listed.endswith("/Page_CustomerPublic_")
+    sale = schema("/customers/{customer_id}/purchases", "post", "201")
+    assert sale["$ref"].endswith("/PurchasePublic")
+    parameters = paths["/customers/{customer_id}/purchases"]["post"]["parameters"]
+    assert "idempotency-key" in {p["name"].lower() for p in parameters}
