@@ -19,6 +19,10 @@ from scoring_service.scores.aggregates import PurchaseSeen
 
 PURCHASE_RECORDED = "purchase.recorded"
 CUSTOMER_REGISTERED = "customer.registered"
+# The merged-away file's id is the envelope's; ``merged_into`` the survivor (scores/merges.py).
+# ``customer.erased`` changes nothing here: scoring holds ids, store, time zone and amounts,
+# no personal data, and erasure keeps the anonymous sales figures.
+CUSTOMER_MERGED = "customer.merged"
 # A registration that does not say: the country's zone (DOMAIN.md: stores are in China).
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
@@ -31,6 +35,8 @@ _UUID_TEXT = Annotated[
 
 # A registered customer file: (customer_id, store_id, timezone).
 Prospect = tuple[str, str, str]
+# A merged-away file: (customer_id, survivor_id, store_id).
+Merged = tuple[str, str, str]
 
 
 class ConsumedEvent(msgspec.Struct, gc=False):
@@ -39,6 +45,7 @@ class ConsumedEvent(msgspec.Struct, gc=False):
     event_id: str
     purchase: PurchaseSeen | None = None
     prospect: Prospect | None = None
+    merge: Merged | None = None
 
 
 class _Envelope(msgspec.Struct, gc=False):
@@ -69,9 +76,14 @@ class _Registration(msgspec.Struct, gc=False):
     timezone: str = DEFAULT_TIMEZONE
 
 
+class _Merge(msgspec.Struct, gc=False):
+    merged_into: str
+
+
 _envelopes = msgspec.json.Decoder(_Envelope)
 _purchases = msgspec.json.Decoder(_Purchase)
 _registrations = msgspec.json.Decoder(_Registration)
+_merges = msgspec.json.Decoder(_Merge)
 _objects = msgspec.json.Decoder(dict)
 
 
@@ -100,6 +112,12 @@ def decode_event(raw: bytes) -> ConsumedEvent:
                 envelope.event_id,
                 prospect=(envelope.customer_id, envelope.store_id, r.timezone),
             )
+        if envelope.type == CUSTOMER_MERGED:
+            m = _merges.decode(envelope.payload)
+            return ConsumedEvent(
+                envelope.event_id,
+                merge=(envelope.customer_id, m.merged_into, envelope.store_id),
+            )
         _objects.decode(envelope.payload)  # the envelope's payload is an object, whatever type
         return ConsumedEvent(envelope.event_id)
     except msgspec.DecodeError:  # not JSON, or not of the types above (ValidationError)
@@ -126,6 +144,13 @@ def _decode_as_before(raw: bytes) -> ConsumedEvent:
                 raise TypeError(f"timezone is {type(timezone).__name__}, not text")
             return ConsumedEvent(
                 event_id, prospect=(envelope.customer_id, envelope.store_id, timezone)
+            )
+        if envelope.type == CUSTOMER_MERGED:
+            survivor = payload["merged_into"]
+            if not isinstance(survivor, str):
+                raise TypeError(f"merged_into is {type(survivor).__name__}, not text")
+            return ConsumedEvent(
+                event_id, merge=(envelope.customer_id, survivor, envelope.store_id)
             )
     except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
         raise ValueError(f"{envelope.type} {event_id}: {exc!r}") from exc

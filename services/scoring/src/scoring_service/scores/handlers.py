@@ -5,7 +5,7 @@ from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from scoring_service.scores import service
+from scoring_service.scores import merges, service
 from scoring_service.scores.consumed import ConsumedEvent
 
 log = logging.getLogger(__name__)
@@ -15,9 +15,24 @@ def make_batch_handler(*, as_of: date | None):
     async def handle(session: AsyncSession, batch: list[ConsumedEvent]) -> None:
         purchases = [e.purchase for e in batch if e.purchase is not None]
         prospects = [e.prospect for e in batch if e.prospect is not None]
+        merged = [e.merge for e in batch if e.merge is not None]
+        # A merged-away file's purchase goes to its survivor; this batch's merges come last, so
+        # they also move what the batch itself stored for their files.
+        purchases = await merges.rekeyed(session, purchases)
+        if merged:
+            # Every store of the batch at once, in key order (as score_batch would): taking the
+            # merges' stores after the batch's could deadlock with a member doing the reverse.
+            await service.lock_stores(
+                session,
+                store_ids={s for _, _, s in merged}
+                | {s for _, s, _ in prospects}
+                | {p.store_id for p in purchases},
+            )
         changes = await service.score_batch(
             session, prospects=prospects, purchases=purchases, as_of=as_of
         )
+        if merged:
+            changes += await merges.apply_merges(session, merges=merged, as_of=as_of)
         if changes:
             log.info(
                 "tiers changed",
