@@ -110,8 +110,11 @@ async def create_account(
     role: str,
     store_id: str | None,
     password: str = "correct horse battery",
+    staff_id: str | None = None,
 ) -> dict[str, Any]:
     body = {"username": unique(role), "password": password, "role": role, "store_id": store_id}
+    if staff_id is not None:
+        body["staff_id"] = staff_id
     response = await api.post("/accounts", json=body)
     assert response.status_code == 201, response.text
     return {**response.json(), "password": password}

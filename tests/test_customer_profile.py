@@ -7,6 +7,7 @@ import asyncpg
 import httpx
 import pytest
 
+from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
 from tests.builders import (
     client_as,
@@ -290,6 +291,31 @@ async def test_only_managers_change_the_owner_and_only_to_active_staff_of_the_st
         third = await create_staff(api, store_id=store["id"])
         moved = await manager.patch(path, json={"owner_staff_id": third["id"]})
         assert moved.status_code == 200 and moved.json()["owner_staff_id"] == third["id"]
+
+
+async def test_a_file_registered_by_a_staff_member_is_theirs_until_a_manager_moves_it(
+    api: httpx.AsyncClient, store: dict[str, Any]
+) -> None:
+    member, other = [await create_staff(api, store_id=store["id"]) for _ in "ab"]
+    account = await create_account(api, role="staff", store_id=store["id"], staff_id=member["id"])
+    body = {"store_id": store["id"], "name": "钱"}
+    old_token = (await sign_in(api, account))["access_token"]
+    async with client_as(api, token=old_token) as staff:
+        mine = await staff.post("/customers", json=body)
+        assert mine.status_code == 201 and mine.json()["owner_staff_id"] == member["id"]
+        # The account now serves as another roster entry: tokens naming the old one are outdated.
+        relinked = await api.patch(f"/accounts/{account['id']}", json={"staff_id": other["id"]})
+        assert relinked.status_code == 200, relinked.text
+
+        async def refused() -> bool:
+            return (await staff.get("/stores")).status_code == 401
+
+        assert await eventually(refused, timeout=15, interval=0.2)
+    async with client_as(api, token=(await sign_in(api, account))["access_token"]) as staff:
+        theirs = await staff.post("/customers", json=body)
+        assert theirs.json()["owner_staff_id"] == other["id"]
+    # Head office has no roster entry: its files wait for a manager to name the owner.
+    assert (await create_customer(api, store_id=store["id"]))["owner_staff_id"] is None
 
 
 async def test_referrers_are_of_the_store_never_itself_and_never_a_cycle(

@@ -13,10 +13,12 @@ class PrincipalSigner:
     def __init__(self, *, secret: str, ttl_seconds: int) -> None:
         self._secret = secret
         self._ttl = ttl_seconds
-        self._cache: dict[tuple[str, str, str | None], tuple[float, str]] = {}
+        self._cache: dict[tuple[str, str, str | None, str | None], tuple[float, str]] = {}
 
     def token_for(self, principal: Principal) -> str:
-        key = (principal.subject, principal.role.value, principal.store_id)
+        # Everything the token says is in the key: an account re-linked to another roster entry
+        # must not be forwarded under the old one for the rest of the cached lifetime.
+        key = (principal.subject, principal.role.value, principal.store_id, principal.staff_id)
         now = time.monotonic()
         cached = self._cache.get(key)
         if cached and cached[0] > now:

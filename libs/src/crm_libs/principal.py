@@ -31,6 +31,9 @@ class Principal(BaseModel):
     subject: str
     role: Role
     store_id: str | None = None
+    # The roster entry of a signed-in staff member (an account may name one): who registers a
+    # file owns it by default. None for partner keys, head office and accounts without one.
+    staff_id: str | None = None
 
     @model_validator(mode="after")
     def _store_unless_head_office(self) -> Principal:
@@ -60,6 +63,7 @@ def sign_principal(principal: Principal, *, secret: str, ttl_seconds: int = 60) 
         "sub": principal.subject,
         "role": principal.role.value,
         "store_id": principal.store_id,
+        "staff_id": principal.staff_id,
         "aud": _AUDIENCE,
         "iat": now,
         "exp": now + ttl_seconds,
@@ -83,7 +87,10 @@ def _verify(token: str, *, secret: str) -> tuple[Principal, float]:
             options={"require": ["exp", "iat", "sub"]},
         )
         principal = Principal(
-            subject=claims["sub"], role=claims["role"], store_id=claims.get("store_id")
+            subject=claims["sub"],
+            role=claims["role"],
+            store_id=claims.get("store_id"),
+            staff_id=claims.get("staff_id"),
         )
         return principal, float(claims["exp"])
     except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:

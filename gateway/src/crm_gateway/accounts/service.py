@@ -104,7 +104,8 @@ async def update(
         account.store_id = None
     account.failed_logins = 0 if account.status == AccountStatus.ACTIVE else account.failed_logins
     await session.flush()
-    if standing or "password" in account_in.model_fields_set:
+    # The access token carries the roster entry too (the services default a file's owner to it).
+    if standing or {"password", "staff_id"} & account_in.model_fields_set:
         # Tokens issued before this change carry an older version: every replica refuses them.
         await session.refresh(account, ["token_version"], with_for_update=True)
         account.token_version += 1
@@ -213,4 +214,9 @@ async def ensure_bootstrap_admin(session: AsyncSession, *, username: str, passwo
 
 
 def principal_of(account: Account) -> Principal:
-    return Principal(subject=account.id, role=Role(account.role), store_id=account.store_id)
+    return Principal(
+        subject=account.id,
+        role=Role(account.role),
+        store_id=account.store_id,
+        staff_id=account.staff_id,
+    )

@@ -32,6 +32,7 @@ def issue_access_token(
         "ver": version,
         "role": principal.role.value,
         "store_id": principal.store_id,
+        "staff_id": principal.staff_id,
         "iss": _ISSUER,
         "aud": _AUDIENCE,
         "iat": now,
@@ -62,7 +63,10 @@ def verify_access_token(token: str, *, secret: str) -> VerifiedToken:
             options={"require": ["exp", "iat", "sub", "role", "ver"]},
         )
         principal = Principal(
-            subject=claims["sub"], role=Role(claims["role"]), store_id=claims.get("store_id")
+            subject=claims["sub"],
+            role=Role(claims["role"]),
+            store_id=claims.get("store_id"),
+            staff_id=claims.get("staff_id"),
         )
         return VerifiedToken(principal, int(claims["ver"]), float(claims["exp"]))
     except (jwt.PyJWTError, KeyError, ValueError) as exc:
