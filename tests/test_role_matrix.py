@@ -102,6 +102,8 @@ async def _own_store(api: httpx.AsyncClient) -> dict[str, str]:
     product = await create_product(api)
     customer = await create_customer(api, store_id=store["id"], phone="13700002222")
     relative = await create_customer(api, store_id=store["id"])
+    # Merged into the customer by the first role allowed to (later ones meet the pointer: 409).
+    duplicate = await create_customer(api, store_id=store["id"])
     staff = await create_staff(api, store_id=store["id"])
     purchase = await record_purchase(api, customer_id=customer["id"], sku=product["sku"])
     await score_with_purchases(api, customer["id"])
@@ -111,6 +113,7 @@ async def _own_store(api: httpx.AsyncClient) -> dict[str, str]:
         "store_id": store["id"],
         "customer_id": customer["id"],
         "related_customer_id": relative["id"],
+        "duplicate_id": duplicate["id"],
         "staff_id": staff["id"],
         "purchase_id": purchase["id"],
         "account_id": target["id"],

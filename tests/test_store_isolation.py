@@ -55,6 +55,7 @@ async def _store_b(api: httpx.AsyncClient) -> dict[str, str]:
         "customer_id": customer["id"],
         "related_customer_id": relative["id"],
         "referrer_id": relative["id"],
+        "duplicate_id": relative["id"],
         "owner_staff_id": staff["id"],
         "staff_id": staff["id"],
         "purchase_id": purchase["id"],

@@ -46,7 +46,7 @@ UNION = {
     "wedding_anniversary": "the survivor's, else the duplicate's (dropped if before the birthday)",
     "birthday": "the survivor's with its calendar; the duplicate's (with its calendar) if none",
     "phones": "both files' numbers, each once, the survivor's primary staying primary",
-    "deep": "both, key by key; the survivor's answer where both have one",
+    "deep": "both, key by key; the survivor's answer where both have one (lists: both's items)",
     "consents": "per channel, the more recent answer (the customer's latest word)",
     "health": "only if the survivor has the customer's health consent: then both records' "
     "items, each once; without it the duplicate's health data is not copied (consent is given "
@@ -246,7 +246,12 @@ def _unite(survivor: Customer, duplicate: Customer, cipher: FieldCipher) -> list
         survivor.referrer_id = duplicate.referrer_id
         taken.append("referrer_id")
     if duplicate.deep:
-        deep = {**duplicate.deep, **(survivor.deep or {})}
+        ours = survivor.deep or {}
+        deep = {**duplicate.deep, **ours}
+        for key, value in duplicate.deep.items():
+            if isinstance(value, list) and isinstance(ours.get(key), list):
+                # Hobbies, favourite colours: both files' items, each once.
+                deep[key] = list(dict.fromkeys([*ours[key], *value]))
         if deep != survivor.deep:
             survivor.deep = deep
             taken.append("deep")
