@@ -119,8 +119,10 @@ _CLAIM_NEW_SQL = text(
 )
 _CLAIM_COLUMNS = ("consumer", "event_id")
 
-# session.info key: set while a batch of events new to the group is applied (see first_delivery).
+# session.info keys: set while a batch of events new to the group is applied (first_delivery),
+# with what the consumer's prepare() made of it (prepared).
 _FIRST_DELIVERY = "crm.events.first_delivery"
+_PREPARED = "crm.events.prepared"
 
 
 def first_delivery(session: AsyncSession) -> bool:
@@ -129,6 +131,13 @@ def first_delivery(session: AsyncSession) -> bool:
     a conflict check; a duplicate key makes the consumer apply the batch again, with this False
     (and the handler's inserts must then skip what exists)."""
     return bool(session.info.get(_FIRST_DELIVERY))
+
+
+def prepared(session: AsyncSession) -> Any:
+    """What the consumer's ``prepare`` made of the batch being applied, when it is applied as
+    decoded (a first delivery, every event in it); None otherwise: the handler then works from
+    the events it is given, which may be fewer."""
+    return session.info.get(_PREPARED)
 
 
 async def claim_new_events(
@@ -173,6 +182,9 @@ class _Fetched(Generic[E]):
     records: list[ConsumerRecord] = field(default_factory=list)
     events: list[E] = field(default_factory=list)
     poison: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
+    # Made before the batch's turn, while the previous batch's transaction runs.
+    ids: list[str] = field(default_factory=list)
+    prepared: Any = None
 
 
 @dataclass
@@ -191,6 +203,7 @@ class EventConsumer(Generic[E]):
         sessionmaker: async_sessionmaker[AsyncSession],
         handler: Callable[[AsyncSession, list[E]], Awaitable[None]],
         decode: Decoder[E] | None = None,
+        prepare: Callable[[list[E]], Any] | None = None,
         max_records: int = 2000,
         max_partition_fetch_bytes: int = 1024 * 1024,
         retry_initial_seconds: float = 0.5,
@@ -204,6 +217,9 @@ class EventConsumer(Generic[E]):
         self._handler = handler
         # Without a decoder of its own a consumer gets every record as an EventEnvelope.
         self._decode: Decoder[E] = decode or EventEnvelope.from_bytes  # type: ignore[assignment]
+        # The handler's work that needs no database, done on a batch as soon as it is decoded
+        # (while the previous batch's transaction runs); see prepared().
+        self._prepare = prepare
         self._max_records = max_records
         self._max_partition_fetch_bytes = max_partition_fetch_bytes
         self._retry_initial_seconds = retry_initial_seconds
@@ -336,6 +352,10 @@ class EventConsumer(Generic[E]):
                 done += 1
                 if done % _DECODE_SLICE == 0:
                     await asyncio.sleep(0)
+        fetched.ids = [str(e.event_id) for e in fetched.events]
+        if self._prepare is not None and fetched.events:
+            await asyncio.sleep(0)
+            fetched.prepared = self._prepare(fetched.events)
         return fetched
 
     async def _process(self, fetched: _Fetched[E], dlq: AIOKafkaProducer) -> Tally[TopicPartition]:
@@ -347,7 +367,7 @@ class EventConsumer(Generic[E]):
         poison = list(fetched.poison)
         if fetched.events:
             try:
-                await self._apply(fetched.events)
+                await self._apply(fetched)
             except Exception as exc:
                 if is_transient(exc):
                     raise
@@ -369,12 +389,12 @@ class EventConsumer(Generic[E]):
             dead_lettered[TopicPartition(record.topic, record.partition)] += 1
         return dead_lettered
 
-    async def _apply(self, events: list[E]) -> None:
+    async def _apply(self, fetched: _Fetched[E]) -> None:
         """Apply as a first delivery; again with conflict-checked claims if it was not one."""
-        ids = [str(e.event_id) for e in events]
+        events, ids = fetched.events, fetched.ids
         if len(set(ids)) == len(ids):
             try:
-                await self._apply_once(events, first=True, ids=ids)
+                await self._apply_once(events, first=True, ids=ids, prepared=fetched.prepared)
                 return
             except Exception as exc:
                 if not is_duplicate_key(exc):
@@ -386,11 +406,17 @@ class EventConsumer(Generic[E]):
         await self._apply_once(events, first=False)
 
     async def _apply_once(
-        self, events: list[E], *, first: bool, ids: list[str] | None = None
+        self,
+        events: list[E],
+        *,
+        first: bool,
+        ids: list[str] | None = None,
+        prepared: Any = None,
     ) -> None:
         async with self._sessionmaker() as session, session.begin():
             if first:
                 session.info[_FIRST_DELIVERY] = True
+                session.info[_PREPARED] = prepared
                 await copy_claims(
                     session,
                     consumer=self.name,

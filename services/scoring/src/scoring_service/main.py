@@ -11,7 +11,7 @@ from crm_libs.service_app import create_service_app
 from scoring_service.access import POLICY
 from scoring_service.config import Settings
 from scoring_service.scores.consumed import decode_event
-from scoring_service.scores.handlers import make_batch_handler
+from scoring_service.scores.handlers import make_batch_handler, prepare_batch
 from scoring_service.scores.router import router as scores_router
 from scoring_service.scores.scheduled import window_refresh_worker
 
@@ -26,6 +26,7 @@ async def run_event_consumer(app: FastAPI) -> None:
         stopping=app.state.stopping,
         handler=make_batch_handler(as_of=settings.as_of),
         decode=decode_event,
+        prepare=prepare_batch,
         max_records=settings.consumer_max_records,
     )
     await consumer.run()

@@ -5,20 +5,32 @@ from datetime import date
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_libs.events.consumer import prepared
 from scoring_service.scores import merges, service
 from scoring_service.scores.consumed import ConsumedEvent
 
 log = logging.getLogger(__name__)
 
 
+def prepare_batch(batch: list[ConsumedEvent]) -> service.PreparedPurchases:
+    """The batch's purchases made ready for its statements, before its transaction."""
+    return service.PreparedPurchases.of([e.purchase for e in batch if e.purchase is not None])
+
+
 def make_batch_handler(*, as_of: date | None):
     async def handle(session: AsyncSession, batch: list[ConsumedEvent]) -> None:
-        purchases = [e.purchase for e in batch if e.purchase is not None]
+        ready: service.PreparedPurchases | None = prepared(session)
+        if ready is not None:
+            purchases = list(ready.purchases)
+        else:
+            purchases = [e.purchase for e in batch if e.purchase is not None]
         prospects = [e.prospect for e in batch if e.prospect is not None]
         merged = [e.merge for e in batch if e.merge is not None]
         # A merged-away file's purchase goes to its survivor; this batch's merges come last, so
         # they also move what the batch itself stored for their files.
         purchases = await merges.rekeyed(session, purchases)
+        if ready is not None and not ready.describes(purchases):
+            ready = None  # re-keyed: made ready for the files they were bought for
         if merged:
             # Every store of the batch at once, in key order (as score_batch would): taking the
             # merges' stores after the batch's could deadlock with a member doing the reverse.
@@ -29,7 +41,7 @@ def make_batch_handler(*, as_of: date | None):
                 | {p.store_id for p in purchases},
             )
         changes = await service.score_batch(
-            session, prospects=prospects, purchases=purchases, as_of=as_of
+            session, prospects=prospects, purchases=purchases, as_of=as_of, prepared=ready
         )
         if merged:
             changes += await merges.apply_merges(session, merges=merged, as_of=as_of)

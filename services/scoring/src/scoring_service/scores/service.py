@@ -13,7 +13,9 @@ A batch is a fixed number of statements however large it is, sent straight to as
 """
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 import asyncpg
 from sqlalchemy import select
@@ -204,6 +206,54 @@ _WINDOW_SPEND_SQL = """
 """
 
 
+@dataclass
+class PreparedPurchases:
+    """A batch's purchases made ready for its statements before its transaction: the facts'
+    rows for COPY and the batch folded per customer, as the statements' array parameters."""
+
+    purchases: Sequence[PurchaseSeen]
+    facts: list[tuple[object, ...]]
+    folded: list[list[Any]]  # _ADD_BATCH_SQL's $1..$8
+
+    def describes(self, purchases: Sequence[PurchaseSeen]) -> bool:
+        """Whether these are still the purchases made ready, each for the same customer (a
+        merge re-keys a purchase to its survivor in the transaction)."""
+        return len(purchases) == len(self.facts) and all(
+            p.customer_id == fact[2] for p, fact in zip(purchases, self.facts, strict=True)
+        )
+
+    @classmethod
+    def of(cls, purchases: Sequence[PurchaseSeen]) -> "PreparedPurchases":
+        """Assumes every purchase is new (a first delivery); distinct ids are checked later."""
+        batch = list(fold_batch(purchases).values())
+        return cls(
+            purchases=purchases,
+            facts=[
+                (
+                    p.purchase_id,
+                    p.store_id,
+                    p.customer_id,
+                    p.purchased_at,
+                    p.purchased_on,
+                    p.timezone,
+                    p.total,
+                    p.supply_days,
+                )
+                for p in purchases
+            ],
+            folded=[
+                [a.customer_id for a in batch],
+                [a.store_id for a in batch],
+                [a.timezone for a in batch],
+                [a.purchase_count for a in batch],
+                [a.first_purchase_at for a in batch],
+                [a.last_purchase_at for a in batch],
+                [a.supply_runs_out_on for a in batch],
+                [a.supply_days for a in batch],
+            ],
+        )
+
+
 def window_start(as_of: date | None) -> tuple[datetime, datetime]:
     """(now, start of the trailing window); ``as_of`` pins "now" for historical replays."""
     now = datetime.now(UTC) if as_of is None else datetime.combine(as_of, time.max, tzinfo=UTC)
@@ -216,17 +266,24 @@ async def score_batch(
     prospects: Sequence[tuple[str, str, str]],
     purchases: Sequence[PurchaseSeen],
     as_of: date | None = None,
+    prepared: PreparedPurchases | None = None,
 ) -> list[events.TierChange]:
     """One consumed batch: its facts, then every store of the batch locked, new files, and the
     purchases folded in and ranked.
 
+    ``prepared``: the same purchases made ready before the transaction, used when the batch is
+    a first delivery (all of them new); otherwise the fresh ones are folded here.
+
     Registrations lock too: a file inserted by one member and bought by another must not wait
     on a row while holding a store the other needs."""
     db = await driver_connection(session)
-    fresh = await _store_facts(db, purchases, bulk=first_delivery(session))
+    bulk = first_delivery(session)
+    fresh, prepared = await _store_facts(
+        db, purchases, prepared=prepared if bulk else None, bulk=bulk
+    )
     await _lock_stores(db, {s for _, s, _ in prospects} | {p.store_id for p in fresh})
     changes = await _register_prospects(db, customers=prospects)
-    return changes + await _add_purchases(db, fresh, as_of=as_of)
+    return changes + await _add_purchases(db, fresh, prepared=prepared, as_of=as_of)
 
 
 async def apply_purchases(
@@ -258,34 +315,27 @@ async def _lock_stores(db: asyncpg.Connection, store_ids: Iterable[str]) -> None
 
 
 async def _store_facts(
-    db: asyncpg.Connection, purchases: Sequence[PurchaseSeen], *, bulk: bool
-) -> list[PurchaseSeen]:
-    """Insert the purchase facts; return only purchases not stored before (a second guard).
+    db: asyncpg.Connection,
+    purchases: Sequence[PurchaseSeen],
+    *,
+    prepared: PreparedPurchases | None,
+    bulk: bool,
+) -> tuple[list[PurchaseSeen], PreparedPurchases | None]:
+    """Insert the purchase facts; return only purchases not stored before (a second guard),
+    and ``prepared`` if it still describes them.
 
     ``bulk``: the batch's events are new to the group (the consumer claimed them with one COPY),
     so their facts are COPYed too when no purchase appears twice; a fact stored before (the same
     purchase in another event) fails the COPY, and the consumer applies the batch again."""
     if not purchases:
-        return []
+        return [], None
     if bulk and len({p.purchase_id for p in purchases}) == len(purchases):
+        if prepared is None:
+            prepared = PreparedPurchases.of(purchases)
         await db.copy_records_to_table(
-            "purchase_fact",
-            records=[
-                (
-                    p.purchase_id,
-                    p.store_id,
-                    p.customer_id,
-                    p.purchased_at,
-                    p.purchased_on,
-                    p.timezone,
-                    p.total,
-                    p.supply_days,
-                )
-                for p in purchases
-            ],
-            columns=_FACT_COLUMNS,
+            "purchase_fact", records=prepared.facts, columns=_FACT_COLUMNS
         )
-        return list(purchases)
+        return list(purchases), prepared
     rows = await db.fetch(
         _INSERT_FACTS_SQL,
         [p.purchase_id for p in purchases],
@@ -303,11 +353,15 @@ async def _store_facts(
         if p.purchase_id in inserted:
             inserted.discard(p.purchase_id)  # the same purchase twice in one batch counts once
             fresh.append(p)
-    return fresh
+    return fresh, None
 
 
 async def _add_purchases(
-    db: asyncpg.Connection, fresh: list[PurchaseSeen], *, as_of: date | None
+    db: asyncpg.Connection,
+    fresh: list[PurchaseSeen],
+    *,
+    prepared: PreparedPurchases | None,
+    as_of: date | None,
 ) -> list[events.TierChange]:
     """Fold new purchases into their customers' aggregates, then re-rank their stores.
 
@@ -316,20 +370,8 @@ async def _add_purchases(
         return []
     now, since = window_start(as_of)
     # Supply carries over, so each customer's purchases fold in purchase-date order.
-    batch = list(fold_batch(fresh).values())
-    late = await db.fetch(
-        _ADD_BATCH_SQL,
-        [a.customer_id for a in batch],
-        [a.store_id for a in batch],
-        [a.timezone for a in batch],
-        [a.purchase_count for a in batch],
-        [a.first_purchase_at for a in batch],
-        [a.last_purchase_at for a in batch],
-        [a.supply_runs_out_on for a in batch],
-        [a.supply_days for a in batch],
-        since,
-        now,
-    )
+    folded = (prepared or PreparedPurchases.of(fresh)).folded
+    late = await db.fetch(_ADD_BATCH_SQL, *folded, since, now)
     if late:  # rare (a back-dated purchase): two more statements for the batch, not per event
         await _rebuild(db, [r[0] for r in late], since=since, now=now)
     return await _rerank(db, {p.store_id for p in fresh}, now=now)
