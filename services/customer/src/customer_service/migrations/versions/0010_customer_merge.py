@@ -1,12 +1,12 @@
-"""customer merge: the trail of merges, and the indexes that find duplicate candidates
+"""customer merge: the trail of merges
 
 Revision ID: 0010
 Revises: 0009
 Create Date: 2026-12-14 09:00:00.000000
 
-Duplicate candidates (customers/duplicates.py) join a store's active files with themselves on
-a pinyin name with a birthday or an address, and on a birthday with a similar name; each join
-reads one store's entries of its index. Equal phones use the existing (store, phone_hashes).
+Duplicate candidates (customers/duplicates.py) need no index of their own: they read a store's
+files once through an index that leads with the store and join them in memory (indexes on the
+keys went unused: the planner read the store's rows once per rule through the store's index).
 """
 
 from collections.abc import Sequence
@@ -19,8 +19,6 @@ revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-_ACTIVE = sa.text("status = 'active'")
 
 
 def upgrade() -> None:
@@ -50,23 +48,8 @@ def upgrade() -> None:
     op.create_index(
         "ix_customer_merge_store_survivor", "customer_merge", ["store_id", "survivor_id", "id"]
     )
-    # The first full-pinyin key of the name (its reading in context): pinyin-equal names.
-    op.create_index(
-        "ix_customer_store_name_pinyin",
-        "customer",
-        ["store_id", sa.text("split_part(name_keys, ' ', 1)"), "birthday"],
-        postgresql_where=_ACTIVE,
-    )
-    op.create_index(
-        "ix_customer_store_birthday",
-        "customer",
-        ["store_id", "birthday"],
-        postgresql_where=sa.text("status = 'active' AND birthday IS NOT NULL"),
-    )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_customer_store_birthday", table_name="customer")
-    op.drop_index("ix_customer_store_name_pinyin", table_name="customer")
     op.drop_index("ix_customer_merge_store_survivor", table_name="customer_merge")
     op.drop_table("customer_merge")
