@@ -18,7 +18,7 @@ from crm_libs.field_crypto import FieldCipher
 from crm_libs.ids import new_id
 from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
-from crm_libs.problems import InvalidField, NotFound
+from crm_libs.problems import Conflict, InvalidField, NotFound
 from customer_service.customers import service as customers
 from customer_service.customers.models import Customer
 from customer_service.money import to_cents
@@ -101,6 +101,7 @@ _SELLER = (
         col(Store.timezone),
         col(Customer.health_encrypted),
         col(Customer.health_consent_at),
+        col(Customer.merged_into),
         _STAFF_STORE.scalar_subquery().label("staff_store_id"),
     )
     .join(Store, col(Store.id) == col(Customer.store_id))
@@ -168,6 +169,12 @@ async def record(
     seller = await conn.fetchrow(sql, *args)
     if seller is None:
         raise NotFound("No such customer")
+    if seller["merged_into"] is not None:
+        # A pointer (customers/merge.py): its purchases moved to the survivor, and so do sales.
+        raise Conflict(
+            f"The file was merged into {seller['merged_into']}: record the purchase there",
+            errors=[{"field": "customer_id", "message": f"merged_into {seller['merged_into']}"}],
+        )
     timezone: str = seller["timezone"]
     purchased_at = _aware(purchase_in.purchased_at, timezone)
     if purchased_at > datetime.now(UTC) + clock_skew:
