@@ -68,7 +68,7 @@ Decoder = Callable[[bytes], E]
 UNDECODABLE = (ValueError, TypeError)
 # Records decoded between two yields to the event loop: the batch in the database meanwhile
 # gets its next statement sent without waiting for the whole next batch to be decoded.
-_DECODE_SLICE = 1000
+_DECODE_SLICE = 250
 
 # Module-level, on the default registry that every service's /metrics serves.
 _LABELS = ["consumer", "topic", "partition"]
@@ -291,6 +291,7 @@ class EventConsumer(Generic[E]):
                 batches = await fetch
                 fetch = None
                 fetched = await self._decoded(batches) if batches else None
+                applied: _Applying[E] | None = None
                 if applying is not None:
                     try:
                         await applying.task
@@ -303,18 +304,19 @@ class EventConsumer(Generic[E]):
                         retry_in = min(retry_in * 2, self._retry_max_seconds)
                         await self._report_lag(consumer)
                         continue
-                    await self._committed(consumer, applying)
-                    applying = None
+                    applied, applying = applying, None
                     retry_in = self._retry_initial_seconds
-                if fetched is None:
-                    if self._stopping is not None and self._stopping.is_set():
-                        log.info(
-                            "consumer caught up, stopping",
-                            extra={"fields": {"consumer": self.name}},
-                        )
-                        return
-                    continue
-                applying = _Applying(fetched, asyncio.create_task(self._process(fetched, dlq)))
+                if fetched is not None:
+                    applying = _Applying(fetched, asyncio.create_task(self._process(fetched, dlq)))
+                if applied is not None:
+                    # After the next batch's transaction has started (the broker's round trip
+                    # is not the database's wait), and before its own offsets can be.
+                    await self._committed(consumer, applied)
+                if fetched is None and self._stopping is not None and self._stopping.is_set():
+                    log.info(
+                        "consumer caught up, stopping", extra={"fields": {"consumer": self.name}}
+                    )
+                    return
         finally:
             for pending in (fetch, applying.task if applying is not None else None):
                 if pending is not None and not pending.done():

@@ -122,6 +122,9 @@ _COUNTS_SQL = text(
 )
 
 
+# Rows put in record batches between two yields to the event loop: a consumer in the same
+# process then sends its next statement without waiting for the whole claim to be batched.
+_YIELD_EVERY = 250
 # Records larger than this go out on their own (a quarter of the producer's batch size): one
 # that is too large for any request then fails alone, with aiokafka's own error.
 _ALONE_ABOVE_BYTES = 64 * 1024
@@ -338,7 +341,9 @@ class OutboxRelay:
             builder, members = filling.pop(tp)
             pending.append((members, await producer.send_batch(builder, tp[0], partition=tp[1])))
 
-        for row in rows:
+        for n, row in enumerate(rows, 1):
+            if n % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a consumer's transaction in this process goes on
             if row.key in held:
                 continue  # stays in the backlog, behind the failed one
             if row.topic not in known:
