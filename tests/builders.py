@@ -52,6 +52,19 @@ async def create_customer(
     return response.json()
 
 
+async def create_import(api: httpx.AsyncClient, *, store_id: str) -> dict[str, Any]:
+    """A customer import job of one row (uploaded as CSV) in the store."""
+    content = f"姓名,手机\n{unique('导入')},\n".encode()
+    response = await api.post(
+        "/imports",
+        data={"store_id": store_id, "kind": "customers"},
+        files={"file": ("customers.csv", content, "text/csv")},
+    )
+    assert response.status_code == 202, response.text
+    job: dict[str, Any] = response.json()
+    return job
+
+
 async def create_staff(api: httpx.AsyncClient, *, store_id: str) -> dict[str, Any]:
     response = await api.post(
         "/staff", json={"store_id": store_id, "name": "李娜", "role": "staff"}

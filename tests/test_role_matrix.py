@@ -22,6 +22,7 @@ from tests.builders import (
     client_as,
     create_account,
     create_customer,
+    create_import,
     create_product,
     create_staff,
     create_store,
@@ -105,6 +106,7 @@ async def _own_store(api: httpx.AsyncClient) -> dict[str, str]:
     # Merged into the customer by the first role allowed to (later ones meet the pointer: 409).
     duplicate = await create_customer(api, store_id=store["id"])
     staff = await create_staff(api, store_id=store["id"])
+    imported = await create_import(api, store_id=store["id"])
     purchase = await record_purchase(api, customer_id=customer["id"], sku=product["sku"])
     await score_with_purchases(api, customer["id"])
     target = await create_account(api, role="staff", store_id=store["id"])
@@ -114,6 +116,7 @@ async def _own_store(api: httpx.AsyncClient) -> dict[str, str]:
         "customer_id": customer["id"],
         "related_customer_id": relative["id"],
         "duplicate_id": duplicate["id"],
+        "import_id": imported["id"],
         "staff_id": staff["id"],
         "purchase_id": purchase["id"],
         "account_id": target["id"],
