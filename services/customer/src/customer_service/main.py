@@ -15,11 +15,11 @@ from customer_service.completeness.router import router as completeness_router
 from customer_service.config import Settings
 from customer_service.customers import pinyin
 from customer_service.customers.merge_router import router as merge_router
-from customer_service.customers.router import router as customers_router
 from customer_service.customers.privacy_router import router as privacy_router
+from customer_service.customers.router import router as customers_router
+from customer_service.handlers import handle_events
 from customer_service.imports.router import router as imports_router
 from customer_service.imports.worker import import_worker
-from customer_service.handlers import handle_events
 from customer_service.products.router import router as products_router
 from customer_service.purchases.router import router as purchases_router
 from customer_service.referrals.router import router as referrals_router

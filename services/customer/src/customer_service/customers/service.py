@@ -37,6 +37,7 @@ class Protection:
     cipher: FieldCipher
     phone_hash_key: str
 
+
 # Built once: SQLAlchemy memoises a statement's cache key, so a request neither rebuilds the
 # query nor recomputes the key to find its compiled form (the hottest read in the service).
 # Every column of the model: a column added to it is read (and shown, where the public schema
@@ -312,9 +313,7 @@ async def _apply(
     return sorted(set(changed))
 
 
-def _apply_dates(
-    customer: Customer, values: dict[str, Any], *, timezone: str, put: Any
-) -> None:
+def _apply_dates(customer: Customer, values: dict[str, Any], *, timezone: str, put: Any) -> None:
     """Birthday (written in its calendar, kept as the solar date of birth) and anniversary."""
     errors = profile.FieldErrors()
     calendar = values.get("birthday_calendar") or customer.birthday_calendar
@@ -381,11 +380,14 @@ async def _check_referrer(
     if (await session.execute(_REFERRER, params)).scalar_one_or_none() is None:
         raise InvalidField("referrer_id", "not a customer of the file's store")
     # A new file refers nobody yet: only a change can close a loop.
-    if not new and (
-        await session.execute(
-            _REFERRED_BY_CHAIN, {"referrer_id": referrer_id, "customer_id": customer.id}
-        )
-    ).scalar_one():
+    if (
+        not new
+        and (
+            await session.execute(
+                _REFERRED_BY_CHAIN, {"referrer_id": referrer_id, "customer_id": customer.id}
+            )
+        ).scalar_one()
+    ):
         raise InvalidField(
             "referrer_id", "was referred by this customer (directly or down the chain): a cycle"
         )

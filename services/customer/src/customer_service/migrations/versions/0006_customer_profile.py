@@ -124,9 +124,7 @@ def _move_phones_and_name_keys() -> None:
     after = ""
     while True:
         rows = bind.execute(
-            sa.text(
-                "SELECT id, name, phone FROM customer WHERE id > :after ORDER BY id LIMIT :n"
-            ),
+            sa.text("SELECT id, name, phone FROM customer WHERE id > :after ORDER BY id LIMIT :n"),
             {"after": after, "n": _BATCH},
         ).all()
         if not rows:
