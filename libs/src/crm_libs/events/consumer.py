@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
 
 from crm_libs.events.dead_letters import dead_letter_headers
-from crm_libs.events.driver import driver_connection
+from crm_libs.events.driver import copy_csv, csv_rows, driver_connection
 from crm_libs.events.envelope import EventEnvelope, Topics
 from crm_libs.events.relay import make_producer
 from crm_libs.events.transient import is_duplicate_key, is_transient
@@ -160,13 +160,18 @@ async def claim_new_events(
     return out
 
 
-async def copy_claims(session: AsyncSession, *, consumer: str, event_ids: Sequence[str]) -> None:
-    """Claim events known to be distinct with one COPY; fails on the primary key if any of
-    them was claimed before."""
-    driver = await driver_connection(session)
-    await driver.copy_records_to_table(
+def claims_csv(*, consumer: str, event_ids: Sequence[str]) -> bytes:
+    """The rows :func:`copy_claims` copies, made ahead of the transaction."""
+    return csv_rows((consumer, event_id) for event_id in event_ids)
+
+
+async def copy_claims(session: AsyncSession, *, claims: bytes) -> None:
+    """Claim events known to be distinct (:func:`claims_csv`) with one COPY; fails on the
+    primary key if any of them was claimed before."""
+    await copy_csv(
+        await driver_connection(session),
         ProcessedEvent.__tablename__,
-        records=[(consumer, event_id) for event_id in event_ids],
+        data=claims,
         columns=_CLAIM_COLUMNS,
     )
 
@@ -184,6 +189,7 @@ class _Fetched(Generic[E]):
     poison: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
     # Made before the batch's turn, while the previous batch's transaction runs.
     ids: list[str] = field(default_factory=list)
+    claims: bytes = b""
     prepared: Any = None
 
 
@@ -355,6 +361,7 @@ class EventConsumer(Generic[E]):
                 if done % _DECODE_SLICE == 0:
                     await asyncio.sleep(0)
         fetched.ids = [str(e.event_id) for e in fetched.events]
+        fetched.claims = claims_csv(consumer=self.name, event_ids=fetched.ids)
         if self._prepare is not None and fetched.events:
             await asyncio.sleep(0)
             fetched.prepared = self._prepare(fetched.events)
@@ -380,7 +387,7 @@ class EventConsumer(Generic[E]):
                 )
                 for record, event in zip(fetched.records, fetched.events, strict=True):
                     try:
-                        await self._apply_once([event], first=False)
+                        await self._apply_once([event])
                     except Exception as exc:
                         if is_transient(exc):
                             raise
@@ -396,7 +403,7 @@ class EventConsumer(Generic[E]):
         events, ids = fetched.events, fetched.ids
         if len(set(ids)) == len(ids):
             try:
-                await self._apply_once(events, first=True, ids=ids, prepared=fetched.prepared)
+                await self._apply_once(events, claims=fetched.claims, prepared=fetched.prepared)
                 return
             except Exception as exc:
                 if not is_duplicate_key(exc):
@@ -405,25 +412,18 @@ class EventConsumer(Generic[E]):
                     "batch holds events applied before, applying it without them",
                     extra={"fields": {"consumer": self.name, "events": len(events)}},
                 )
-        await self._apply_once(events, first=False)
+        await self._apply_once(events)
 
     async def _apply_once(
-        self,
-        events: list[E],
-        *,
-        first: bool,
-        ids: list[str] | None = None,
-        prepared: Any = None,
+        self, events: list[E], *, claims: bytes | None = None, prepared: Any = None
     ) -> None:
+        """One transaction: claimed with one COPY of ``claims`` (a first delivery, every event
+        new) or with conflict checks, then the handler on the events not applied before."""
         async with self._sessionmaker() as session, session.begin():
-            if first:
+            if claims is not None:
                 session.info[_FIRST_DELIVERY] = True
                 session.info[_PREPARED] = prepared
-                await copy_claims(
-                    session,
-                    consumer=self.name,
-                    event_ids=ids if ids is not None else [str(e.event_id) for e in events],
-                )
+                await copy_claims(session, claims=claims)
                 fresh = events
             else:
                 fresh = await claim_new_events(session, consumer=self.name, events=events)

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm_libs.events.consumer import first_delivery
-from crm_libs.events.driver import driver_connection
+from crm_libs.events.driver import copy_csv, csv_rows, driver_connection
 from crm_libs.principal import Principal
 from crm_libs.problems import NotFound
 from scoring_service.scores import events
@@ -212,14 +212,15 @@ class PreparedPurchases:
     rows for COPY and the batch folded per customer, as the statements' array parameters."""
 
     purchases: Sequence[PurchaseSeen]
-    facts: list[tuple[object, ...]]
+    customer_ids: list[str]  # each purchase's, when made ready
+    facts: bytes  # COPY data (csv)
     folded: list[list[Any]]  # _ADD_BATCH_SQL's $1..$8
 
     def describes(self, purchases: Sequence[PurchaseSeen]) -> bool:
         """Whether these are still the purchases made ready, each for the same customer (a
         merge re-keys a purchase to its survivor in the transaction)."""
-        return len(purchases) == len(self.facts) and all(
-            p.customer_id == fact[2] for p, fact in zip(purchases, self.facts, strict=True)
+        return len(purchases) == len(self.customer_ids) and all(
+            p.customer_id == c for p, c in zip(purchases, self.customer_ids, strict=True)
         )
 
     @classmethod
@@ -228,19 +229,20 @@ class PreparedPurchases:
         batch = list(fold_batch(purchases).values())
         return cls(
             purchases=purchases,
-            facts=[
+            customer_ids=[p.customer_id for p in purchases],
+            facts=csv_rows(
                 (
                     p.purchase_id,
                     p.store_id,
                     p.customer_id,
-                    p.purchased_at,
-                    p.purchased_on,
+                    _timestamp_text(p.purchased_at),
+                    p.purchased_on.isoformat(),
                     p.timezone,
                     p.total,
                     p.supply_days,
                 )
                 for p in purchases
-            ],
+            ),
             folded=[
                 [a.customer_id for a in batch],
                 [a.store_id for a in batch],
@@ -252,6 +254,12 @@ class PreparedPurchases:
                 [a.supply_days for a in batch],
             ],
         )
+
+
+def _timestamp_text(at: datetime) -> str:
+    """A timestamp as COPY reads it; without a zone it is UTC (as asyncpg sends it), not the
+    server's zone."""
+    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).isoformat()
 
 
 def window_start(as_of: date | None) -> tuple[datetime, datetime]:
@@ -332,9 +340,7 @@ async def _store_facts(
     if bulk and len({p.purchase_id for p in purchases}) == len(purchases):
         if prepared is None:
             prepared = PreparedPurchases.of(purchases)
-        await db.copy_records_to_table(
-            "purchase_fact", records=prepared.facts, columns=_FACT_COLUMNS
-        )
+        await copy_csv(db, "purchase_fact", data=prepared.facts, columns=_FACT_COLUMNS)
         return list(purchases), prepared
     rows = await db.fetch(
         _INSERT_FACTS_SQL,
