@@ -24,7 +24,7 @@ from crm_devstack.fixtures import eventually, migrated_database
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn
 from crm_libs.events.envelope import EventEnvelope, Topics
-from customer_service.imports import jobs
+from customer_service.imports import jobs, worker
 from tests.builders import (
     create_customer,
     create_product,
@@ -168,6 +168,28 @@ async def test_xlsx_with_chinese_headers_imported_with_row_errors_and_again_crea
     again = await imported(api, sheet, store_id=store["id"], name="顾客.xlsx")
     assert (again["created"], again["skipped"], again["error_count"]) == (0, 3, 1)
     assert len(await files_of(api, store["id"])) == 3
+
+
+async def test_a_chunk_sees_the_files_of_the_chunk_before_it(api: httpx.AsyncClient) -> None:
+    """The next chunk is checked while one is written: still, a row repeating one of the chunk
+    before is skipped (not reported as a taken phone), and a referrer named by phone is found
+    among the files that chunk wrote."""
+    store = await create_store(api)
+    first = random.randrange(10**7, 9 * 10**7)
+    phones = [f"139{first + i:08d}" for i in range(worker.CHUNK_ROWS + 2)]
+    rows = [["姓名", "手机", "推荐人"], ["张秀英", phones[0], ""]]
+    rows += [["王芳", phone, ""] for phone in phones[1 : worker.CHUNK_ROWS]]
+    # The next chunk: the first row again, then a row referred by it.
+    rows += [["张秀英", phones[0], ""], ["陈静", phones[-1], phones[0]]]
+    job = await imported(api, csv_bytes(rows), store_id=store["id"], name="big.csv")
+    assert (job["created"], job["skipped"], job["error_count"]) == (worker.CHUNK_ROWS + 1, 1, 0)
+
+    async def one(phone: str) -> dict[str, Any]:
+        found = await api.get("/customers", params={"store_id": store["id"], "q": phone})
+        [item] = found.json()["items"]
+        return dict(item)
+
+    assert (await one(phones[-1]))["referrer_id"] == (await one(phones[0]))["id"]
 
 
 async def test_a_phone_already_on_file_is_reported_not_duplicated(api: httpx.AsyncClient) -> None:

@@ -180,45 +180,79 @@ async def referrers(
 # --- checking and sealing a row (pure: run off the event loop) ---------------------------------
 
 
-def prepare(
-    candidates: Sequence[CustomerCandidate],
-    *,
-    context: StoreContext,
-    referrers: Mapping[str, str | RowError],
+@dataclass(slots=True)
+class Checked:
+    """A row through the registration's checks, its referrer not yet resolved: the file it
+    would open, or its errors (an owner that names nobody stops the checks, as on the API)."""
+
+    candidate: CustomerCandidate
+    file: NewFile | None
+    errors: list[RowError]
+    owner_failed: bool = False
+
+
+def check(candidates: Sequence[CustomerCandidate], *, context: StoreContext) -> list[Checked]:
+    """Each candidate's file or errors, without its referrer (which may name a file the
+    previous chunk is still writing: ``resolve`` fills it in once that chunk is committed)."""
+    checked = []
+    for candidate in candidates:
+        errors: list[RowError] = []
+        owner_id = _owner(candidate, context, errors)
+        if errors:
+            checked.append(Checked(candidate, None, errors, owner_failed=True))
+            continue
+        result = customer_of(candidate, context=context, owner_staff_id=owner_id, referrer_id=None)
+        if isinstance(result, list):
+            checked.append(Checked(candidate, None, result))
+        else:
+            checked.append(Checked(candidate, result, []))
+    return checked
+
+
+def resolve(
+    checked: Sequence[Checked], *, context: StoreContext, referrers: Mapping[str, str | RowError]
 ) -> Prepared:
-    """Each candidate as the file a registration would store, or its row's errors.
+    """The checked rows with their referrers: a row whose referrer names nobody reports that
+    (before any other error of the row) and opens no file.
 
     A referrer named by an earlier row of the same chunk is found among the chunk's own files.
     """
     prepared = Prepared()
     chunk_names: dict[str, list[str]] = {}
     chunk_hashes: dict[str, str] = {}
-    for candidate in candidates:
-        referrer_id: str | None = None
-        errors: list[RowError] = []
+    for row in checked:
+        candidate, file = row.candidate, row.file
         if candidate.referrer:
             referrer = referrers.get(candidate.referrer)
             if referrer is None:
                 referrer = _in_chunk(candidate.referrer, chunk_names, chunk_hashes, context)
             if isinstance(referrer, RowError):
-                errors.append(RowError(candidate.row, referrer.field, referrer.message))
-            else:
-                referrer_id = referrer
-        owner_id = _owner(candidate, context, errors)
-        if errors:
-            prepared.errors.extend(errors)
+                prepared.errors.append(RowError(candidate.row, referrer.field, referrer.message))
+                # An owner naming nobody is the row's other error; the registration's checks
+                # do not count on a row whose referrer names nobody.
+                if row.owner_failed:
+                    prepared.errors.extend(row.errors)
+                continue
+            if file is not None:
+                file.referrer_id = referrer
+        if file is None:
+            prepared.errors.extend(row.errors)
             continue
-        result = customer_of(
-            candidate, context=context, owner_staff_id=owner_id, referrer_id=referrer_id
-        )
-        if isinstance(result, list):
-            prepared.errors.extend(result)
-            continue
-        prepared.files.append((candidate, result))
-        chunk_names.setdefault(result.name, []).append(result.id)
-        for digest in result.phone_hashes:
-            chunk_hashes.setdefault(digest, result.id)
+        prepared.files.append((candidate, file))
+        chunk_names.setdefault(file.name, []).append(file.id)
+        for digest in file.phone_hashes:
+            chunk_hashes.setdefault(digest, file.id)
     return prepared
+
+
+def prepare(
+    candidates: Sequence[CustomerCandidate],
+    *,
+    context: StoreContext,
+    referrers: Mapping[str, str | RowError],
+) -> Prepared:
+    """Each candidate as the file a registration would store, or its row's errors."""
+    return resolve(check(candidates, context=context), context=context, referrers=referrers)
 
 
 def _in_chunk(

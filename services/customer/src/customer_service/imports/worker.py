@@ -131,11 +131,30 @@ class Runner:
             context = await self._store_context()
             await asyncio.to_thread(_skip, rows, self.job.done)
             today = self.today
-            while True:
-                read = await asyncio.to_thread(_read_customers, rows, sheet.columns, today)
-                if not read.count:
-                    break
-                await self._customer_chunk(read, context)
+            # Chunk N+1 is read and checked (in a thread) while chunk N is written: the checks
+            # are Python work, the write mostly waits on PostgreSQL.
+            writing: asyncio.Task[None] | None = None
+            try:
+                while True:
+                    read = await asyncio.to_thread(_read_customers, rows, sheet.columns, today)
+                    if not read.count:
+                        break
+                    checked = await self._check_customers(read, context)
+                    if writing is not None:
+                        await writing
+                    writing = asyncio.create_task(self._write_customers(read, checked, context))
+                if writing is not None:
+                    await writing
+            except asyncio.CancelledError:
+                if writing is not None:
+                    writing.cancel()
+                raise
+            except Exception:
+                # The chunk being written is as good as it was: let it commit before failing.
+                if writing is not None and not writing.done():
+                    with contextlib.suppress(Exception):
+                        await writing
+                raise
         finally:
             close = getattr(rows, "close", None)
             if close is not None:
@@ -160,25 +179,41 @@ class Runner:
             staff_ids=frozenset(m["id"] for m in staff),
         )
 
-    async def _customer_chunk(
+    async def _check_customers(
         self, read: "ReadChunk", context: customer_import.StoreContext
-    ) -> None:
-        engine = self.app.state.engine
+    ) -> "CheckedChunk":
         candidates = [c for c in read.candidates if isinstance(c, CustomerCandidate)]
-        async with driver_connection(engine) as conn:
+        async with driver_connection(self.app.state.engine) as conn:
             before = await customer_import.imported_before(
                 conn,
                 store_id=context.store_id,
                 kind=customer_import.KIND,
                 keys=[c.fingerprint for c in candidates],
             )
-            fresh = [c for c in candidates if c.fingerprint not in before]
-            referrers = await customer_import.referrers(conn, context=context, candidates=fresh)
-        prepared = await asyncio.to_thread(
-            customer_import.prepare, fresh, context=context, referrers=referrers
-        )
+        fresh = [c for c in candidates if c.fingerprint not in before]
+        checked = await asyncio.to_thread(customer_import.check, fresh, context=context)
+        return CheckedChunk(rows=len(candidates), checked=checked)
+
+    async def _write_customers(
+        self, read: "ReadChunk", chunk: "CheckedChunk", context: customer_import.StoreContext
+    ) -> None:
+        """Once the previous chunk is committed: the rows it imported are skipped, referrers
+        are found (among its files too), and the chunk is written in one transaction."""
+        engine = self.app.state.engine
+        async with driver_connection(engine) as conn:
+            before = await customer_import.imported_before(
+                conn,
+                store_id=context.store_id,
+                kind=customer_import.KIND,
+                keys=[c.candidate.fingerprint for c in chunk.checked],
+            )
+            checked = [c for c in chunk.checked if c.candidate.fingerprint not in before]
+            referrers = await customer_import.referrers(
+                conn, context=context, candidates=[c.candidate for c in checked]
+            )
+        prepared = customer_import.resolve(checked, context=context, referrers=referrers)
         prepared.errors = [*read.errors, *prepared.errors]
-        prepared.skipped = len(candidates) - len(fresh)
+        prepared.skipped = chunk.rows - len(checked)
         async with driver_connection(engine) as conn, conn.transaction():
             _, progress = await customer_import.write(
                 conn, prepared=prepared, context=context, job_id=self.job.id
@@ -246,6 +281,12 @@ class ReadChunk:
     count: int
     candidates: list[CustomerCandidate]
     errors: list[RowError]
+
+
+@dataclass(slots=True)
+class CheckedChunk:
+    rows: int  # the chunk's rows read as candidates
+    checked: list[customer_import.Checked]
 
 
 def _count_rows(upload: IO[bytes], kind: Any) -> int:
