@@ -101,12 +101,27 @@ class StoreContext:
     staff_ids: frozenset[str]
 
 
+@dataclass(frozen=True, slots=True)
+class Sealed:
+    """A file as its COPY record and its ``customer.registered`` outbox row, built with the
+    checks (off the event loop) rather than inside the chunk's transaction."""
+
+    record: tuple[Any, ...]
+    event_id: str
+    envelope: str
+
+
+def sealed(file: NewFile, *, timezone: str) -> Sealed:
+    event = _registered(file, timezone=timezone)
+    return Sealed(record_of(file), str(event.event_id), event.to_bytes().decode())
+
+
 @dataclass(slots=True)
 class Prepared:
     """A chunk's rows checked and sealed: files to write (with their rows and fingerprints), and
     the errors of the others."""
 
-    files: list[tuple[CustomerCandidate, NewFile]] = field(default_factory=list)
+    files: list[tuple[CustomerCandidate, NewFile, Sealed]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     skipped: int = 0
 
@@ -189,6 +204,7 @@ class Checked:
     file: NewFile | None
     errors: list[RowError]
     owner_failed: bool = False
+    sealed: Sealed | None = None
 
 
 def check(candidates: Sequence[CustomerCandidate], *, context: StoreContext) -> list[Checked]:
@@ -205,7 +221,9 @@ def check(candidates: Sequence[CustomerCandidate], *, context: StoreContext) -> 
         if isinstance(result, list):
             checked.append(Checked(candidate, None, result))
         else:
-            checked.append(Checked(candidate, result, []))
+            checked.append(
+                Checked(candidate, result, [], sealed=sealed(result, timezone=context.timezone))
+            )
     return checked
 
 
@@ -235,10 +253,12 @@ def resolve(
                 continue
             if file is not None:
                 file.referrer_id = referrer
-        if file is None:
+        if file is None or row.sealed is None:
             prepared.errors.extend(row.errors)
             continue
-        prepared.files.append((candidate, file))
+        # The record and event were sealed without the referrer: again with it.
+        done = sealed(file, timezone=context.timezone) if file.referrer_id else row.sealed
+        prepared.files.append((candidate, file, done))
         chunk_names.setdefault(file.name, []).append(file.id)
         for digest in file.phone_hashes:
             chunk_hashes.setdefault(digest, file.id)
@@ -440,14 +460,14 @@ async def write(
     await conn.execute(_STORE_LOCK, context.store_id)
     errors = list(prepared.errors)
     skipped = prepared.skipped
-    digests = [d for _, c in prepared.files for d in c.phone_hashes]
+    digests = [d for _, c, _ in prepared.files for d in c.phone_hashes]
     taken = (
         {r["digest"] for r in await conn.fetch(_PHONES_TAKEN, context.store_id, digests)}
         if digests
         else set()
     )
-    fresh: list[tuple[CustomerCandidate, NewFile]] = []
-    for candidate, customer in prepared.files:
+    fresh: list[tuple[CustomerCandidate, NewFile, Sealed]] = []
+    for candidate, customer, rows in prepared.files:
         if any(d in taken for d in customer.phone_hashes):
             errors.append(
                 RowError(
@@ -459,7 +479,7 @@ async def write(
             )
             continue
         taken.update(customer.phone_hashes)
-        fresh.append((candidate, customer))
+        fresh.append((candidate, customer, rows))
     claimed: set[str] = set()
     if fresh:
         claimed = {
@@ -469,28 +489,29 @@ async def write(
                 context.store_id,
                 KIND,
                 job_id,
-                [c.fingerprint for c, _ in fresh],
-                [f.id for _, f in fresh],
+                [c.fingerprint for c, _, _ in fresh],
+                [f.id for _, f, _ in fresh],
             )
         }
     written = []
-    for candidate, customer in fresh:
+    rows_written = []
+    for candidate, customer, rows in fresh:
         if candidate.fingerprint in claimed:
             claimed.discard(candidate.fingerprint)  # a repeated row of one chunk goes in once
             written.append(customer)
+            rows_written.append(rows)
         else:
             skipped += 1
     if written:
         await conn.copy_records_to_table(
-            "customer", records=[record_of(c) for c in written], columns=COLUMNS
+            "customer", records=[r.record for r in rows_written], columns=COLUMNS
         )
-        envelopes = [_registered(c, timezone=context.timezone) for c in written]
         await conn.execute(
             _INSERT_OUTBOX,
             Topics.CUSTOMERS,
-            [str(e.event_id) for e in envelopes],
-            [e.customer_id for e in envelopes],
-            [e.to_bytes().decode() for e in envelopes],
+            [r.event_id for r in rows_written],
+            [c.id for c in written],
+            [r.envelope for r in rows_written],
         )
     errors.sort(key=lambda e: e.row)
     return written, Progress(rows=0, created=len(written), skipped=skipped, errors=errors)
