@@ -106,3 +106,45 @@ def test_the_existing_callers_keep_working() -> None:
     assert refused.value.errors == [
         {"field": "q", "message": "search a phone by its last 4 digits or the whole number"}
     ]
+
+
+def test_validity_and_kind_agree_with_phonenumbers_on_many_numbers() -> None:
+    """``parse_phone`` asks the numbering plan once (``number_type``) where phonenumbers'
+    ``is_valid_number`` and ``number_type`` each walk it: both answer the same on generated
+    numbers, typed ones of bench/people.py and random digits of every length and country."""
+    import random
+
+    import phonenumbers
+    from phonenumbers import PhoneNumberType
+
+    from bench.people import people
+
+    rng = random.Random(8)
+    typed = [p.phone_typed for p in people(3000, seed=3)]
+    prefixes = ["", "1", "13", "19", "0", "010", "0755", "400", "+1", "+44", "+852", "+86", "+7"]
+    typed += [
+        rng.choice(prefixes) + "".join(rng.choices("0123456789", k=rng.randrange(3, 13)))
+        for _ in range(6000)
+    ]
+    kinds = {
+        PhoneNumberType.MOBILE: ("mobile",),
+        PhoneNumberType.FIXED_LINE: ("landline",),
+        PhoneNumberType.FIXED_LINE_OR_MOBILE: ("mobile", "landline"),
+    }
+    valid = 0
+    for raw in typed:
+        try:
+            parsed = phonenumbers.parse(raw, "CN")
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(parsed):
+            valid += 1
+            got = parse_phone(raw)
+            assert got.e164 == phonenumbers.format_number(
+                parsed, phonenumbers.PhoneNumberFormat.E164
+            )
+            assert got.kinds == kinds.get(phonenumbers.number_type(parsed), ("other",)), raw
+        else:
+            with pytest.raises(InvalidField):
+                parse_phone(raw)
+    assert 3000 <= valid <= len(typed) - 1000  # both outcomes were tried, many times

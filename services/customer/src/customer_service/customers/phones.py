@@ -75,9 +75,13 @@ def parse_phone(
     if parsed.extension:
         # E.164 has no extension; dropping it silently would store a number nobody answers.
         raise InvalidField(field, "extensions are not kept: give the direct number")
-    if not phonenumbers.is_valid_number(parsed):
+    # A number's type is UNKNOWN exactly when it is not valid (``is_valid_number`` is
+    # ``number_type(n) != UNKNOWN`` for the region the number belongs to): one walk of the
+    # numbering plan's patterns instead of two, which an import pays on every row.
+    number_type = phonenumbers.number_type(parsed)
+    if number_type == PhoneNumberType.UNKNOWN:
         raise InvalidField(field, _why_invalid(parsed, region))
-    kinds = _KINDS_OF_TYPE.get(phonenumbers.number_type(parsed), ("other",))
+    kinds = _KINDS_OF_TYPE.get(number_type, ("other",))
     if kind is not None and kind not in kinds:
         raise InvalidField(field, f"{_KIND_WORDS[kinds[0]]}: kind {kinds[0]}, not {kind}")
     return ParsedPhone(
