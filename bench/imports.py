@@ -33,7 +33,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 from people import people
-from support import log, temp_stack
+from support import CpuMeter, log, temp_stack
 
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn
@@ -111,6 +111,11 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
         records = await asyncio.to_thread(precomputed, content, store_id=stores[1])
 
         profiler = _profiler(stack, args.profile) if args.profile else None
+        meter = CpuMeter(
+            {name: pid for name, pid in stack.pids().items() if name != "gateway"},
+            trees=("postgres", "customer", "scoring", "engagement"),
+        )
+        meter.start()
         started = time.perf_counter()
         response = await client.post(
             "/imports",
@@ -123,6 +128,7 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
             await asyncio.sleep(0.1)
             job = (await client.get(f"/imports/{job['id']}")).json()
         imported = time.perf_counter() - started
+        meter.stop()
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
             profiler.wait()
@@ -131,6 +137,7 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
 
     conn = await asyncpg.connect(asyncpg_dsn(stack.database_url("customer")))
     try:
+        plan = await _phone_check_plan(conn, store_id=stores[0])
         started = time.perf_counter()
         async with conn.transaction():
             await conn.copy_records_to_table(
@@ -148,6 +155,26 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
     )
     print(f"bare COPY: {len(records):,} rows in {copied:.2f} s = {copy_rate:,.0f} rows/s")
     print(f"ratio import/COPY: {import_rate / copy_rate:.3f} (target 0.3)")
+    print("during the import (the relay runs in the customer service):")
+    print("\n".join(meter.lines()))
+    print("a chunk's phone check over the imported files (1,000 hashes):")
+    print("\n".join(f"  {line[:200]}" for line in plan))
+
+
+async def _phone_check_plan(conn: asyncpg.Connection, *, store_id: str) -> list[str]:
+    """EXPLAIN ANALYZE of the per-chunk phone duplicate check, with 1,000 hashes of the files
+    just imported (each found once): the plan the job met on every chunk, at its end."""
+    hashes: list[str] = await conn.fetchval(
+        "SELECT array_agg(h) FROM (SELECT phone_hashes[1] AS h FROM customer "
+        "WHERE store_id = $1 LIMIT 1000) t",
+        store_id,
+    )
+    async with conn.transaction():
+        await conn.execute(customer_import.NO_SEQSCAN)
+        rows = await conn.fetch(
+            "EXPLAIN (ANALYZE, BUFFERS) " + customer_import.PHONES_TAKEN, hashes
+        )
+    return [r[0] for r in rows]
 
 
 def _profiler(stack: LocalStack, output: str) -> subprocess.Popen[bytes]:

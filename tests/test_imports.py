@@ -24,7 +24,7 @@ from crm_devstack.fixtures import eventually, migrated_database
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn
 from crm_libs.events.envelope import EventEnvelope, Topics
-from customer_service.imports import jobs, worker
+from customer_service.imports import customer_import, jobs, worker
 from tests.builders import (
     create_customer,
     create_product,
@@ -190,6 +190,52 @@ async def test_a_chunk_sees_the_files_of_the_chunk_before_it(api: httpx.AsyncCli
         return dict(item)
 
     assert (await one(phones[-1]))["referrer_id"] == (await one(phones[0]))["id"]
+
+
+async def test_a_chunks_phone_check_looks_its_hashes_up_in_the_index(
+    api: httpx.AsyncClient, stack: LocalStack
+) -> None:
+    """The check finds the store's phones only (not another store's file with the same phone),
+    through the phone hashes' GIN index, not by comparing every file of the store with the
+    chunk's thousand hashes; the index's pending list is merged after each chunk."""
+    store, other = await create_store(api), await create_store(api)
+    phones = [mobile() for _ in range(300)]
+    await imported(
+        api,
+        csv_bytes([["姓名", "手机"], *[["王芳", p] for p in phones]]),
+        store_id=store["id"],
+        name="a.csv",
+    )
+    await create_customer(api, store_id=other["id"], phone=phones[0])
+    elsewhere = mobile()
+    await create_customer(api, store_id=other["id"], phone=elsewhere)
+    conn = await asyncpg.connect(asyncpg_dsn(stack.database_url("customer")))
+    try:
+        hashes = await conn.fetchval(
+            "SELECT array_agg(h) FROM customer, unnest(phone_hashes) h WHERE store_id = $1",
+            store["id"],
+        )
+        extra = await conn.fetchval(
+            "SELECT phone_hashes[1] FROM customer WHERE store_id = $1 AND NOT phone_hashes "
+            "&& $2::text[]",
+            other["id"],
+            hashes,
+        )
+        async with conn.transaction():
+            taken = await customer_import.phones_taken(
+                conn, store_id=store["id"], digests=[*hashes, extra]
+            )
+            await conn.execute(customer_import.NO_SEQSCAN)
+            plan = "\n".join(
+                r[0]
+                for r in await conn.fetch(
+                    "EXPLAIN " + customer_import.PHONES_TAKEN, [*hashes, extra]
+                )
+            )
+        assert taken == set(hashes)
+        assert "ix_customer_store_phone_hashes" in plan, plan
+    finally:
+        await conn.close()
 
 
 async def test_a_phone_already_on_file_is_reported_not_duplicated(api: httpx.AsyncClient) -> None:
