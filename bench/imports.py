@@ -39,7 +39,7 @@ from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn
 from crm_libs.field_crypto import FieldCipher
 from customer_service.config import DEV_FIELD_KEY, DEV_PHONE_HASH_KEY
-from customer_service.imports import customer_import
+from customer_service.imports import customer_import, file_phones
 from customer_service.imports.customer_rows import read_customer_row
 from customer_service.imports.sheets import open_sheet
 
@@ -170,9 +170,9 @@ async def _phone_check_plan(conn: asyncpg.Connection, *, store_id: str) -> list[
         store_id,
     )
     async with conn.transaction():
-        await conn.execute(customer_import.NO_SEQSCAN)
+        await conn.execute(file_phones.NO_SEQSCAN)
         rows = await conn.fetch(
-            "EXPLAIN (ANALYZE, BUFFERS) " + customer_import.PHONES_TAKEN, hashes
+            "EXPLAIN (ANALYZE, BUFFERS) " + file_phones.FILES_WITH_PHONES, hashes
         )
     return [r[0] for r in rows]
 

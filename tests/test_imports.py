@@ -24,7 +24,7 @@ from crm_devstack.fixtures import eventually, migrated_database
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn
 from crm_libs.events.envelope import EventEnvelope, Topics
-from customer_service.imports import customer_import, jobs, worker
+from customer_service.imports import customer_import, file_phones, jobs, worker
 from tests.builders import (
     create_customer,
     create_product,
@@ -225,11 +225,11 @@ async def test_a_chunks_phone_check_looks_its_hashes_up_in_the_index(
             taken = await customer_import.phones_taken(
                 conn, store_id=store["id"], digests=[*hashes, extra]
             )
-            await conn.execute(customer_import.NO_SEQSCAN)
+            await conn.execute(file_phones.NO_SEQSCAN)
             plan = "\n".join(
                 r[0]
                 for r in await conn.fetch(
-                    "EXPLAIN " + customer_import.PHONES_TAKEN, [*hashes, extra]
+                    "EXPLAIN " + file_phones.FILES_WITH_PHONES, [*hashes, extra]
                 )
             )
         assert taken == set(hashes)

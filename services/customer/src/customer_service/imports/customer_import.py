@@ -27,6 +27,7 @@ from customer_service.customers.models import Customer
 from customer_service.customers.phones import looks_like_phone, normalise_phone, phone_lookup_hash
 from customer_service.customers.schemas import CustomerCreate
 from customer_service.imports.customer_rows import CustomerCandidate
+from customer_service.imports.file_phones import ACTIVE, TAKEN, files_with_phones
 from customer_service.imports.jobs import Progress
 from customer_service.imports.rows import RowError
 
@@ -160,16 +161,13 @@ async def referrers(
         else:
             names.append(text)
     if by_hash:
-        rows = await conn.fetch(
-            "SELECT id, phone_hashes FROM customer WHERE store_id = $1 AND status = 'active' "
-            "AND phone_hashes && $2::text[]",
-            context.store_id,
-            list(by_hash),
+        files = await files_with_phones(
+            conn, store_id=context.store_id, digests=list(by_hash), statuses=ACTIVE
         )
-        for row in rows:
-            for digest in row["phone_hashes"]:
+        for file_id, hashes in files:
+            for digest in hashes:
                 if digest in by_hash:
-                    found.setdefault(by_hash[digest], row["id"])
+                    found.setdefault(by_hash[digest], file_id)
     if names:
         rows = await conn.fetch(
             "SELECT name, array_agg(id) AS ids FROM customer WHERE store_id = $1 "
@@ -436,36 +434,16 @@ def _sheet_field(api_field: str) -> str:
 # Other writers of the store's imports wait for this chunk: two imports of one sheet at once
 # must not both find a phone free.
 _STORE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('customer-import:' || $1))"
-# A chunk's phones against the store's files, through the phone hashes' GIN index: a thousand
-# entries looked up. Asked of the store (``store_id = $1``) the planner, whose statistics lag a
-# table an import grows by a chunk at a time, took the store's btree index and compared each
-# of the store's files with the thousand hashes (0.4 s a chunk at 20,000 files, growing with
-# the store); with the statistics fresh it took a sequential scan. Sequential scans are off for
-# this statement only, and the store is compared in Python (a number's other stores are few).
-PHONES_TAKEN = """
-    SELECT store_id, status, unnest(phone_hashes) AS digest FROM customer
-    WHERE phone_hashes && $1::text[]
-"""
-NO_SEQSCAN = "SET LOCAL enable_seqscan = off"
-RESET_SEQSCAN = "RESET enable_seqscan"
 # Inserted entries wait in the GIN index's pending list, which every search reads whole (up
 # to 4 MB of them): merged after each chunk, a chunk's search stays a thousand tree lookups.
 CLEAN_PENDING = "SELECT gin_clean_pending_list('ix_customer_store_phone_hashes'::regclass)"
-_TAKEN_STATUSES = frozenset({"active", "archived"})
 
 
 async def phones_taken(conn: Any, *, store_id: str, digests: list[str]) -> set[str]:
-    """The digests among ``digests`` of phones on an active or archived file of the store."""
-    if not digests:
-        return set()
-    await conn.execute(NO_SEQSCAN)
-    try:
-        rows = await conn.fetch(PHONES_TAKEN, digests)
-    finally:
-        await conn.execute(RESET_SEQSCAN)
-    return {
-        r["digest"] for r in rows if r["store_id"] == store_id and r["status"] in _TAKEN_STATUSES
-    }
+    """The phones (digests) of the store's active and archived files having any of
+    ``digests``."""
+    files = await files_with_phones(conn, store_id=store_id, digests=digests, statuses=TAKEN)
+    return {d for _, hashes in files for d in hashes}
 
 
 _CLAIM_FINGERPRINTS = """

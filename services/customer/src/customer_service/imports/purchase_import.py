@@ -19,6 +19,7 @@ from crm_libs.events.envelope import Topics
 from crm_libs.ids import new_id
 from crm_libs.problems import InvalidField
 from customer_service.customers.phones import normalise_phone, phone_lookup_hash
+from customer_service.imports.file_phones import ACTIVE, files_with_phones
 from customer_service.imports.jobs import Progress
 from customer_service.imports.purchase_rows import PurchaseCandidate
 from customer_service.imports.rows import RowError
@@ -31,10 +32,6 @@ KIND = "purchases"
 _CUSTOMERS_BY_ID = """
     SELECT id, coalesce(merged_into, id) AS buyer FROM customer
     WHERE store_id = $1 AND id = ANY($2::text[])
-"""
-_CUSTOMERS_BY_PHONE = """
-    SELECT id, phone_hashes FROM customer
-    WHERE store_id = $1 AND status = 'active' AND phone_hashes && $2::text[]
 """
 _CATALOGUE = """
     SELECT sku, id, category, days_per_unit FROM product WHERE sku = ANY($1::text[])
@@ -63,10 +60,12 @@ async def buyers(
             digest_of[c.row] = phone_lookup_hash(e164, key=phone_hash_key)
     by_digest: dict[str, list[str]] = {}
     if digest_of:
-        rows = await conn.fetch(_CUSTOMERS_BY_PHONE, store_id, list(set(digest_of.values())))
-        for row in rows:
-            for digest in row["phone_hashes"]:
-                by_digest.setdefault(digest, []).append(row["id"])
+        files = await files_with_phones(
+            conn, store_id=store_id, digests=list(set(digest_of.values())), statuses=ACTIVE
+        )
+        for file_id, hashes in files:
+            for digest in hashes:
+                by_digest.setdefault(digest, []).append(file_id)
     for c in candidates:
         if c.row in found:
             continue
