@@ -16,6 +16,7 @@ FILES_WITH_PHONES = """
     SELECT id, store_id, status, phone_hashes FROM customer WHERE phone_hashes && $1::text[]
 """
 NO_SEQSCAN = "SET LOCAL enable_seqscan = off"
+RESET_SEQSCAN = "RESET enable_seqscan"
 
 
 async def files_with_phones(
@@ -27,6 +28,8 @@ async def files_with_phones(
     async with conn.transaction():  # inside a chunk's transaction, a savepoint
         await conn.execute(NO_SEQSCAN)
         rows = await conn.fetch(FILES_WITH_PHONES, digests)
+        # A savepoint keeps a SET LOCAL to the end of the enclosing transaction: not wanted.
+        await conn.execute(RESET_SEQSCAN)
     return [
         (r["id"], r["phone_hashes"])
         for r in rows
