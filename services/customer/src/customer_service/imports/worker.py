@@ -4,7 +4,9 @@ Each service process runs one (see main.py). It claims the oldest unfinished job
 (imports/jobs.py), reads the upload back from the database (any replica may run a job another
 received), and works through its rows a chunk at a time: reading and checking rows (pure Python)
 off the event loop, then one transaction per chunk writing the rows, their events, their errors
-and the job's progress together. A job resumed after a crash skips the rows its committed
+and the job's progress together. A customer chunk is read and checked while the one before it
+is written; what depends on that one's rows (rows it imported, referrers among its files) is
+settled once it is committed. A job resumed after a crash skips the rows its committed
 progress counts.
 """
 
