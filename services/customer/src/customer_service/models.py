@@ -4,7 +4,9 @@
 def import_all_models() -> None:
     import crm_libs.events.consumer  # noqa: F401
     import crm_libs.events.outbox  # noqa: F401
+    from customer_service.customers import merge as _merge  # noqa: F401
     from customer_service.customers import models as _customers  # noqa: F401
+    from customer_service.imports import tables as _imports  # noqa: F401
     from customer_service.products import models as _products  # noqa: F401
     from customer_service.purchases import models as _purchases  # noqa: F401
     from customer_service.relations import models as _relations  # noqa: F401

@@ -65,7 +65,7 @@ class CustomerMerge(SQLModel, table=True):
     __tablename__ = "customer_merge"
     __table_args__ = (Index("ix_customer_merge_store_survivor", "store_id", "survivor_id", "id"),)
 
-    id: str = Field(default_factory=new_id, primary_key=True)
+    id: str = Field(default_factory=new_id, sa_column=Column(Text, primary_key=True))
     store_id: str = Field(sa_column=Column(Text, ForeignKey("store.id"), nullable=False))
     survivor_id: str = Field(sa_column=Column(Text, ForeignKey("customer.id"), nullable=False))
     duplicate_id: str = Field(

@@ -76,7 +76,7 @@ class PurchaseRefund(SQLModel, table=True):
         Index("ix_purchase_refund_purchase_id", "purchase_id"),
     )
 
-    id: str = Field(default_factory=new_id, primary_key=True)
+    id: str = Field(default_factory=new_id, sa_column=Column(Text, primary_key=True))
     purchase_id: str = Field(sa_column=Column(Text, ForeignKey("purchase.id"), nullable=False))
     store_id: str = Field(sa_column=Column(Text, ForeignKey("store.id"), nullable=False))
     customer_id: str = Field(sa_column=Column(Text, ForeignKey("customer.id"), nullable=False))

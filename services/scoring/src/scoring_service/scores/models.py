@@ -49,3 +49,19 @@ class PurchaseFact(SQLModel, table=True):
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
     )
+
+
+class MergedCustomer(SQLModel, table=True):
+    """A merged-away file and the survivor holding its purchases now (``scores/merges.py``)."""
+
+    __tablename__ = "merged_customer"
+    # A survivor merged on in turn: its own merged-away files follow it to the next survivor.
+    __table_args__ = (Index("ix_merged_customer_survivor", "survivor_id"),)
+
+    customer_id: str = Field(sa_column=Column(Text, primary_key=True))
+    survivor_id: str = Field(sa_column=Column(Text, nullable=False))
+    store_id: str = Field(sa_column=Column(Text, nullable=False))
+    merged_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
