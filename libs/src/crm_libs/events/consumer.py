@@ -44,7 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
 
 from crm_libs.events.dead_letters import dead_letter_headers
-from crm_libs.events.driver import copy_csv, csv_rows, driver_connection
+from crm_libs.events.driver import driver_connection
 from crm_libs.events.envelope import EventEnvelope, Topics
 from crm_libs.events.relay import make_producer
 from crm_libs.events.transient import is_duplicate_key, is_transient
@@ -160,19 +160,20 @@ async def claim_new_events(
     return out
 
 
-def claims_csv(*, consumer: str, event_ids: Sequence[str]) -> bytes:
+def claim_rows(*, consumer: str, event_ids: Sequence[str]) -> list[tuple[str, str]]:
     """The rows :func:`copy_claims` copies, made ahead of the transaction."""
-    return csv_rows((consumer, event_id) for event_id in event_ids)
+    return [(consumer, event_id) for event_id in event_ids]
 
 
-async def copy_claims(session: AsyncSession, *, claims: bytes) -> None:
-    """Claim events known to be distinct (:func:`claims_csv`) with one COPY; fails on the
-    primary key if any of them was claimed before."""
-    await copy_csv(
-        await driver_connection(session),
-        ProcessedEvent.__tablename__,
-        data=claims,
-        columns=_CLAIM_COLUMNS,
+async def copy_claims(session: AsyncSession, *, claims: list[tuple[str, str]]) -> None:
+    """Claim events known to be distinct (:func:`claim_rows`) with one COPY; fails on the
+    primary key if any of them was claimed before.
+
+    A binary COPY: asyncpg encodes the values, the server only stores them (CSV made ahead
+    moved the work into the server's parsing, the busier side here)."""
+    driver = await driver_connection(session)
+    await driver.copy_records_to_table(
+        ProcessedEvent.__tablename__, records=claims, columns=_CLAIM_COLUMNS
     )
 
 
@@ -189,7 +190,7 @@ class _Fetched(Generic[E]):
     poison: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
     # Made before the batch's turn, while the previous batch's transaction runs.
     ids: list[str] = field(default_factory=list)
-    claims: bytes = b""
+    claims: list[tuple[str, str]] = field(default_factory=list)
     prepared: Any = None
 
 
@@ -361,7 +362,7 @@ class EventConsumer(Generic[E]):
                 if done % _DECODE_SLICE == 0:
                     await asyncio.sleep(0)
         fetched.ids = [str(e.event_id) for e in fetched.events]
-        fetched.claims = claims_csv(consumer=self.name, event_ids=fetched.ids)
+        fetched.claims = claim_rows(consumer=self.name, event_ids=fetched.ids)
         if self._prepare is not None and fetched.events:
             await asyncio.sleep(0)
             fetched.prepared = self._prepare(fetched.events)
@@ -415,7 +416,7 @@ class EventConsumer(Generic[E]):
         await self._apply_once(events)
 
     async def _apply_once(
-        self, events: list[E], *, claims: bytes | None = None, prepared: Any = None
+        self, events: list[E], *, claims: list[tuple[str, str]] | None = None, prepared: Any = None
     ) -> None:
         """One transaction: claimed with one COPY of ``claims`` (a first delivery, every event
         new) or with conflict checks, then the handler on the events not applied before."""

@@ -7,10 +7,6 @@ as asyncpg records, not SQLAlchemy rows. They run in the session's transaction.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Iterable, Sequence
-
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,20 +23,3 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     if not driver.is_in_transaction():
         await connection.exec_driver_sql("SELECT 1")
     return driver
-
-
-def csv_rows(rows: Iterable[Sequence[object]]) -> bytes:
-    """Rows as ``COPY ... (FORMAT csv)`` data, quoted where a value needs it.
-
-    Made before a transaction (outside it), a COPY of them costs the transaction only the
-    server's parsing: binary COPY from records encodes every value while the server waits."""
-    text = io.StringIO()
-    csv.writer(text, lineterminator="\n").writerows(rows)
-    return text.getvalue().encode()
-
-
-async def copy_csv(
-    db: asyncpg.Connection, table: str, *, data: bytes, columns: Sequence[str]
-) -> None:
-    """COPY rows made by :func:`csv_rows` into ``table``."""
-    await db.copy_to_table(table, source=io.BytesIO(data), columns=list(columns), format="csv")

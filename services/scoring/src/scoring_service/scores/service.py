@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from crm_libs.events.consumer import first_delivery
-from crm_libs.events.driver import copy_csv, csv_rows, driver_connection
+from crm_libs.events.driver import driver_connection
 from crm_libs.principal import Principal
 from crm_libs.problems import NotFound
 from scoring_service.scores import events
@@ -213,7 +213,7 @@ class PreparedPurchases:
 
     purchases: Sequence[PurchaseSeen]
     customer_ids: list[str]  # each purchase's, when made ready
-    facts: bytes  # COPY data (csv)
+    facts: list[tuple[object, ...]]  # the rows of purchase_fact
     folded: list[list[Any]]  # _ADD_BATCH_SQL's $1..$8
 
     def describes(self, purchases: Sequence[PurchaseSeen]) -> bool:
@@ -230,19 +230,19 @@ class PreparedPurchases:
         return cls(
             purchases=purchases,
             customer_ids=[p.customer_id for p in purchases],
-            facts=csv_rows(
+            facts=[
                 (
                     p.purchase_id,
                     p.store_id,
                     p.customer_id,
-                    _timestamp_text(p.purchased_at),
-                    p.purchased_on.isoformat(),
+                    p.purchased_at,
+                    p.purchased_on,
                     p.timezone,
                     p.total,
                     p.supply_days,
                 )
                 for p in purchases
-            ),
+            ],
             folded=[
                 [a.customer_id for a in batch],
                 [a.store_id for a in batch],
@@ -254,12 +254,6 @@ class PreparedPurchases:
                 [a.supply_days for a in batch],
             ],
         )
-
-
-def _timestamp_text(at: datetime) -> str:
-    """A timestamp as COPY reads it; without a zone it is UTC (as asyncpg sends it), not the
-    server's zone."""
-    return (at if at.tzinfo is not None else at.replace(tzinfo=UTC)).isoformat()
 
 
 def window_start(as_of: date | None) -> tuple[datetime, datetime]:
@@ -340,7 +334,9 @@ async def _store_facts(
     if bulk and len({p.purchase_id for p in purchases}) == len(purchases):
         if prepared is None:
             prepared = PreparedPurchases.of(purchases)
-        await copy_csv(db, "purchase_fact", data=prepared.facts, columns=_FACT_COLUMNS)
+        await db.copy_records_to_table(
+            "purchase_fact", records=prepared.facts, columns=_FACT_COLUMNS
+        )
         return list(purchases), prepared
     rows = await db.fetch(
         _INSERT_FACTS_SQL,
