@@ -110,7 +110,7 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
         log("precomputing the COPY's records …")
         records = await asyncio.to_thread(precomputed, content, store_id=stores[1])
 
-        profiler = _profiler(stack, args.profile) if args.profile else None
+        profiler = _profiler(stack, args.profile, args.profile_service) if args.profile else None
         meter = CpuMeter(
             {name: pid for name, pid in stack.pids().items() if name != "gateway"},
             trees=("postgres", "customer", "scoring", "engagement"),
@@ -177,11 +177,11 @@ async def _phone_check_plan(conn: asyncpg.Connection, *, store_id: str) -> list[
     return [r[0] for r in rows]
 
 
-def _profiler(stack: LocalStack, output: str) -> subprocess.Popen[bytes]:
+def _profiler(stack: LocalStack, output: str, service: str) -> subprocess.Popen[bytes]:
     spy = shutil.which("py-spy")
     if spy is None:
         raise SystemExit("--profile needs py-spy on PATH")
-    pid = stack.pids()["customer"]
+    pid = stack.pids()[service]
     # An .svg is a flame graph; any other name gets the collapsed stacks, one per line.
     form = "flamegraph" if output.endswith(".svg") else "raw"
     command = [spy, "record", "--subprocesses", "--pid", str(pid), "--rate", "50"]
@@ -193,6 +193,9 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--profile", help="write a py-spy profile of the import here")
+    parser.add_argument(
+        "--profile-service", default="customer", help="the service --profile samples"
+    )
     args = parser.parse_args()
     with temp_stack("crm-bench-imports-") as stack:
         log(f"starting the stack in {stack.data_dir} …")
