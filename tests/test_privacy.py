@@ -309,6 +309,15 @@ async def test_erasure_anonymises_the_file_keeps_the_sales_and_tells_the_other_s
         assert (await manager.patch(path, json={"name": "王芳"})).status_code == 409
         assert (await manager.delete(path)).status_code == 409
         assert (await manager.get(path)).json() == erased.json()
+        # Nor a new sale: it would tie fresh behaviour to the person the file no longer names.
+        sale = {
+            "purchased_at": days_ago(0),
+            "items": [{"sku": made["product"]["sku"], "qty": 1}],
+            "acknowledge_warnings": True,
+        }
+        refused = await manager.post(f"{path}/purchases", json=sale)
+        assert refused.status_code == 409, refused.text
+        assert "erased" in refused.json()["detail"]
 
     conn = await asyncpg.connect(stack.postgres.url("crm_customer", driver="postgresql"))
     try:

@@ -102,6 +102,7 @@ _SELLER = (
         col(Customer.health_encrypted),
         col(Customer.health_consent_at),
         col(Customer.merged_into),
+        col(Customer.status),
         _STAFF_STORE.scalar_subquery().label("staff_store_id"),
     )
     .join(Store, col(Store.id) == col(Customer.store_id))
@@ -175,6 +176,10 @@ async def record(
             f"The file was merged into {seller['merged_into']}: record the purchase there",
             errors=[{"field": "customer_id", "message": f"merged_into {seller['merged_into']}"}],
         )
+    if seller["status"] == customers.ERASED:
+        # Anonymised for good (customers/privacy.py): a new sale would tie fresh behaviour to
+        # the person the file no longer names.
+        raise Conflict("The file was erased: a sale can no longer be recorded on it")
     timezone: str = seller["timezone"]
     purchased_at = _aware(purchase_in.purchased_at, timezone)
     if purchased_at > datetime.now(UTC) + clock_skew:
