@@ -1,15 +1,18 @@
 """The scores' read copy on the customer file (customer_service.score_copy): only a newer score
 version replaces it, on a real, migrated database; each test's work is rolled back."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_devstack.fixtures import migrated_database, session_on
 from crm_devstack.stack import LocalStack
+from crm_libs.db import asyncpg_dsn
 from crm_libs.events.envelope import EventEnvelope
 from crm_libs.ids import new_id
 from customer_service.customers.models import Customer
@@ -111,3 +114,62 @@ async def test_a_score_without_a_tier_or_version_is_refused(session: AsyncSessio
     for payload in ({"version": 1}, {"value_tier": "vip"}, {"value_tier": "vip", "version": "1"}):
         with pytest.raises(ValueError, match="score.changed"):
             await handle_events(session, [bad.model_copy(update={"payload": payload})])
+
+
+async def test_the_copy_locks_its_files_in_id_order_so_a_merge_never_deadlocks_with_it(
+    database_url: str,
+) -> None:
+    """A merge locks its two files in id order (customers/merge.py); the copy must take the
+    batch's files in the same order, or a batch naming them the other way round deadlocks with
+    it: the copy holding the higher id and waiting for the lower, the merge the reverse."""
+    dsn = asyncpg_dsn(database_url)
+    low, high = new_id(), new_id()  # time-ordered: low < high
+    setup = await asyncpg.connect(dsn)
+    merge = await asyncpg.connect(dsn)
+    try:
+        store = new_id()
+        await setup.execute(
+            "INSERT INTO store (id, code, name, timezone) VALUES ($1, $2, 'S', 'Asia/Shanghai')",
+            store,
+            store,
+        )
+        for customer_id in (high, low):  # the higher first: a scan meets it first too
+            await setup.execute(
+                "INSERT INTO customer (id, store_id, name) VALUES ($1, $2, '曾')",
+                customer_id,
+                store,
+            )
+        batch = [
+            EventEnvelope(
+                type="score.changed",
+                store_id=store,
+                customer_id=customer_id,
+                payload={"value_tier": "vip", "previous_tier": None, "version": 1},
+            )
+            for customer_id in (high, low)
+        ]
+        merging = merge.transaction()
+        await merging.start()
+        await merge.execute("SELECT 1 FROM customer WHERE id = $1 FOR UPDATE", low)
+
+        async def copy() -> None:
+            async with session_on(database_url) as session:
+                await handle_events(session, batch)
+                await session.commit()
+
+        copying = asyncio.create_task(copy())
+        await asyncio.sleep(0.5)  # the copy reaches the lower id and waits for the merge
+        # The merge's second lock: with the copy holding the higher id this is a deadlock, and
+        # PostgreSQL aborts one of the two after deadlock_timeout.
+        await asyncio.wait_for(
+            merge.execute("SELECT 1 FROM customer WHERE id = $1 FOR UPDATE", high), timeout=30
+        )
+        await merging.commit()
+        await asyncio.wait_for(copying, timeout=30)
+        tiers = await setup.fetch(
+            "SELECT value_tier FROM customer WHERE id = ANY($1::text[])", [low, high]
+        )
+        assert [r["value_tier"] for r in tiers] == ["vip", "vip"]
+    finally:
+        await merge.close()
+        await setup.close()

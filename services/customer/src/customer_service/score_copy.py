@@ -32,6 +32,11 @@ _APPLY_SQL = """
     WHERE c.id = s.customer_id AND (c.score_version IS NULL OR c.score_version < s.version)
 """
 
+# The batch's files locked first, in id order: a merge locks its two files in that order
+# (customers/merge.py), and an UPDATE takes rows in whatever order its plan meets them, so a
+# batch naming them the other way round would deadlock with the merge.
+_LOCK_SQL = "SELECT 1 FROM customer WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE"
+
 
 @dataclass(frozen=True, slots=True)
 class ScoreSeen:
@@ -86,6 +91,7 @@ async def apply_score_changes(session: AsyncSession, events: list[EventEnvelope]
     if not scores:
         return
     driver = await driver_connection(session)
+    await driver.execute(_LOCK_SQL, [s.customer_id for s in scores])
     await driver.execute(
         _APPLY_SQL,
         [s.customer_id for s in scores],
