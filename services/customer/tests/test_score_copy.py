@@ -123,7 +123,8 @@ async def test_the_copy_locks_its_files_in_id_order_so_a_merge_never_deadlocks_w
     batch's files in the same order, or a batch naming them the other way round deadlocks with
     it: the copy holding the higher id and waiting for the lower, the merge the reverse."""
     dsn = asyncpg_dsn(database_url)
-    low, high = new_id(), new_id()  # time-ordered: low < high
+    # Sorted: two ids made in the same millisecond differ only in their random bits.
+    low, high = sorted((new_id(), new_id()))
     setup = await asyncpg.connect(dsn)
     merge = await asyncpg.connect(dsn)
     try:
