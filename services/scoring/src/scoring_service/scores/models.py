@@ -1,7 +1,21 @@
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Column, Date, DateTime, Index, Integer, Numeric, Text, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Identity,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    Text,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -9,7 +23,10 @@ class CustomerScore(SQLModel, table=True):
     """Per-customer aggregates and the classification computed from them."""
 
     __tablename__ = "customer_score"
-    __table_args__ = (Index("ix_customer_score_store_spend", "store_id", "net_spend_365d"),)
+    __table_args__ = (
+        Index("ix_customer_score_store_spend", "store_id", "net_spend_365d"),
+        Index("ix_customer_score_store_customer", "store_id", "customer_id"),
+    )
 
     customer_id: str = Field(primary_key=True)
     store_id: str = Field(sa_column=Column(Text, nullable=False))
@@ -26,6 +43,21 @@ class CustomerScore(SQLModel, table=True):
         sa_column=Column(Numeric(14, 2), nullable=False, server_default="0")
     )
     value_tier: str | None = Field(default=None, sa_column=Column(Text))
+    # DOMAIN.md §3's other classifications. The floor is a manager's setting (API.md's
+    # ladder-floor): the computed level never drops below it until it is cleared.
+    ladder_level: str | None = Field(default=None, sa_column=Column(Text))
+    ladder_score: int | None = Field(default=None, sa_column=Column(SmallInteger))
+    ladder_floor: str | None = Field(default=None, sa_column=Column(Text))
+    ladder_floor_reason: str | None = Field(default=None, sa_column=Column(Text))
+    ladder_floor_by: str | None = Field(default=None, sa_column=Column(Text))
+    loyalty: str | None = Field(default=None, sa_column=Column(Text))
+    lifecycle: str | None = Field(default=None, sa_column=Column(Text))
+    rfm_r: int | None = Field(default=None, sa_column=Column(SmallInteger))
+    rfm_f: int | None = Field(default=None, sa_column=Column(SmallInteger))
+    rfm_m: int | None = Field(default=None, sa_column=Column(SmallInteger))
+    rfm_segment: str | None = Field(default=None, sa_column=Column(Text))
+    # The store-local day lifecycle and RFM were last computed for (the daily ageing).
+    classified_on: date | None = Field(default=None, sa_column=Column(Date))
     version: int = Field(sa_column=Column(Integer, nullable=False, server_default="0"))
     computed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
 
@@ -65,3 +97,76 @@ class MergedCustomer(SQLModel, table=True):
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
     )
+
+
+class ModelFit(SQLModel, table=True):
+    """One BG/NBD and Gamma-Gamma fit of a store (``store_id`` null: the pooled fit), kept."""
+
+    __tablename__ = "model_fit"
+    __table_args__ = (Index("ix_model_fit_store_fitted", "store_id", "fitted_at"),)
+
+    id: str = Field(sa_column=Column(Text, primary_key=True))
+    store_id: str | None = Field(default=None, sa_column=Column(Text))
+    fitted_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
+    calibration_end: date = Field(sa_column=Column(Date, nullable=False))
+    time_unit: str = Field(sa_column=Column(Text, nullable=False))
+    customers: int = Field(sa_column=Column(Integer, nullable=False))
+    repeat_customers: int = Field(sa_column=Column(Integer, nullable=False))
+    r: float = Field(sa_column=Column(Float, nullable=False))
+    alpha: float = Field(sa_column=Column(Float, nullable=False))
+    a: float = Field(sa_column=Column(Float, nullable=False))
+    b: float = Field(sa_column=Column(Float, nullable=False))
+    bgnbd_log_likelihood: float = Field(sa_column=Column(Float, nullable=False))
+    p: float | None = Field(default=None, sa_column=Column(Float))
+    q: float | None = Field(default=None, sa_column=Column(Float))
+    v: float | None = Field(default=None, sa_column=Column(Float))
+    gamma_gamma_log_likelihood: float | None = Field(default=None, sa_column=Column(Float))
+
+
+class CustomerSignal(SQLModel, table=True):
+    """A member event attended or a guest brought, keyed by the event that reported it."""
+
+    __tablename__ = "customer_signal"
+    __table_args__ = (Index("ix_customer_signal_customer", "customer_id", "kind", "occurred_at"),)
+
+    kind: str = Field(sa_column=Column(Text, primary_key=True))
+    source_id: str = Field(sa_column=Column(Text, primary_key=True))
+    customer_id: str = Field(sa_column=Column(Text, nullable=False))
+    store_id: str = Field(sa_column=Column(Text, nullable=False))
+    occurred_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class CustomerLink(SQLModel, table=True):
+    """What the ladder and loyalty read of the customer file: referrer, competitors in use."""
+
+    __tablename__ = "customer_link"
+    __table_args__ = (Index("ix_customer_link_referrer", "referrer_id"),)
+
+    customer_id: str = Field(sa_column=Column(Text, primary_key=True))
+    store_id: str = Field(sa_column=Column(Text, nullable=False))
+    referrer_id: str | None = Field(default=None, sa_column=Column(Text))
+    uses_competitor: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
+    )
+
+
+class ScoreHistory(SQLModel, table=True):
+    """One change of a customer's tier, ladder or lifecycle, with its cause."""
+
+    __tablename__ = "score_history"
+    __table_args__ = (Index("ix_score_history_customer", "customer_id", "id"),)
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, Identity(), primary_key=True))
+    customer_id: str = Field(sa_column=Column(Text, nullable=False))
+    store_id: str = Field(sa_column=Column(Text, nullable=False))
+    at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
+    field: str = Field(sa_column=Column(Text, nullable=False))
+    previous: str | None = Field(default=None, sa_column=Column(Text))
+    value: str | None = Field(default=None, sa_column=Column(Text))
+    cause: str = Field(sa_column=Column(Text, nullable=False))
