@@ -22,7 +22,12 @@ from crm_libs.events.driver import driver_connection
 from scoring_service.scores import events
 from scoring_service.scores.aggregates import PurchaseSeen
 from scoring_service.scores.consumed import DEFAULT_TIMEZONE, Merged
-from scoring_service.scores.service import _lock_stores, _rebuild, _rerank, window_start
+from scoring_service.scores.service import (
+    _lock_stores,
+    _rerank,
+    rebuild_aggregates,
+    window_start,
+)
 from scoring_service.scores.tiers import PROSPECT
 
 _SURVIVORS_OF_SQL = """
@@ -133,5 +138,5 @@ async def apply_merges(
         datetime.now(UTC),
     )
     if received:
-        await _rebuild(db, sorted(received), since=since, now=now)
+        await rebuild_aggregates(db, customer_ids=sorted(received), since=since, now=now)
     return await _rerank(db, stores, now=now)

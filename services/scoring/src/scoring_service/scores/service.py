@@ -27,7 +27,7 @@ from crm_libs.events.driver import driver_connection
 from crm_libs.principal import Principal
 from crm_libs.problems import NotFound
 from scoring_service.scores import events
-from scoring_service.scores.aggregates import Aggregate, PurchaseSeen, fold_batch
+from scoring_service.scores.aggregates import PurchaseSeen, fold_batch
 from scoring_service.scores.models import CustomerScore
 from scoring_service.scores.tiers import INACTIVE, PROSPECT, WINDOW_DAYS, tier_case_sql
 
@@ -98,12 +98,6 @@ _INSERT_FACTS_SQL = """
 """
 
 
-def _spend_in_window(customer: str, since: str) -> str:
-    """SQL for a customer's net spend in the trailing window (both arguments are SQL)."""
-    return f"""COALESCE((SELECT SUM(pf.total) FROM purchase_fact AS pf
-                         WHERE pf.customer_id = {customer} AND pf.purchased_at > {since}), 0)"""
-
-
 # A batch added to the stored aggregates (aggregates.BatchAggregate, one row per customer): in
 # place where the batch is dated no earlier than the stored last purchase, a new row for a new
 # customer. Returns the customers it could not add to (their batch starts before their last
@@ -152,29 +146,52 @@ _ADD_BATCH_SQL = """
                               UNION ALL SELECT customer_id FROM created)
 """
 
-# Every stored purchase of the customers whose aggregate starts again, in date order.
-_CUSTOMER_FACTS_SQL = """
-    SELECT purchase_id, store_id, customer_id, purchased_at, purchased_on, timezone, total,
-           supply_days
-    FROM purchase_fact
-    WHERE customer_id = ANY($1::text[])
-    ORDER BY customer_id, purchased_at, purchase_id
-"""
-
-# Aggregates rebuilt from all of their customers' facts, written as they are. $7 since, $8 now.
-_REPLACE_AGGREGATES_SQL = f"""
+# Aggregates rebuilt from all of their customers' stored purchases, set-based: what
+# Aggregate.rebuild folds purchase by purchase, in one statement for any number of customers.
+# The fold r = max(day, r) + supply, over the purchases in date order, unrolls to
+# max over k of (day_k + supply bought from k on) = all supply + max over k of (day_k - supply
+# bought before k): a running sum, no loop. The time zone is the last purchase's, ties broken by
+# id bytewise as PurchaseSeen.date_order does. Only rows that differ are written (a store's
+# recompute of correct aggregates writes nothing). {source} selects the facts; $2 since, $3 now.
+_REBUILD_SQL = """
+    WITH facts AS (
+        SELECT f.customer_id, f.purchased_at, f.purchased_on, f.total, f.supply_days,
+               COALESCE(sum(f.supply_days) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING
+                                                   AND 1 PRECEDING), 0) AS supply_before,
+               last_value(f.timezone) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING
+                                              AND UNBOUNDED FOLLOWING) AS last_timezone
+        FROM purchase_fact AS f
+        WHERE {source}
+        WINDOW w AS (PARTITION BY f.customer_id
+                     ORDER BY f.purchased_at, f.purchase_id COLLATE "C")
+    ), rebuilt AS (
+        SELECT customer_id, min(last_timezone) AS timezone, count(*) AS purchases,
+               min(purchased_at) AS first_at, max(purchased_at) AS last_at,
+               max(purchased_on - CAST(supply_before AS integer))
+                   + CAST(sum(supply_days) AS integer) AS runs_out,
+               COALESCE(sum(total) FILTER (WHERE purchased_at > $2), 0) AS spend
+        FROM facts
+        GROUP BY customer_id
+    )
     UPDATE customer_score AS cs SET
         timezone = b.timezone,
         purchase_count = b.purchases,
         first_purchase_at = b.first_at,
         last_purchase_at = b.last_at,
         supply_runs_out_on = b.runs_out,
-        net_spend_365d = {_spend_in_window("b.customer_id", "$7")},
-        computed_at = $8
-    FROM unnest($1::text[], $2::text[], $3::integer[], $4::timestamptz[], $5::timestamptz[],
-                $6::date[]) AS b(customer_id, timezone, purchases, first_at, last_at, runs_out)
+        net_spend_365d = b.spend,
+        computed_at = $3
+    FROM rebuilt AS b
     WHERE cs.customer_id = b.customer_id
-"""  # noqa: S608
+      AND (cs.timezone, cs.purchase_count, cs.first_purchase_at, cs.last_purchase_at,
+           cs.supply_runs_out_on, cs.net_spend_365d)
+          IS DISTINCT FROM (b.timezone, b.purchases, b.first_at, b.last_at, b.runs_out, b.spend)
+"""
+_REBUILD_CUSTOMERS_SQL = _REBUILD_SQL.format(source="f.customer_id = ANY($1::text[])")
+# A whole store: its customers are those of its score rows (a merge moves facts between them).
+_REBUILD_STORE_SQL = _REBUILD_SQL.format(
+    source="f.customer_id IN (SELECT customer_id FROM customer_score WHERE store_id = $1)"
+)
 
 # A registration that arrives after a purchase (another topic, no ordering) changes nothing.
 _INSERT_PROSPECTS_SQL = f"""
@@ -374,35 +391,30 @@ async def _add_purchases(
     # Supply carries over, so each customer's purchases fold in purchase-date order.
     folded = (prepared or PreparedPurchases.of(fresh)).folded
     late = await db.fetch(_ADD_BATCH_SQL, *folded, since, now)
-    if late:  # rare (a back-dated purchase): two more statements for the batch, not per event
-        await _rebuild(db, [r[0] for r in late], since=since, now=now)
+    if late:  # rare (a back-dated purchase): one more statement for the batch, not per event
+        await rebuild_aggregates(db, customer_ids=[r[0] for r in late], since=since, now=now)
     return await _rerank(db, {p.store_id for p in fresh}, now=now)
 
 
-async def _rebuild(
-    db: asyncpg.Connection, customer_ids: list[str], *, since: datetime, now: datetime
-) -> None:
-    """Recompute these customers' aggregates from all their stored purchases (this batch's
-    included), in purchase-date order."""
-    facts: dict[str, list[PurchaseSeen]] = {c: [] for c in customer_ids}
-    for row in await db.fetch(_CUSTOMER_FACTS_SQL, customer_ids):
-        facts[row["customer_id"]].append(PurchaseSeen(**row))
-    rebuilt = []
-    for customer_id, bought in facts.items():
-        aggregate = Aggregate(customer_id=customer_id, store_id="", timezone="")
-        aggregate.rebuild(bought)
-        rebuilt.append(aggregate)
-    await db.execute(
-        _REPLACE_AGGREGATES_SQL,
-        [a.customer_id for a in rebuilt],
-        [a.timezone for a in rebuilt],
-        [a.purchase_count for a in rebuilt],
-        [a.first_purchase_at for a in rebuilt],
-        [a.last_purchase_at for a in rebuilt],
-        [a.supply_runs_out_on for a in rebuilt],
-        since,
-        now,
-    )
+async def rebuild_aggregates(
+    db: asyncpg.Connection,
+    *,
+    since: datetime,
+    now: datetime,
+    customer_ids: Sequence[str] | None = None,
+    store_id: str | None = None,
+) -> int:
+    """Recompute the aggregates of these customers, or of every customer of ``store_id``, from
+    all their stored purchases in purchase-date order; returns how many rows it corrected.
+
+    The caller holds the stores' locks."""
+    if (customer_ids is None) == (store_id is None):
+        raise ValueError("rebuild_aggregates takes customer_ids or store_id, not both")
+    if customer_ids is not None:
+        status = await db.execute(_REBUILD_CUSTOMERS_SQL, list(customer_ids), since, now)
+    else:
+        status = await db.execute(_REBUILD_STORE_SQL, store_id, since, now)
+    return int(status.rsplit(" ", 1)[-1])
 
 
 async def _register_prospects(
