@@ -27,24 +27,37 @@ class TierChange(msgspec.Struct, frozen=True, gc=False):
 
 # The EventEnvelope of score.changed, built in SQL (tests/test_batch_statements.py parses it
 # back with EventEnvelope). occurred_at in UTC with a Z, as pydantic writes it.
-_ENVELOPE_SQL = f"""
+_TIER_PAYLOAD_SQL = """
+    'value_tier', e.value_tier, 'previous_tier', e.previous_tier, 'version', e.version,
+    'net_spend_365d', CAST(round(e.net_spend_365d, 2) AS text)
+"""
+# The current ladder and lifecycle, what they were, and why (deploy/README.md, crm.scores.v1).
+_CLASSIFIED_PAYLOAD_SQL = """,
+    'ladder_level', e.ladder_level, 'previous_ladder_level', e.previous_ladder_level,
+    'ladder_score', e.ladder_score,
+    'lifecycle', e.lifecycle, 'previous_lifecycle', e.previous_lifecycle, 'cause', e.cause
+"""
+
+
+def _envelope_sql(*, classified: bool) -> str:
+    payload = _TIER_PAYLOAD_SQL + (_CLASSIFIED_PAYLOAD_SQL if classified else "")
+    return f"""
     jsonb_build_object(
         'event_id', e.event_id, 'type', '{SCORE_CHANGED}', 'version', 1,
         'occurred_at', e.occurred_at,
         'store_id', e.store_id, 'customer_id', e.customer_id,
-        'payload', jsonb_build_object(
-            'value_tier', e.value_tier, 'previous_tier', e.previous_tier, 'version', e.version,
-            'net_spend_365d', CAST(round(e.net_spend_365d, 2) AS text)
-        )
+        'payload', jsonb_build_object({payload})
     )
-"""
+    """
 
 
-def staging_sql(changes: str) -> str:
+def staging_sql(changes: str, *, classified: bool = False) -> str:
     """CTEs (to follow a ``WITH``) that stage one ``score.changed`` per row of ``changes``.
 
     ``changes`` names an earlier CTE with the columns of :class:`TierChange` (a constant of the
-    caller's SQL, never a value).
+    caller's SQL, never a value); with ``classified`` also ``ladder_level``,
+    ``previous_ladder_level``, ``ladder_score``, ``lifecycle``, ``previous_lifecycle`` and
+    ``cause``, which the event then carries.
 
     Event ids: one random UUID per statement, its last twelve hex digits replaced by the row's
     number in the statement. Unique within the statement by the number, across statements by
@@ -63,7 +76,7 @@ def staging_sql(changes: str) -> str:
         FROM {changes} AS c CROSS JOIN score_stamp AS s
     ), staged AS (
         INSERT INTO outbox_event (event_id, topic, key, envelope)
-        SELECT e.event_id, '{Topics.SCORES}', e.customer_id, {_ENVELOPE_SQL}
+        SELECT e.event_id, '{Topics.SCORES}', e.customer_id, {_envelope_sql(classified=classified)}
         FROM score_event AS e
     )
     """  # noqa: S608

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Text,
     text,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 
@@ -133,8 +134,9 @@ class CustomerSignal(SQLModel, table=True):
     __table_args__ = (Index("ix_customer_signal_customer", "customer_id", "kind", "occurred_at"),)
 
     kind: str = Field(sa_column=Column(Text, primary_key=True))
+    # The member event's id: one signal of a kind per customer and event (scores/signals.py).
     source_id: str = Field(sa_column=Column(Text, primary_key=True))
-    customer_id: str = Field(sa_column=Column(Text, nullable=False))
+    customer_id: str = Field(sa_column=Column(Text, primary_key=True))
     store_id: str = Field(sa_column=Column(Text, nullable=False))
     occurred_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
@@ -151,6 +153,8 @@ class CustomerLink(SQLModel, table=True):
     uses_competitor: bool = Field(
         default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
     )
+    # The file's version the link was taken from: an older event changes nothing.
+    version: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
 
 
 class ScoreHistory(SQLModel, table=True):
@@ -170,3 +174,25 @@ class ScoreHistory(SQLModel, table=True):
     previous: str | None = Field(default=None, sa_column=Column(Text))
     value: str | None = Field(default=None, sa_column=Column(Text))
     cause: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class RfmBound(SQLModel, table=True):
+    """A store's RFM quintile boundaries (four cut points each), as of ``computed_at``.
+
+    ``new_buyers``: customers scored against them since who were not among the ``buyers``
+    they were computed from; the store's boundaries are computed again when they have grown
+    by a quarter (scores/rfm.py)."""
+
+    __tablename__ = "rfm_bound"
+
+    store_id: str = Field(sa_column=Column(Text, primary_key=True))
+    computed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    buyers: int = Field(sa_column=Column(Integer, nullable=False))
+    new_buyers: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default="0")
+    )
+    recency: list[datetime] = Field(
+        sa_column=Column(ARRAY(DateTime(timezone=True)), nullable=False)
+    )
+    frequency: list[int] = Field(sa_column=Column(ARRAY(Integer), nullable=False))
+    monetary: list[Decimal] = Field(sa_column=Column(ARRAY(Numeric(14, 2)), nullable=False))
