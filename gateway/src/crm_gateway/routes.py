@@ -21,6 +21,7 @@ ROUTES: tuple[Route, ...] = tuple(
     Route(re.compile(pattern), service)
     for pattern, service in (
         (rf"^/customers/{_ID}/score$", "scoring"),
+        (rf"^/stores/{_ID}/models/fit$", "scoring"),
         (r"^/tasks$", "engagement"),
         (r"^/(stores|staff|products|customers)(/.*)?$", "customer"),
         (rf"^/purchases/{_ID}/refund$", "customer"),

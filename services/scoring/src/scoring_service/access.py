@@ -5,9 +5,13 @@ Scores are read by everyone who serves the store's customers, partner systems in
 """
 
 from crm_libs.access import EVERY_ROLE, AccessPolicy
+from crm_libs.principal import Role
 
 POLICY = AccessPolicy(
     operations={
         "GET /customers/{customer_id}/score": EVERY_ROLE,
+        # Fitting writes a fit the store's predictions then use, and costs seconds of CPU: the
+        # store's manager and head office decide when; staff and partner systems read scores.
+        "POST /stores/{store_id}/models/fit": frozenset({Role.HQ_ADMIN, Role.STORE_MANAGER}),
     }
 )

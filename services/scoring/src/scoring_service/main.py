@@ -11,7 +11,9 @@ from crm_libs.service_app import create_service_app
 from scoring_service.access import POLICY
 from scoring_service.config import Settings
 from scoring_service.scores.consumed import decode_event
+from scoring_service.scores.fits_scheduled import model_refit_worker
 from scoring_service.scores.handlers import make_batch_handler, prepare_batch
+from scoring_service.scores.model_router import router as model_router
 from scoring_service.scores.router import router as scores_router
 from scoring_service.scores.scheduled import window_refresh_worker
 
@@ -41,9 +43,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Scoring service",
         settings=settings or Settings(),
         routers=[
-            guarded([scores_router], policy=POLICY, principal_dependency=principal_dependency)
+            guarded(
+                [scores_router, model_router],
+                policy=POLICY,
+                principal_dependency=principal_dependency,
+            )
         ],
-        workers=[run_event_consumer, relay_worker, window_refresh_worker],
+        workers=[run_event_consumer, relay_worker, window_refresh_worker, model_refit_worker],
     )
     require_declared(app, POLICY)
     return app

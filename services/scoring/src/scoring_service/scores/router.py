@@ -1,8 +1,9 @@
 from fastapi import APIRouter
 
 from crm_libs.problems import problem_responses
-from scoring_service.deps import PrincipalDep, ReadSessionDep
+from scoring_service.deps import PrincipalDep, ReadSessionDep, SettingsDep
 from scoring_service.scores import service
+from scoring_service.scores.predictions import predictions_public
 from scoring_service.scores.schemas import ScorePublic, ScoreStats
 
 router = APIRouter(tags=["scores"])
@@ -15,7 +16,7 @@ router = APIRouter(tags=["scores"])
     responses=problem_responses(401, 404),
 )
 async def get_customer_score(
-    customer_id: str, session: ReadSessionDep, principal: PrincipalDep
+    customer_id: str, session: ReadSessionDep, principal: PrincipalDep, settings: SettingsDep
 ) -> ScorePublic:
     score = await service.get_score(session, principal=principal, customer_id=customer_id)
     return ScorePublic(
@@ -29,6 +30,7 @@ async def get_customer_score(
             last_purchase_at=score.last_purchase_at,
         ),
         supply_runs_out_on=score.supply_runs_out_on,
+        predictions=await predictions_public(session, score=score, settings=settings),
         computed_at=score.computed_at,
         version=score.version,
     )

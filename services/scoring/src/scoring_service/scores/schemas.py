@@ -1,6 +1,6 @@
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, PlainSerializer
 
@@ -16,6 +16,26 @@ class ScoreStats(BaseModel):
     last_purchase_at: datetime | None
 
 
+class PredictionModel(BaseModel):
+    """Which fit the predictions come from: the store's own, or the pooled one of every store
+    (a store with too few repeat customers for its own)."""
+
+    scope: Literal["store", "pooled"]
+    fitted_at: datetime
+    calibration_end: date
+
+
+class ScorePredictions(BaseModel):
+    """The buy-till-you-die predictions (scores/predictions.py); null until a fit exists and
+    the customer has bought."""
+
+    p_alive: float | None
+    expected_purchases_90d: float | None
+    expected_order_value: MoneyOut | None
+    clv_12m: MoneyOut | None
+    model: PredictionModel | None
+
+
 class ScorePublic(BaseModel):
     """API.md's score. Fields nothing computes yet (ladder, loyalty, lifecycle, RFM,
     predictions) are left out until something does, rather than always null."""
@@ -25,5 +45,6 @@ class ScorePublic(BaseModel):
     value_tier: str | None
     stats: ScoreStats
     supply_runs_out_on: date | None
+    predictions: ScorePredictions
     computed_at: datetime | None
     version: int
