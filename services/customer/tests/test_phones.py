@@ -148,3 +148,99 @@ def test_validity_and_kind_agree_with_phonenumbers_on_many_numbers() -> None:
             with pytest.raises(InvalidField):
                 parse_phone(raw)
     assert 3000 <= valid <= len(typed) - 1000  # both outcomes were tried, many times
+
+
+def _typings(digits: str) -> list[str]:
+    """An 11-digit mobile the ways staff type it (bench/people.py's, and with +86)."""
+    grouped = f"{digits[:3]} {digits[3:7]} {digits[7:]}"
+    return [digits, grouped, grouped.replace(" ", "-"), f"+86{digits}", f"+86 {grouped}"]
+
+
+def test_the_mainland_mobile_shortcut_parses_as_phonenumbers_does_for_every_prefix() -> None:
+    """``parse_phone`` skips phonenumbers' parsing for a mainland mobile typed the usual ways:
+    over every five-digit prefix from 130 to 199 (the plan decides a mobile's validity by at
+    most five digits: 1740x, 1610x), typed each way, with suffixes that look like dialling
+    prefixes too (00…), the number it builds is phonenumbers.parse's, and parse_phone's answer
+    (E.164 and kinds, or the refusal's message) is the one phonenumbers leads to."""
+    import phonenumbers
+    from phonenumbers import PhoneNumberType
+
+    from customer_service.customers.phones import typed_mainland_mobile
+
+    def reference(raw: str) -> tuple[str, tuple[str, ...]] | None:
+        parsed = phonenumbers.parse(raw, "CN")
+        kind = phonenumbers.number_type(parsed)
+        if kind == PhoneNumberType.UNKNOWN:
+            return None
+        e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return e164, {PhoneNumberType.MOBILE: ("mobile",)}.get(kind, ("other",))
+
+    suffixes = ("000000", "999999", "001234", "500089")
+    shortcut = mobiles = 0
+    for prefix in range(13000, 20000):
+        for n, suffix in enumerate(suffixes):
+            digits = f"{prefix}{suffix}"
+            raw = _typings(digits)[(prefix + n) % 5]
+            fast = typed_mainland_mobile(raw)
+            slow = phonenumbers.parse(raw, "CN")
+            if fast is not None:
+                shortcut += 1
+                assert (fast.country_code, fast.national_number, fast.extension) == (
+                    slow.country_code,
+                    slow.national_number,
+                    slow.extension,
+                ), raw
+                assert fast.italian_leading_zero in (None, False), raw
+                assert not slow.italian_leading_zero, raw
+            expected = reference(raw)
+            if expected is None:
+                with pytest.raises(InvalidField) as refused:
+                    parse_phone(raw)
+                message = refused.value.errors[0]["message"]  # type: ignore[index]
+                assert message != "not a phone number", raw
+            else:
+                mobiles += expected[1] == ("mobile",)
+                parsed = parse_phone(raw)
+                assert (parsed.e164, parsed.kinds) == expected, raw
+    assert shortcut >= 26_000  # everything but 179xx took the shortcut
+    assert mobiles >= 10_000  # and most of the plan's mobile ranges are in
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "010-12345678",
+        "0755 1234 5678",
+        "8613812345678",
+        "0086 13812345678",
+        "138.1234.5678",
+        "(138) 1234 5678",
+        " 13812345678",
+        "１３８１２３４５６７８",
+        "17951 13812345678",
+        "17912345678",
+        "+86 10 1234 5678",
+        "13812345678 ext 12",
+        "1381234567",
+        "138123456789",
+        "12345678901",
+    ],
+)
+def test_anything_else_is_left_to_phonenumbers(typed: str) -> None:
+    import phonenumbers
+
+    from customer_service.customers.phones import typed_mainland_mobile
+
+    assert typed_mainland_mobile(typed) is None
+    try:
+        parsed = phonenumbers.parse(typed, "CN")
+    except phonenumbers.NumberParseException:
+        with pytest.raises(InvalidField):
+            parse_phone(typed)
+        return
+    if phonenumbers.is_valid_number(parsed) and not parsed.extension:
+        e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        assert parse_phone(typed).e164 == e164
+    else:
+        with pytest.raises(InvalidField):
+            parse_phone(typed)
