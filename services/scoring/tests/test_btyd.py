@@ -1,19 +1,16 @@
 """The buy-till-you-die maths: validated on CDNOW against the published fits, and on customers
 simulated from the models themselves (parameters recovered, holdout purchases predicted)."""
 
-import csv
 from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.optimize import approx_fprime
 
+from bench import cdnow_files
+from bench.cdnow_files import CALIBRATION_END
 from scoring_service.scores.btyd import bgnbd, clv, gamma_gamma
 from scoring_service.scores.btyd.summary import Summary, summarise
-
-CDNOW = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "cdnow"
-CALIBRATION_END = date(1997, 9, 30)  # the 39 weeks from 1997-01-01
 
 
 def sig(value: float, figures: int = 3) -> float:
@@ -21,27 +18,8 @@ def sig(value: float, figures: int = 3) -> float:
 
 
 def cdnow_calibration_summary() -> Summary:
-    with (CDNOW / "cdnow_customers_summary.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    return Summary.of(
-        frequency=[float(r["frequency"]) for r in rows],
-        recency=[float(r["recency"]) for r in rows],
-        age=[float(r["T"]) for r in rows],
-    )
-
-
-def cdnow_sample() -> tuple[list[int], list[str], list[float]]:
-    """CDNOW_sample.txt's rows: (the sample's customer id, date, dollars). Its columns are the
-    master file's customer id, the sample's own id (the summary file's ``ID``), the date, the
-    CDs and the dollars."""
-    customers, days, dollars = [], [], []
-    for line in (CDNOW / "CDNOW_sample.txt").read_text().splitlines():
-        fields = line.split()
-        if fields:
-            customers.append(int(fields[1]))
-            days.append(f"{fields[2][:4]}-{fields[2][4:6]}-{fields[2][6:]}")
-            dollars.append(float(fields[4]))
-    return customers, days, dollars
+    frequency, recency, age = cdnow_files.calibration_summary()
+    return Summary.of(frequency=frequency, recency=recency, age=age)
 
 
 def test_bgnbd_reproduces_fader_hardie_lee_2005_on_the_cdnow_calibration_summary() -> None:
@@ -64,7 +42,7 @@ def test_the_papers_worked_customer() -> None:
 
 
 def test_the_sample_summarised_from_its_transactions_is_the_published_summary() -> None:
-    customers, days, dollars = cdnow_sample()
+    customers, days, dollars = cdnow_files.sample_transactions()
     mine = summarise(
         customers=customers, days=days, amounts=dollars, calibration_end=CALIBRATION_END
     )
@@ -78,7 +56,7 @@ def test_the_sample_summarised_from_its_transactions_is_the_published_summary() 
 
 
 def test_gamma_gamma_reproduces_the_published_fit_on_the_cdnow_samples_repeat_customers() -> None:
-    customers, days, dollars = cdnow_sample()
+    customers, days, dollars = cdnow_files.sample_transactions()
     summary = summarise(
         customers=customers, days=days, amounts=dollars, calibration_end=CALIBRATION_END
     )
@@ -134,7 +112,7 @@ def test_bgnbd_gradient_is_the_likelihoods(at: tuple[float, ...]) -> None:
 
 
 def test_gamma_gamma_gradient_is_the_likelihoods() -> None:
-    customers, days, dollars = cdnow_sample()
+    customers, days, dollars = cdnow_files.sample_transactions()
     summary = summarise(
         customers=customers, days=days, amounts=dollars, calibration_end=CALIBRATION_END
     )
@@ -218,7 +196,7 @@ def test_gamma_gamma_recovers_simulated_spending() -> None:
 
 
 def test_a_fit_in_days_predicts_what_the_fit_in_weeks_does() -> None:
-    customers, days, dollars = cdnow_sample()
+    customers, days, dollars = cdnow_files.sample_transactions()
     by = {
         unit: summarise(
             customers=customers,
@@ -240,7 +218,7 @@ def test_a_fit_in_days_predicts_what_the_fit_in_weeks_does() -> None:
 
 
 def test_clv_is_the_discounted_monthly_purchases_times_the_order_value() -> None:
-    customers, days, dollars = cdnow_sample()
+    customers, days, dollars = cdnow_files.sample_transactions()
     summary = summarise(
         customers=customers, days=days, amounts=dollars, calibration_end=CALIBRATION_END
     )
