@@ -22,6 +22,8 @@ ROUTES: tuple[Route, ...] = tuple(
     for pattern, service in (
         (rf"^/customers/{_ID}/score$", "scoring"),
         (rf"^/stores/{_ID}/models/fit$", "scoring"),
+        (rf"^/stores/{_ID}/distribution$", "scoring"),
+        (r"^/scores(/recompute)?$", "scoring"),
         (r"^/tasks$", "engagement"),
         (r"^/(stores|staff|products|customers)(/.*)?$", "customer"),
         (rf"^/purchases/{_ID}/refund$", "customer"),

@@ -13,5 +13,10 @@ POLICY = AccessPolicy(
         # Fitting writes a fit the store's predictions then use, and costs seconds of CPU: the
         # store's manager and head office decide when; staff and partner systems read scores.
         "POST /stores/{store_id}/models/fit": frozenset({Role.HQ_ADMIN, Role.STORE_MANAGER}),
+        # Segments are scores in bulk, read by whoever serves the store (scope: their store).
+        "GET /scores": EVERY_ROLE,
+        "GET /stores/{store_id}/distribution": EVERY_ROLE,
+        # A whole store rewritten and republished, seconds of database work: head office only.
+        "POST /scores/recompute": frozenset({Role.HQ_ADMIN}),
     }
 )

@@ -15,6 +15,9 @@ class Settings(BaseServiceSettings):
     as_of: date | None = None
     # How often purchases are let age out of the 365-day window when nobody buys.
     window_refresh_seconds: float = 3600.0
+    # How often the daily ageing looks for stores past their local midnight (scores/
+    # scheduled.py): a store ages at most this long after it; the look costs a probe per store.
+    ageing_check_seconds: float = 60.0
     # Buy-till-you-die fits (scores/fits.py). A store fit needs this many customers with a
     # repeat purchase: refitting CDNOW subsamples, the spread of the fitted model's forecast for
     # the same customers is ±21% (one s.d.) at 50 repeat customers, ±14% at 100, ±9% at 200 and

@@ -15,7 +15,8 @@ from scoring_service.scores.fits_scheduled import model_refit_worker
 from scoring_service.scores.handlers import make_batch_handler, prepare_batch
 from scoring_service.scores.model_router import router as model_router
 from scoring_service.scores.router import router as scores_router
-from scoring_service.scores.scheduled import window_refresh_worker
+from scoring_service.scores.scheduled import ageing_worker, window_refresh_worker
+from scoring_service.scores.segment_router import router as segment_router
 
 
 async def run_event_consumer(app: FastAPI) -> None:
@@ -44,12 +45,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings or Settings(),
         routers=[
             guarded(
-                [scores_router, model_router],
+                [scores_router, model_router, segment_router],
                 policy=POLICY,
                 principal_dependency=principal_dependency,
             )
         ],
-        workers=[run_event_consumer, relay_worker, window_refresh_worker, model_refit_worker],
+        workers=[
+            run_event_consumer,
+            relay_worker,
+            window_refresh_worker,
+            ageing_worker,
+            model_refit_worker,
+        ],
     )
     require_declared(app, POLICY)
     return app

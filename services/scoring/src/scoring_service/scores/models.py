@@ -27,6 +27,12 @@ class CustomerScore(SQLModel, table=True):
     __table_args__ = (
         Index("ix_customer_score_store_spend", "store_id", "net_spend_365d"),
         Index("ix_customer_score_store_customer", "store_id", "customer_id"),
+        # Segment listings (scores/segments.py): one per filter, a page in customer order.
+        Index("ix_customer_score_store_tier", "store_id", "value_tier", "customer_id"),
+        Index("ix_customer_score_store_lifecycle", "store_id", "lifecycle", "customer_id"),
+        Index("ix_customer_score_store_ladder", "store_id", "ladder_level", "customer_id"),
+        Index("ix_customer_score_store_loyalty", "store_id", "loyalty", "customer_id"),
+        Index("ix_customer_score_store_rfm", "store_id", "rfm_segment", "customer_id"),
     )
 
     customer_id: str = Field(primary_key=True)
@@ -196,3 +202,16 @@ class RfmBound(SQLModel, table=True):
     )
     frequency: list[int] = Field(sa_column=Column(ARRAY(Integer), nullable=False))
     monetary: list[Decimal] = Field(sa_column=Column(ARRAY(Numeric(14, 2)), nullable=False))
+
+
+class StoreAgeing(SQLModel, table=True):
+    """The store-local day the daily ageing last aged a store (``scores/scheduled.py``)."""
+
+    __tablename__ = "store_ageing"
+
+    store_id: str = Field(sa_column=Column(Text, primary_key=True))
+    aged_on: date = Field(sa_column=Column(Date, nullable=False))
+    aged_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
