@@ -109,6 +109,14 @@ async def test_staged_score_changes_are_whole_envelopes(session: AsyncSession) -
         assert parsed.type == "score.changed" and parsed.version == 1
         assert abs(parsed.occurred_at - datetime.now(UTC)) < timedelta(minutes=5)
         staged[key] = (parsed.store_id, parsed.payload)
+    # Not classified yet (scores/classify.py runs after the batch's ranking).
+    unclassified = {
+        "ladder_level": None,
+        "previous_ladder_level": None,
+        "ladder_score": None,
+        "lifecycle": None,
+        "previous_lifecycle": None,
+    }
     assert staged == {
         "env-p": (
             "env-s",
@@ -117,11 +125,20 @@ async def test_staged_score_changes_are_whole_envelopes(session: AsyncSession) -
                 "previous_tier": None,
                 "version": 1,
                 "net_spend_365d": "0.00",
+                "cause": "registered",
+                **unclassified,
             },
         ),
         "env-c1": (
             "env-s0",
-            {"value_tier": "vip", "previous_tier": None, "version": 1, "net_spend_365d": "22.00"},
+            {
+                "value_tier": "vip",
+                "previous_tier": None,
+                "version": 1,
+                "net_spend_365d": "22.00",
+                "cause": "purchase",
+                **unclassified,
+            },
         ),
         "env-c0": (
             "env-s0",
@@ -131,6 +148,8 @@ async def test_staged_score_changes_are_whole_envelopes(session: AsyncSession) -
                 "previous_tier": None,
                 "version": 1,
                 "net_spend_365d": "20.00",
+                "cause": "purchase",
+                **unclassified,
             },
         ),
     }

@@ -23,7 +23,8 @@ async def run_event_consumer(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     consumer = EventConsumer(
         name=settings.consumer_group,
-        topics=[Topics.PURCHASES, Topics.CUSTOMERS],
+        # Engagement: member-event attendance and guests, for the ladder (scores/signals.py).
+        topics=[Topics.PURCHASES, Topics.CUSTOMERS, Topics.ENGAGEMENT],
         bootstrap=settings.kafka_bootstrap,
         sessionmaker=app.state.sessionmaker,
         stopping=app.state.stopping,

@@ -40,7 +40,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.driver import driver_connection
-from scoring_service.scores import events, rfm
+from scoring_service.scores import events, history, rfm
 from scoring_service.scores.service import _lock_stores
 from scoring_service.scores.thresholds import DEFAULT_THRESHOLDS, Thresholds
 
@@ -69,7 +69,7 @@ class Classified(msgspec.Struct, frozen=True, gc=False):
 # boundaries afresh, $5.. Thresholds in field order (_threshold_params).
 def _classify_sql(batch: str) -> str:
     return f"""
-    WITH batch AS ({batch}),
+    WITH {batch},
     cur AS (
         SELECT cs.*, b.cause, CAST($3::timestamptz AT TIME ZONE cs.timezone AS date) AS today
         FROM customer_score AS cs JOIN batch AS b USING (customer_id)
@@ -209,12 +209,11 @@ def _classify_sql(batch: str) -> str:
     ), published AS (
         SELECT * FROM changed WHERE published
     ), classified_history AS (
-        INSERT INTO score_history (customer_id, store_id, at, field, previous, value, cause)
-        SELECT customer_id, store_id, $3, 'ladder_level', previous_ladder_level, ladder_level,
-               cause
+        INSERT INTO score_history (customer_id, store_id, field, previous, value, cause)
+        SELECT customer_id, store_id, 'ladder_level', previous_ladder_level, ladder_level, cause
         FROM published WHERE previous_ladder_level IS DISTINCT FROM ladder_level
         UNION ALL
-        SELECT customer_id, store_id, $3, 'lifecycle', previous_lifecycle, lifecycle, cause
+        SELECT customer_id, store_id, 'lifecycle', previous_lifecycle, lifecycle, cause
         FROM published WHERE previous_lifecycle IS DISTINCT FROM lifecycle
     ), grown AS (
         UPDATE rfm_bound AS b SET new_buyers = b.new_buyers + g.n
@@ -228,10 +227,24 @@ def _classify_sql(batch: str) -> str:
     """  # noqa: S608
 
 
-_BY_IDS = "SELECT * FROM unnest($1::text[], $2::text[]) AS b(customer_id, cause)"
-_BY_STORE = (
-    "SELECT customer_id, CAST($2 AS text) AS cause FROM customer_score WHERE store_id = $1::text"
-)
+# The customers given, and their referrers: a referred file's purchases make its referrer's
+# ladder (B, A).
+_BY_IDS = f"""
+    given AS (SELECT * FROM unnest($1::text[], $2::text[]) AS g(customer_id, cause)),
+    batch AS (
+        SELECT customer_id, cause FROM given
+        UNION ALL
+        SELECT DISTINCT l.referrer_id, '{history.REFERRAL}' FROM customer_link AS l
+        WHERE l.customer_id IN (SELECT customer_id FROM given) AND l.referrer_id IS NOT NULL
+          AND l.referrer_id NOT IN (SELECT customer_id FROM given)
+    )
+"""  # noqa: S608
+_BY_STORE = """
+    batch AS (
+        SELECT customer_id, CAST($2 AS text) AS cause FROM customer_score
+        WHERE store_id = $1::text
+    )
+"""
 _CLASSIFY_IDS_SQL = _classify_sql(_BY_IDS)
 _CLASSIFY_STORE_SQL = _classify_sql(_BY_STORE)
 
@@ -264,9 +277,10 @@ async def classify_customers(
 ) -> list[Classified]:
     """Classify these customers as of ``now``; returns those whose ladder or lifecycle changed.
 
-    ``cause`` is recorded for each change, or ``causes[customer_id]`` where given. The RFM
-    boundaries of their stores are used as kept, computed afresh first where a store has none
-    or has grown by a quarter. The caller holds the stores' locks."""
+    ``cause`` is recorded for each change, or ``causes[customer_id]`` where given. Their
+    referrers are classified too (cause ``referral``). The RFM boundaries of their stores are
+    used as kept, computed afresh first where a store has none or has grown by a quarter. The
+    caller holds the stores' locks."""
     ids = list(dict.fromkeys(customer_ids))
     if not ids:
         return []

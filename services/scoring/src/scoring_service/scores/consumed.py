@@ -16,6 +16,7 @@ import msgspec
 
 from crm_libs.events.envelope import EventEnvelope
 from scoring_service.scores.aggregates import PurchaseSeen
+from scoring_service.scores.signals import ATTENDED, GUEST_BROUGHT, Link, Signal
 
 PURCHASE_RECORDED = "purchase.recorded"
 CUSTOMER_REGISTERED = "customer.registered"
@@ -23,6 +24,12 @@ CUSTOMER_REGISTERED = "customer.registered"
 # ``customer.erased`` changes nothing here: scoring holds ids, store, time zone and amounts,
 # no personal data, and erasure keeps the anonymous sales figures.
 CUSTOMER_MERGED = "customer.merged"
+# The other customer events whose ``payload.file`` carries the referrer and competitors' products
+# (deploy/README.md); a registration and a merge carry it too.
+_FILE_EVENTS = frozenset({"customer.updated", "customer.archived", "customer.erased"})
+# crm.engagement.v1's member-event signals (deploy/README.md); its other types are not scoring's.
+EVENT_ATTENDED = "event.attended"
+EVENT_GUEST_BROUGHT = "event.guest_brought"
 # A registration that does not say: the country's zone (DOMAIN.md: stores are in China).
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
@@ -46,6 +53,8 @@ class ConsumedEvent(msgspec.Struct, gc=False):
     purchase: PurchaseSeen | None = None
     prospect: Prospect | None = None
     merge: Merged | None = None
+    link: Link | None = None
+    signal: Signal | None = None
 
 
 class _Envelope(msgspec.Struct, gc=False):
@@ -72,18 +81,43 @@ class _Purchase(msgspec.Struct, gc=False):
     lines: list[_Line]
 
 
+class _File(msgspec.Struct, gc=False):
+    version: int
+    referrer_id: str | None = None
+    uses_competitor_products: bool = False
+
+
 class _Registration(msgspec.Struct, gc=False):
     timezone: str = DEFAULT_TIMEZONE
+    file: _File | None = None
 
 
 class _Merge(msgspec.Struct, gc=False):
     merged_into: str
+    file: _File | None = None
+
+
+class _FileChange(msgspec.Struct, gc=False):
+    file: _File | None = None
+
+
+class _Attended(msgspec.Struct, gc=False):
+    event_id: str
+    attended_at: datetime
+
+
+class _GuestBrought(msgspec.Struct, gc=False):
+    event_id: str
+    brought_at: datetime
 
 
 _envelopes = msgspec.json.Decoder(_Envelope)
 _purchases = msgspec.json.Decoder(_Purchase)
 _registrations = msgspec.json.Decoder(_Registration)
 _merges = msgspec.json.Decoder(_Merge)
+_file_changes = msgspec.json.Decoder(_FileChange)
+_attendances = msgspec.json.Decoder(_Attended)
+_guests = msgspec.json.Decoder(_GuestBrought)
 _objects = msgspec.json.Decoder(dict)
 
 
@@ -111,17 +145,63 @@ def decode_event(raw: bytes) -> ConsumedEvent:
             return ConsumedEvent(
                 envelope.event_id,
                 prospect=(envelope.customer_id, envelope.store_id, r.timezone),
+                link=_link(envelope.customer_id, envelope.store_id, r.file),
             )
         if envelope.type == CUSTOMER_MERGED:
             m = _merges.decode(envelope.payload)
             return ConsumedEvent(
                 envelope.event_id,
                 merge=(envelope.customer_id, m.merged_into, envelope.store_id),
+                link=_link(envelope.customer_id, envelope.store_id, m.file),
+            )
+        if envelope.type in _FILE_EVENTS:
+            f = _file_changes.decode(envelope.payload)
+            return ConsumedEvent(
+                envelope.event_id, link=_link(envelope.customer_id, envelope.store_id, f.file)
+            )
+        if envelope.type == EVENT_ATTENDED:
+            a = _attendances.decode(envelope.payload)
+            return ConsumedEvent(
+                envelope.event_id,
+                signal=(
+                    ATTENDED,
+                    a.event_id,
+                    envelope.customer_id,
+                    envelope.store_id,
+                    a.attended_at,
+                ),
+            )
+        if envelope.type == EVENT_GUEST_BROUGHT:
+            g = _guests.decode(envelope.payload)
+            return ConsumedEvent(
+                envelope.event_id,
+                signal=(
+                    GUEST_BROUGHT,
+                    g.event_id,
+                    envelope.customer_id,
+                    envelope.store_id,
+                    g.brought_at,
+                ),
             )
         _objects.decode(envelope.payload)  # the envelope's payload is an object, whatever type
         return ConsumedEvent(envelope.event_id)
     except msgspec.DecodeError:  # not JSON, or not of the types above (ValidationError)
         return _decode_as_before(raw)
+
+
+def _link(customer_id: str, store_id: str, file: _File | None) -> Link | None:
+    if file is None:
+        return None
+    return (customer_id, store_id, file.referrer_id, file.uses_competitor_products, file.version)
+
+
+def _link_as_before(envelope: EventEnvelope, payload: dict[str, object]) -> Link | None:
+    file = payload.get("file")
+    if file is None:  # a registration published before the file was carried
+        return None
+    return _link(
+        envelope.customer_id, envelope.store_id, msgspec.convert(file, _File, strict=False)
+    )
 
 
 def _decode_as_before(raw: bytes) -> ConsumedEvent:
@@ -143,14 +223,46 @@ def _decode_as_before(raw: bytes) -> ConsumedEvent:
             if not isinstance(timezone, str):
                 raise TypeError(f"timezone is {type(timezone).__name__}, not text")
             return ConsumedEvent(
-                event_id, prospect=(envelope.customer_id, envelope.store_id, timezone)
+                event_id,
+                prospect=(envelope.customer_id, envelope.store_id, timezone),
+                link=_link_as_before(envelope, payload),
             )
         if envelope.type == CUSTOMER_MERGED:
             survivor = payload["merged_into"]
             if not isinstance(survivor, str):
                 raise TypeError(f"merged_into is {type(survivor).__name__}, not text")
             return ConsumedEvent(
-                event_id, merge=(envelope.customer_id, survivor, envelope.store_id)
+                event_id,
+                merge=(envelope.customer_id, survivor, envelope.store_id),
+                link=_link_as_before(envelope, payload),
+            )
+        if envelope.type in _FILE_EVENTS:
+            return ConsumedEvent(event_id, link=_link_as_before(envelope, payload))
+        # New types (no pydantic decoding before them): msgspec again, converting leniently
+        # (a refused value is a msgspec.ValidationError, a ValueError: a dead letter).
+        if envelope.type == EVENT_ATTENDED:
+            a = msgspec.convert(payload, _Attended, strict=False)
+            return ConsumedEvent(
+                event_id,
+                signal=(
+                    ATTENDED,
+                    a.event_id,
+                    envelope.customer_id,
+                    envelope.store_id,
+                    a.attended_at,
+                ),
+            )
+        if envelope.type == EVENT_GUEST_BROUGHT:
+            g = msgspec.convert(payload, _GuestBrought, strict=False)
+            return ConsumedEvent(
+                event_id,
+                signal=(
+                    GUEST_BROUGHT,
+                    g.event_id,
+                    envelope.customer_id,
+                    envelope.store_id,
+                    g.brought_at,
+                ),
             )
     except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
         raise ValueError(f"{envelope.type} {event_id}: {exc!r}") from exc

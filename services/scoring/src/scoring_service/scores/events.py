@@ -1,4 +1,5 @@
-"""``score.changed``: published when a customer's tier changes, theirs or pushed by others.
+"""``score.changed``: published when a customer's tier changes, theirs or pushed by others, and
+when their ladder or lifecycle changes (scores/classify.py).
 
 A re-rank can move thousands of customers, so the outbox rows are written by the statement that
 moves them (:func:`staging_sql`): no row crosses to Python and back, and there is one INSERT
@@ -10,6 +11,8 @@ from decimal import Decimal
 import msgspec
 
 from crm_libs.events.envelope import Topics
+from scoring_service.scores import history
+from scoring_service.scores.tiers import PROSPECT
 
 SCORE_CHANGED = "score.changed"
 
@@ -26,44 +29,60 @@ class TierChange(msgspec.Struct, frozen=True, gc=False):
 
 
 # The EventEnvelope of score.changed, built in SQL (tests/test_batch_statements.py parses it
-# back with EventEnvelope). occurred_at in UTC with a Z, as pydantic writes it.
-_TIER_PAYLOAD_SQL = """
-    'value_tier', e.value_tier, 'previous_tier', e.previous_tier, 'version', e.version,
-    'net_spend_365d', CAST(round(e.net_spend_365d, 2) AS text)
-"""
-# The current ladder and lifecycle, what they were, and why (deploy/README.md, crm.scores.v1).
-_CLASSIFIED_PAYLOAD_SQL = """,
-    'ladder_level', e.ladder_level, 'previous_ladder_level', e.previous_ladder_level,
-    'ladder_score', e.ladder_score,
-    'lifecycle', e.lifecycle, 'previous_lifecycle', e.previous_lifecycle, 'cause', e.cause
-"""
-
-
-def _envelope_sql(*, classified: bool) -> str:
-    payload = _TIER_PAYLOAD_SQL + (_CLASSIFIED_PAYLOAD_SQL if classified else "")
-    return f"""
+# back with EventEnvelope). occurred_at in UTC with a Z, as pydantic writes it. Every event
+# carries the current tier, ladder and lifecycle, what each was before and the cause
+# (deploy/README.md, crm.scores.v1): a value that did not change has itself as previous value.
+_ENVELOPE_SQL = f"""
     jsonb_build_object(
         'event_id', e.event_id, 'type', '{SCORE_CHANGED}', 'version', 1,
         'occurred_at', e.occurred_at,
         'store_id', e.store_id, 'customer_id', e.customer_id,
-        'payload', jsonb_build_object({payload})
+        'payload', jsonb_build_object(
+            'value_tier', e.value_tier, 'previous_tier', e.previous_tier, 'version', e.version,
+            'net_spend_365d', CAST(round(e.net_spend_365d, 2) AS text),
+            'ladder_level', e.ladder_level, 'previous_ladder_level', e.previous_ladder_level,
+            'ladder_score', e.ladder_score,
+            'lifecycle', e.lifecycle, 'previous_lifecycle', e.previous_lifecycle,
+            'cause', e.cause
+        )
     )
-    """
+"""
+
+# A tier change's ladder and lifecycle, as the statement found them (it does not change them),
+# and its cause (scores/history.py). A file just registered as a prospect is no change to
+# record in the history.
+_TIER_COLUMNS_SQL = f"""
+    k.ladder_level, k.ladder_level AS previous_ladder_level, k.ladder_score,
+    k.lifecycle, k.lifecycle AS previous_lifecycle, {history.tier_cause_sql("c")} AS cause
+"""
+_TIER_HISTORY_SQL = f"""
+    , tier_history AS (
+        INSERT INTO score_history (customer_id, store_id, field, previous, value, cause)
+        SELECT customer_id, store_id, 'value_tier', previous_tier, value_tier, cause
+        FROM score_event
+        WHERE previous_tier IS DISTINCT FROM value_tier
+          AND NOT (previous_tier IS NULL AND value_tier = '{PROSPECT}')
+    )
+"""  # noqa: S608
 
 
 def staging_sql(changes: str, *, classified: bool = False) -> str:
-    """CTEs (to follow a ``WITH``) that stage one ``score.changed`` per row of ``changes``.
+    """CTEs (to follow a ``WITH``) that stage one ``score.changed`` per row of ``changes`` and,
+    for tier changes, write their history rows.
 
     ``changes`` names an earlier CTE with the columns of :class:`TierChange` (a constant of the
-    caller's SQL, never a value); with ``classified`` also ``ladder_level``,
-    ``previous_ladder_level``, ``ladder_score``, ``lifecycle``, ``previous_lifecycle`` and
-    ``cause``, which the event then carries.
+    caller's SQL, never a value). With ``classified`` (scores/classify.py) it also has
+    ``ladder_level``, ``previous_ladder_level``, ``ladder_score``, ``lifecycle``,
+    ``previous_lifecycle`` and ``cause`` and writes its own history; otherwise the tiers moved
+    and the ladder and lifecycle are read from the customer's stored score.
 
     Event ids: one random UUID per statement, its last twelve hex digits replaced by the row's
     number in the statement. Unique within the statement by the number, across statements by
     the 74 random bits left (version and variant kept, so still a UUID); a random UUID per row
     cost more than the rest of the row where PostgreSQL reads the kernel's random source for
     each (a build without OpenSSL, like the embedded one). The time is formatted once too."""
+    columns = "" if classified else f", {_TIER_COLUMNS_SQL}"
+    joined = "" if classified else "LEFT JOIN customer_score AS k ON k.customer_id = c.customer_id"
     return f"""
     score_stamp AS (
         SELECT CAST(gen_random_uuid() AS text) AS random_id,
@@ -72,11 +91,11 @@ def staging_sql(changes: str, *, classified: bool = False) -> str:
     ), score_event AS (
         SELECT overlay(s.random_id PLACING lpad(to_hex(row_number() OVER ()), 12, '0')
                        FROM 25) AS event_id,
-               s.occurred_at, c.*
-        FROM {changes} AS c CROSS JOIN score_stamp AS s
+               s.occurred_at, c.* {columns}
+        FROM {changes} AS c CROSS JOIN score_stamp AS s {joined}
     ), staged AS (
         INSERT INTO outbox_event (event_id, topic, key, envelope)
-        SELECT e.event_id, '{Topics.SCORES}', e.customer_id, {_envelope_sql(classified=classified)}
+        SELECT e.event_id, '{Topics.SCORES}', e.customer_id, {_ENVELOPE_SQL}
         FROM score_event AS e
-    )
+    ) {"" if classified else _TIER_HISTORY_SQL}
     """  # noqa: S608

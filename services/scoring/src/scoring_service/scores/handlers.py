@@ -6,7 +6,7 @@ from datetime import date
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.consumer import prepared
-from scoring_service.scores import merges, service
+from scoring_service.scores import classified_batch, history, merges, service
 from scoring_service.scores.consumed import ConsumedEvent
 
 log = logging.getLogger(__name__)
@@ -26,25 +26,39 @@ def make_batch_handler(*, as_of: date | None):
             purchases = [e.purchase for e in batch if e.purchase is not None]
         prospects = [e.prospect for e in batch if e.prospect is not None]
         merged = [e.merge for e in batch if e.merge is not None]
+        signals_seen = [e.signal for e in batch if e.signal is not None]
+        links = [e.link for e in batch if e.link is not None]
         # A merged-away file's purchase goes to its survivor; this batch's merges come last, so
         # they also move what the batch itself stored for their files.
         purchases = await merges.rekeyed(session, purchases)
         if ready is not None and not ready.describes(purchases):
             ready = None  # re-keyed: made ready for the files they were bought for
-        if merged:
+        if merged or signals_seen or links:
             # Every store of the batch at once, in key order (as score_batch would): taking the
-            # merges' stores after the batch's could deadlock with a member doing the reverse.
+            # merges' (or signals', links') stores after the batch's could deadlock with a
+            # member doing the reverse.
             await service.lock_stores(
                 session,
                 store_ids={s for _, _, s in merged}
                 | {s for _, s, _ in prospects}
-                | {p.store_id for p in purchases},
+                | {p.store_id for p in purchases}
+                | classified_batch.stores_of(signals_seen=signals_seen, links=links),
             )
         changes = await service.score_batch(
             session, prospects=prospects, purchases=purchases, as_of=as_of, prepared=ready
         )
         if merged:
+            # What the merges move (the survivors' tiers, others pushed) is the merges' doing.
+            await history.declare_cause(session, cause=history.MERGED)
             changes += await merges.apply_merges(session, merges=merged, as_of=as_of)
+        await classified_batch.classify_batch(
+            session,
+            purchases=purchases,
+            merged=merged,
+            signals_seen=signals_seen,
+            links=links,
+            as_of=as_of,
+        )
         if changes:
             log.info(
                 "tiers changed",

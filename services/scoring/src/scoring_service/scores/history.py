@@ -1,8 +1,9 @@
 """The score's history: every change of value tier, ladder level or lifecycle, with its cause.
 
-Written by the statements that make the changes (the re-rank in scores/service.py, the
-classification in scores/classify.py), as CTEs beside the ``score.changed`` they stage, so a
-change and its history row are never apart.
+Written by the statements that make the changes, as CTEs beside the ``score.changed`` they
+stage (scores/events.py for tiers, scores/classify.py for ladder and lifecycle), so a change and
+its history row are never apart. ``at`` is when the change was made (the transaction's time),
+also when a replay evaluates windows as of another date.
 
 The cause of a tier the re-rank moves: what the transaction declared (:func:`declare_cause`,
 e.g. the daily ageing, a recompute, a refund) or else ``purchase`` for a customer whose purchase
@@ -17,6 +18,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.driver import driver_connection
+from scoring_service.scores.tiers import PROSPECT
 
 PURCHASE = "purchase"
 REFUND = "refund"
@@ -28,6 +30,10 @@ FLOOR_CLEARED = "floor_cleared"
 AGEING = "ageing"
 RECOMPUTE = "recompute"
 RANK_MOVED = "rank_moved"
+# A file registered: a prospect (staged with its score.changed, not a change to keep).
+REGISTERED = "registered"
+# A merge's survivor took the merged-away file's purchases and signals.
+MERGED = "merged"
 # The customer file changed what the ladder or loyalty reads (its referrer, competitors' products).
 FILE_CHANGED = "file_changed"
 
@@ -35,26 +41,17 @@ FILE_CHANGED = "file_changed"
 _CAUSE_SETTING = "scoring.cause"
 
 
-# The cause of a row ``row`` (an alias of customer_score) the re-rank moved; PostgreSQL's now()
-# is the transaction's start, which purchase_fact.created_at defaults to.
 def tier_cause_sql(row: str) -> str:
+    """SQL for the cause of the tier change in row ``row`` (a TierChange's columns): the
+    declared one, else whether the transaction stored a purchase of the customer (now() is the
+    transaction's start, which purchase_fact.created_at defaults to)."""
     return f"""COALESCE(
         NULLIF(current_setting('{_CAUSE_SETTING}', true), ''),
-        CASE WHEN EXISTS (SELECT FROM purchase_fact AS pf
+        CASE WHEN {row}.previous_tier IS NULL AND {row}.value_tier = '{PROSPECT}'
+             THEN '{REGISTERED}'
+             WHEN EXISTS (SELECT FROM purchase_fact AS pf
                           WHERE pf.customer_id = {row}.customer_id AND pf.created_at = now())
              THEN '{PURCHASE}' ELSE '{RANK_MOVED}' END)"""
-
-
-def tier_history_sql(changes: str, *, at: str) -> str:
-    """A CTE (to follow a ``WITH``) writing a history row per tier change in ``changes``
-    (columns customer_id, store_id, previous_tier, value_tier, cause); ``at`` is SQL."""
-    return f"""
-    tier_history AS (
-        INSERT INTO score_history (customer_id, store_id, at, field, previous, value, cause)
-        SELECT customer_id, store_id, {at}, 'value_tier', previous_tier, value_tier, cause
-        FROM {changes}
-    )
-    """  # noqa: S608 (only constants of the caller's SQL are interpolated)
 
 
 async def declare_cause(session: AsyncSession | asyncpg.Connection, *, cause: str) -> None:
