@@ -10,6 +10,7 @@ Fitted on the repeat customers only (x > 0, m̄ > 0), as the model is of repeat 
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from scipy.optimize import minimize
 from scipy.special import digamma, gammaln
 
@@ -50,42 +51,74 @@ def log_likelihood(params: FloatArray, x: FloatArray, m: FloatArray) -> FloatArr
     )
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """The repeat customers' (x, m̄) as the optimiser reads them, computed once per fit: the
+    logarithms that do not depend on the parameters, and each distinct x once for the special
+    functions of p x (a few dozen values however many customers)."""
+
+    x: FloatArray
+    mx: FloatArray  # m̄ x: the customer's repeat spend
+    log_m: FloatArray
+    log_x: FloatArray
+    x_values: FloatArray
+    x_index: npt.NDArray[np.intp]
+
+    @classmethod
+    def of(cls, summary: Summary) -> "_Prepared":
+        x, m = _eligible(summary)
+        x_values, x_index = np.unique(x, return_inverse=True)
+        return cls(x, m * x, np.log(m), np.log(x), x_values, x_index)
+
+
 def _negative_mean_and_gradient(
-    log_params: FloatArray, x: FloatArray, m: FloatArray
+    log_params: FloatArray, data: _Prepared
 ) -> tuple[float, FloatArray]:
+    """-(mean log-likelihood) and its gradient in the log-parameters."""
     params = np.exp(log_params)
     p, q, v = params
+    px_values = p * data.x_values
+    i = data.x_index
+    x = data.x
     px = p * x
-    log_vmx = np.log(v + m * x)
-    ll = log_likelihood(params, x, m)
-    d_p = x * (digamma(px + q) - digamma(px) + np.log(m) + np.log(x) - log_vmx)
-    d_q = digamma(px + q) - digamma(q) + np.log(v) - log_vmx
-    d_v = q / v - (px + q) / (v + m * x)
+    log_v_mx = np.log(v + data.mx)
+    ll = (
+        (gammaln(px_values + q) - gammaln(px_values))[i]
+        - gammaln(q)
+        + q * np.log(v)
+        + (px - 1) * data.log_m
+        + px * data.log_x
+        - (px + q) * log_v_mx
+    )
+    psi_pq = digamma(px_values + q)[i]
+    d_p = x * (psi_pq - digamma(px_values)[i] + data.log_m + data.log_x - log_v_mx)
+    d_q = psi_pq - digamma(q) + np.log(v) - log_v_mx
+    d_v = q / v - (px + q) / (v + data.mx)
     gradient = np.array([d_p.mean(), d_q.mean(), d_v.mean()]) * params
     return -float(ll.mean()), -gradient
 
 
 def fit(summary: Summary) -> GammaGamma:
     """Maximum-likelihood (p, q, v) on the repeat customers of ``summary``."""
-    x, m = _eligible(summary)
-    if len(x) == 0:
+    data = _Prepared.of(summary)
+    if len(data.x) == 0:
         raise FitFailed("no customer has a repeat purchase with a positive value")
     # q > 1 for a finite mean: start at q = 2, p = 1, and v so that p v/(q-1) is the sample's
-    # mean order value (v is a scale in money).
-    start = np.log([1.0, 2.0, float(m.mean())])
+    # mean order value (v is a scale in money). BFGS on the log-parameters as in bgnbd.fit.
+    start = np.log([1.0, 2.0, float(np.exp(data.log_m).mean())])
     result = minimize(
         _negative_mean_and_gradient,
         start,
-        args=(x, m),
+        args=(data,),
         jac=True,
-        method="L-BFGS-B",
-        bounds=[(-20.0, 20.0), (-20.0, 20.0), (-30.0, 30.0)],
-        options={"maxiter": 2000, "ftol": 1e-15, "gtol": 1e-10},
+        method="BFGS",
+        options={"maxiter": 1000, "gtol": 1e-9},
     )
     if not np.all(np.isfinite(result.x)) or not np.isfinite(result.fun):
         raise FitFailed(f"Gamma-Gamma did not converge: {result.message}")
     params = np.exp(result.x)
     p, q, v = (float(value) for value in params)
+    x, m = _eligible(summary)
     total = float(log_likelihood(params, x, m).sum())
     return GammaGamma(p=p, q=q, v=v, log_likelihood=total)
 
@@ -95,6 +128,4 @@ def expected_order_value(model: GammaGamma, summary: Summary) -> FloatArray:
     customer with no repeat order, whose first order the model does not use)."""
     x = summary.frequency
     m = np.where(x > 0, summary.monetary, 0.0)
-    return np.asarray(
-        (model.v + m * x) * model.p / (model.p * x + model.q - 1), dtype=np.float64
-    )
+    return np.asarray((model.v + m * x) * model.p / (model.p * x + model.q - 1), dtype=np.float64)
