@@ -87,7 +87,10 @@ class RecomputeResult(BaseModel):
     store_id: str
     customers: int = Field(description="The store's scores, every one recomputed")
     changed: int = Field(
-        description="Customers whose tier, ladder or lifecycle changed (each published)"
+        description=(
+            "Changes published as score.changed: tiers moved, then ladders or lifecycles "
+            "changed (a customer whose tier and lifecycle both moved counts in each)"
+        )
     )
     corrected: int = Field(
         description="Aggregates that differed from the stored purchases and were rebuilt"
