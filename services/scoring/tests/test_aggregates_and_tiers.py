@@ -9,7 +9,15 @@ from scoring_service.scores.aggregates import (
     extend_supply,
     fold_batch,
 )
-from scoring_service.scores.tiers import PYRAMID, tier_case_sql, tier_for
+from scoring_service.scores.tiers import (
+    BASE_TIER,
+    PYRAMID,
+    TIERS,
+    bounds_for,
+    rank_case_sql,
+    threshold_place,
+    tier_for,
+)
 
 # Dates relative to today, so the suite means the same thing whatever year it runs in.
 BOUGHT_ON = date.today() - timedelta(days=90)
@@ -56,12 +64,40 @@ def test_aggregate_fold_keeps_first_and_last() -> None:
 
 def test_pyramid_percentages_are_defined_once() -> None:
     assert [t for t, _ in PYRAMID] == ["vip", "major", "medium"]
-    case, params = tier_case_sql()
-    for tier, _ in PYRAMID:
-        assert f"'{tier}'" in case
-    assert sorted(params.values()) == [Decimal("0.01"), Decimal("0.05"), Decimal("0.20")]
+    case = rank_case_sql(greater="g", spenders="n", bounds="sb")
+    for i, (tier, _) in enumerate(PYRAMID):
+        assert f"'{tier}'" in case and f"sb.bound_{i + 1}" in case
+    assert sorted(bounds_for(["s"])["s"]) == [Decimal("0.01"), Decimal("0.05"), Decimal("0.20")]
     counts = [tier_for(greater, 1000) for greater in range(1000)]
     assert [counts.count(t) for t in ("vip", "major", "medium", "small")] == [10, 40, 150, 800]
+
+
+def test_a_bounds_threshold_place_gives_the_tiers_of_the_ranks() -> None:
+    """A spend is in a bound's tier or above iff it is at least the spend at the bound's
+    threshold place: the same tiers as counting who spends more, ties included."""
+    rng = random.Random(11)
+    bounds_tried = [bounds_for(["s"])["s"], (Decimal("0.1"), Decimal("0.5"), Decimal("1"))]
+    bounds_tried.append((Decimal(0), Decimal("0.3"), Decimal("0.3")))
+    for _ in range(400):
+        spends = [
+            Decimal(rng.choice([rng.randint(1, 30), rng.randint(1, 3000)]))
+            for _ in range(rng.randint(1, 250))
+        ]
+        descending = sorted(spends, reverse=True)
+        bounds = rng.choice(bounds_tried)
+        places = [threshold_place(b, len(spends)) for b in bounds]
+        thresholds = [None if p is None else descending[p - 1] for p in places]
+        for spend in spends:
+            greater = sum(1 for s in spends if s > spend)
+            by_threshold = next(
+                (
+                    t
+                    for t, th in zip(TIERS, thresholds, strict=True)
+                    if th is not None and spend >= th
+                ),
+                BASE_TIER,
+            )
+            assert by_threshold == tier_for(greater, len(spends), bounds), (spends, bounds)
 
 
 def test_a_batch_folded_from_nothing_adds_to_a_stored_run_out_like_folding_on() -> None:

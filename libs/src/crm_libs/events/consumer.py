@@ -16,6 +16,12 @@ or a rebalance, or a duplicate in the topic), that COPY fails on the primary key
 transaction rolls back, and the batch is applied again with claims that skip what was applied
 before (``INSERT ... ON CONFLICT DO NOTHING``).
 
+Events the handler makes idempotent by a key of its own (``idempotent``: scoring's purchases,
+whose facts are keyed by the purchase) are not claimed at all: the handler's own rows are their
+claim, a second row per event in ``processed_event`` would only double the writes. They are
+always handed to the handler, which must then skip what it stored before (its COPY fails on its
+own key on a first delivery, as a claim would, and the batch is applied again).
+
 A failure is sorted by :func:`~crm_libs.events.transient.is_transient`. A transient one (the
 database restarting, a deadlock, a serialization failure, a timeout) commits nothing: the consumer
 rewinds to the batch's first offsets, pauses those partitions for a capped exponential backoff and
@@ -127,9 +133,10 @@ _PREPARED = "crm.events.prepared"
 
 def first_delivery(session: AsyncSession) -> bool:
     """True while the consumer applies a batch whose events it claimed with one COPY: all of
-    them are new to the group. The handler may then bulk-copy rows keyed by its events without
-    a conflict check; a duplicate key makes the consumer apply the batch again, with this False
-    (and the handler's inserts must then skip what exists)."""
+    them are new to the group, except the ``idempotent`` ones, which were not claimed. The
+    handler may then bulk-copy rows keyed by its events without a conflict check (for the
+    idempotent ones it must: that COPY is their claim); a duplicate key makes the consumer apply
+    the batch again, with this False (and the handler's inserts must then skip what exists)."""
     return bool(session.info.get(_FIRST_DELIVERY))
 
 
@@ -141,18 +148,30 @@ def prepared(session: AsyncSession) -> Any:
 
 
 async def claim_new_events(
-    session: AsyncSession, *, consumer: str, events: Sequence[Claimable]
+    session: AsyncSession,
+    *,
+    consumer: str,
+    events: Sequence[Claimable],
+    idempotent: Callable[[Any], bool] | None = None,
 ) -> list[Any]:
-    """Record the events as processed and return only those not seen before, in order."""
+    """Record the events as processed and return only those not seen before, in order.
+
+    Events for which ``idempotent`` is true are neither recorded nor checked: all of them come
+    back (the handler skips what it applied before)."""
     if not events:
         return []
-    ids = [str(e.event_id) for e in events]
-    fresh = set(
-        (await session.execute(_CLAIM_NEW_SQL, {"consumer": consumer, "ids": ids})).scalars()
-    )
+    ids = [str(e.event_id) for e in events if idempotent is None or not idempotent(e)]
+    fresh: set[str] = set()
+    if ids:
+        fresh = set(
+            (await session.execute(_CLAIM_NEW_SQL, {"consumer": consumer, "ids": ids})).scalars()
+        )
     seen: set[str] = set()
     out = []
     for event in events:
+        if idempotent is not None and idempotent(event):
+            out.append(event)
+            continue
         event_id = str(event.event_id)
         if event_id in fresh and event_id not in seen:
             seen.add(event_id)
@@ -171,6 +190,8 @@ async def copy_claims(session: AsyncSession, *, claims: list[tuple[str, str]]) -
 
     A binary COPY: asyncpg encodes the values, the server only stores them (CSV made ahead
     moved the work into the server's parsing, the busier side here)."""
+    if not claims:
+        return
     driver = await driver_connection(session)
     await driver.copy_records_to_table(
         ProcessedEvent.__tablename__, records=claims, columns=_CLAIM_COLUMNS
@@ -211,6 +232,7 @@ class EventConsumer(Generic[E]):
         handler: Callable[[AsyncSession, list[E]], Awaitable[None]],
         decode: Decoder[E] | None = None,
         prepare: Callable[[list[E]], Any] | None = None,
+        idempotent: Callable[[E], bool] | None = None,
         max_records: int = 2000,
         max_partition_fetch_bytes: int = 1024 * 1024,
         retry_initial_seconds: float = 0.5,
@@ -227,6 +249,8 @@ class EventConsumer(Generic[E]):
         # The handler's work that needs no database, done on a batch as soon as it is decoded
         # (while the previous batch's transaction runs); see prepared().
         self._prepare = prepare
+        # Events applied exactly once by the handler's own key: not claimed (see the module).
+        self._idempotent = idempotent
         self._max_records = max_records
         self._max_partition_fetch_bytes = max_partition_fetch_bytes
         self._retry_initial_seconds = retry_initial_seconds
@@ -362,7 +386,13 @@ class EventConsumer(Generic[E]):
                 if done % _DECODE_SLICE == 0:
                     await asyncio.sleep(0)
         fetched.ids = [str(e.event_id) for e in fetched.events]
-        fetched.claims = claim_rows(consumer=self.name, event_ids=fetched.ids)
+        idempotent = self._idempotent
+        claimed = (
+            fetched.ids
+            if idempotent is None
+            else [i for i, e in zip(fetched.ids, fetched.events, strict=True) if not idempotent(e)]
+        )
+        fetched.claims = claim_rows(consumer=self.name, event_ids=claimed)
         if self._prepare is not None and fetched.events:
             await asyncio.sleep(0)
             fetched.prepared = self._prepare(fetched.events)
@@ -427,7 +457,9 @@ class EventConsumer(Generic[E]):
                 await copy_claims(session, claims=claims)
                 fresh = events
             else:
-                fresh = await claim_new_events(session, consumer=self.name, events=events)
+                fresh = await claim_new_events(
+                    session, consumer=self.name, events=events, idempotent=self._idempotent
+                )
             if fresh:
                 await self._handler(session, fresh)
 

@@ -12,6 +12,12 @@ from scoring_service.scores.consumed import ConsumedEvent
 log = logging.getLogger(__name__)
 
 
+def claimed_by_its_fact(event: ConsumedEvent) -> bool:
+    """A purchase is applied once by its fact's key (``purchase_fact.purchase_id``): the
+    consumer writes no claim for it (crm_libs.events.consumer's ``idempotent``)."""
+    return event.purchase is not None
+
+
 def prepare_batch(batch: list[ConsumedEvent]) -> service.PreparedPurchases:
     """The batch's purchases made ready for its statements, before its transaction."""
     return service.PreparedPurchases.of([e.purchase for e in batch if e.purchase is not None])

@@ -29,9 +29,16 @@ from crm_libs.problems import NotFound
 from scoring_service.scores import events
 from scoring_service.scores.aggregates import PurchaseSeen, fold_batch
 from scoring_service.scores.models import CustomerScore
-from scoring_service.scores.tiers import INACTIVE, PROSPECT, WINDOW_DAYS, tier_case_sql
-
-_TIER_CASE, _TIER_PARAMS = tier_case_sql(first_parameter=3)
+from scoring_service.scores.tiers import (
+    INACTIVE,
+    PROSPECT,
+    TIERS,
+    WINDOW_DAYS,
+    bounds_parameters,
+    bounds_sql,
+    rank_case_sql,
+    threshold_case_sql,
+)
 
 # The two-int advisory lock space of "re-ranking store X" (disjoint from the one-bigint space of
 # the window-refresh leader lock); the second int is hashtext(store_id). Taken in key order,
@@ -45,30 +52,35 @@ _LOCK_STORES_SQL = """
     ORDER BY k.key
 """
 
-# Rank the spenders of every store of the batch in one statement: rank()-1 is "how many spend
-# strictly more", so ties share a tier. Only customers with spend in the window are ranked (the
-# rest are inactive: no window function over them); only rows whose tier moved are written,
-# and their score.changed rows are staged by the same statement. Partitions compare store ids
-# bytewise (COLLATE "C"): any order groups them, and it is the cheapest. Only constants are
-# interpolated (the tier names and CASE from tiers.py, the staging CTEs from events.py).
-# $1 stores, $2 now, $3.. the pyramid's bounds.
+# Rank every spender of the stores in one statement (after a merge, or the window's ageing:
+# spend moved all over the store): rank()-1 is "how many spend strictly more", so ties share a
+# tier. Only customers with spend in the window are ranked (the rest are inactive: no window
+# function over them); only rows whose tier moved are written, and their score.changed rows are
+# staged by the same statement. Partitions compare store ids bytewise (COLLATE "C"): any order
+# groups them, and it is the cheapest. Only constants are interpolated (the tier names and
+# CASE from tiers.py, the staging CTEs from events.py).
+# $1 now, $2.. the stores and their bounds (tiers.bounds_parameters).
 _RERANK_SQL = f"""
     WITH ranked AS (
-        SELECT customer_id, value_tier AS previous_tier, net_spend_365d,
-               rank() OVER (PARTITION BY store_id COLLATE "C"
-                            ORDER BY net_spend_365d DESC) - 1 AS greater,
-               count(*) OVER (PARTITION BY store_id COLLATE "C") AS spenders
-        FROM customer_score
-        WHERE store_id = ANY($1::text[]) AND purchase_count > 0 AND net_spend_365d > 0
+        SELECT cs.customer_id, cs.value_tier AS previous_tier, cs.net_spend_365d,
+               rank() OVER (PARTITION BY cs.store_id COLLATE "C"
+                            ORDER BY cs.net_spend_365d DESC) - 1 AS greater,
+               count(*) OVER (PARTITION BY cs.store_id COLLATE "C") AS spenders,
+               {", ".join(f"sb.bound_{i + 1}" for i in range(len(TIERS)))}
+        FROM {bounds_sql(2)}
+        JOIN customer_score AS cs ON cs.store_id = sb.store_id
+        WHERE cs.purchase_count > 0 AND cs.net_spend_365d > 0
     ), tiered AS (
-        SELECT customer_id, previous_tier, net_spend_365d, {_TIER_CASE} AS tier FROM ranked
+        SELECT customer_id, previous_tier, net_spend_365d,
+               {rank_case_sql(greater="greater", spenders="spenders", bounds="ranked")} AS tier
+        FROM ranked
         UNION ALL
         SELECT customer_id, value_tier, net_spend_365d, '{INACTIVE}' FROM customer_score
-        WHERE store_id = ANY($1::text[]) AND purchase_count > 0
+        WHERE store_id = ANY($2::text[]) AND purchase_count > 0
           AND net_spend_365d <= 0 AND value_tier IS DISTINCT FROM '{INACTIVE}'
     ), moved AS (
         UPDATE customer_score AS cs
-        SET value_tier = t.tier, version = cs.version + 1, computed_at = $2
+        SET value_tier = t.tier, version = cs.version + 1, computed_at = $1
         FROM (SELECT * FROM tiered WHERE previous_tier IS DISTINCT FROM tier) AS t
         WHERE cs.customer_id = t.customer_id AND cs.value_tier IS DISTINCT FROM t.tier
         RETURNING cs.customer_id, cs.store_id, t.previous_tier, t.tier AS value_tier,
@@ -98,24 +110,127 @@ _INSERT_FACTS_SQL = """
 """
 
 
-# A batch added to the stored aggregates (aggregates.BatchAggregate, one row per customer): in
-# place where the batch is dated no earlier than the stored last purchase, a new row for a new
-# customer. Returns the customers it could not add to (their batch starts before their last
-# purchase): they are rebuilt from all their facts. The spend is summed again from the facts,
-# for all of the batch's customers in one grouped scan.
-# $1.. the batch's columns, $9 since, $10 now.
-_ADD_BATCH_SQL = """
+def _places_sql(spenders: str) -> str:
+    """Each bound's tiers.threshold_place among ``spenders`` (SQL), an array in TIERS' order."""
+    places = ", ".join(
+        f"CAST(NULLIF(GREATEST(LEAST(ceil(bound_{i + 1} * {spenders}), {spenders}), 0), 0)"
+        " AS integer)"
+        for i in range(len(TIERS))
+    )
+    return f"ARRAY[{places}]"
+
+
+def _at_places_sql(top: str, places: str) -> str:
+    """The spends of ``top`` (descending) at ``places``: the thresholds, in TIERS' order."""
+    return "ARRAY[" + ", ".join(f"{top}[{places}[{i + 1}]]" for i in range(len(TIERS))) + "]"
+
+
+def _deepest_sql(places: str) -> str:
+    """How many of the top spends the thresholds at ``places`` need (0 for none)."""
+    return (
+        "COALESCE(GREATEST(" + ", ".join(f"{places}[{i + 1}]" for i in range(len(TIERS))) + "), 0)"
+    )
+
+
+# A batch added to the stored aggregates and ranked, in one statement, each of its customers'
+# rows written once, with the tier (a re-rank after the add wrote each of them twice).
+#
+# Aggregates (aggregates.BatchAggregate, one row per customer) are added in place where the
+# batch is dated no earlier than the stored last purchase, and inserted for a new customer. The
+# spend is summed again from the facts, for all of the batch's customers in one grouped scan;
+# it does not depend on the order purchases are folded in, so a back-dated customer ("late":
+# the batch starts before their last purchase) gets its spend and tier here too, and only its
+# other aggregates are rebuilt from all its facts afterwards (rebuild_aggregates).
+#
+# Ranked without ranking the stores (tiers.py: each bound is a threshold on spend): each store's
+# spenders are counted before and after the batch; each bound's threshold is read off the top
+# spends (the (store_id, net_spend_365d) index, as deep as the largest bound's place) before the
+# batch, and after it among everyone else's stored spends and the batch's new ones; the batch's
+# customers get their tiers from the thresholds after, and everyone else whose spend lies
+# between a threshold before and after is given their tier again. Nobody else's tier can have
+# moved: their spends did not, and neither did a threshold across them. Only tiers that moved
+# stage score.changed. The caller holds the stores' locks, so what this statement reads of
+# them is what the previous holder committed, and the stored tiers are those of the stored
+# spends.
+#
+# Returns the tiers that moved (kind 'moved', the columns of events.TierChange), the back-dated
+# customers ('late') and any it could not write ('missed': a row inserted meanwhile, which the
+# store locks should rule out), to be rebuilt, and for 'missed' their stores ranked whole.
+# $1..$8 the batch's columns, $9 since, $10 now, $11.. the stores and their bounds
+# (tiers.bounds_parameters). A customer's store is that of their row (a file's store does not
+# change), else the batch's.
+_ADD_BATCH_SQL = f"""
     WITH spent AS (
         SELECT customer_id, SUM(total) AS spend FROM purchase_fact
         WHERE customer_id = ANY($1::text[]) AND purchased_at > $9
         GROUP BY customer_id
     ), batch AS (
-        SELECT b.*, COALESCE(s.spend, 0) AS spend
+        SELECT b.customer_id, COALESCE(cs.store_id, b.store_id) AS store_id, b.timezone,
+               b.purchases, b.first_at, b.last_at, b.runs_out, b.supply_days,
+               COALESCE(s.spend, 0) AS spend, cs.customer_id IS NOT NULL AS stored,
+               COALESCE(cs.last_purchase_at > b.first_at, false) AS late,
+               cs.value_tier AS previous_tier, COALESCE(cs.net_spend_365d, 0) AS previous_spend
         FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::timestamptz[],
                     $6::timestamptz[], $7::date[], $8::integer[])
             AS b(customer_id, store_id, timezone, purchases, first_at, last_at, runs_out,
                  supply_days)
         LEFT JOIN spent AS s USING (customer_id)
+        LEFT JOIN customer_score AS cs USING (customer_id)
+    ), counted AS (
+        SELECT sb.*, n.before, n.before - COALESCE(m.leaving, 0) + COALESCE(m.joining, 0) AS after
+        FROM {bounds_sql(11)}
+        CROSS JOIN LATERAL (
+            SELECT count(*) AS before FROM customer_score AS cs
+            WHERE cs.store_id = sb.store_id AND cs.net_spend_365d > 0
+        ) AS n
+        LEFT JOIN (
+            SELECT store_id, count(*) FILTER (WHERE previous_spend > 0) AS leaving,
+                   count(*) FILTER (WHERE spend > 0) AS joining
+            FROM batch GROUP BY store_id
+        ) AS m USING (store_id)
+    ), placed AS (
+        SELECT store_id, {_places_sql("before")} AS before_at, {_places_sql("after")} AS after_at
+        FROM counted
+    ), thresholds AS (
+        SELECT p.store_id, {_at_places_sql("b.top", "p.before_at")} AS before,
+               {_at_places_sql("a.top", "p.after_at")} AS after
+        FROM placed AS p
+        CROSS JOIN LATERAL (
+            SELECT array_agg(t.spend ORDER BY t.spend DESC) AS top FROM (
+                SELECT cs.net_spend_365d AS spend FROM customer_score AS cs
+                WHERE cs.store_id = p.store_id AND cs.net_spend_365d > 0
+                ORDER BY cs.net_spend_365d DESC LIMIT {_deepest_sql("p.before_at")}
+            ) AS t
+        ) AS b
+        CROSS JOIN LATERAL (
+            SELECT array_agg(t.spend ORDER BY t.spend DESC) AS top FROM (
+                (SELECT cs.net_spend_365d AS spend FROM customer_score AS cs
+                 WHERE cs.store_id = p.store_id AND cs.net_spend_365d > 0
+                   AND cs.customer_id NOT IN (SELECT customer_id FROM batch)
+                 ORDER BY cs.net_spend_365d DESC LIMIT {_deepest_sql("p.after_at")})
+                UNION ALL
+                SELECT spend FROM batch WHERE batch.store_id = p.store_id AND batch.spend > 0
+            ) AS t
+        ) AS a
+    ), tiered AS (
+        SELECT b.*, {threshold_case_sql(spend="b.spend", thresholds="t.after")} AS tier
+        FROM batch AS b JOIN thresholds AS t USING (store_id)
+    ), crossed AS (
+        -- Between each bound's threshold before and after, the lower one included: a range of
+        -- the index per store and bound, read as such (OFFSET 0: not flattened into a join
+        -- over the whole table). NULL on one side: nobody but the batch's customers spends.
+        SELECT DISTINCT cs.customer_id, cs.value_tier AS previous_tier,
+               {threshold_case_sql(spend="cs.net_spend_365d", thresholds="t.after")} AS tier
+        FROM thresholds AS t
+        CROSS JOIN generate_subscripts(t.after, 1) AS i
+        CROSS JOIN LATERAL (
+            SELECT cs.customer_id, cs.value_tier, cs.net_spend_365d FROM customer_score AS cs
+            WHERE cs.store_id = t.store_id
+              AND cs.net_spend_365d >= LEAST(t.before[i], t.after[i])
+              AND cs.net_spend_365d < GREATEST(t.before[i], t.after[i])
+            OFFSET 0
+        ) AS cs
+        WHERE cs.customer_id NOT IN (SELECT customer_id FROM batch)
     ), added AS (
         UPDATE customer_score AS cs SET
             timezone = b.timezone,
@@ -125,26 +240,46 @@ _ADD_BATCH_SQL = """
             -- aggregates.added_runs_out
             supply_runs_out_on = GREATEST(cs.supply_runs_out_on + b.supply_days, b.runs_out),
             net_spend_365d = b.spend,
+            value_tier = b.tier,
+            version = cs.version + CASE WHEN cs.value_tier IS DISTINCT FROM b.tier
+                                        THEN 1 ELSE 0 END,
             computed_at = $10
-        FROM batch AS b
-        WHERE cs.customer_id = b.customer_id
-          AND (cs.last_purchase_at IS NULL OR cs.last_purchase_at <= b.first_at)
-        RETURNING cs.customer_id
+        FROM tiered AS b
+        WHERE b.stored AND cs.customer_id = b.customer_id
+        RETURNING cs.customer_id, cs.store_id, b.previous_tier, cs.value_tier, cs.version,
+                  cs.net_spend_365d, b.late
     ), created AS (
         INSERT INTO customer_score (customer_id, store_id, timezone, purchase_count,
                                     first_purchase_at, last_purchase_at, supply_runs_out_on,
-                                    net_spend_365d, version, computed_at)
+                                    net_spend_365d, value_tier, version, computed_at)
         SELECT b.customer_id, b.store_id, b.timezone, b.purchases, b.first_at, b.last_at,
-               b.runs_out, b.spend, 0, $10
-        FROM batch AS b
-        WHERE NOT EXISTS (SELECT FROM customer_score AS cs WHERE cs.customer_id = b.customer_id)
+               b.runs_out, b.spend, b.tier, 1, $10
+        FROM tiered AS b
+        WHERE NOT b.stored
         ON CONFLICT (customer_id) DO NOTHING
-        RETURNING customer_id
-    )
-    SELECT customer_id FROM batch
-    WHERE customer_id NOT IN (SELECT customer_id FROM added
-                              UNION ALL SELECT customer_id FROM created)
-"""
+        RETURNING customer_id, store_id, CAST(NULL AS text) AS previous_tier, value_tier,
+                  version, net_spend_365d
+    ), pushed AS (
+        UPDATE customer_score AS cs
+        SET value_tier = c.tier, version = cs.version + 1, computed_at = $10
+        FROM crossed AS c
+        WHERE cs.customer_id = c.customer_id AND c.previous_tier IS DISTINCT FROM c.tier
+        RETURNING cs.customer_id, cs.store_id, c.previous_tier, cs.value_tier, cs.version,
+                  cs.net_spend_365d
+    ), moved AS (
+        SELECT customer_id, store_id, previous_tier, value_tier, version, net_spend_365d
+        FROM added WHERE previous_tier IS DISTINCT FROM value_tier
+        UNION ALL SELECT * FROM created
+        UNION ALL SELECT * FROM pushed
+    ), {events.staging_sql("moved")}
+    SELECT 'moved' AS kind, * FROM moved
+    UNION ALL
+    SELECT 'late', customer_id, NULL, NULL, NULL, NULL, NULL FROM added WHERE late
+    UNION ALL
+    SELECT 'missed', customer_id, NULL, NULL, NULL, NULL, NULL FROM batch
+    WHERE customer_id NOT IN (SELECT customer_id FROM added UNION ALL
+                              SELECT customer_id FROM created)
+"""  # noqa: S608
 
 # Aggregates rebuilt from all of their customers' stored purchases, set-based: what
 # Aggregate.rebuild folds purchase by purchase, in one statement for any number of customers.
@@ -384,7 +519,7 @@ async def _add_purchases(
     prepared: PreparedPurchases | None,
     as_of: date | None,
 ) -> list[events.TierChange]:
-    """Fold new purchases into their customers' aggregates, then re-rank their stores.
+    """Fold new purchases into their customers' aggregates and rank them in their stores.
 
     The caller holds the stores' locks."""
     if not fresh:
@@ -392,10 +527,21 @@ async def _add_purchases(
     now, since = window_start(as_of)
     # Supply carries over, so each customer's purchases fold in purchase-date order.
     folded = (prepared or PreparedPurchases.of(fresh)).folded
-    late = await db.fetch(_ADD_BATCH_SQL, *folded, since, now)
-    if late:  # rare (a back-dated purchase): one more statement for the batch, not per event
-        await rebuild_aggregates(db, customer_ids=[r[0] for r in late], since=since, now=now)
-    return await _rerank(db, {p.store_id for p in fresh}, now=now)
+    stores = sorted({p.store_id for p in fresh})
+    rows = await db.fetch(_ADD_BATCH_SQL, *folded, since, now, *bounds_parameters(stores))
+    changes: list[events.TierChange] = []
+    late: list[str] = []
+    missed: list[str] = []
+    for row in rows:
+        if row[0] == "moved":
+            changes.append(events.TierChange(*row[1:]))
+        else:
+            (late if row[0] == "late" else missed).append(row[1])
+    if late or missed:  # rare (a back-dated purchase): one more statement for the batch
+        await rebuild_aggregates(db, customer_ids=late + missed, since=since, now=now)
+    if missed:
+        changes += await _rerank(db, stores, now=now)
+    return changes
 
 
 async def rebuild_aggregates(
@@ -443,7 +589,7 @@ async def _rerank(
     stores = sorted(set(store_ids))
     if not stores:
         return []
-    rows = await db.fetch(_RERANK_SQL, stores, now, *_TIER_PARAMS.values())
+    rows = await db.fetch(_RERANK_SQL, now, *bounds_parameters(stores))
     return [events.TierChange(**r) for r in rows]
 
 
