@@ -30,6 +30,7 @@ FILE_KEYS = {
     "wedding_anniversary",
     "relations",
     "referrer_id",
+    "uses_competitor_products",
     "consents",
     "version",
 }

@@ -20,7 +20,8 @@ class Route:
 ROUTES: tuple[Route, ...] = tuple(
     Route(re.compile(pattern), service)
     for pattern, service in (
-        (rf"^/customers/{_ID}/score$", "scoring"),
+        (rf"^/customers/{_ID}/score(/history)?$", "scoring"),
+        (rf"^/customers/{_ID}/ladder-floor$", "scoring"),
         (rf"^/stores/{_ID}/models/fit$", "scoring"),
         (rf"^/stores/{_ID}/distribution$", "scoring"),
         (r"^/scores(/recompute)?$", "scoring"),

@@ -10,6 +10,12 @@ from crm_libs.principal import Role
 POLICY = AccessPolicy(
     operations={
         "GET /customers/{customer_id}/score": EVERY_ROLE,
+        "GET /customers/{customer_id}/score/history": EVERY_ROLE,
+        # The iron-core floor is a manager's decision (DOMAIN.md §3): the store's or head office.
+        "PUT /customers/{customer_id}/ladder-floor": frozenset({Role.HQ_ADMIN, Role.STORE_MANAGER}),
+        "DELETE /customers/{customer_id}/ladder-floor": frozenset(
+            {Role.HQ_ADMIN, Role.STORE_MANAGER}
+        ),
         # Fitting writes a fit the store's predictions then use, and costs seconds of CPU: the
         # store's manager and head office decide when; staff and partner systems read scores.
         "POST /stores/{store_id}/models/fit": frozenset({Role.HQ_ADMIN, Role.STORE_MANAGER}),

@@ -13,6 +13,7 @@ from scoring_service.config import Settings
 from scoring_service.scores.consumed import decode_event
 from scoring_service.scores.fits_scheduled import model_refit_worker
 from scoring_service.scores.handlers import make_batch_handler, prepare_batch
+from scoring_service.scores.floor_router import router as floor_router
 from scoring_service.scores.model_router import router as model_router
 from scoring_service.scores.router import router as scores_router
 from scoring_service.scores.scheduled import ageing_worker, window_refresh_worker
@@ -46,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings or Settings(),
         routers=[
             guarded(
-                [scores_router, model_router, segment_router],
+                [scores_router, floor_router, model_router, segment_router],
                 policy=POLICY,
                 principal_dependency=principal_dependency,
             )

@@ -37,6 +37,9 @@ def file_payload(
         ),
         "relations": relations,
         "referrer_id": customer.referrer_id,
+        # Whether other health products are in use, never which: the health data stays here.
+        # A file made by an import (imports/customer_checks.NewFile) has no health data.
+        "uses_competitor_products": getattr(customer, "uses_competitor_products", False),
         "consents": customer.consents or NO_CONSENTS,
         "version": customer.version,
     }

@@ -328,6 +328,7 @@ def _unite_health(survivor: Customer, duplicate: Customer, cipher: FieldCipher) 
     if united == ours:
         return []
     survivor.health_encrypted = cipher.encrypt(orjson.dumps(united).decode())
+    survivor.uses_competitor_products = bool(united.get("other_health_products"))
     return ["health"]
 
 

@@ -3,6 +3,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -91,6 +92,12 @@ class Customer(SQLModel, table=True):
     health_encrypted: str | None = Field(default=None, sa_column=Column(Text))
     health_consent_at: datetime | None = Field(
         default=None, sa_column=Column(DateTime(timezone=True))
+    )
+    # Whether the health file lists other health products (competitors' too): all that travels
+    # of it (deploy/README.md, payload.file), for scoring's loyalty (``switcher``). Written with
+    # the health data, so no event decrypts it.
+    uses_competitor_products: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
     )
     status: str = Field(
         default="active", sa_column=Column(Text, nullable=False, server_default="active")

@@ -57,6 +57,7 @@ ERASURE: dict[str, tuple[Any, str]] = {
     "id_number_encrypted": (None, "identifies the person outright"),
     "health_encrypted": (None, "sensitive personal information (PIPL Art. 28)"),
     "health_consent_at": (None, "a consent to keep data no longer kept"),
+    "uses_competitor_products": (False, "read from the health data erased with it"),
     "deep": (_SQL_NULL, "free text about the person, their family and home"),
     "ethnicity": (None, "sensitive in China, and rare ones identify"),
     "birthday": (None, "with the store and gender, a date of birth identifies"),

@@ -408,6 +408,7 @@ def _protect_sensitive(
         elif values["health_consent"] is False and customer.health_consent_at is not None:
             customer.health_consent_at = None
             customer.health_encrypted = None
+            customer.uses_competitor_products = False
             changed += ["health_consent", "health"]
     if "health" in values:
         if values["health"] is not None and customer.health_consent_at is None:
@@ -419,6 +420,7 @@ def _protect_sensitive(
         customer.health_encrypted = (
             cipher.encrypt(orjson.dumps(health).decode()) if health else None
         )
+        customer.uses_competitor_products = bool(health and health.get("other_health_products"))
         changed.append("health")
     if "id_number" in values:
         number = values["id_number"]

@@ -15,6 +15,7 @@ from datetime import datetime
 
 import asyncpg
 import msgspec
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.driver import driver_connection
@@ -69,19 +70,21 @@ class HistoryEntry(msgspec.Struct, frozen=True):
     cause: str
 
 
-# Newest first; ``$2`` the id the previous page ended at (null: the first page).
-_PAGE_SQL = """
+# Newest first, older than the id the previous page ended at (null: the first page).
+_PAGE_SQL = text("""
     SELECT id, at, field, previous, value, cause FROM score_history
-    WHERE customer_id = $1 AND ($2::bigint IS NULL OR id < $2::bigint)
+    WHERE customer_id = :customer_id
+      AND (CAST(:before_id AS bigint) IS NULL OR id < CAST(:before_id AS bigint))
     ORDER BY id DESC
-    LIMIT $3
-"""
+    LIMIT :limit
+""")
 
 
 async def history_page(
     session: AsyncSession, *, customer_id: str, before_id: int | None, limit: int
 ) -> Sequence[HistoryEntry]:
     """Up to ``limit`` changes of the customer's score, newest first, older than ``before_id``."""
-    db = await driver_connection(session)
-    rows = await db.fetch(_PAGE_SQL, customer_id, before_id, limit)
-    return [HistoryEntry(**r) for r in rows]
+    rows = await session.execute(
+        _PAGE_SQL, {"customer_id": customer_id, "before_id": before_id, "limit": limit}
+    )
+    return [HistoryEntry(**r._mapping) for r in rows]

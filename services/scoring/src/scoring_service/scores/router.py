@@ -4,7 +4,7 @@ from crm_libs.problems import problem_responses
 from scoring_service.deps import PrincipalDep, ReadSessionDep, SettingsDep
 from scoring_service.scores import service
 from scoring_service.scores.predictions import predictions_public
-from scoring_service.scores.schemas import ScorePublic, ScoreStats
+from scoring_service.scores.schemas import ScorePublic, ScoreRfm, ScoreStats
 
 router = APIRouter(tags=["scores"])
 
@@ -23,6 +23,11 @@ async def get_customer_score(
         customer_id=score.customer_id,
         store_id=score.store_id,
         value_tier=score.value_tier,
+        ladder_level=score.ladder_level,
+        ladder_score=score.ladder_score,
+        loyalty=score.loyalty,
+        lifecycle=score.lifecycle,
+        rfm=ScoreRfm(r=score.rfm_r, f=score.rfm_f, m=score.rfm_m, segment=score.rfm_segment),
         stats=ScoreStats(
             purchase_count=score.purchase_count,
             net_spend_365d=score.net_spend_365d,

@@ -36,13 +36,28 @@ class ScorePredictions(BaseModel):
     model: PredictionModel | None
 
 
+class ScoreRfm(BaseModel):
+    """Recency, frequency and money quintiles (1-5) in the store, and the segment they name
+    (scores/rfm.py); null until the customer has bought."""
+
+    r: int | None
+    f: int | None
+    m: int | None
+    segment: str | None
+
+
 class ScorePublic(BaseModel):
-    """API.md's score. Fields nothing computes yet (ladder, loyalty, lifecycle, RFM,
-    predictions) are left out until something does, rather than always null."""
+    """API.md's score. The classifications are null until the customer is first classified
+    (ladder and lifecycle also while the customer has not bought)."""
 
     customer_id: str
     store_id: str
     value_tier: str | None
+    ladder_level: str | None
+    ladder_score: int | None
+    loyalty: str | None
+    lifecycle: str | None
+    rfm: ScoreRfm
     stats: ScoreStats
     supply_runs_out_on: date | None
     predictions: ScorePredictions
