@@ -19,6 +19,7 @@ from scoring_service.scores.aggregates import PurchaseSeen
 from scoring_service.scores.consumed import Merged
 from scoring_service.scores.service import window_start
 
+
 def stores_of(*, signals_seen: Sequence[signals.Signal], links: Sequence[signals.Link]) -> set[str]:
     """The stores the batch's signals and links classify customers of (to lock up front)."""
     return {s[3] for s in signals_seen} | {link[1] for link in links}
