@@ -13,7 +13,9 @@ and times:
   with every column the import fills computed beforehand (outside the timing).
 
 Prints rows/s of each and their ratio (the target is 0.3 or above). With ``--profile`` the
-customer service is sampled by py-spy during the import (py-spy must be on PATH).
+customer service is sampled by py-spy during the import (py-spy must be on PATH). With
+``--statements`` PostgreSQL runs with pg_stat_statements, and the statements of every database
+that took the most time during the import are printed, with PostgreSQL's CPU by database.
 """
 
 from __future__ import annotations
@@ -33,13 +35,12 @@ from pathlib import Path
 import asyncpg
 import httpx
 from people import people
-from support import CpuMeter, log, temp_stack
+from support import CpuMeter, children_of, cpu_seconds, log, postmaster_pid, temp_stack
 
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn
-from crm_libs.field_crypto import FieldCipher
 from customer_service.config import DEV_FIELD_KEY, DEV_PHONE_HASH_KEY
-from customer_service.imports import customer_import, file_phones
+from customer_service.imports import customer_checks, file_phones
 from customer_service.imports.customer_rows import read_customer_row
 from customer_service.imports.sheets import open_sheet
 
@@ -62,10 +63,10 @@ def sheet(count: int, seed: int) -> bytes:
 def precomputed(content: bytes, *, store_id: str) -> list[tuple[object, ...]]:
     """The records the import writes for these rows, for the bare COPY (duplicates of a phone
     dropped as the import reports them)."""
-    context = customer_import.StoreContext(
+    context = customer_checks.StoreContext(
         store_id=store_id,
         timezone="Asia/Shanghai",
-        cipher=FieldCipher([DEV_FIELD_KEY]),
+        field_keys=(DEV_FIELD_KEY,),
         phone_hash_key=DEV_PHONE_HASH_KEY,
         staff_by_name={},
         staff_ids=frozenset(),
@@ -77,13 +78,13 @@ def precomputed(content: bytes, *, store_id: str) -> list[tuple[object, ...]]:
         candidate = read_customer_row(row, parsed.columns, today=date.today())
         if isinstance(candidate, list):
             continue
-        customer = customer_import.customer_of(
+        customer = customer_checks.customer_of(
             candidate, context=context, owner_staff_id=None, referrer_id=None
         )
         if isinstance(customer, list) or any(h in seen for h in customer.phone_hashes):
             continue
         seen.update(customer.phone_hashes)
-        records.append(customer_import.record_of(customer))
+        records.append(customer_checks.record_of(customer))
     return records
 
 
@@ -111,6 +112,10 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
         records = await asyncio.to_thread(precomputed, content, store_id=stores[1])
 
         profiler = _profiler(stack, args.profile, args.profile_service) if args.profile else None
+        backends = BackendCpu(stack) if args.statements else None
+        if backends is not None:
+            await _reset_statements(stack)
+            backends.start()
         meter = CpuMeter(
             {name: pid for name, pid in stack.pids().items() if name != "gateway"},
             trees=("postgres", "customer", "scoring", "engagement"),
@@ -129,6 +134,9 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
             job = (await client.get(f"/imports/{job['id']}")).json()
         imported = time.perf_counter() - started
         meter.stop()
+        statements = await _top_statements(stack) if backends is not None else []
+        if backends is not None:
+            backends.stop()
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
             profiler.wait()
@@ -141,7 +149,7 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
         started = time.perf_counter()
         async with conn.transaction():
             await conn.copy_records_to_table(
-                "customer", records=records, columns=customer_import.COLUMNS
+                "customer", records=records, columns=customer_checks.COLUMNS
             )
         copied = time.perf_counter() - started
     finally:
@@ -157,6 +165,11 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
     print(f"ratio import/COPY: {import_rate / copy_rate:.3f} (target 0.3)")
     print("during the import (the relay runs in the customer service):")
     print("\n".join(meter.lines()))
+    if backends is not None:
+        print("PostgreSQL's CPU during the import, by database (client backends) or process:")
+        print("\n".join(backends.lines()))
+        print("statements that took the most time during the import (pg_stat_statements):")
+        print("\n".join(statements))
     print("a chunk's phone check over the imported files (1,000 hashes):")
     print("\n".join(f"  {line[:200]}" for line in plan))
 
@@ -175,6 +188,91 @@ async def _phone_check_plan(conn: asyncpg.Connection, *, store_id: str) -> list[
             "EXPLAIN (ANALYZE, BUFFERS) " + file_phones.FILES_WITH_PHONES, hashes
         )
     return [r[0] for r in rows]
+
+
+async def enable_statement_stats(stack: LocalStack) -> None:
+    """pg_stat_statements loaded at PostgreSQL's start (the caller restarts it)."""
+    conn = await asyncpg.connect(stack.postgres.url("postgres", driver="postgresql"))
+    try:
+        await conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+        await conn.execute("ALTER SYSTEM SET pg_stat_statements.max = 1000")
+    finally:
+        await conn.close()
+
+
+async def _reset_statements(stack: LocalStack) -> None:
+    conn = await asyncpg.connect(stack.postgres.url("postgres", driver="postgresql"))
+    try:
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        await conn.execute("SELECT pg_stat_statements_reset()")
+    finally:
+        await conn.close()
+
+
+async def _top_statements(stack: LocalStack, limit: int = 15) -> list[str]:
+    """Every database's statements by total execution time since the reset."""
+    conn = await asyncpg.connect(stack.postgres.url("postgres", driver="postgresql"))
+    try:
+        rows = await conn.fetch(
+            "SELECT d.datname, s.calls, s.rows, s.total_exec_time, s.query "
+            "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+            "ORDER BY s.total_exec_time DESC LIMIT $1",
+            limit,
+        )
+    finally:
+        await conn.close()
+    return [
+        f"  {r['total_exec_time'] / 1000:6.2f} s {r['calls']:>8,} calls {r['rows']:>9,} rows "
+        f"{r['datname']:<16} {' '.join(r['query'].split())[:110]}"
+        for r in rows
+    ]
+
+
+class BackendCpu:
+    """PostgreSQL's CPU seconds per process title: a client backend by its database, the
+    others by their role (walwriter, autovacuum worker…). Processes gone by the end (a closed
+    connection) are counted under ``exited``."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self._postmaster = postmaster_pid(stack) or 0
+        self._start: dict[int, tuple[str, float]] = {}
+        self.used: dict[str, float] = {}
+
+    def _sample(self) -> dict[int, tuple[str, float]]:
+        found = {}
+        for pid in children_of(self._postmaster):
+            try:
+                title = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            found[pid] = (_backend_kind(title.replace("\0", " ")), cpu_seconds(pid))
+        return found
+
+    def start(self) -> None:
+        self._start = self._sample()
+        self._reaped = cpu_seconds(self._postmaster, with_reaped_children=True)
+
+    def stop(self) -> None:
+        end = self._sample()
+        used: dict[str, float] = {}
+        for pid, (kind, seconds) in end.items():
+            used[kind] = used.get(kind, 0.0) + seconds - self._start.get(pid, (kind, 0.0))[1]
+        gone = sum(s for pid, (_, s) in self._start.items() if pid not in end)
+        reaped = cpu_seconds(self._postmaster, with_reaped_children=True) - self._reaped
+        used["exited"] = reaped - gone
+        self.used = used
+
+    def lines(self) -> list[str]:
+        ranked = sorted(self.used.items(), key=lambda kv: -kv[1])
+        return ["  " + ", ".join(f"{kind} {secs:.1f} s" for kind, secs in ranked if secs >= 0.05)]
+
+
+def _backend_kind(title: str) -> str:
+    # "postgres: postgres crm_customer 127.0.0.1(40312) idle" or "postgres: walwriter"
+    words = title.removeprefix("postgres: ").split()
+    if len(words) >= 3 and "(" in words[2]:
+        return words[1]
+    return " ".join(w for w in words if w.isalpha())[:30] or title[:30]
 
 
 def _profiler(stack: LocalStack, output: str, service: str) -> subprocess.Popen[bytes]:
@@ -196,9 +294,18 @@ def main() -> int:
     parser.add_argument(
         "--profile-service", default="customer", help="the service --profile samples"
     )
+    parser.add_argument(
+        "--statements",
+        action="store_true",
+        help="PostgreSQL with pg_stat_statements: its busiest statements and CPU by database",
+    )
     args = parser.parse_args()
     with temp_stack("crm-bench-imports-") as stack:
         log(f"starting the stack in {stack.data_dir} …")
+        if args.statements:
+            stack.start_postgres()
+            asyncio.run(enable_statement_stats(stack))
+            stack.postgres.stop()
         stack.start()
         asyncio.run(run(stack, args))
     if args.profile:

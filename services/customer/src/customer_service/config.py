@@ -1,4 +1,4 @@
-from pydantic import model_validator
+from pydantic import Field, model_validator
 
 from crm_libs.settings import BaseServiceSettings
 
@@ -20,6 +20,9 @@ class Settings(BaseServiceSettings):
     # HMAC key of the phones' lookup hashes (customers/phones.py). Changing it needs every
     # file's hashes recomputed from the encrypted numbers: unlike the field keys, it has no list.
     phone_hash_key: str = DEV_PHONE_HASH_KEY
+    # Processes checking a spreadsheet import's rows (imports/row_checks.py), started for a
+    # sheet longer than a chunk and stopped when no import is left; 0: one per core.
+    import_processes: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _refuse_default_field_key(self) -> "Settings":

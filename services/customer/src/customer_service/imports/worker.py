@@ -4,44 +4,50 @@ Each service process runs one (see main.py). It claims the oldest unfinished job
 (imports/jobs.py), reads the upload back from the database (any replica may run a job another
 received), and works through its rows a chunk at a time: reading and checking rows (pure Python)
 off the event loop, then one transaction per chunk writing the rows, their events, their errors
-and the job's progress together. A customer chunk is read and checked while the one before it
-is written; what depends on that one's rows (rows it imported, referrers among its files) is
-settled once it is committed. A job resumed after a crash skips the rows its committed
-progress counts.
+and the job's progress together. A customer sheet longer than a chunk is checked in a pool of
+processes (imports/row_checks.py), several chunks ahead of the one being written; what depends
+on the rows written before (rows imported, referrers among their files) is settled once those
+are committed. A job resumed after a crash skips the rows its committed progress counts.
 """
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import logging
 import os
 import socket
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 
 from crm_libs.db import driver_connection
 from crm_libs.ids import new_id
-from customer_service.imports import customer_import, jobs, purchase_import
-from customer_service.imports.customer_rows import CustomerCandidate, read_customer_row
-from customer_service.imports.headers import Columns
+from customer_service.imports import customer_checks, customer_import, jobs, purchase_import
+from customer_service.imports.customer_checks import CheckedChunk, StoreContext
 from customer_service.imports.jobs import Job, LeaseLost
 from customer_service.imports.purchase_rows import PurchaseCandidate, read_purchase_row
+from customer_service.imports.row_checks import RowChecks
 from customer_service.imports.rows import RepeatedRows, RowError
 from customer_service.imports.sheets import ImportRefused, SheetRow, open_sheet
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Rows per transaction: large enough that a statement's round trip is spread over many rows,
 # small enough that a crash loses little and progress moves visibly.
 CHUNK_ROWS = 1000
 # How often an idle worker looks for a job another replica received (its own are announced).
 POLL_SECONDS = 1.0
+# An upload this large surely holds more than a chunk: the row checks' processes are started
+# before its rows are counted, so that they are ready when the first chunk is.
+EARLY_START_BYTES = 256 * 1024
 _UNEXPECTED = (
     "The import stopped on an unexpected error. Import the same file again: rows already "
     "imported are skipped."
@@ -59,16 +65,21 @@ async def import_worker(app: FastAPI) -> None:
     worker = f"{socket.gethostname()}:{os.getpid()}:{new_id()[:8]}"
     wakeup = app.state.import_wakeup = getattr(app.state, "import_wakeup", None) or asyncio.Event()
     stopping: asyncio.Event = app.state.stopping
-    while not stopping.is_set():
-        async with driver_connection(app.state.engine) as conn:
-            job = await jobs.claim(conn, worker=worker)
-        if job is None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wakeup.wait(), POLL_SECONDS)
-            wakeup.clear()
-            continue
-        log.info("import claimed", extra={"fields": {"job": job.id, "resumed_at": job.done}})
-        await run(app, job, worker=worker)
+    checks = app.state.import_row_checks = RowChecks(app.state.settings.import_processes)
+    try:
+        while not stopping.is_set():
+            async with driver_connection(app.state.engine) as conn:
+                job = await jobs.claim(conn, worker=worker)
+            if job is None:
+                checks.close()  # no job left: its processes go until the next long sheet
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wakeup.wait(), POLL_SECONDS)
+                wakeup.clear()
+                continue
+            log.info("import claimed", extra={"fields": {"job": job.id, "resumed_at": job.done}})
+            await run(app, job, worker=worker)
+    finally:
+        checks.close()
 
 
 async def run(app: FastAPI, job: Job, *, worker: str) -> None:
@@ -80,7 +91,14 @@ async def run(app: FastAPI, job: Job, *, worker: str) -> None:
         with tempfile.TemporaryFile() as upload:
             async with driver_connection(engine) as conn:
                 await jobs.read_upload(conn, job_id=job.id, into=upload)
-            runner = Runner(app=app, job=job, worker=worker, timezone=timezone, upload=upload)
+            runner = Runner(
+                app=app,
+                job=job,
+                worker=worker,
+                timezone=timezone,
+                upload=upload,
+                checks=getattr(app.state, "import_row_checks", None),
+            )
             if job.kind == customer_import.KIND:
                 await runner.customers()
             else:
@@ -97,6 +115,10 @@ async def run(app: FastAPI, job: Job, *, worker: str) -> None:
         raise
     except Exception:
         log.exception("import failed", extra={"fields": {"job": job.id}})
+        # A broken pool (a process killed) is not reused: the next job starts another.
+        checks: RowChecks | None = getattr(app.state, "import_row_checks", None)
+        if checks is not None:
+            checks.close()
         await _fail(app, job, worker, _UNEXPECTED)
 
 
@@ -113,6 +135,7 @@ class Runner:
     worker: str
     timezone: str
     upload: IO[bytes]
+    checks: RowChecks | None = None
 
     @property
     def today(self) -> date:
@@ -125,44 +148,64 @@ class Runner:
     # --- customers -----------------------------------------------------------------------------
 
     async def customers(self) -> None:
+        checks = self.checks
+        if checks is not None and _size(self.upload) > EARLY_START_BYTES:
+            checks.start()
         total = await asyncio.to_thread(_count_rows, self.upload, "customers")
         await self._set_total(total)
+        if checks is not None and not checks.started:
+            if total > CHUNK_ROWS:
+                checks.start()
+            else:
+                checks = None  # a short sheet: checked here, not by processes started for it
         sheet = await asyncio.to_thread(open_sheet, self.upload, kind="customers")
         rows = sheet.rows
+        checking: deque[asyncio.Task[CheckedChunk]] = deque()
+        writing: asyncio.Task[None] | None = None
         try:
             context = await self._store_context()
             await asyncio.to_thread(_skip, rows, self.job.done)
             today = self.today
-            # Chunk N+1 is read and checked (in a thread) while chunk N is written: the checks
-            # are Python work, the write mostly waits on PostgreSQL.
-            writing: asyncio.Task[None] | None = None
-            try:
-                while True:
-                    read = await asyncio.to_thread(_read_customers, rows, sheet.columns, today)
-                    if not read.count:
+            again = await self._imported_here_before(context)
+            # While chunk N is written, the next ones are checked: as many as there are
+            # processes (one more waits in line), or one in a thread.
+            ahead = checks.processes + 1 if checks is not None else 1
+            read_all = False
+            while True:
+                while not read_all and len(checking) < ahead:
+                    raw = await asyncio.to_thread(customer_checks.raw_rows, rows, CHUNK_ROWS)
+                    if not raw:
+                        read_all = True
                         break
-                    checked = await self._check_customers(read, context)
-                    if writing is not None:
-                        await writing
-                    writing = asyncio.create_task(self._write_customers(read, checked, context))
+                    check = self._check_customers(raw, sheet.columns, today, context, again)
+                    checking.append(asyncio.create_task(check))
+                if not checking:
+                    break
+                checked = await checking.popleft()
                 if writing is not None:
                     await writing
-            except asyncio.CancelledError:
-                if writing is not None:
-                    writing.cancel()
-                raise
-            except Exception:
-                # The chunk being written is as good as it was: let it commit before failing.
-                if writing is not None and not writing.done():
-                    with contextlib.suppress(Exception):
-                        await writing
-                raise
+                writing = asyncio.create_task(self._write_customers(checked, context))
+            if writing is not None:
+                await writing
+        except asyncio.CancelledError:
+            for task in (*checking, writing):
+                if task is not None:
+                    task.cancel()
+            raise
+        except Exception:
+            for task in checking:
+                task.cancel()
+            # The chunk being written is as good as it was: let it commit before failing.
+            if writing is not None and not writing.done():
+                with contextlib.suppress(Exception):
+                    await writing
+            raise
         finally:
             close = getattr(rows, "close", None)
             if close is not None:
                 close()
 
-    async def _store_context(self) -> customer_import.StoreContext:
+    async def _store_context(self) -> StoreContext:
         async with driver_connection(self.app.state.engine) as conn:
             staff = await conn.fetch(
                 "SELECT id, name FROM staff WHERE store_id = $1 AND status = 'active'",
@@ -172,56 +215,85 @@ class Runner:
         for member in staff:
             by_name[member["name"]] = (*by_name.get(member["name"], ()), member["id"])
         settings = self.app.state.settings
-        return customer_import.StoreContext(
+        return StoreContext(
             store_id=self.job.store_id,
             timezone=self.timezone,
-            cipher=self.app.state.cipher,
+            field_keys=tuple(settings.field_encryption_keys),
             phone_hash_key=settings.phone_hash_key,
             staff_by_name=by_name,
             staff_ids=frozenset(m["id"] for m in staff),
         )
 
-    async def _check_customers(
-        self, read: "ReadChunk", context: customer_import.StoreContext
-    ) -> "CheckedChunk":
-        candidates = [c for c in read.candidates if isinstance(c, CustomerCandidate)]
+    async def _imported_here_before(self, context: StoreContext) -> bool:
+        """Whether the store imported customers before (then each chunk's rows imported
+        already are found before checking: a sheet imported again is not checked again)."""
         async with driver_connection(self.app.state.engine) as conn:
-            before = await customer_import.imported_before(
-                conn,
-                store_id=context.store_id,
-                kind=customer_import.KIND,
-                keys=[c.fingerprint for c in candidates],
+            return bool(
+                await conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM import_fingerprint WHERE store_id = $1 "
+                    "AND kind = $2)",
+                    context.store_id,
+                    customer_checks.KIND,
+                )
             )
-        fresh = [c for c in candidates if c.fingerprint not in before]
-        checked = await asyncio.to_thread(customer_import.check, fresh, context=context)
-        return CheckedChunk(rows=len(candidates), checked=checked)
 
-    async def _write_customers(
-        self, read: "ReadChunk", chunk: "CheckedChunk", context: customer_import.StoreContext
-    ) -> None:
-        """Once the previous chunk is committed: the rows it imported are skipped, referrers
-        are found (among its files too), and the chunk is written in one transaction."""
+    async def _off_loop(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Pure work in the row checks' processes, or in a thread for a short sheet."""
+        if self.checks is not None and self.checks.started:
+            return await self.checks.run(function, *args, **kwargs)
+        return await asyncio.to_thread(functools.partial(function, *args, **kwargs))
+
+    async def _check_customers(
+        self,
+        raw: list[customer_checks.RawRow],
+        columns: Any,
+        today: date,
+        context: StoreContext,
+        again: bool,
+    ) -> CheckedChunk:
+        imported: frozenset[str] = frozenset()
+        if again:
+            keys = await self._off_loop(
+                customer_checks.fingerprints_of, raw, columns=columns, today=today
+            )
+            async with driver_connection(self.app.state.engine) as conn:
+                found = await customer_import.imported_before(
+                    conn, store_id=context.store_id, kind=customer_checks.KIND, keys=keys
+                )
+            imported = frozenset(found)
+        return await self._off_loop(
+            customer_checks.check_rows,
+            raw,
+            columns=columns,
+            today=today,
+            context=context,
+            imported=imported,
+        )
+
+    async def _write_customers(self, chunk: CheckedChunk, context: StoreContext) -> None:
+        """Once the chunks before are committed: the rows they imported are skipped, referrers
+        are found (among their files too), and the chunk is written in one transaction."""
         engine = self.app.state.engine
         async with driver_connection(engine) as conn:
             before = await customer_import.imported_before(
                 conn,
                 store_id=context.store_id,
-                kind=customer_import.KIND,
-                keys=[c.candidate.fingerprint for c in chunk.checked],
+                kind=customer_checks.KIND,
+                keys=[c.fingerprint for c in chunk.checked],
             )
-            checked = [c for c in chunk.checked if c.candidate.fingerprint not in before]
+            checked = [c for c in chunk.checked if c.fingerprint not in before]
             referrers = await customer_import.referrers(
-                conn, context=context, candidates=[c.candidate for c in checked]
+                conn, context=context, texts={c.referrer for c in checked if c.referrer}
             )
         prepared = customer_import.resolve(checked, context=context, referrers=referrers)
-        prepared.errors = [*read.errors, *prepared.errors]
-        prepared.skipped = chunk.rows - len(checked)
+        prepared.errors = [*chunk.errors, *prepared.errors]
+        prepared.skipped = chunk.candidates - len(checked)
         async with driver_connection(engine) as conn, conn.transaction():
             _, progress = await customer_import.write(
                 conn, prepared=prepared, context=context, job_id=self.job.id
             )
             await jobs.advance(
-                conn, job=self.job, worker=self.worker, progress=replace(progress, rows=read.count)
+                conn, job=self.job, worker=self.worker, progress=replace(progress, rows=chunk.rows)
             )
 
     # --- purchases -----------------------------------------------------------------------------
@@ -278,17 +350,11 @@ class Runner:
 # --- reading (off the event loop) --------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class ReadChunk:
-    count: int
-    candidates: list[CustomerCandidate]
-    errors: list[RowError]
-
-
-@dataclass(slots=True)
-class CheckedChunk:
-    rows: int  # the chunk's rows read as candidates
-    checked: list[customer_import.Checked]
+def _size(upload: IO[bytes]) -> int:
+    upload.seek(0, os.SEEK_END)
+    size = upload.tell()
+    upload.seek(0)
+    return size
 
 
 def _count_rows(upload: IO[bytes], kind: Any) -> int:
@@ -299,18 +365,6 @@ def _count_rows(upload: IO[bytes], kind: Any) -> int:
 def _skip(rows: Iterator[SheetRow], count: int) -> None:
     for _ in itertools.islice(rows, count):
         pass
-
-
-def _read_customers(rows: Iterator[SheetRow], columns: Columns, today: date) -> ReadChunk:
-    read = ReadChunk(0, [], [])
-    for row in itertools.islice(rows, CHUNK_ROWS):
-        read.count += 1
-        result = read_customer_row(row, columns, today=today)
-        if isinstance(result, list):
-            read.errors.extend(result)
-        else:
-            read.candidates.append(result)
-    return read
 
 
 Work = PurchaseCandidate | list[RowError]

@@ -1,0 +1,389 @@
+"""A customers sheet's rows checked and sealed as the files a registration would open: pure work,
+run in the import's row-check processes (imports/row_checks.py) or, for a short sheet, a thread.
+
+Each row goes through what ``POST /customers`` applies: the write schema (``CustomerCreate``,
+every field checked and unknown ones impossible) and the profile's rules for phones, birthdays,
+anniversaries and name keys (customers/profile.py, customers/pinyin.py); the sealed phones and
+ID number are what a registration stores. A file comes out as its COPY record and its
+``customer.registered`` outbox row, so that writing a chunk (customer_import.py) only sends them.
+
+What crosses between processes is kept to tuples and lists (pickled in C): the sheet's rows in,
+each row's outcome out, and the whole file only for a row naming a referrer (it is sealed again
+once the referrer is found).
+"""
+
+import functools
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, NamedTuple, cast
+
+import orjson
+from pydantic import ValidationError
+
+from crm_libs.events.envelope import EventEnvelope
+from crm_libs.field_crypto import FieldCipher
+from crm_libs.ids import new_id
+from crm_libs.problems import InvalidField
+from customer_service.customers import events, pinyin, profile
+from customer_service.customers.models import Customer
+from customer_service.customers.schemas import CustomerCreate
+from customer_service.imports.customer_rows import CustomerCandidate, read_customer_row
+from customer_service.imports.headers import Columns
+from customer_service.imports.rows import RowError
+from customer_service.imports.sheets import Cell, SheetRow
+
+KIND = "customers"
+IMPORT_CHANNEL = "import"
+# The columns a file is written with (what a registration fills; the rest keep their defaults).
+COLUMNS = (
+    "id",
+    "store_id",
+    "name",
+    "name_keys",
+    "gender",
+    "ethnicity",
+    "approximate_age",
+    "birthday",
+    "birthday_calendar",
+    "wedding_anniversary",
+    "email",
+    "address",
+    "source",
+    "referrer_id",
+    "owner_staff_id",
+    "prospect_stage",
+    "phones_encrypted",
+    "phone_hashes",
+    "phone_tails",
+    "id_number_encrypted",
+    "status",
+    "version",
+)
+_JSON_COLUMNS = frozenset({"address", "source"})
+
+
+@dataclass(slots=True)
+class NewFile:
+    """A file to write, under the model's column names (``Customer``'s): not an ORM object, whose
+    construction costs more than all the row's checks together."""
+
+    store_id: str
+    name: str
+    name_keys: str
+    gender: str | None
+    ethnicity: str | None
+    approximate_age: int | None
+    birthday: date | None
+    birthday_calendar: str
+    wedding_anniversary: date | None
+    email: str | None
+    address: dict[str, Any] | None
+    source: dict[str, Any] | None
+    referrer_id: str | None
+    owner_staff_id: str | None
+    phones_encrypted: str | None
+    phone_hashes: list[str]
+    phone_tails: list[str]
+    id_number_encrypted: str | None
+    id: str = field(default_factory=new_id)
+    prospect_stage: str = "collected"
+    status: str = "active"
+    version: int = 1
+    consents: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreContext:
+    """What checking a store's rows needs, sent to the row-check processes with each chunk: the
+    keys rather than a cipher (each process builds its own once)."""
+
+    store_id: str
+    timezone: str
+    field_keys: tuple[str, ...]
+    phone_hash_key: str
+    # Active staff by name (服务代表 columns name people, not ids), and their ids.
+    staff_by_name: Mapping[str, tuple[str, ...]]
+    staff_ids: frozenset[str]
+
+    @property
+    def cipher(self) -> FieldCipher:
+        return _cipher(self.field_keys)
+
+
+@functools.cache
+def _cipher(keys: tuple[str, ...]) -> FieldCipher:
+    return FieldCipher(list(keys))
+
+
+class Sealed(NamedTuple):
+    """A file as its COPY record and its ``customer.registered`` outbox row."""
+
+    record: tuple[Any, ...]
+    event_id: str
+    envelope: str
+
+
+def sealed(file: NewFile, *, timezone: str) -> Sealed:
+    event = _registered(file, timezone=timezone)
+    return Sealed(record_of(file), str(event.event_id), event.to_bytes().decode())
+
+
+class Checked(NamedTuple):
+    """A row through the registration's checks, its referrer not yet resolved: the file it
+    would open (sealed), or its errors (an owner that names nobody stops the checks, as on the
+    API). ``file`` is kept only for a row naming a referrer, to be sealed again with it."""
+
+    row: int
+    fingerprint: str
+    referrer: str | None
+    errors: list[RowError]
+    owner_failed: bool = False
+    file_id: str | None = None
+    name: str = ""
+    phone_hashes: list[str] = []
+    sealed: Sealed | None = None
+    file: NewFile | None = None
+
+
+class CheckedChunk(NamedTuple):
+    """A chunk of sheet rows read and checked: rows read, the errors of rows that could not be
+    read, how many were read as candidates, and the candidates not imported before, checked."""
+
+    rows: int
+    errors: list[RowError]
+    candidates: int
+    checked: list[Checked]
+
+
+# A sheet row as it travels to a row-check process: (number, cells).
+RawRow = tuple[int, Sequence[Cell]]
+
+
+def raw_rows(rows: Iterable[SheetRow], count: int) -> list[RawRow]:
+    """The next ``count`` rows of a sheet, as they travel."""
+    return [(row.number, row.cells) for row in itertools.islice(rows, count)]
+
+
+def fingerprints_of(raw: Sequence[RawRow], *, columns: Columns, today: date) -> list[str]:
+    """The fingerprints of the rows that read as candidates (to ask which were imported)."""
+    candidates = (read_customer_row(SheetRow(n, c), columns, today=today) for n, c in raw)
+    return [c.fingerprint for c in candidates if isinstance(c, CustomerCandidate)]
+
+
+def check_rows(
+    raw: Sequence[RawRow],
+    *,
+    columns: Columns,
+    today: date,
+    context: StoreContext,
+    imported: frozenset[str] = frozenset(),
+) -> CheckedChunk:
+    """A chunk's rows read and checked, but for those whose fingerprint is in ``imported``."""
+    errors: list[RowError] = []
+    candidates: list[CustomerCandidate] = []
+    for number, cells in raw:
+        result = read_customer_row(SheetRow(number, cells), columns, today=today)
+        if isinstance(result, list):
+            errors.extend(result)
+        else:
+            candidates.append(result)
+    fresh = [c for c in candidates if c.fingerprint not in imported]
+    return CheckedChunk(len(raw), errors, len(candidates), check(fresh, context=context))
+
+
+def check(candidates: Sequence[CustomerCandidate], *, context: StoreContext) -> list[Checked]:
+    """Each candidate's file or errors, without its referrer (which may name a file the
+    previous chunk is still writing: it is resolved once that chunk is committed)."""
+    checked = []
+    for candidate in candidates:
+        row, key, referrer = candidate.row, candidate.fingerprint, candidate.referrer
+        errors: list[RowError] = []
+        owner_id = _owner(candidate, context, errors)
+        if errors:
+            checked.append(Checked(row, key, referrer, errors, owner_failed=True))
+            continue
+        result = customer_of(candidate, context=context, owner_staff_id=owner_id, referrer_id=None)
+        if isinstance(result, list):
+            checked.append(Checked(row, key, referrer, result))
+            continue
+        checked.append(
+            Checked(
+                row,
+                key,
+                referrer,
+                [],
+                file_id=result.id,
+                name=result.name,
+                phone_hashes=result.phone_hashes,
+                sealed=sealed(result, timezone=context.timezone),
+                file=result if referrer else None,
+            )
+        )
+    return checked
+
+
+def _owner(
+    candidate: CustomerCandidate, context: StoreContext, errors: list[RowError]
+) -> str | None:
+    """The serving staff member a row names (by name, or by id), else none: an imported file
+    waits for a manager to name its owner."""
+    if not candidate.owner:
+        return None
+    if candidate.owner in context.staff_ids:
+        return candidate.owner
+    ids = context.staff_by_name.get(candidate.owner, ())
+    if len(ids) == 1:
+        return ids[0]
+    message = (
+        f"{len(ids)} active staff members are named {candidate.owner}: give the staff id"
+        if ids
+        else f"no active staff member of the store is named {candidate.owner}"
+    )
+    errors.append(RowError(candidate.row, "owner", message))
+    return None
+
+
+def customer_of(
+    candidate: CustomerCandidate,
+    *,
+    context: StoreContext,
+    owner_staff_id: str | None,
+    referrer_id: str | None,
+) -> NewFile | list[RowError]:
+    """The file ``POST /customers`` would open for this row, or the row's errors (each field the
+    registration would name)."""
+    try:
+        customer_in = CustomerCreate.model_validate(_body(candidate, owner_staff_id, referrer_id))
+    except ValidationError as exc:
+        return [
+            RowError(candidate.row, _sheet_field(".".join(str(p) for p in e["loc"])), e["msg"])
+            for e in exc.errors()
+        ]
+    checks = profile.FieldErrors()
+    name = customer_in.name.strip()
+    phones: list[dict[str, Any]] = []
+    birthday: date | None = None
+    anniversary: date | None = None
+    calendar = customer_in.birthday_calendar or "solar"
+    with checks.checking():
+        if not name:
+            raise InvalidField("name", "may not be blank")
+    if customer_in.phones:
+        with checks.checking():
+            phones = profile.parse_phones(customer_in.phones, None, current=[])
+    with checks.checking():
+        birthday = profile.solar_birthday(customer_in.birthday, calendar, timezone=context.timezone)
+    with checks.checking():
+        anniversary = profile.check_anniversary(
+            customer_in.wedding_anniversary, birthday=birthday, timezone=context.timezone
+        )
+    if checks.errors:
+        return [
+            RowError(candidate.row, _sheet_field(e["field"]), e["message"]) for e in checks.errors
+        ]
+    encrypted, hashes, tails = profile.sealed_phones(
+        phones, cipher=context.cipher, hash_key=context.phone_hash_key
+    )
+    source = customer_in.source
+    return NewFile(
+        store_id=context.store_id,
+        name=name,
+        name_keys=pinyin.name_search_keys(name).text,
+        # The value, not the enum: the file travels pickled, and an enum is rebuilt by a call.
+        gender=customer_in.gender.value if customer_in.gender else None,
+        ethnicity=customer_in.ethnicity,
+        approximate_age=customer_in.approximate_age,
+        birthday=birthday,
+        birthday_calendar=calendar,
+        wedding_anniversary=anniversary,
+        email=customer_in.email,
+        address=customer_in.address.model_dump(exclude_none=True) if customer_in.address else None,
+        source=(
+            {**source.model_dump(exclude_none=True), "cost": f"{source.cost:.2f}"}
+            if source
+            else None
+        ),
+        referrer_id=referrer_id,
+        owner_staff_id=owner_staff_id,
+        phones_encrypted=encrypted,
+        phone_hashes=hashes,
+        phone_tails=tails,
+        id_number_encrypted=(
+            context.cipher.encrypt(customer_in.id_number) if customer_in.id_number else None
+        ),
+    )
+
+
+def _body(
+    c: CustomerCandidate, owner_staff_id: str | None, referrer_id: str | None
+) -> dict[str, Any]:
+    """The registration a row stands for, in API.md's field names."""
+    body: dict[str, Any] = {"store_id": "import", "name": c.name}
+    optional = {
+        "gender": c.gender,
+        "ethnicity": c.ethnicity,
+        "approximate_age": c.approximate_age,
+        "birthday": c.birthday.isoformat() if c.birthday else None,
+        "birthday_calendar": c.birthday_calendar,
+        "wedding_anniversary": c.wedding_anniversary,
+        "email": c.email,
+        "id_number": c.id_number,
+        "owner_staff_id": owner_staff_id,
+        "referrer_id": referrer_id,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if c.phones:
+        body["phones"] = [
+            {"number": p.number, **({"kind": p.kind} if p.kind else {})} for p in c.phones
+        ]
+        body["phones"][0]["primary"] = True
+    address = {
+        "province": c.province,
+        "city": c.city,
+        "district": c.district,
+        # An address in one cell is kept whole as the street line, to be split by staff later.
+        "street": c.street or c.address,
+    }
+    if any(address.values()):
+        body["address"] = {k: v for k, v in address.items() if v}
+    body["source"] = {
+        "channel": c.source_channel or IMPORT_CHANNEL,
+        **({"method": c.source_method} if c.source_method else {}),
+    }
+    return body
+
+
+# API field → the sheet field its column was read into, where they differ.
+_SHEET_FIELDS = {"phones": "phone", "address.street": "address"}
+
+
+def _sheet_field(api_field: str) -> str:
+    head = api_field.split(".")[0]
+    if head == "phones":
+        return "phone"
+    return _SHEET_FIELDS.get(api_field, api_field)
+
+
+def record_of(customer: NewFile) -> tuple[Any, ...]:
+    return tuple(
+        _json_text(getattr(customer, name)) if name in _JSON_COLUMNS else getattr(customer, name)
+        for name in COLUMNS
+    )
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _registered(customer: NewFile, *, timezone: str) -> EventEnvelope:
+    """``customer.registered`` as a registration stages it (customers/events.py's payload)."""
+    # The payload reads the file's attributes by the model's names, which NewFile shares.
+    file = events.file_payload(cast(Customer, customer), timezone=timezone, relations=[])
+    return EventEnvelope(
+        type=events.CUSTOMER_REGISTERED,
+        store_id=customer.store_id,
+        customer_id=customer.id,
+        payload={"timezone": timezone, "file": file},
+    )

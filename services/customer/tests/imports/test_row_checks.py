@@ -1,0 +1,145 @@
+"""The processes that check a long sheet's rows (imports/row_checks.py): started on first use
+only, giving what the checks give in the service's own process, ignoring Ctrl-C, and gone when
+closed or when the service that started them dies."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+
+import pytest
+
+from customer_service.config import DEV_FIELD_KEY, DEV_PHONE_HASH_KEY
+from customer_service.imports import customer_checks
+from customer_service.imports.customer_checks import StoreContext
+from customer_service.imports.row_checks import RowChecks
+from customer_service.imports.sheets import open_sheet
+
+CONTEXT = StoreContext(
+    store_id="store-1",
+    timezone="Asia/Shanghai",
+    field_keys=(DEV_FIELD_KEY,),
+    phone_hash_key=DEV_PHONE_HASH_KEY,
+    staff_by_name={"李娜": ("staff-1",)},
+    staff_ids=frozenset({"staff-1"}),
+)
+SHEET = "\n".join(
+    [
+        "姓名,性别,手机,农历生日,推荐人,服务代表",
+        "张秀英,女,138 1234 5678,1956-08-15,,李娜",
+        "王建国,男,+86-139-1234-5678,1950-02-01,13812345678,",
+        "刘芳,女,12345,,,",
+        "陈静,女,010-12345678,,张秀英,王五",
+    ]
+).encode()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _gone(pids: list[int], timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(_alive(p) for p in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _ignoring_sigint(pids: list[int], timeout: float = 20.0) -> bool:
+    """Whether each process ignores SIGINT (once it has started: its start-up sets that)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        masks = []
+        for pid in pids:
+            with open(f"/proc/{pid}/status") as status:
+                line = next(x for x in status if x.startswith("SigIgn:"))
+            masks.append(int(line.split()[1], 16))
+        if all(mask & (1 << (signal.SIGINT - 1)) for mask in masks):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _comparable(chunk: customer_checks.CheckedChunk) -> list[object]:
+    """A chunk's outcome without what is drawn at random (ids, nonces, event times)."""
+    random = ("id", "phones_encrypted")
+    outcome: list[object] = [chunk.rows, chunk.candidates, chunk.errors]
+    for row in chunk.checked:
+        record = row.sealed.record if row.sealed else ()
+        kept = [v for c, v in zip(customer_checks.COLUMNS, record, strict=False) if c not in random]
+        outcome.append((row.row, row.fingerprint, row.referrer, row.errors, row.name, kept))
+    return outcome
+
+
+@pytest.mark.timeout(120)
+async def test_rows_checked_in_the_processes_come_back_as_checked_here() -> None:
+    parsed = open_sheet(io.BytesIO(SHEET), kind="customers")
+    raw = customer_checks.raw_rows(parsed.rows, 100)
+    today = date.today()
+    here = customer_checks.check_rows(raw, columns=parsed.columns, today=today, context=CONTEXT)
+    checks = RowChecks(2)
+    assert not checks.started and checks.pids() == []  # nothing runs before it is needed
+    try:
+        there = await checks.run(
+            customer_checks.check_rows, raw, columns=parsed.columns, today=today, context=CONTEXT
+        )
+        assert checks.started and len(checks.pids()) == 2
+        assert _comparable(there) == _comparable(here)
+        assert [e.row for e in there.errors] + [r.row for r in there.checked if r.errors] == [4, 5]
+        # Sealed there, read here: the phone list opens with the service's own cipher.
+        zhang = next(r for r in there.checked if r.name == "张秀英")
+        assert zhang.sealed is not None
+        phones = zhang.sealed.record[customer_checks.COLUMNS.index("phones_encrypted")]
+        assert "+8613812345678" in CONTEXT.cipher.decrypt(phones)
+        # A row naming a referrer keeps its file, to be sealed again once the referrer is found.
+        assert [r.name for r in there.checked if r.file is not None] == ["王建国"]
+        pids = checks.pids()
+        assert _ignoring_sigint(pids)
+        for pid in pids:
+            os.kill(pid, signal.SIGINT)  # Ctrl-C at a terminal reaches the whole group
+        again = await checks.run(
+            customer_checks.fingerprints_of, raw, columns=parsed.columns, today=today
+        )
+        assert again == [r.fingerprint for r in here.checked] and checks.pids() == pids
+    finally:
+        checks.close()
+    assert not checks.started and _gone(pids)
+
+
+_SERVICE = """
+import asyncio, os, sys, time
+from customer_service.imports.row_checks import RowChecks
+
+async def main():
+    checks = RowChecks(2)
+    await checks.run(os.getpid)
+    print(" ".join(map(str, checks.pids())), flush=True)
+    time.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.timeout(120)
+def test_the_processes_die_with_the_service_that_started_them() -> None:
+    service = subprocess.Popen([sys.executable, "-c", _SERVICE], stdout=subprocess.PIPE, text=True)
+    try:
+        assert service.stdout is not None
+        pids = [int(p) for p in service.stdout.readline().split()]
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+        service.kill()  # no goodbye: SIGKILL
+        service.wait(10)
+        assert _gone(pids)
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait(10)
