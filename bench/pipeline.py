@@ -184,7 +184,7 @@ async def wait_caught_up(
     group: str = "scoring",
 ) -> Progress:
     """Poll until consumer group ``group`` (scoring instances ``keys``) committed ``expected``
-    events, and check that ``processed_event`` holds them all."""
+    events, and check that the purchase facts and claims hold them all."""
     progress = Progress()
     last_change = time.perf_counter()
     last_report = last_change
@@ -218,9 +218,14 @@ async def wait_caught_up(
                 progress.done = now - started
                 progress.cpu_at_done = cpu()
                 progress.pg_cpu_at_done = pg_cpu()
-                stored = await conn.fetchval("SELECT count(*) FROM processed_event")
+                # A purchase is claimed by its fact (no processed_event row); anything else
+                # by its claim.
+                stored = await conn.fetchval(
+                    "SELECT (SELECT count(*) FROM processed_event)"
+                    " + (SELECT count(*) FROM purchase_fact)"
+                )
                 if stored < expected:
-                    log(f"offsets say {count} applied, processed_event holds {stored}")
+                    log(f"offsets say {count} applied, claims and purchase facts: {stored}")
                     progress.done = None
                 return progress
             if dead := [p for p in processes if p.poll() is not None]:
@@ -450,7 +455,8 @@ async def run_pair(
     n = len(rows)
     stack.stop_service("scoring")
     await conn.execute(
-        "TRUNCATE customer_score, purchase_fact, processed_event, outbox_event RESTART IDENTITY"
+        "TRUNCATE customer_score, purchase_fact, processed_event, outbox_event, score_history"
+        " RESTART IDENTITY"
     )
     stack.extra_env["CRM_CONSUMER_GROUP"] = PAIR_GROUP
     log("two scoring members in one group …")

@@ -12,8 +12,8 @@ from scoring_service.access import POLICY
 from scoring_service.config import Settings
 from scoring_service.scores.consumed import decode_event
 from scoring_service.scores.fits_scheduled import model_refit_worker
-from scoring_service.scores.handlers import make_batch_handler, prepare_batch
 from scoring_service.scores.floor_router import router as floor_router
+from scoring_service.scores.handlers import claimed_by_its_fact, make_batch_handler, prepare_batch
 from scoring_service.scores.model_router import router as model_router
 from scoring_service.scores.router import router as scores_router
 from scoring_service.scores.scheduled import ageing_worker, window_refresh_worker
@@ -32,6 +32,7 @@ async def run_event_consumer(app: FastAPI) -> None:
         handler=make_batch_handler(as_of=settings.as_of),
         decode=decode_event,
         prepare=prepare_batch,
+        idempotent=claimed_by_its_fact,
         max_records=settings.consumer_max_records,
     )
     await consumer.run()
