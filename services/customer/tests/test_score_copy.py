@@ -89,6 +89,30 @@ async def test_only_a_newer_version_replaces_the_copy(session: AsyncSession) -> 
     assert await _copy(session, customer.id) == ("major", None, "E", 4, 1)
 
 
+async def test_a_files_first_score_that_changes_nothing_it_shows_is_not_written(
+    session: AsyncSession,
+) -> None:
+    """Every registration's first score is a prospect, version 1, which a new file shows
+    already: writing it would be a second row version of every file an import opens."""
+    registered, rescored = await _customers(session, 2)
+
+    async def row_version(customer: Customer) -> Any:
+        found = await session.execute(
+            text("SELECT ctid FROM customer WHERE id = :id"), {"id": customer.id}
+        )
+        return found.scalar_one()
+
+    before = await row_version(registered)
+    await handle_events(session, [_score(registered, 1, "prospect"), _score(rescored, 1, "small")])
+    assert await row_version(registered) == before  # not even locked anew
+    assert await _copy(session, registered.id) == ("prospect", None, None, None, 1)
+    assert await _copy(session, rescored.id) == ("small", None, None, 1, 1)
+    # The next score is newer than none; the first one again (a replay) is older than it.
+    await handle_events(session, [_score(registered, 2, "small", lifecycle="new_this_year")])
+    await handle_events(session, [_score(registered, 1, "prospect")])
+    assert await _copy(session, registered.id) == ("small", "new_this_year", None, 2, 1)
+
+
 async def test_a_batch_applies_each_customers_newest_score_whatever_its_order(
     session: AsyncSession,
 ) -> None:
