@@ -117,16 +117,19 @@ async def test_stopped_only_when_supply_ran_out_more_than_30_days_ago(
             bought("c31", first, store=store),
             bought("c30", local(today - timedelta(days=60)), store=store),
             bought("c31", local(today - timedelta(days=61)), store=store),
+            # First bought this year, but ran out long ago: stopped comes first.
+            bought("new_stopped", local(date(2026, 1, 2)), store=store),
         ],
         now=now,
     )
     got = await scores(session, store)
     assert today - got["c30"]["supply_runs_out_on"] == timedelta(days=30)
     assert today - got["c31"]["supply_runs_out_on"] == timedelta(days=31)
-    await run(session, ["c30", "c31"], now=now)
+    await run(session, ["c30", "c31", "new_stopped"], now=now)
     got = await scores(session, store)
     assert got["c30"]["lifecycle"] == "active_second_line"
     assert got["c31"]["lifecycle"] == "stopped"
+    assert got["new_stopped"]["lifecycle"] == "stopped"
 
 
 async def test_lost_after_730_days_without_a_purchase(session: AsyncSession) -> None:
@@ -158,7 +161,7 @@ async def test_active_core_needs_a_member_event_this_local_year(session: AsyncSe
     ]
     await buy(session, purchases, now=now)
     await signal(session, "attended", "core", store=store, at=datetime(2026, 1, 1, tzinfo=SHANGHAI))
-    # 31 Dec local: last year's event, though 1 Jan in UTC-10.
+    # A second before the local year began: last year's event.
     await signal(
         session,
         "attended",
