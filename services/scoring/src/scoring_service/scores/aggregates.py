@@ -124,19 +124,37 @@ def added_runs_out(stored: date | None, batch: BatchAggregate) -> date | None:
 
 
 def fold_batch(purchases: Iterable[PurchaseSeen]) -> dict[str, BatchAggregate]:
-    """Each customer's purchases of a batch folded in date order, from nothing."""
+    """Each customer's purchases of a batch folded in date order, from nothing.
+
+    What :meth:`BatchAggregate.fold` does purchase by purchase, written out in one loop: a
+    batch of thousands is folded before its transaction, on the consumer's one core."""
     by_customer: dict[str, list[PurchaseSeen]] = {}
     for p in purchases:
-        by_customer.setdefault(p.customer_id, []).append(p)
+        bought = by_customer.get(p.customer_id)
+        if bought is None:
+            by_customer[p.customer_id] = [p]
+        else:
+            bought.append(p)
     folded = {}
     for customer_id, bought in by_customer.items():
         if len(bought) > 1:
             bought.sort(key=PurchaseSeen.date_order)
-        first = bought[0]
-        aggregate = BatchAggregate(
-            customer_id=customer_id, store_id=first.store_id, timezone=first.timezone
+        runs_out: date | None = None
+        supply_days = 0
+        for p in bought:  # extend_supply
+            if runs_out is None or runs_out < p.purchased_on:
+                runs_out = p.purchased_on
+            runs_out += timedelta(days=p.supply_days)
+            supply_days += p.supply_days
+        first, last = bought[0], bought[-1]
+        folded[customer_id] = BatchAggregate(
+            customer_id=customer_id,
+            store_id=first.store_id,
+            timezone=last.timezone,
+            purchase_count=len(bought),
+            first_purchase_at=first.purchased_at,
+            last_purchase_at=last.purchased_at,
+            supply_runs_out_on=runs_out,
+            supply_days=supply_days,
         )
-        for p in bought:
-            aggregate.fold(p)
-        folded[customer_id] = aggregate
     return folded

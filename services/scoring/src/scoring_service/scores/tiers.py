@@ -59,7 +59,9 @@ def threshold_place(bound: Decimal, spenders: int) -> int | None:
 def bounds_parameters(stores: Sequence[str]) -> list[list[object]]:
     """The array parameters :func:`bounds_sql` reads: the stores, then each bound's values."""
     bounds = bounds_for(stores)
-    return [list(stores), *([bounds[s][i] for s in stores] for i in range(len(TIERS)))]
+    columns: list[list[object]] = [list(stores)]
+    columns.extend([bounds[s][i] for s in stores] for i in range(len(TIERS)))
+    return columns
 
 
 def bounds_sql(first_parameter: int) -> str:
