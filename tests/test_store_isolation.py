@@ -92,6 +92,8 @@ def _example(
         return b[name]
     if name in VALID_VALUES:
         return VALID_VALUES[name]
+    if "const" in schema:  # a one-value Literal
+        return schema["const"]
     if "enum" in schema:
         return schema["enum"][0]
     kind = schema.get("type")
