@@ -8,8 +8,9 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 
+import orjson
 import pytest
 
 from customer_service.config import DEV_FIELD_KEY, DEV_PHONE_HASH_KEY
@@ -143,3 +144,34 @@ def test_the_processes_die_with_the_service_that_started_them() -> None:
         if service.poll() is None:
             service.kill()
             service.wait(10)
+
+
+def test_a_rows_registration_event_is_written_as_the_envelope_writes_it() -> None:
+    """The outbox row's text is built without the envelope's model: read back as an
+    ``EventEnvelope`` and written again it is the same text, byte for byte, with the payload a
+    registration stages (customers/events.py)."""
+    from crm_libs.events.envelope import EventEnvelope
+    from customer_service.customers.events import CUSTOMER_REGISTERED
+
+    parsed = open_sheet(io.BytesIO(SHEET), kind="customers")
+    raw = customer_checks.raw_rows(parsed.rows, 100)
+    chunk = customer_checks.check_rows(
+        raw, columns=parsed.columns, today=date.today(), context=CONTEXT
+    )
+    sealed = [r.sealed for r in chunk.checked if r.sealed is not None]
+    assert len(sealed) == 2
+    for row in sealed:
+        event = EventEnvelope.from_bytes(row.envelope.encode())
+        assert event.to_bytes().decode() == row.envelope
+        assert str(event.event_id) == row.event_id and event.type == CUSTOMER_REGISTERED
+        assert event.customer_id == row.record[0] and event.store_id == CONTEXT.store_id
+        file = event.payload["file"]
+        assert event.payload["timezone"] == file["timezone"] == "Asia/Shanghai"
+        assert file["status"] == "active" and file["relations"] == []
+    zhang = EventEnvelope.from_bytes(sealed[0].envelope.encode()).payload["file"]
+    assert (zhang["birthday_calendar"], zhang["owner_staff_id"]) == ("lunar", "staff-1")
+    # The time is written as pydantic writes it, whole seconds (no fraction) too.
+    whole = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    stamp = EventEnvelope(type="t", store_id="s", customer_id="c", occurred_at=whole)
+    assert orjson.dumps(whole, option=orjson.OPT_UTC_Z) == b'"2026-01-02T03:04:05Z"'
+    assert b'"occurred_at":"2026-01-02T03:04:05Z"' in stamp.to_bytes()

@@ -14,15 +14,15 @@ once the referrer is found).
 
 import functools
 import itertools
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, NamedTuple, cast
 
 import orjson
 from pydantic import ValidationError
 
-from crm_libs.events.envelope import EventEnvelope
 from crm_libs.field_crypto import FieldCipher
 from crm_libs.ids import new_id
 from crm_libs.problems import InvalidField
@@ -126,8 +126,7 @@ class Sealed(NamedTuple):
 
 
 def sealed(file: NewFile, *, timezone: str) -> Sealed:
-    event = _registered(file, timezone=timezone)
-    return Sealed(record_of(file), str(event.event_id), event.to_bytes().decode())
+    return Sealed(record_of(file), *_registered(file, timezone=timezone))
 
 
 class Checked(NamedTuple):
@@ -377,13 +376,20 @@ def _json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-def _registered(customer: NewFile, *, timezone: str) -> EventEnvelope:
-    """``customer.registered`` as a registration stages it (customers/events.py's payload)."""
+def _registered(customer: NewFile, *, timezone: str) -> tuple[str, str]:
+    """``customer.registered`` as a registration stages it (customers/events.py's payload): its
+    id and the envelope's JSON text, written as ``EventEnvelope.to_bytes`` writes it (a test
+    proves them equal) without building and dumping the model, a tenth of a row's checks."""
     # The payload reads the file's attributes by the model's names, which NewFile shares.
     file = events.file_payload(cast(Customer, customer), timezone=timezone, relations=[])
-    return EventEnvelope(
-        type=events.CUSTOMER_REGISTERED,
-        store_id=customer.store_id,
-        customer_id=customer.id,
-        payload={"timezone": timezone, "file": file},
-    )
+    event_id = str(uuid.uuid4())
+    envelope = {
+        "event_id": event_id,
+        "type": events.CUSTOMER_REGISTERED,
+        "version": 1,
+        "occurred_at": datetime.now(UTC),
+        "store_id": customer.store_id,
+        "customer_id": customer.id,
+        "payload": {"timezone": timezone, "file": file},
+    }
+    return event_id, orjson.dumps(envelope, option=orjson.OPT_UTC_Z).decode()
