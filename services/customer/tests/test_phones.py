@@ -157,11 +157,12 @@ def _typings(digits: str) -> list[str]:
 
 
 def test_the_mainland_mobile_shortcut_parses_as_phonenumbers_does_for_every_prefix() -> None:
-    """``parse_phone`` skips phonenumbers' parsing for a mainland mobile typed the usual ways:
-    over every five-digit prefix from 130 to 199 (the plan decides a mobile's validity by at
-    most five digits: 1740x, 1610x), typed each way, with suffixes that look like dialling
-    prefixes too (00…), the number it builds is phonenumbers.parse's, and parse_phone's answer
-    (E.164 and kinds, or the refusal's message) is the one phonenumbers leads to."""
+    """``parse_phone`` skips phonenumbers' parsing for a mainland mobile typed the usual ways,
+    and asks the plan a mobile's type once per block of its first seven digits: over every
+    five-digit prefix from 130 to 199 (the plan decides a mobile's validity by at most five
+    digits: 1740x, 1610x), typed each way, with suffixes that look like dialling prefixes too
+    (00…) and two numbers of each block 1xxxx00, the number it builds is phonenumbers.parse's,
+    and parse_phone's answer (E.164 and kinds, or the refusal) is the one phonenumbers gives."""
     import phonenumbers
     from phonenumbers import PhoneNumberType
 
