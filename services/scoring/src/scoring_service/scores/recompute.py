@@ -3,9 +3,8 @@
 Every column of a score is a function of the stored facts (purchases, and the signals and file
 links the classifications read) and of the date, so a store can be recomputed from them at any
 time and must come out exactly as the incremental path left it: aggregates from every purchase
-(:func:`service.rebuild_aggregates`, the statement the consumer uses for a back-dated purchase),
-then the trailing window and the pyramid (:func:`service.refresh_windows`), then every
-classification of the store.
+and the trailing window's spend (:func:`service.rebuild_aggregates`, the statement the consumer
+uses for a back-dated purchase), then the pyramid, then every classification of the store.
 
 The store's lock is taken before anything of it is read and held to the end of the transaction.
 A consumer stores a batch's purchase facts before it takes that lock, so a purchase arriving
@@ -50,6 +49,8 @@ async def recompute_store(
     await history.declare_cause(db, cause=history.RECOMPUTE)
     now, since = service.window_start(as_of)
     corrected = await service.rebuild_aggregates(db, store_id=store_id, since=since, now=now)
-    moved = await service.refresh_windows(session, store_id=store_id, as_of=as_of)
+    # The rebuild summed the trailing window too (refresh_windows would only sum it again: a
+    # second pass over a million customers' purchases): the pyramid is ranked on it at once.
+    moved = len(await service._rerank(db, [store_id], now=now))
     classified = await classify_store(db, store_id=store_id, now=now, cause=history.RECOMPUTE)
     return Recomputed(customers=customers, corrected=corrected, changed=moved + classified)

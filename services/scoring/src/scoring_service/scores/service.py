@@ -284,25 +284,24 @@ _ADD_BATCH_SQL = f"""
 # Aggregates rebuilt from all of their customers' stored purchases, set-based: what
 # Aggregate.rebuild folds purchase by purchase, in one statement for any number of customers.
 # The fold r = max(day, r) + supply, over the purchases in date order, unrolls to
-# max over k of (day_k + supply bought from k on) = all supply + max over k of (day_k - supply
-# bought before k): a running sum, no loop. The time zone is the last purchase's, ties broken by
-# id bytewise as PurchaseSeen.date_order does. Only rows that differ are written (a store's
-# recompute of correct aggregates writes nothing). {source} selects the facts; $2 since, $3 now.
+# max over k of (day_k + supply bought from k on) = all supply + max over k of (day_k + supply_k
+# - supply bought up to k): one running sum, no loop. The time zone is the last purchase's (the
+# row with no next one), ties broken by id bytewise as PurchaseSeen.date_order does; one window
+# gives both. Only rows that differ are written (a store's recompute of correct aggregates
+# writes nothing). {source} selects the facts; $2 since, $3 now.
 _REBUILD_SQL = """
     WITH facts AS (
-        SELECT f.customer_id, f.purchased_at, f.purchased_on, f.total, f.supply_days,
-               COALESCE(sum(f.supply_days) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING
-                                                   AND 1 PRECEDING), 0) AS supply_before,
-               last_value(f.timezone) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING
-                                              AND UNBOUNDED FOLLOWING) AS last_timezone
+        SELECT f.customer_id, f.purchased_at, f.purchased_on, f.timezone, f.total,
+               f.supply_days, sum(f.supply_days) OVER w AS supply_to_here,
+               lead(f.purchase_id) OVER w IS NULL AS is_last
         FROM purchase_fact AS f
         WHERE {source}
         WINDOW w AS (PARTITION BY f.customer_id
-                     ORDER BY f.purchased_at, f.purchase_id COLLATE "C")
+                     ORDER BY f.purchased_at, f.purchase_id COLLATE "C" ROWS UNBOUNDED PRECEDING)
     ), rebuilt AS (
-        SELECT customer_id, min(last_timezone) AS timezone, count(*) AS purchases,
-               min(purchased_at) AS first_at, max(purchased_at) AS last_at,
-               max(purchased_on - CAST(supply_before AS integer))
+        SELECT customer_id, min(timezone) FILTER (WHERE is_last) AS timezone,
+               count(*) AS purchases, min(purchased_at) AS first_at, max(purchased_at) AS last_at,
+               max(purchased_on + supply_days - CAST(supply_to_here AS integer))
                    + CAST(sum(supply_days) AS integer) AS runs_out,
                COALESCE(sum(total) FILTER (WHERE purchased_at > $2), 0) AS spend
         FROM facts
