@@ -170,10 +170,28 @@ async def test_xlsx_with_chinese_headers_imported_with_row_errors_and_again_crea
     assert len(await files_of(api, store["id"])) == 3
 
 
-async def test_a_chunk_sees_the_files_of_the_chunk_before_it(api: httpx.AsyncClient) -> None:
-    """The next chunk is checked while one is written: still, a row repeating one of the chunk
-    before is skipped (not reported as a taken phone), and a referrer named by phone is found
-    among the files that chunk wrote."""
+def row_check_processes(stack: LocalStack) -> list[int]:
+    """The customer service's processes checking an import's rows (imports/row_checks.py)."""
+    service = stack.pids()["customer"]
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if parent == service and b"spawn_main" in command:
+            found.append(int(entry.name))
+    return found
+
+
+async def test_a_chunk_sees_the_files_of_the_chunk_before_it(
+    api: httpx.AsyncClient, stack: LocalStack
+) -> None:
+    """The next chunks are checked (by processes of their own: the sheet is longer than a
+    chunk) while one is written: still, a row repeating one of the chunk before is skipped (not
+    reported as a taken phone), and a referrer named by phone is found among the files that
+    chunk wrote. The processes stop once no import is left."""
     store = await create_store(api)
     first = random.randrange(10**7, 9 * 10**7)
     phones = [f"139{first + i:08d}" for i in range(worker.CHUNK_ROWS + 2)]
@@ -181,7 +199,15 @@ async def test_a_chunk_sees_the_files_of_the_chunk_before_it(api: httpx.AsyncCli
     rows += [["王芳", phone, ""] for phone in phones[1 : worker.CHUNK_ROWS]]
     # The next chunk: the first row again, then a row referred by it.
     rows += [["张秀英", phones[0], ""], ["陈静", phones[-1], phones[0]]]
-    job = await imported(api, csv_bytes(rows), store_id=store["id"], name="big.csv")
+    response = await upload(api, csv_bytes(rows), store_id=store["id"], name="big.csv")
+    assert response.status_code == 202, response.text
+
+    async def checking() -> list[int] | None:
+        return row_check_processes(stack) or None
+
+    assert len(await eventually(checking, timeout=30, interval=0.05)) >= 1
+    job = await finished(api, response.json()["id"])
+    assert job["status"] == "done", job
     assert (job["created"], job["skipped"], job["error_count"]) == (worker.CHUNK_ROWS + 1, 1, 0)
 
     async def one(phone: str) -> dict[str, Any]:
@@ -190,6 +216,11 @@ async def test_a_chunk_sees_the_files_of_the_chunk_before_it(api: httpx.AsyncCli
         return dict(item)
 
     assert (await one(phones[-1]))["referrer_id"] == (await one(phones[0]))["id"]
+
+    async def stopped() -> bool:
+        return not row_check_processes(stack)
+
+    await eventually(stopped, timeout=30)
 
 
 async def test_a_chunks_phone_check_looks_its_hashes_up_in_the_index(
