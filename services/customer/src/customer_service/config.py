@@ -15,7 +15,8 @@ class Settings(BaseServiceSettings):
     consumer_group: str = "customer"
     # A purchase dated further ahead than this is a typing error, not a sale.
     purchase_clock_skew_seconds: int = 300
-    # Fernet keys for ID numbers and health data; the first encrypts, all decrypt (rotation).
+    # Keys (Fernet's format) sealing phones, ID numbers and health data (crm_libs.field_crypto);
+    # the first encrypts, all decrypt (rotation).
     field_encryption_keys: list[str] = [DEV_FIELD_KEY]
     # HMAC key of the phones' lookup hashes (customers/phones.py). Changing it needs every
     # file's hashes recomputed from the encrypted numbers: unlike the field keys, it has no list.
