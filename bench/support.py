@@ -194,7 +194,8 @@ _DURATION = re.compile(
 _KINDS = (
     ('COPY "processed_event"', "claim event ids (COPY processed_event)"),
     ('COPY "purchase_fact"', "copy purchase_fact"),
-    ("AS b(customer_id, store_id, timezone, purchases,", "add the batch to customer_score"),
+    ("AS b(customer_id, store_id, timezone, purchases,", "add and rank the batch (customer_score)"),
+    ("cur AS (", "classify the batch's customers (ladder, lifecycle, RFM)"),
     ("INSERT INTO processed_event", "claim event ids (processed_event)"),
     ("INSERT INTO purchase_fact", "insert purchase_fact"),
     ("INSERT INTO customer_score", "upsert customer_score"),
