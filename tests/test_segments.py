@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from crm_devstack.fixtures import eventually
+from scoring_service.scores import segments
 from tests.builders import (
     client_as,
     create_account,
@@ -114,6 +115,10 @@ async def test_a_store_pages_in_customer_order_and_every_filter_and_pair_selects
         for s in listed
         if s["stats"]["purchase_count"]
     )
+    # Whatever the classifications wrote is a value the listing's filters accept.
+    accepted = {d.parameter: d.values for d in segments.DIMENSIONS}
+    for name, value_of in FILTERS.items():
+        assert {value_of(s) for s in listed} - {None} <= set(accepted[name]), name
 
     # Every value each filter takes in this store, alone and with every other filter's values.
     for name, value_of in FILTERS.items():

@@ -4,6 +4,9 @@ transaction) are neither lost nor counted twice."""
 
 import asyncio
 import itertools
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -139,3 +142,28 @@ async def test_purchases_consumed_during_a_recompute_are_neither_lost_nor_double
         await later
         await waiting.commit()
     await consistent(sessions, store)
+
+
+def test_a_shell_beside_the_service_recomputes_stores_by_id(database_url: str) -> None:
+    """``python -m scoring_service.recompute_cli``: for a store too big for the gateway's wait."""
+    store = "rc-shell"
+
+    async def damaged() -> None:
+        engine = make_engine(database_url, pool_size=1)
+        try:
+            async with make_sessionmaker(engine)() as session, session.begin():
+                await consumed(session, [bought(f"{store}-{i}", store, 5 + i) for i in range(3)])
+                await session.execute(
+                    text("UPDATE customer_score SET purchase_count = 7 WHERE store_id = :s"),
+                    {"s": store},
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(damaged())
+    env = {**os.environ, "CRM_DATABASE_URL": database_url, "CRM_AS_OF": AS_OF.isoformat()}
+    command = [sys.executable, "-m", "scoring_service.recompute_cli", store, "rc-nowhere"]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1  # the unknown store
+    assert f"{store}: customers 3, corrected 3" in done.stdout
+    assert "rc-nowhere" in done.stderr
