@@ -84,6 +84,20 @@ class PurchaseFact(SQLModel, table=True):
     timezone: str = Field(sa_column=Column(Text, nullable=False))
     total: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False))
     supply_days: int = Field(sa_column=Column(Integer, nullable=False, server_default="0"))
+    # The purchase's lines, one position each (sku, category, boxes): what was bought, for the
+    # next product (scores/next_purchase.py). Empty for facts stored before they were kept.
+    line_skus: list[str] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    )
+    line_categories: list[str | None] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(Text), nullable=False, server_default=text("'{}'")),
+    )
+    line_quantities: list[int] = Field(
+        default_factory=list,
+        sa_column=Column(ARRAY(Integer), nullable=False, server_default=text("'{}'")),
+    )
     created_at: datetime | None = Field(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
@@ -215,3 +229,35 @@ class StoreAgeing(SQLModel, table=True):
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
     )
+
+
+class ProductTransition(SQLModel, table=True):
+    """A store's "after ``after_sku``, ``customers`` customers bought ``sku`` next" (``after_sku``
+    '' for a first purchase), recomputed from the facts (``scores/next_purchase.py``)."""
+
+    __tablename__ = "product_transition"
+
+    store_id: str = Field(sa_column=Column(Text, primary_key=True))
+    after_sku: str = Field(sa_column=Column(Text, primary_key=True))
+    sku: str = Field(sa_column=Column(Text, primary_key=True))
+    category: str | None = Field(default=None, sa_column=Column(Text))
+    customers: int = Field(sa_column=Column(Integer, nullable=False))
+    computed_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class MemberEvent(SQLModel, table=True):
+    """A store's member event as ``crm.engagement.v1`` announced it
+    (``scores/member_events.py``)."""
+
+    __tablename__ = "member_event"
+    __table_args__ = (Index("ix_member_event_store_starts", "store_id", "starts_at"),)
+
+    event_id: str = Field(sa_column=Column(Text, primary_key=True))
+    store_id: str = Field(sa_column=Column(Text, nullable=False))
+    # Null while only a cancellation has been seen.
+    starts_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    title: str | None = Field(default=None, sa_column=Column(Text))
+    # The newest ``event.scheduled`` applied (its envelope's time): an older one changes nothing.
+    scheduled_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    # A cancellation is final: a schedule delivered again after it does not bring the event back.
+    cancelled_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
