@@ -21,8 +21,9 @@ import msgspec
 class PurchaseSeen(msgspec.Struct, gc=False):
     """The fields of ``purchase.recorded`` this service reads.
 
-    Not tracked by the garbage collector (it holds no containers): a batch of thousands of
-    them would otherwise set off collections that scan them again and again."""
+    Not tracked by the garbage collector (it holds no containers but tuples of text and
+    numbers, which cannot form a cycle): a batch of thousands of them would otherwise set off
+    collections that scan them again and again."""
 
     purchase_id: str
     store_id: str
@@ -32,6 +33,10 @@ class PurchaseSeen(msgspec.Struct, gc=False):
     timezone: str
     total: Decimal
     supply_days: int
+    # The lines, one position each (purchase_fact's line_* arrays): what was bought.
+    skus: tuple[str, ...] = ()
+    categories: tuple[str | None, ...] = ()
+    quantities: tuple[int, ...] = ()
 
     @classmethod
     def from_payload(
@@ -48,11 +53,23 @@ class PurchaseSeen(msgspec.Struct, gc=False):
             supply_days=sum(
                 int(line["qty"]) * int(line["days_per_unit"]) for line in payload["lines"]
             ),
+            # A line without a sku counts its supply and money, and is not kept as bought.
+            skus=tuple(str(line["sku"]) for line in payload["lines"] if "sku" in line),
+            categories=tuple(
+                _text_or_none(line.get("category")) for line in payload["lines"] if "sku" in line
+            ),
+            quantities=tuple(int(line["qty"]) for line in payload["lines"] if "sku" in line),
         )
 
     def date_order(self) -> tuple[datetime, str]:
         """The order aggregates fold purchases in (ties: by id, so every replay agrees)."""
         return self.purchased_at, self.purchase_id
+
+
+def _text_or_none(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"category is {type(value).__name__}, not text")
 
 
 def extend_supply(runs_out_on: date | None, *, purchased_on: date, supply_days: int) -> date:

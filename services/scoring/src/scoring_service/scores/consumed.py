@@ -8,7 +8,7 @@ missing one) is decoded exactly as before, through :class:`EventEnvelope`, so an
 accepted or dead-lettered on the same terms either way.
 """
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated
 
@@ -16,6 +16,7 @@ import msgspec
 
 from crm_libs.events.envelope import EventEnvelope
 from scoring_service.scores.aggregates import PurchaseSeen
+from scoring_service.scores.member_events import Cancelled, Scheduled
 from scoring_service.scores.signals import ATTENDED, GUEST_BROUGHT, Link, Signal
 
 PURCHASE_RECORDED = "purchase.recorded"
@@ -30,6 +31,13 @@ _FILE_EVENTS = frozenset({"customer.updated", "customer.archived", "customer.era
 # crm.engagement.v1's member-event signals (deploy/README.md); its other types are not scoring's.
 EVENT_ATTENDED = "event.attended"
 EVENT_GUEST_BROUGHT = "event.guest_brought"
+# The stores' member events, for the score's next event to invite to (scores/member_events.py).
+# The envelope's ``customer_id`` is the member event's id (its key: one event's announcements in
+# order on one partition).
+EVENT_SCHEDULED = "event.scheduled"
+EVENT_CANCELLED = "event.cancelled"
+# The time of an announcement whose envelope gives none: older than any that does.
+_NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 # A registration that does not say: the country's zone (DOMAIN.md: stores are in China).
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
@@ -55,6 +63,8 @@ class ConsumedEvent(msgspec.Struct, gc=False):
     merge: Merged | None = None
     link: Link | None = None
     signal: Signal | None = None
+    scheduled: Scheduled | None = None
+    cancelled: Cancelled | None = None
 
 
 class _Envelope(msgspec.Struct, gc=False):
@@ -70,6 +80,9 @@ class _Envelope(msgspec.Struct, gc=False):
 class _Line(msgspec.Struct, gc=False):
     qty: int
     days_per_unit: int
+    # What was bought (scores/next_purchase.py); a line without a sku is not kept as bought.
+    sku: str | None = None
+    category: str | None = None
 
 
 class _Purchase(msgspec.Struct, gc=False):
@@ -111,6 +124,17 @@ class _GuestBrought(msgspec.Struct, gc=False):
     brought_at: datetime
 
 
+class _Scheduled(msgspec.Struct, gc=False):
+    event_id: str
+    starts_at: datetime
+    title: str | None = None
+
+
+class _Cancelled(msgspec.Struct, gc=False):
+    event_id: str
+    cancelled_at: datetime | None = None
+
+
 _envelopes = msgspec.json.Decoder(_Envelope)
 _purchases = msgspec.json.Decoder(_Purchase)
 _registrations = msgspec.json.Decoder(_Registration)
@@ -118,6 +142,8 @@ _merges = msgspec.json.Decoder(_Merge)
 _file_changes = msgspec.json.Decoder(_FileChange)
 _attendances = msgspec.json.Decoder(_Attended)
 _guests = msgspec.json.Decoder(_GuestBrought)
+_schedules = msgspec.json.Decoder(_Scheduled)
+_cancellations = msgspec.json.Decoder(_Cancelled)
 _objects = msgspec.json.Decoder(dict)
 
 
@@ -138,6 +164,7 @@ def decode_event(raw: bytes) -> ConsumedEvent:
                     p.timezone,
                     p.total,
                     sum(line.qty * line.days_per_unit for line in p.lines),
+                    *_bought(p.lines),
                 ),
             )
         if envelope.type == CUSTOMER_REGISTERED:
@@ -183,10 +210,51 @@ def decode_event(raw: bytes) -> ConsumedEvent:
                     g.brought_at,
                 ),
             )
+        if envelope.type == EVENT_SCHEDULED:
+            return _scheduled(envelope, _schedules.decode(envelope.payload))
+        if envelope.type == EVENT_CANCELLED:
+            return _cancelled(envelope, _cancellations.decode(envelope.payload))
         _objects.decode(envelope.payload)  # the envelope's payload is an object, whatever type
         return ConsumedEvent(envelope.event_id)
     except msgspec.DecodeError:  # not JSON, or not of the types above (ValidationError)
         return _decode_as_before(raw)
+
+
+def _bought(
+    lines: list[_Line],
+) -> tuple[tuple[str, ...], tuple[str | None, ...], tuple[int, ...]]:
+    """The purchase's lines as PurchaseSeen keeps them: skus, categories, boxes."""
+    if len(lines) == 1:  # most purchases: one product
+        line = lines[0]
+        if line.sku is not None:
+            return (line.sku,), (line.category,), (line.qty,)
+    skus: list[str] = []
+    categories: list[str | None] = []
+    quantities: list[int] = []
+    for line in lines:
+        if line.sku is not None:
+            skus.append(line.sku)
+            categories.append(line.category)
+            quantities.append(line.qty)
+    return tuple(skus), tuple(categories), tuple(quantities)
+
+
+def _scheduled(envelope: "_Envelope | EventEnvelope", s: _Scheduled) -> ConsumedEvent:
+    return ConsumedEvent(
+        str(envelope.event_id),
+        scheduled=Scheduled(
+            s.event_id, envelope.store_id, s.starts_at, s.title, envelope.occurred_at or _NO_TIME
+        ),
+    )
+
+
+def _cancelled(envelope: "_Envelope | EventEnvelope", c: _Cancelled) -> ConsumedEvent:
+    return ConsumedEvent(
+        str(envelope.event_id),
+        cancelled=Cancelled(
+            c.event_id, envelope.store_id, c.cancelled_at or envelope.occurred_at or _NO_TIME
+        ),
+    )
 
 
 def _link(customer_id: str, store_id: str, file: _File | None) -> Link | None:
@@ -240,6 +308,10 @@ def _decode_as_before(raw: bytes) -> ConsumedEvent:
             return ConsumedEvent(event_id, link=_link_as_before(envelope, payload))
         # New types (no pydantic decoding before them): msgspec again, converting leniently
         # (a refused value is a msgspec.ValidationError, a ValueError: a dead letter).
+        if envelope.type == EVENT_SCHEDULED:
+            return _scheduled(envelope, msgspec.convert(payload, _Scheduled, strict=False))
+        if envelope.type == EVENT_CANCELLED:
+            return _cancelled(envelope, msgspec.convert(payload, _Cancelled, strict=False))
         if envelope.type == EVENT_ATTENDED:
             a = msgspec.convert(payload, _Attended, strict=False)
             return ConsumedEvent(

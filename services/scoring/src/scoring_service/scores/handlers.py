@@ -6,8 +6,10 @@ from datetime import date
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.consumer import prepared
+from crm_libs.events.driver import driver_connection
 from scoring_service.scores import classified_batch, history, merges, service
 from scoring_service.scores.consumed import ConsumedEvent
+from scoring_service.scores.member_events import store_member_events
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,12 @@ def make_batch_handler(*, as_of: date | None):
         merged = [e.merge for e in batch if e.merge is not None]
         signals_seen = [e.signal for e in batch if e.signal is not None]
         links = [e.link for e in batch if e.link is not None]
+        scheduled = [e.scheduled for e in batch if e.scheduled is not None]
+        cancelled = [e.cancelled for e in batch if e.cancelled is not None]
+        if scheduled or cancelled:  # no store's lock: member events change no score's row
+            await store_member_events(
+                await driver_connection(session), scheduled=scheduled, cancelled=cancelled
+            )
         # A merged-away file's purchase goes to its survivor; this batch's merges come last, so
         # they also move what the batch itself stored for their files.
         purchases = await merges.rekeyed(session, purchases)

@@ -18,8 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from scoring_service.config import Settings
 from scoring_service.scores.btyd import bgnbd, clv, gamma_gamma
 from scoring_service.scores.btyd.summary import Summary, TimeUnit, in_units
+from scoring_service.scores.consumption import consumption_values
 from scoring_service.scores.models import CustomerScore
 from scoring_service.scores.schemas import PredictionModel, ScorePredictions
+from scoring_service.scores.service import window_start
 
 HORIZON_DAYS = 90  # expected_purchases_90d
 CLV_MONTHS = 12
@@ -63,17 +65,21 @@ def _money(value: float) -> Decimal:
 async def predictions_public(
     session: AsyncSession, *, score: CustomerScore, settings: Settings
 ) -> ScorePredictions:
-    """The predictions shown on ``score``, as of the store's today."""
+    """The predictions shown on ``score``, as of the store's today: the model's and the
+    other consumption values (scores/consumption.py)."""
+    now, _ = window_start(settings.as_of)
+    values = await consumption_values(session, score=score, now=now)
     if score.purchase_count <= 0:
-        return NO_PREDICTIONS  # a prospect: nothing to read
+        return NO_PREDICTIONS.model_copy(update=values)  # a prospect: no model to read
     today = settings.as_of or datetime.now(ZoneInfo(score.timezone)).date()
-    return await predict(
+    modelled = await predict(
         session,
         store_id=score.store_id,
         customer_id=score.customer_id,
         today=today,
         monthly_discount_rate=settings.clv_monthly_discount_rate,
     )
+    return modelled.model_copy(update=values)
 
 
 async def predict(

@@ -21,6 +21,7 @@ from crm_libs.events.driver import driver_connection
 from crm_libs.problems import NotFound
 from scoring_service.scores import history, service
 from scoring_service.scores.classify import classify_store
+from scoring_service.scores.next_purchase import refresh_transitions
 
 _CUSTOMERS_SQL = "SELECT count(*) FROM customer_score WHERE store_id = $1"
 
@@ -53,4 +54,5 @@ async def recompute_store(
     # second pass over a million customers' purchases): the pyramid is ranked on it at once.
     moved = len(await service._rerank(db, [store_id], now=now))
     classified = await classify_store(db, store_id=store_id, now=now, cause=history.RECOMPUTE)
+    await refresh_transitions(db, store_id=store_id, now=now)  # the next product's figures
     return Recomputed(customers=customers, corrected=corrected, changed=moved + classified)

@@ -7,7 +7,8 @@ for long and never writes back spend older than a purchase committed meanwhile:
 
 - the window refresh: purchases age out of the trailing 365 days (hourly);
 - the daily ageing: at each store's local midnight every customer of the store ages a day —
-  the window and the pyramid, then lifecycle, ladder, loyalty and RFM (:func:`classify_store`).
+  the window and the pyramid, then lifecycle, ladder, loyalty and RFM (:func:`classify_store`),
+  and the store's product transitions are computed again (``next_purchase``).
   A store's ageing and the day it was for (``store_ageing.aged_on``, the store-local day) are
   written in one transaction, checked again under the store's lock, so a restart, a second
   replica or a leader taking over mid-run never ages a store twice for one day.
@@ -29,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from crm_libs.events.driver import driver_connection
 from scoring_service.scores import history, service
 from scoring_service.scores.classify import classify_store
+from scoring_service.scores.next_purchase import refresh_transitions
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +152,8 @@ async def age_store(
     now, _ = service.window_start(as_of)
     moved = await service.refresh_windows(session, store_id=store_id, as_of=as_of)
     classified = await classify_store(db, store_id=store_id, now=now, cause=history.AGEING)
+    # The store's "after X, customers bought Y" for the next product, once a day with the rest.
+    await refresh_transitions(db, store_id=store_id, now=now)
     await db.execute(_MARK_AGED_SQL, store_id, today)
     return moved + classified
 

@@ -25,15 +25,37 @@ class PredictionModel(BaseModel):
     calibration_end: date
 
 
+class NextEventPublic(BaseModel):
+    """The store's member event to invite the customer to before ``next_purchase_on``
+    (scores/member_events.py): its id and its day in the store's time zone."""
+
+    event_id: str
+    on: date
+    starts_at: datetime
+    title: str | None
+
+
 class ScorePredictions(BaseModel):
-    """The buy-till-you-die predictions (scores/predictions.py); null until a fit exists and
-    the customer has bought."""
+    """The four consumption values (DOMAIN.md §3). The buy-till-you-die predictions
+    (scores/predictions.py) are null until a fit exists and the customer has bought; the next
+    product or category, the expected date and the capability (scores/next_purchase.py) are
+    known from the first purchase, and capability and a product for a prospect too."""
 
     p_alive: float | None
     expected_purchases_90d: float | None
     expected_order_value: MoneyOut | None
     clv_12m: MoneyOut | None
     model: PredictionModel | None
+    # The supply run-out date.
+    next_purchase_on: date | None = None
+    next_event: NextEventPublic | None = None
+    next_product_sku: str | None = None
+    # The next product's category, or the customer's last category when no product is known.
+    next_category: str | None = None
+    # Which rule named them: the customer's own rebuy, the store's successor of their last
+    # product, the store's most common next purchase, or only the category.
+    next_product_basis: Literal["rebuy", "successor", "store", "category"] | None = None
+    capability: Literal["initial", "repeat", "compound", "referral"] | None = None
 
 
 class ScoreRfm(BaseModel):

@@ -98,13 +98,20 @@ _FACT_COLUMNS = (
     "timezone",
     "total",
     "supply_days",
+    "line_skus",
+    "line_categories",
+    "line_quantities",
 )
-# Facts that may have been stored before (a replay): the new ones come back.
+# Facts that may have been stored before (a replay): the new ones come back. The lines go as
+# one text each ('{a,b}': a purchase's array literal), as unnest cannot take arrays of arrays.
 _INSERT_FACTS_SQL = """
     INSERT INTO purchase_fact (purchase_id, store_id, customer_id, purchased_at, purchased_on,
-                               timezone, total, supply_days)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::date[],
-                         $6::text[], $7::numeric[], $8::integer[])
+                               timezone, total, supply_days, line_skus, line_categories,
+                               line_quantities)
+    SELECT p, s, c, a, o, z, t, d, CAST(ls AS text[]), CAST(lc AS text[]), CAST(lq AS integer[])
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::date[],
+                $6::text[], $7::numeric[], $8::integer[], $9::text[], $10::text[], $11::text[])
+        AS f(p, s, c, a, o, z, t, d, ls, lc, lq)
     ON CONFLICT (purchase_id) DO NOTHING
     RETURNING purchase_id
 """
@@ -393,6 +400,9 @@ class PreparedPurchases:
                     p.timezone,
                     p.total,
                     p.supply_days,
+                    p.skus,
+                    p.categories,
+                    p.quantities,
                 )
                 for p in purchases
             ],
@@ -501,6 +511,9 @@ async def _store_facts(
         [p.timezone for p in purchases],
         [p.total for p in purchases],
         [p.supply_days for p in purchases],
+        [_array_literal(p.skus) for p in purchases],
+        [_array_literal(p.categories) for p in purchases],
+        [_array_literal(p.quantities) for p in purchases],
     )
     inserted = {r[0] for r in rows}
     fresh = []
@@ -509,6 +522,15 @@ async def _store_facts(
             inserted.discard(p.purchase_id)  # the same purchase twice in one batch counts once
             fresh.append(p)
     return fresh, None
+
+
+def _array_literal(values: Sequence[object]) -> str:
+    """PostgreSQL's text of a one-dimensional array: every element quoted, NULL as NULL."""
+    quoted = (
+        "NULL" if v is None else '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+        for v in values
+    )
+    return "{" + ",".join(quoted) + "}"
 
 
 async def _add_purchases(
