@@ -92,6 +92,7 @@ def _classify_sql(batch: str) -> str:
         FROM purchase_fact AS pf
         WHERE pf.customer_id IN (SELECT customer_id FROM batch)
           AND pf.purchased_at > $3 - make_interval(months => $11)
+          AND NOT pf.wholly_refunded  -- no purchase any more (scores/refund_facts.py)
         GROUP BY pf.customer_id
     ), stores AS (
         SELECT DISTINCT store_id FROM cur

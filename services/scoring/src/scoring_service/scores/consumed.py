@@ -17,9 +17,12 @@ import msgspec
 from crm_libs.events.envelope import EventEnvelope
 from scoring_service.scores.aggregates import PurchaseSeen
 from scoring_service.scores.member_events import Cancelled, Scheduled
+from scoring_service.scores.refund_facts import RefundSeen
 from scoring_service.scores.signals import ATTENDED, GUEST_BROUGHT, Link, Signal
 
 PURCHASE_RECORDED = "purchase.recorded"
+# Applied by its refund id (scores/refund_facts.py), to the purchase's fact once that is stored.
+PURCHASE_REFUNDED = "purchase.refunded"
 CUSTOMER_REGISTERED = "customer.registered"
 # The merged-away file's id is the envelope's; ``merged_into`` the survivor (scores/merges.py).
 # ``customer.erased`` changes nothing here: scoring holds ids, store, time zone and amounts,
@@ -65,6 +68,7 @@ class ConsumedEvent(msgspec.Struct, gc=False):
     signal: Signal | None = None
     scheduled: Scheduled | None = None
     cancelled: Cancelled | None = None
+    refund: RefundSeen | None = None
 
 
 class _Envelope(msgspec.Struct, gc=False):
@@ -90,6 +94,14 @@ class _Purchase(msgspec.Struct, gc=False):
     purchased_at: datetime
     purchased_on: date
     timezone: str
+    total: Decimal
+    lines: list[_Line]
+
+
+class _Refund(msgspec.Struct, gc=False):
+    purchase_id: str
+    refund_id: str
+    refunded_at: datetime
     total: Decimal
     lines: list[_Line]
 
@@ -137,6 +149,7 @@ class _Cancelled(msgspec.Struct, gc=False):
 
 _envelopes = msgspec.json.Decoder(_Envelope)
 _purchases = msgspec.json.Decoder(_Purchase)
+_refunds = msgspec.json.Decoder(_Refund)
 _registrations = msgspec.json.Decoder(_Registration)
 _merges = msgspec.json.Decoder(_Merge)
 _file_changes = msgspec.json.Decoder(_FileChange)
@@ -167,6 +180,8 @@ def decode_event(raw: bytes) -> ConsumedEvent:
                     *_bought(p.lines),
                 ),
             )
+        if envelope.type == PURCHASE_REFUNDED:
+            return _refund_event(envelope.event_id, envelope, _refunds.decode(envelope.payload))
         if envelope.type == CUSTOMER_REGISTERED:
             r = _registrations.decode(envelope.payload)
             return ConsumedEvent(
@@ -218,6 +233,23 @@ def decode_event(raw: bytes) -> ConsumedEvent:
         return ConsumedEvent(envelope.event_id)
     except msgspec.DecodeError:  # not JSON, or not of the types above (ValidationError)
         return _decode_as_before(raw)
+
+
+def _refund_event(
+    event_id: str, envelope: "_Envelope | EventEnvelope", r: _Refund
+) -> ConsumedEvent:
+    return ConsumedEvent(
+        event_id,
+        refund=RefundSeen(
+            r.refund_id,
+            r.purchase_id,
+            envelope.store_id,
+            envelope.customer_id,
+            r.refunded_at,
+            r.total,
+            sum(line.qty * line.days_per_unit for line in r.lines),
+        ),
+    )
 
 
 def _bought(
@@ -308,6 +340,10 @@ def _decode_as_before(raw: bytes) -> ConsumedEvent:
             return ConsumedEvent(event_id, link=_link_as_before(envelope, payload))
         # New types (no pydantic decoding before them): msgspec again, converting leniently
         # (a refused value is a msgspec.ValidationError, a ValueError: a dead letter).
+        if envelope.type == PURCHASE_REFUNDED:
+            return _refund_event(
+                event_id, envelope, msgspec.convert(payload, _Refund, strict=False)
+            )
         if envelope.type == EVENT_SCHEDULED:
             return _scheduled(envelope, msgspec.convert(payload, _Scheduled, strict=False))
         if envelope.type == EVENT_CANCELLED:

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.consumer import prepared
 from crm_libs.events.driver import driver_connection
-from scoring_service.scores import classified_batch, history, merges, service
+from scoring_service.scores import classified_batch, history, merges, refunds, service
 from scoring_service.scores.consumed import ConsumedEvent
 from scoring_service.scores.member_events import store_member_events
 
@@ -36,6 +36,7 @@ def make_batch_handler(*, as_of: date | None):
         merged = [e.merge for e in batch if e.merge is not None]
         signals_seen = [e.signal for e in batch if e.signal is not None]
         links = [e.link for e in batch if e.link is not None]
+        refunded = [e.refund for e in batch if e.refund is not None]
         scheduled = [e.scheduled for e in batch if e.scheduled is not None]
         cancelled = [e.cancelled for e in batch if e.cancelled is not None]
         if scheduled or cancelled:  # no store's lock: member events change no score's row
@@ -47,7 +48,7 @@ def make_batch_handler(*, as_of: date | None):
         purchases = await merges.rekeyed(session, purchases)
         if ready is not None and not ready.describes(purchases):
             ready = None  # re-keyed: made ready for the files they were bought for
-        if merged or signals_seen or links:
+        if merged or signals_seen or links or refunded:
             # Every store of the batch at once, in key order (as score_batch would): taking the
             # merges' (or signals', links') stores after the batch's could deadlock with a
             # member doing the reverse.
@@ -56,6 +57,7 @@ def make_batch_handler(*, as_of: date | None):
                 store_ids={s for _, _, s in merged}
                 | {s for _, s, _ in prospects}
                 | {p.store_id for p in purchases}
+                | {r.store_id for r in refunded}
                 | classified_batch.stores_of(signals_seen=signals_seen, links=links),
             )
         changes = await service.score_batch(
@@ -73,6 +75,9 @@ def make_batch_handler(*, as_of: date | None):
             links=links,
             as_of=as_of,
         )
+        # Last: the batch's purchases are stored (a refund of one of them applies at once), and
+        # the cause it declares holds for the rest of the transaction.
+        changes += await refunds.apply_refunds(session, refunds=refunded, as_of=as_of)
         if changes:
             log.info(
                 "tiers changed",

@@ -63,7 +63,8 @@ class CustomerScore(SQLModel, table=True):
     rfm_f: int | None = Field(default=None, sa_column=Column(SmallInteger))
     rfm_m: int | None = Field(default=None, sa_column=Column(SmallInteger))
     rfm_segment: str | None = Field(default=None, sa_column=Column(Text))
-    # The store-local day lifecycle and RFM were last computed for (the daily ageing).
+    # The store-local day the classification last changed (a row is written only then; the day
+    # each store was last aged is store_ageing's).
     classified_on: date | None = Field(default=None, sa_column=Column(Date))
     version: int = Field(sa_column=Column(Integer, nullable=False, server_default="0"))
     computed_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
@@ -84,6 +85,11 @@ class PurchaseFact(SQLModel, table=True):
     timezone: str = Field(sa_column=Column(Text, nullable=False))
     total: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False))
     supply_days: int = Field(sa_column=Column(Integer, nullable=False, server_default="0"))
+    # Nothing left of the purchase after its refunds (scores/refund_facts.py): not counted as a
+    # purchase. ``total`` and ``supply_days`` are what its refunds left.
+    wholly_refunded: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
+    )
     # The purchase's lines, one position each (sku, category, boxes): what was bought, for the
     # next product (scores/next_purchase.py). Empty for facts stored before they were kept.
     line_skus: list[str] = Field(
@@ -261,3 +267,51 @@ class MemberEvent(SQLModel, table=True):
     scheduled_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
     # A cancellation is final: a schedule delivered again after it does not bring the event back.
     cancelled_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+
+
+class PurchaseRefundFact(SQLModel, table=True):
+    """A ``purchase.refunded`` seen, applied to its purchase's fact once that is stored too."""
+
+    __tablename__ = "purchase_refund_fact"
+    __table_args__ = (
+        Index(
+            "ix_purchase_refund_fact_pending",
+            "purchase_id",
+            postgresql_where=text("NOT applied"),
+        ),
+        Index("ix_purchase_refund_fact_purchase", "purchase_id"),
+    )
+
+    refund_id: str = Field(sa_column=Column(Text, primary_key=True))
+    purchase_id: str = Field(sa_column=Column(Text, nullable=False))
+    store_id: str = Field(sa_column=Column(Text, nullable=False))
+    customer_id: str = Field(sa_column=Column(Text, nullable=False))
+    refunded_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    total: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False))
+    supply_days: int = Field(sa_column=Column(Integer, nullable=False))
+    applied: bool = Field(
+        default=False, sa_column=Column(Boolean, nullable=False, server_default=text("false"))
+    )
+    created_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )
+
+
+class StoreTierRules(SQLModel, table=True):
+    """A store's own tier rules (``scores/tier_rules.py``); no row: DOMAIN.md's defaults."""
+
+    __tablename__ = "store_tier_rules"
+
+    store_id: str = Field(sa_column=Column(Text, primary_key=True))
+    vip_share: Decimal = Field(sa_column=Column(Numeric(7, 6), nullable=False))
+    major_share: Decimal = Field(sa_column=Column(Numeric(7, 6), nullable=False))
+    medium_share: Decimal = Field(sa_column=Column(Numeric(7, 6), nullable=False))
+    window_days: int = Field(sa_column=Column(Integer, nullable=False))
+    lost_after_days: int = Field(sa_column=Column(Integer, nullable=False))
+    stopped_after_days: int = Field(sa_column=Column(Integer, nullable=False))
+    updated_by: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )

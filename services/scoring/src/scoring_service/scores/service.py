@@ -26,7 +26,7 @@ from crm_libs.events.consumer import first_delivery
 from crm_libs.events.driver import driver_connection
 from crm_libs.principal import Principal
 from crm_libs.problems import NotFound
-from scoring_service.scores import events
+from scoring_service.scores import events, refund_facts
 from scoring_service.scores.aggregates import PurchaseSeen, fold_batch
 from scoring_service.scores.models import CustomerScore
 from scoring_service.scores.tiers import (
@@ -75,9 +75,14 @@ _RERANK_SQL = f"""
                {rank_case_sql(greater="greater", spenders="spenders", bounds="ranked")} AS tier
         FROM ranked
         UNION ALL
-        SELECT customer_id, value_tier, net_spend_365d, '{INACTIVE}' FROM customer_score
-        WHERE store_id = ANY($2::text[]) AND purchase_count > 0
-          AND net_spend_365d <= 0 AND value_tier IS DISTINCT FROM '{INACTIVE}'
+        -- No spend: inactive, or a prospect again when every purchase was refunded
+        -- (scores/refund_facts.py).
+        SELECT customer_id, value_tier, net_spend_365d,
+               CASE WHEN purchase_count > 0 THEN '{INACTIVE}' ELSE '{PROSPECT}' END
+        FROM customer_score
+        WHERE store_id = ANY($2::text[]) AND net_spend_365d <= 0
+          AND value_tier IS DISTINCT FROM
+              CASE WHEN purchase_count > 0 THEN '{INACTIVE}' ELSE '{PROSPECT}' END
     ), moved AS (
         UPDATE customer_score AS cs
         SET value_tier = t.tier, version = cs.version + 1, computed_at = $1
@@ -292,14 +297,17 @@ _ADD_BATCH_SQL = f"""
 # Aggregate.rebuild folds purchase by purchase, in one statement for any number of customers.
 # The fold r = max(day, r) + supply, over the purchases in date order, unrolls to
 # max over k of (day_k + supply bought from k on) = all supply + max over k of (day_k + supply_k
-# - supply bought up to k): one running sum, no loop. The time zone is the last purchase's (the
-# row with no next one), ties broken by id bytewise as PurchaseSeen.date_order does; one window
-# gives both. Only rows that differ are written (a store's recompute of correct aggregates
-# writes nothing). {source} selects the facts; $2 since, $3 now.
+# - supply bought up to k): one running sum, no loop. A wholly refunded purchase (no days left)
+# is no purchase: not counted, not dated, no k of the fold (scores/refund_facts.py). The time
+# zone is the last purchase's (the row with no next one), ties broken by id bytewise as
+# PurchaseSeen.date_order does; one window gives both. Only rows that differ are written (a
+# store's recompute of correct aggregates writes nothing). {source} selects the facts; $2
+# since, $3 now.
 _REBUILD_SQL = """
     WITH facts AS (
         SELECT f.customer_id, f.purchased_at, f.purchased_on, f.timezone, f.total,
-               f.supply_days, sum(f.supply_days) OVER w AS supply_to_here,
+               f.supply_days, NOT f.wholly_refunded AS kept,
+               sum(f.supply_days) OVER w AS supply_to_here,
                lead(f.purchase_id) OVER w IS NULL AS is_last
         FROM purchase_fact AS f
         WHERE {source}
@@ -307,9 +315,11 @@ _REBUILD_SQL = """
                      ORDER BY f.purchased_at, f.purchase_id COLLATE "C" ROWS UNBOUNDED PRECEDING)
     ), rebuilt AS (
         SELECT customer_id, min(timezone) FILTER (WHERE is_last) AS timezone,
-               count(*) AS purchases, min(purchased_at) AS first_at, max(purchased_at) AS last_at,
+               count(*) FILTER (WHERE kept) AS purchases,
+               min(purchased_at) FILTER (WHERE kept) AS first_at,
+               max(purchased_at) FILTER (WHERE kept) AS last_at,
                max(purchased_on + supply_days - CAST(supply_to_here AS integer))
-                   + CAST(sum(supply_days) AS integer) AS runs_out,
+                   FILTER (WHERE kept) + CAST(sum(supply_days) AS integer) AS runs_out,
                COALESCE(sum(total) FILTER (WHERE purchased_at > $2), 0) AS spend
         FROM facts
         GROUP BY customer_id
@@ -448,7 +458,12 @@ async def score_batch(
     )
     await _lock_stores(db, {s for _, s, _ in prospects} | {p.store_id for p in fresh})
     changes = await _register_prospects(db, customers=prospects)
-    return changes + await _add_purchases(db, fresh, prepared=prepared, as_of=as_of)
+    # Refunds that arrived before their purchase, applied to its fact under the store's lock
+    # (an empty partial index to look in, in the normal run of things).
+    refunded = await refund_facts.apply_due(db, [p.purchase_id for p in fresh])
+    return changes + await _add_purchases(
+        db, fresh, prepared=prepared, as_of=as_of, refunded=[c for c, _, _ in refunded]
+    )
 
 
 async def apply_purchases(
@@ -539,16 +554,56 @@ async def _add_purchases(
     *,
     prepared: PreparedPurchases | None,
     as_of: date | None,
+    refunded: Sequence[str] = (),
 ) -> list[events.TierChange]:
     """Fold new purchases into their customers' aggregates and rank them in their stores.
 
-    The caller holds the stores' locks."""
+    ``refunded``: customers whose facts a refund changed after the batch was folded; their
+    aggregates are rebuilt from the facts. The caller holds the stores' locks."""
     if not fresh:
         return []
     now, since = window_start(as_of)
     # Supply carries over, so each customer's purchases fold in purchase-date order.
     folded = (prepared or PreparedPurchases.of(fresh)).folded
     stores = sorted({p.store_id for p in fresh})
+    return await _add_folded(db, folded, stores, now=now, since=since, refunded=refunded)
+
+
+async def rescore_refunded(
+    db: asyncpg.Connection, *, customers: Sequence[refund_facts.Refunded], as_of: date | None
+) -> list[events.TierChange]:
+    """Customers whose facts refunds changed: their spend and tiers (and the others' they push)
+    through the batch's statement, as a batch of no purchases, then their aggregates rebuilt
+    from the facts. The caller holds their stores' locks."""
+    if not customers:
+        return []
+    now, since = window_start(as_of)
+    none = [None] * len(customers)
+    folded: list[list[Any]] = [
+        [c for c, _, _ in customers],
+        [s for _, s, _ in customers],
+        [z for _, _, z in customers],
+        [0] * len(customers),
+        none,
+        none,
+        none,
+        [0] * len(customers),
+    ]
+    stores = sorted({s for _, s, _ in customers})
+    return await _add_folded(
+        db, folded, stores, now=now, since=since, refunded=[c for c, _, _ in customers]
+    )
+
+
+async def _add_folded(
+    db: asyncpg.Connection,
+    folded: list[list[Any]],
+    stores: list[str],
+    *,
+    now: datetime,
+    since: datetime,
+    refunded: Sequence[str],
+) -> list[events.TierChange]:
     rows = await db.fetch(_ADD_BATCH_SQL, *folded, since, now, *bounds_parameters(stores))
     changes: list[events.TierChange] = []
     late: list[str] = []
@@ -558,10 +613,14 @@ async def _add_purchases(
             changes.append(events.TierChange(*row[1:]))
         else:
             (late if row[0] == "late" else missed).append(row[1])
-    if late or missed:  # rare (a back-dated purchase): one more statement for the batch
-        await rebuild_aggregates(db, customer_ids=late + missed, since=since, now=now)
+    if late or missed or refunded:  # rare (a back-dated purchase): one more statement
+        await rebuild_aggregates(
+            db, customer_ids=list(dict.fromkeys([*late, *missed, *refunded])), since=since, now=now
+        )
     if missed:
         changes += await _rerank(db, stores, now=now)
+    if refunded:
+        changes += await refund_facts.unbought_to_prospects(db, refunded, now=now)
     return changes
 
 
