@@ -353,6 +353,49 @@ async def test_unchanged_classification_publishes_nothing(session: AsyncSession)
     assert (await session.execute(text(staged))).scalar_one() == before
 
 
+async def _rows_updated(session: AsyncSession) -> int:
+    """customer_score's row versions this transaction has written by UPDATE so far."""
+    updated = await session.execute(
+        text("SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'customer_score'")
+    )
+    return int(updated.scalar_one())
+
+
+async def test_a_store_classified_again_writes_only_the_rows_that_changed(
+    session: AsyncSession,
+) -> None:
+    store = "rewrite"
+    day = local(date(2026, 6, 15))
+    await buy(
+        session,
+        [bought(f"rw{n}", day - timedelta(days=n + 1), store=store) for n in range(6)]
+        + [bought("rw-out", day - timedelta(days=30), store=store, supply_days=1)],
+        now=day,
+    )
+    await classify.classify_store(session, store_id=store, now=day, cause="ageing")
+    # The next day nothing about them changes but the date: no row is written.
+    before = await _rows_updated(session)
+    assert (
+        await classify.classify_store(
+            session, store_id=store, now=day + timedelta(days=1), cause="ageing"
+        )
+        == 0
+    )
+    assert await _rows_updated(session) == before
+    # rw-out's supply has run out for more than 30 days two days on: its row alone is written.
+    assert (
+        await classify.classify_store(
+            session, store_id=store, now=day + timedelta(days=2), cause="ageing"
+        )
+        == 1
+    )
+    assert await _rows_updated(session) == before + 1
+    got = await scores(session, store)
+    assert got["rw-out"]["lifecycle"] == "stopped"
+    assert got["rw-out"]["classified_on"] == (day + timedelta(days=2)).date()
+    assert {got[f"rw{n}"]["classified_on"] for n in range(6)} == {day.date()}
+
+
 def test_thresholds_are_the_domains() -> None:
     assert DEFAULT_THRESHOLDS.lost_after_days == 730
     assert DEFAULT_THRESHOLDS.stopped_after_days == 30

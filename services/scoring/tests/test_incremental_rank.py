@@ -102,12 +102,11 @@ async def test_random_batches_rank_as_a_full_recomputation(session: AsyncSession
         after = expected_tiers(bought, known, since)
 
         assert await stored_tiers(session, stores) == after, f"round {round_}"
-        # A registration stages its prospect first, then a purchase in the batch moves it on.
-        new_files = {c: PROSPECT for c, _, _ in prospects}
-        registered_first = before | new_files
+        # A registration stages nothing (a file without a score is a prospect); a purchase in
+        # the batch moves the prospect on.
+        registered_first = before | {c: PROSPECT for c, _, _ in prospects}
         moved = sorted(
-            [(c, None, PROSPECT) for c in new_files]
-            + [
+            [
                 (c, registered_first.get(c), t)
                 for c, t in after.items()
                 if registered_first.get(c) != t

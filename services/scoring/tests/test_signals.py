@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.driver import driver_connection
 from crm_libs.events.envelope import EventEnvelope
-from scoring_service.scores import signals
+from scoring_service.scores import classify, signals
 from scoring_service.scores.aggregates import PurchaseSeen
 from scoring_service.scores.consumed import ConsumedEvent, decode_event
 from scoring_service.scores.handlers import make_batch_handler
@@ -164,3 +164,68 @@ async def test_a_batch_classifies_whom_its_signals_and_links_touch(session: Asyn
         "B",
         "referral",
     )
+
+
+async def _score_writes(session: AsyncSession) -> tuple[int, int]:
+    """customer_score's rows inserted and updated so far by this transaction."""
+    row = await session.execute(
+        text(
+            "SELECT n_tup_ins, n_tup_upd FROM pg_stat_xact_user_tables "
+            "WHERE relname = 'customer_score'"
+        )
+    )
+    inserted, updated = row.one()
+    return inserted, updated
+
+
+async def test_a_plain_registration_is_one_row_written_and_nothing_announced(
+    session: AsyncSession,
+) -> None:
+    handle = make_batch_handler(as_of=None)
+    store = "pr-s"
+    plain = [f"pr-c{n}" for n in range(5)]
+    await handle(
+        session,
+        [
+            decode_event(raw("customer.registered", {"file": file(1)}, customer=c, store=store))
+            for c in plain
+        ],
+    )
+    # Each file's row inserted as the classification leaves a file with no purchase, never
+    # rewritten by it, and no score.changed: a file without a score is a prospect.
+    assert await _score_writes(session) == (len(plain), 0)
+    rows = await session.execute(
+        text(
+            "SELECT value_tier, ladder_level, ladder_score, loyalty, lifecycle, rfm_segment "
+            "FROM customer_score WHERE store_id = :s"
+        ),
+        {"s": store},
+    )
+    assert rows.all() == [("prospect", None, None, "floating", None, None)] * len(plain)
+    staged = await session.execute(
+        text("SELECT count(*) FROM outbox_event WHERE key LIKE 'pr-%'"), {}
+    )
+    assert staged.scalar_one() == 0
+    # Classifying them writes nothing: the row is what the classification gives.
+    db = await driver_connection(session)
+    now = datetime.now(UTC)
+    assert await classify.classify_customers(db, customer_ids=plain, now=now, cause="x") == []
+    assert await _score_writes(session) == (len(plain), 0)
+    # A file recording competitors' products is classified at registration: a switcher.
+    await handle(
+        session,
+        [
+            decode_event(
+                raw(
+                    "customer.registered",
+                    {"file": file(1, uses_competitor_products=True)},
+                    customer="pr-sw",
+                    store=store,
+                )
+            )
+        ],
+    )
+    loyalty = await session.execute(
+        text("SELECT loyalty FROM customer_score WHERE customer_id = 'pr-sw'")
+    )
+    assert loyalty.scalar_one() == "switcher"

@@ -7,7 +7,10 @@ The statement reads each customer's aggregates (``customer_score``), member-even
 customer; writes what changed; records every change of ladder or lifecycle in
 ``score_history`` and stages one ``score.changed`` per customer whose ladder or lifecycle
 changed, carrying the previous and new values. Loyalty and RFM changes are written but not
-published (no read copy keeps them, and recency moves daily).
+published (no read copy keeps them, and recency moves daily). A row whose classification is
+unchanged is not written at all (``classified_on`` is the day it last changed): a store's daily
+ageing rewrote every row of a million-customer store for the few thousand that changed, and
+the day a store was aged is ``store_ageing``'s (scores/scheduled.py).
 
 Rules (the numbers come from :class:`~scoring_service.scores.thresholds.Thresholds`):
 
@@ -191,8 +194,7 @@ def _classify_sql(batch: str) -> str:
                 OR l.ladder_score IS DISTINCT FROM
                    (array_position({_LADDER_SQL}, l.new_level) - 1) * {LADDER_STEP}
                 OR l.rfm_r IS DISTINCT FROM l.r OR l.rfm_f IS DISTINCT FROM l.f
-                OR l.rfm_m IS DISTINCT FROM l.m
-                OR l.classified_on IS DISTINCT FROM l.today) AS restated
+                OR l.rfm_m IS DISTINCT FROM l.m) AS restated
         FROM leveled AS l
     ), changed AS (
         UPDATE customer_score AS cs SET

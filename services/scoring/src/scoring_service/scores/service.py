@@ -40,6 +40,8 @@ from scoring_service.scores.tiers import (
     threshold_case_sql,
 )
 
+# The loyalty classify.py gives a file with no purchase and no competitors' products in use.
+PROSPECT_LOYALTY = "floating"
 # The two-int advisory lock space of "re-ranking store X" (disjoint from the one-bigint space of
 # the window-refresh leader lock); the second int is hashtext(store_id). Taken in key order,
 # so members locking overlapping sets of stores never deadlock, even if two stores' hashes
@@ -345,18 +347,17 @@ _REBUILD_STORE_SQL = _REBUILD_SQL.format(
 )
 
 # A registration that arrives after a purchase (another topic, no ordering) changes nothing.
+# A new file is a prospect, classified as the classification finds a file with no purchase
+# (floating: scores/classify.py), so a plain registration needs no classification; it stages
+# no score.changed: a file without a score is a prospect to crm.scores.v1's readers
+# (deploy/README.md), and a score.changed per imported file cost scoring, the broker and the
+# customer service's read copy more than the file's own row.
 _INSERT_PROSPECTS_SQL = f"""
-    WITH registered AS (
-        INSERT INTO customer_score (customer_id, store_id, timezone, purchase_count,
-                                    net_spend_365d, value_tier, version, computed_at)
-        SELECT c, s, z, 0, 0, '{PROSPECT}', 1, $4
-        FROM unnest($1::text[], $2::text[], $3::text[]) AS t(c, s, z)
-        ON CONFLICT (customer_id) DO NOTHING
-        RETURNING customer_id, store_id, CAST(NULL AS text) AS previous_tier,
-                  value_tier, version, net_spend_365d
-    ), {events.staging_sql("registered")}
-    SELECT customer_id, store_id, previous_tier, value_tier, version, net_spend_365d
-    FROM registered
+    INSERT INTO customer_score (customer_id, store_id, timezone, purchase_count,
+                                net_spend_365d, value_tier, loyalty, version, computed_at)
+    SELECT c, s, z, 0, 0, '{PROSPECT}', '{PROSPECT_LOYALTY}', 1, $4
+    FROM unnest($1::text[], $2::text[], $3::text[]) AS t(c, s, z)
+    ON CONFLICT (customer_id) DO NOTHING
 """  # noqa: S608
 
 # A whole store's spend in the trailing window, in one statement (no list of its customers
@@ -648,16 +649,15 @@ async def rebuild_aggregates(
 async def _register_prospects(
     db: asyncpg.Connection, *, customers: Sequence[tuple[str, str, str]]
 ) -> list[events.TierChange]:
-    if not customers:
-        return []
-    rows = await db.fetch(
-        _INSERT_PROSPECTS_SQL,
-        [c for c, _, _ in customers],
-        [s for _, s, _ in customers],
-        [z for _, _, z in customers],
-        datetime.now(UTC),
-    )
-    return [events.TierChange(**r) for r in rows]
+    if customers:
+        await db.execute(
+            _INSERT_PROSPECTS_SQL,
+            [c for c, _, _ in customers],
+            [s for _, s, _ in customers],
+            [z for _, _, z in customers],
+            datetime.now(UTC),
+        )
+    return []
 
 
 async def _rerank(

@@ -38,7 +38,9 @@ _INSERT_SIGNALS_SQL = """
 """
 
 # The newest version of each file wins; returns the files whose link changed, with the
-# referrer they had before (read from the statement's snapshot, before the upsert).
+# referrer they had before (read from the statement's snapshot, before the upsert). A first
+# link with no referrer and no competitors' products changes no classification (no link reads
+# the same): an imported sheet's plain registrations classify nobody.
 _UPSERT_LINKS_SQL = """
     WITH given AS (
         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::integer[])
@@ -57,8 +59,8 @@ _UPSERT_LINKS_SQL = """
     )
     SELECT w.customer_id, w.referrer_id, b.referrer_id AS previous_referrer_id
     FROM written AS w LEFT JOIN before AS b USING (customer_id)
-    WHERE b.customer_id IS NULL OR w.referrer_id IS DISTINCT FROM b.referrer_id
-       OR w.uses_competitor IS DISTINCT FROM b.uses_competitor
+    WHERE w.referrer_id IS DISTINCT FROM b.referrer_id
+       OR w.uses_competitor IS DISTINCT FROM COALESCE(b.uses_competitor, false)
 """
 
 # A merge's signals follow the survivor (one per kind and event: the survivor's own wins).
