@@ -24,6 +24,7 @@ ROUTES: tuple[Route, ...] = tuple(
         (rf"^/customers/{_ID}/ladder-floor$", "scoring"),
         (rf"^/stores/{_ID}/models/fit$", "scoring"),
         (rf"^/stores/{_ID}/distribution$", "scoring"),
+        (rf"^/stores/{_ID}/tier-rules$", "scoring"),
         (r"^/scores(/recompute)?$", "scoring"),
         (r"^/tasks$", "engagement"),
         (r"^/(stores|staff|products|customers)(/.*)?$", "customer"),

@@ -24,5 +24,9 @@ POLICY = AccessPolicy(
         "GET /stores/{store_id}/distribution": EVERY_ROLE,
         # A whole store rewritten and republished, seconds of database work: head office only.
         "POST /scores/recompute": frozenset({Role.HQ_ADMIN}),
+        # A store's pyramid shares, window and lifecycle thresholds: its manager or head office
+        # change them (the store is recomputed); whoever serves the store reads them.
+        "GET /stores/{store_id}/tier-rules": EVERY_ROLE,
+        "PUT /stores/{store_id}/tier-rules": frozenset({Role.HQ_ADMIN, Role.STORE_MANAGER}),
     }
 )

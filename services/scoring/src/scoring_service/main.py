@@ -18,6 +18,7 @@ from scoring_service.scores.model_router import router as model_router
 from scoring_service.scores.router import router as scores_router
 from scoring_service.scores.scheduled import ageing_worker, window_refresh_worker
 from scoring_service.scores.segment_router import router as segment_router
+from scoring_service.scores.tier_rules_router import router as tier_rules_router
 
 
 async def run_event_consumer(app: FastAPI) -> None:
@@ -48,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings or Settings(),
         routers=[
             guarded(
-                [scores_router, floor_router, model_router, segment_router],
+                [scores_router, floor_router, model_router, segment_router, tier_rules_router],
                 policy=POLICY,
                 principal_dependency=principal_dependency,
             )

@@ -74,8 +74,12 @@ def _classify_sql(batch: str) -> str:
     return f"""
     WITH {batch},
     cur AS (
-        SELECT cs.*, b.cause, CAST($3::timestamptz AT TIME ZONE cs.timezone AS date) AS today
+        SELECT cs.*, b.cause, CAST($3::timestamptz AT TIME ZONE cs.timezone AS date) AS today,
+               -- the store's own lifecycle thresholds (scores/tier_rules.py), else $5, $6
+               COALESCE(tr.lost_after_days, $5) AS lost_after,
+               COALESCE(tr.stopped_after_days, $6) AS stopped_after
         FROM customer_score AS cs JOIN batch AS b USING (customer_id)
+        LEFT JOIN store_tier_rules AS tr ON tr.store_id = cs.store_id
     ), signals AS (
         SELECT s.customer_id,
                max(s.occurred_at) FILTER (WHERE s.kind = 'attended') AS attended_at,
@@ -149,10 +153,10 @@ def _classify_sql(batch: str) -> str:
                END AS new_loyalty,
                CASE WHEN c.purchase_count = 0 OR c.last_purchase_at IS NULL THEN NULL
                     WHEN c.today - CAST(c.last_purchase_at AT TIME ZONE c.timezone AS date)
-                         >= $5 THEN 'lost'
+                         >= c.lost_after THEN 'lost'
                     WHEN c.today - COALESCE(c.supply_runs_out_on,
                                             CAST(c.last_purchase_at AT TIME ZONE c.timezone
-                                                 AS date)) > $6 THEN 'stopped'
+                                                 AS date)) > c.stopped_after THEN 'stopped'
                     WHEN extract(year FROM c.first_purchase_at AT TIME ZONE c.timezone)
                          = extract(year FROM c.today) THEN 'new_this_year'
                     WHEN extract(year FROM c.last_purchase_at AT TIME ZONE c.timezone)

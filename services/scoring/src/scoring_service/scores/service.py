@@ -175,9 +175,12 @@ def _deepest_sql(places: str) -> str:
 # change), else the batch's.
 _ADD_BATCH_SQL = f"""
     WITH spent AS (
-        SELECT customer_id, SUM(total) AS spend FROM purchase_fact
-        WHERE customer_id = ANY($1::text[]) AND purchased_at > $9
-        GROUP BY customer_id
+        -- The window is the store's own where it set one (scores/tier_rules.py), else $9's.
+        SELECT f.customer_id, SUM(f.total) AS spend
+        FROM purchase_fact AS f LEFT JOIN store_tier_rules AS r ON r.store_id = f.store_id
+        WHERE f.customer_id = ANY($1::text[])
+          AND f.purchased_at > COALESCE($10::timestamptz - r.window_days * interval '24 hours', $9)
+        GROUP BY f.customer_id
     ), batch AS (
         SELECT b.customer_id, COALESCE(cs.store_id, b.store_id) AS store_id, b.timezone,
                b.purchases, b.first_at, b.last_at, b.runs_out, b.supply_days,
@@ -310,8 +313,11 @@ _REBUILD_SQL = """
         SELECT f.customer_id, f.purchased_at, f.purchased_on, f.timezone, f.total,
                f.supply_days, NOT f.wholly_refunded AS kept,
                sum(f.supply_days) OVER w AS supply_to_here,
-               lead(f.purchase_id) OVER w IS NULL AS is_last
+               lead(f.purchase_id) OVER w IS NULL AS is_last,
+               f.purchased_at > COALESCE($3::timestamptz - r.window_days * interval '24 hours', $2)
+                   AS in_window
         FROM purchase_fact AS f
+        LEFT JOIN store_tier_rules AS r ON r.store_id = f.store_id  -- its own window
         WHERE {source}
         WINDOW w AS (PARTITION BY f.customer_id
                      ORDER BY f.purchased_at, f.purchase_id COLLATE "C" ROWS UNBOUNDED PRECEDING)
@@ -322,7 +328,7 @@ _REBUILD_SQL = """
                max(purchased_at) FILTER (WHERE kept) AS last_at,
                max(purchased_on + supply_days - CAST(supply_to_here AS integer))
                    FILTER (WHERE kept) + CAST(sum(supply_days) AS integer) AS runs_out,
-               COALESCE(sum(total) FILTER (WHERE purchased_at > $2), 0) AS spend
+               COALESCE(sum(total) FILTER (WHERE in_window), 0) AS spend
         FROM facts
         GROUP BY customer_id
     )
@@ -362,14 +368,20 @@ _INSERT_PROSPECTS_SQL = f"""
 
 # A whole store's spend in the trailing window, in one statement (no list of its customers
 # through Python), written only where it moved: a refresh of a store of a million customers
-# rewrote every row each hour. $1 store, $2 since, $3 now.
+# rewrote every row each hour. $1 store, $2 since (the default window; the store's own replaces
+# it), $3 now.
 _WINDOW_SPEND_SQL = """
     UPDATE customer_score AS cs
     SET net_spend_365d = s.spend, computed_at = $3
     FROM (
         SELECT c.customer_id, COALESCE(SUM(f.total), 0) AS spend
         FROM customer_score AS c
-        LEFT JOIN purchase_fact AS f ON f.customer_id = c.customer_id AND f.purchased_at > $2
+        LEFT JOIN purchase_fact AS f ON f.customer_id = c.customer_id
+            AND f.purchased_at > COALESCE(
+                $3::timestamptz
+                - (SELECT window_days FROM store_tier_rules WHERE store_id = $1)
+                     * interval '24 hours',
+                $2)
         WHERE c.store_id = $1
         GROUP BY c.customer_id
     ) AS s

@@ -10,20 +10,25 @@ v_1 >= v_2 >= ... >= v_N and a bound b, "p < b" holds exactly for the spends of 
 v_k, k = ceil(b * N) (:func:`threshold_place`): the customers above such a spend are among
 v_1 .. v_(k-1), and a spend below v_k has v_1 .. v_k above it. Ties fall on the same side.
 
-A store's bounds come from :func:`bounds_for` (the defaults for every store, for now), handed to
-the statements as arrays, one element per store (:func:`bounds_parameters`, :func:`bounds_sql`).
+A store's bounds are its own where it set them (``store_tier_rules``, scores/tier_rules.py),
+else the defaults: the statements get the defaults as arrays, one element per store
+(:func:`bounds_parameters`), and :func:`bounds_sql` takes the store's own in their place, in the
+statement itself (no round trip per batch to read them, and a batch locked after a change of
+rules reads the new ones).
 """
 
 import math
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
+# Each tier's bound and its column in store_tier_rules.
 PYRAMID: tuple[tuple[str, Decimal], ...] = (
     ("vip", Decimal("0.01")),
     ("major", Decimal("0.05")),
     ("medium", Decimal("0.20")),
 )
 TIERS = tuple(tier for tier, _ in PYRAMID)  # ranked tiers above the base, best first
+RULE_COLUMNS = tuple(f"{tier}_share" for tier in TIERS)  # store_tier_rules' bounds
 DEFAULT_BOUNDS = tuple(bound for _, bound in PYRAMID)
 BASE_TIER = "small"
 INACTIVE = "inactive"  # bought before, nothing in the window
@@ -35,7 +40,7 @@ Bounds = tuple[Decimal, ...]
 
 
 def bounds_for(stores: Iterable[str]) -> dict[str, Bounds]:
-    """Each store's pyramid bounds: the defaults for every store until stores set their own."""
+    """Each store's default pyramid bounds (its own replace them in :func:`bounds_sql`)."""
     return dict.fromkeys(stores, DEFAULT_BOUNDS)
 
 
@@ -66,13 +71,22 @@ def bounds_parameters(stores: Sequence[str]) -> list[list[object]]:
 
 def bounds_sql(first_parameter: int) -> str:
     """A FROM item of one row per store with its bounds, ``store_id, bound_1 .. bound_n``, from
-    the arrays of :func:`bounds_parameters` as parameters ``$first_parameter`` on."""
+    the arrays of :func:`bounds_parameters` as parameters ``$first_parameter`` on, each
+    replaced by the store's own rule where it has one."""
     arrays = ", ".join(
         [f"${first_parameter}::text[]"]
         + [f"${first_parameter + 1 + i}::numeric[]" for i in range(len(TIERS))]
     )
     columns = ", ".join(["store_id"] + [f"bound_{i + 1}" for i in range(len(TIERS))])
-    return f"unnest({arrays}) AS sb({columns})"
+    chosen = ", ".join(
+        f"COALESCE(r.{column}, d.bound_{i + 1}) AS bound_{i + 1}"
+        for i, column in enumerate(RULE_COLUMNS)
+    )
+    # Only constants are interpolated: column names and parameter numbers.
+    return (
+        f"(SELECT d.store_id, {chosen} FROM unnest({arrays}) AS d({columns})"  # noqa: S608
+        " LEFT JOIN store_tier_rules AS r ON r.store_id = d.store_id) AS sb"
+    )
 
 
 def rank_case_sql(*, greater: str, spenders: str, bounds: str) -> str:
