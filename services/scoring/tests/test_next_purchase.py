@@ -199,6 +199,18 @@ async def test_lines_are_stored_and_the_stores_transitions_computed(
     assert choose(b, choices) == NextProduct("fish", "oils", "successor")
     a = await next_purchase.bought_by(db, customer_id="np-a")
     assert choose(a, choices) == NextProduct("fish", "oils", "rebuy")
+    # A wholly refunded purchase is no purchase: a's second fish oil taken back, no rebuy.
+    await session.execute(
+        text("UPDATE purchase_fact SET wholly_refunded = true WHERE purchase_id = 'p-np-a-60'")
+    )
+    a = await next_purchase.bought_by(db, customer_id="np-a")
+    assert [b.purchase_id for b in a] == ["p-np-a-0", "p-np-a-30"]
+    assert choose(a, choices).basis == "successor"
+    await next_purchase.refresh_transitions(db, store_id=store, now=now)
+    after_calcium = await session.execute(
+        text("SELECT count(*) FROM product_transition WHERE after_sku = 'calcium'")
+    )
+    assert after_calcium.scalar_one() == 0
 
 
 def test_purchase_lines_and_member_events_decode() -> None:

@@ -134,7 +134,8 @@ def capability(
 # who bought Y (each product of their next purchase), counted once per customer; a first
 # purchase counts after ''. One window over the store's customers' facts in date order (as
 # the aggregates fold them); a fact without lines (stored before they were kept) counts for
-# nothing, and neither does the purchase after it (unnest of its empty array: no pair).
+# nothing, and neither does the purchase after it (unnest of its empty array: no pair); a wholly
+# refunded purchase is left out as if never made.
 # $1 store, $2 now.
 _CLEAR_SQL = "DELETE FROM product_transition WHERE store_id = $1"
 _REFRESH_SQL = f"""
@@ -143,6 +144,7 @@ _REFRESH_SQL = f"""
                lag(f.line_skus) OVER w AS before_skus
         FROM purchase_fact AS f
         WHERE f.customer_id IN (SELECT customer_id FROM customer_score WHERE store_id = $1)
+          AND NOT f.wholly_refunded
         WINDOW w AS (PARTITION BY f.customer_id
                      ORDER BY f.purchased_at, f.purchase_id COLLATE "C")
     ), pairs AS (
@@ -158,10 +160,11 @@ _REFRESH_SQL = f"""
     GROUP BY after_sku, sku
 """  # noqa: S608 (only the first purchase's constant is interpolated)
 
-# The customer's purchases with their lines, in date order.
+# The customer's purchases with their lines, in date order; a wholly refunded one is no
+# purchase (scores/refund_facts.py).
 _BOUGHT_SQL = """
     SELECT purchased_at, purchase_id, line_skus, line_categories FROM purchase_fact
-    WHERE customer_id = $1
+    WHERE customer_id = $1 AND NOT wholly_refunded
     ORDER BY purchased_at, purchase_id COLLATE "C"
 """
 
