@@ -2,6 +2,7 @@
 that follow their file to its owner, onto a merge's survivor, or closed with it."""
 
 import asyncio
+import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from crm_devstack.fixtures import eventually
+from crm_devstack.stack import LocalStack
 from crm_libs.db import make_engine, make_sessionmaker
 from crm_libs.events.envelope import EventEnvelope
 from engagement_service.customers.events import CustomerChangeSeen
@@ -393,3 +395,41 @@ async def finished_or_waiting(task: asyncio.Task[None], engine: AsyncEngine) -> 
     async with engine.connect() as conn:
         waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
         return bool((await conn.execute(text(waiting))).scalar_one())
+
+
+async def statements_of(
+    session: AsyncSession, stack: LocalStack, batch: list[EventEnvelope]
+) -> int:
+    """How many statements the session's backend executes to apply ``batch`` (the server logs
+    each execution; the consumer's statements go past SQLAlchemy's events to asyncpg)."""
+    await session.execute(text("SET log_min_duration_statement = 0"))  # undone by the rollback
+    pid = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+    server_log = stack.postgres.data_dir / "server.log"
+    start = server_log.stat().st_size
+    await handle_events(session, batch)
+    logged = server_log.read_bytes()[start:].decode("utf-8", "replace")
+    return len(
+        re.findall(
+            rf"^\S+ \S+ \S+ \[{pid}\] LOG:\s+duration: .*?(?:execute|statement)", logged, re.M
+        )
+    )
+
+
+async def test_a_batch_of_registrations_costs_the_same_statements_whatever_its_size(
+    session: AsyncSession, stack: LocalStack
+) -> None:
+    await handle_events(session, [registered("warm-c", owner="st-1")])  # array types looked up
+    small = await statements_of(
+        session, stack, [registered(f"few-c{n}", owner="st-1") for n in range(2)]
+    )
+    large = await statements_of(
+        session, stack, [registered(f"many-c{n}", owner="st-1") for n in range(40)]
+    )
+    assert small > 0 and large == small
+    copied = await session.execute(
+        text(
+            "SELECT count(*) FROM customer_file "
+            "WHERE customer_id LIKE 'many-c%' AND owner_staff_id = 'st-1'"
+        )
+    )
+    assert copied.scalar_one() == 40

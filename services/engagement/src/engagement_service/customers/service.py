@@ -4,13 +4,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
+from crm_libs.events.driver import driver_connection
 from engagement_service.customers.events import CustomerChangeSeen
-from engagement_service.customers.models import CustomerFile
 
 # A file in one of these states takes its open tasks with it, closed with the state as reason.
 CLOSING_STATUSES = frozenset({"archived", "erased"})
@@ -183,6 +181,27 @@ async def apply_changes(session: AsyncSession, *, changes: list[CustomerChangeSe
     )
 
 
+# The copy's columns as _copied gives them, and their types for the arrays of _UPSERT_SQL.
+_COPIED = {
+    "customer_id": "text",
+    "store_id": "text",
+    "status": "text",
+    "merged_into": "text",
+    "timezone": "text",
+    "owner_staff_id": "text",
+    "birthday": "date",
+    "birthday_calendar": "text",
+    "wedding_anniversary": "date",
+    "spouse_customer_id": "text",
+    "sms_consent_granted": "boolean",
+    "sms_consent_at": "timestamptz",
+    "sms_consent_channel": "text",
+    "version": "integer",
+}
+_COPIED_COLUMNS = tuple(_COPIED)
+_COPIED_TYPES = tuple(_COPIED.values())
+
+
 def _copied(change: CustomerChangeSeen) -> dict[str, Any]:
     """The copy's row for a file; an erased file keeps its ids and status only."""
     file = change.file
@@ -218,28 +237,24 @@ def _copied(change: CustomerChangeSeen) -> dict[str, Any]:
     }
 
 
+# The batch's newest version of each file in one statement, its columns as arrays (asyncpg's
+# executemany executed the statement once per file: an import's registrations were a hundred
+# thousand executions). The version guard holds even against a concurrent writer. A later
+# change of a merged-away file that does not repeat its survivor keeps pointing there.
+_UPSERT_SQL = f"""
+    INSERT INTO customer_file ({", ".join(_COPIED_COLUMNS)})
+    SELECT * FROM unnest({", ".join(f"${n}::{kind}[]" for n, kind in enumerate(_COPIED_TYPES, 1))})
+    ON CONFLICT (customer_id) DO UPDATE SET
+        {", ".join(f"{c} = excluded.{c}" for c in _COPIED_COLUMNS[1:] if c != "merged_into")},
+        merged_into = CASE WHEN excluded.status = 'merged'
+                           THEN COALESCE(excluded.merged_into, customer_file.merged_into) END,
+        updated_at = now()
+    WHERE customer_file.version < excluded.version
+"""  # noqa: S608 - constants
+
+
 async def _upsert(session: AsyncSession, *, rows: list[dict[str, Any]]) -> None:
-    """One statement for the batch, executed for each row (asyncpg's executemany: prepared once;
-    a multi-row VALUES was compiled anew for every batch size, half of this service's CPU while
-    an import's registrations streamed in); the version guard holds even against a concurrent
-    writer."""
-    stmt = insert(CustomerFile.__table__)  # type: ignore[attr-defined]
-    copied: dict[str, ColumnElement[Any]] = {
-        name: stmt.excluded[name] for name in rows[0] if name != "customer_id"
-    }
-    # A later change of a merged-away file that does not repeat its survivor keeps pointing there.
-    copied["merged_into"] = case(
-        (
-            stmt.excluded.status == "merged",
-            func.coalesce(stmt.excluded.merged_into, col(CustomerFile.merged_into)),
-        ),
-        else_=None,
-    )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[col(CustomerFile.customer_id)],
-            set_={**copied, "updated_at": func.now()},
-            where=col(CustomerFile.version) < stmt.excluded.version,
-        ),
-        rows,
+    """Write the copy's rows (one per file, each file once)."""
+    await (await driver_connection(session)).execute(
+        _UPSERT_SQL, *([row[c] for row in rows] for c in _COPIED_COLUMNS)
     )
