@@ -49,6 +49,11 @@ _STORE_SQL = """
     ON CONFLICT (refund_id) DO NOTHING
 """
 
+# Whether any refund waits at all: the partial index of waiting refunds, empty in the normal run
+# of things, answers it without a batch's thousands of purchase ids sent to be looked up (14 ms
+# a batch of 7,700 on the pipeline benchmark).
+_ANY_WAITING_SQL = "SELECT EXISTS (SELECT FROM purchase_refund_fact WHERE NOT applied)"
+
 # Every unapplied refund of these purchases whose fact is stored, applied to it once. Returns
 # the customers whose facts changed (the fact's customer: a merge may have moved it).
 _APPLY_SQL = """
@@ -109,7 +114,7 @@ async def store_refunds(db: asyncpg.Connection, refunds: Sequence[RefundSeen]) -
 async def apply_due(db: asyncpg.Connection, purchase_ids: Sequence[str]) -> list[Refunded]:
     """Apply the waiting refunds of these purchases to their stored facts; the customers whose
     facts changed, once each. The caller holds the purchases' stores' locks."""
-    if not purchase_ids:
+    if not purchase_ids or not await db.fetchval(_ANY_WAITING_SQL):
         return []
     rows = await db.fetch(_APPLY_SQL, list(purchase_ids))
     return list({r[0]: (r[0], r[1], r[2]) for r in rows}.values())
