@@ -209,7 +209,7 @@ async def test_purchase_refunded_reaches_the_broker_and_its_consumers_pass_over_
         }
     ]
 
-    # Scoring and engagement commit past it (they take refunds into account in a later issue)...
+    # Scoring (which applies it: tests/test_tier_rules.py) and engagement commit past it...
     partition = TopicPartition(Topics.PURCHASES, record.partition)
     for group in ("scoring", "engagement"):
 
