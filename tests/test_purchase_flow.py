@@ -38,16 +38,29 @@ async def test_purchase_reaches_score_and_follow_up_tasks(api: httpx.AsyncClient
     assert local_day == utc_day + timedelta(days=1)
 
     score = await score_with_purchases(api, customer["id"])
-    # Only what is computed: no field that is always null.
+    # API.md's score, every field of it.
     assert set(score) == {
         "customer_id",
         "store_id",
         "value_tier",
+        "ladder_level",
+        "ladder_score",
+        "loyalty",
+        "lifecycle",
+        "rfm",
         "stats",
         "supply_runs_out_on",
+        "predictions",
         "computed_at",
         "version",
     }
+    assert (score["ladder_level"], score["ladder_score"]) == ("0", 0)  # has bought, once
+    assert score["loyalty"] == "floating"
+    this_year = datetime.now(ZoneInfo("Asia/Shanghai")).year
+    # A first purchase this (store-local) year; one made in the last days of the year before
+    # is still in service but not bought this year.
+    expected = "new_this_year" if local_day.year == this_year else "in_service_not_bought"
+    assert score["lifecycle"] == expected
     assert score["value_tier"] == "vip"  # the only spender of the store is its top customer
     assert score["stats"]["purchase_count"] == 1
     assert score["stats"]["net_spend_365d"] == "256.00"
