@@ -1,4 +1,5 @@
-"""The CDNOW purchase log as ``purchase.recorded`` events, and the tiers it should produce.
+"""The CDNOW purchase log as ``purchase.recorded`` events, and the tiers and lifecycles it should
+produce.
 
 Mapping (the same in every benchmark that replays CDNOW):
 - CDNOW customer ``00042`` -> customer file ``cdnow-42`` in store ``cdnow-store-{42 % 10}``
@@ -30,6 +31,8 @@ DAYS_PER_UNIT = 30
 TIMEZONE = "UTC"
 PURCHASE_RECORDED = "purchase.recorded"
 WINDOW_DAYS = 365  # DOMAIN.md §3: trailing 365 days
+LOST_AFTER_DAYS = 730  # DOMAIN.md §3: no purchase for 730 days -> lost
+STOPPED_AFTER_DAYS = 30  # DOMAIN.md §3: in service while supply ran out at most 30 days ago
 CENT = Decimal("0.01")
 _EVENT_NAMESPACE = uuid.UUID("6f1c7a52-4d55-4b0e-9a31-0c2d3b7e5a10")
 
@@ -159,5 +162,45 @@ def expected_tiers(rows: list[CdnowRow], as_of: date) -> dict[str, tuple[str, st
     return out
 
 
-def distribution(tiers: dict[str, tuple[str, str]]) -> Counter[str]:
-    return Counter(tier for _, tier in tiers.values())
+def lifecycle_for(*, today: date, first: date, last: date, runs_out: date) -> str:
+    """DOMAIN.md §3's yearly lifecycle of a customer who bought, in its order of precedence;
+    days are the store's (UTC for CDNOW). CDNOW has no member events, so never ``active_core``."""
+    if (today - last).days >= LOST_AFTER_DAYS:  # 730 days have passed with no purchase
+        return "lost"
+    if (today - runs_out).days > STOPPED_AFTER_DAYS:
+        return "stopped"
+    if first.year == today.year:
+        return "new_this_year"
+    if last.year == today.year:
+        return "active_second_line"  # bought this year and before, no event this year
+    return "in_service_not_bought"
+
+
+def expected_lifecycles(rows: list[CdnowRow], as_of: date) -> dict[str, tuple[str, str]]:
+    """customer_id -> (store_id, lifecycle) as of ``as_of`` ("now" its last instant in UTC, so
+    "today" is ``as_of`` itself), from the raw rows alone.
+
+    The supply run-out is DOMAIN.md §2's fold over the purchases in date order: each one extends
+    it by CDs x 30 days, counted from the later of its day and the run-out so far."""
+    store_of: dict[str, str] = {}
+    days: dict[str, list[tuple[date, int]]] = defaultdict(list)
+    for r in rows:
+        store_of[r.customer_id] = r.store_id
+        days[r.customer_id].append((r.day, r.cds))
+    out: dict[str, tuple[str, str]] = {}
+    for customer, bought in days.items():
+        bought.sort()
+        runs_out: date | None = None
+        for day, cds in bought:
+            start = day if runs_out is None or day > runs_out else runs_out
+            runs_out = start + timedelta(days=cds * DAYS_PER_UNIT)
+        assert runs_out is not None
+        lifecycle = lifecycle_for(
+            today=as_of, first=bought[0][0], last=bought[-1][0], runs_out=runs_out
+        )
+        out[customer] = (store_of[customer], lifecycle)
+    return out
+
+
+def distribution(classes: dict[str, tuple[str, str]]) -> Counter[str]:
+    return Counter(value for _, value in classes.values())

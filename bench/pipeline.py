@@ -6,11 +6,12 @@ Starts PostgreSQL and the broker only (no services), produces every CDNOW purcha
 ``crm.purchases.v1`` as ``purchase.recorded`` events, then times
 (a) a bare consumer in a fresh group that only decodes the envelopes (the baseline), and
 (b) the scoring service started on the full backlog until it has applied every event,
-prints events/s for both and their ratio, checks every customer's value tier against the
-pyramid computed here from the raw file, and says where the scoring process spends its time;
-then (c) replays the same events, from empty scoring tables, through two scoring instances in
-one new consumer group (they re-rank the same stores concurrently) and checks the tiers again.
-Exits non-zero if any tier differs or scoring does not catch up.
+prints events/s for both and their ratio, checks every customer's value tier and lifecycle
+against the pyramid and the yearly lifecycle computed here from the raw file, and says where the
+scoring process spends its time; then (c) replays the same events, from empty scoring tables,
+through two scoring instances in one new consumer group (they re-rank the same stores
+concurrently) and checks the tiers and lifecycles again.
+Exits non-zero if any tier or lifecycle differs or scoring does not catch up.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import uuid
 from collections import Counter
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 import asyncpg
 import cdnow
@@ -47,6 +49,14 @@ from crm_libs.events.envelope import EventEnvelope, Topics
 
 AS_OF = date(1998, 6, 30)  # the last day of the CDNOW data: tiers as at the end of the log
 TIER_ORDER = ("vip", "major", "medium", "small", "inactive")
+LIFECYCLE_ORDER = (
+    "lost",
+    "stopped",
+    "new_this_year",
+    "active_core",
+    "active_second_line",
+    "in_service_not_bought",
+)
 SCORING_DB = "crm_scoring"
 PAIR_GROUP = "scoring-pair"  # run (c)'s consumer group: reads the topic again from the start
 
@@ -244,14 +254,24 @@ async def wait_caught_up(
         await offsets.stop()
 
 
-async def verify_tiers(
-    conn: asyncpg.Connection, rows: list[cdnow.CdnowRow]
-) -> tuple[int, Counter[str], Counter[str], list[str]]:
-    """(mismatches, actual distribution, expected distribution, examples)."""
-    expected = cdnow.expected_tiers(rows, AS_OF)
+class Check(NamedTuple):
+    """One column of ``customer_score`` against its recomputation from the raw file."""
+
+    mismatches: int
+    actual: Counter[str]
+    expected: Counter[str]
+    examples: list[str]
+
+
+async def verify(
+    conn: asyncpg.Connection, column: str, expected: dict[str, tuple[str, str]]
+) -> Check:
+    """Every customer's (store, ``column``) in scoring against ``expected``."""
     actual = {
-        r["customer_id"]: (r["store_id"], r["value_tier"])
-        for r in await conn.fetch("SELECT customer_id, store_id, value_tier FROM customer_score")
+        r["customer_id"]: (r["store_id"], r[column])
+        for r in await conn.fetch(
+            f"SELECT customer_id, store_id, {column} FROM customer_score"  # noqa: S608
+        )
     }
     mismatches = 0
     examples: list[str] = []
@@ -261,14 +281,31 @@ async def verify_tiers(
             mismatches += 1
             if len(examples) < 5:
                 examples.append(f"{customer}: expected {want}, scoring has {got}")
-    actual_dist = Counter(tier or "None" for _, tier in actual.values())
-    return mismatches, actual_dist, cdnow.distribution(expected), examples
+    actual_dist = Counter(value or "None" for _, value in actual.values())
+    return Check(mismatches, actual_dist, cdnow.distribution(expected), examples)
 
 
-def format_distribution(counts: Counter[str]) -> str:
+async def verify_tiers(conn: asyncpg.Connection, rows: list[cdnow.CdnowRow]) -> Check:
+    return await verify(conn, "value_tier", cdnow.expected_tiers(rows, AS_OF))
+
+
+async def verify_lifecycles(conn: asyncpg.Connection, rows: list[cdnow.CdnowRow]) -> Check:
+    return await verify(conn, "lifecycle", cdnow.expected_lifecycles(rows, AS_OF))
+
+
+def format_distribution(counts: Counter[str], order: tuple[str, ...] = TIER_ORDER) -> str:
     total = sum(counts.values()) or 1
-    keys = [k for k in TIER_ORDER if k in counts] + sorted(set(counts) - set(TIER_ORDER))
+    keys = [k for k in order if k in counts] + sorted(set(counts) - set(order))
     return ", ".join(f"{k} {counts[k]:,} ({counts[k] / total:.1%})" for k in keys)
+
+
+def print_lifecycles(check: Check, *, indent: str = "") -> None:
+    print(f"{indent}lifecycles as of {AS_OF} (UTC): {check.mismatches} mismatches")
+    for example in check.examples:
+        print(f"{indent}    {example}")
+    print(f"{indent}    scoring:  {format_distribution(check.actual, LIFECYCLE_ORDER)}")
+    if check.expected != check.actual:
+        print(f"{indent}    expected: {format_distribution(check.expected, LIFECYCLE_ORDER)}")
 
 
 async def run(stack: LocalStack, rows: list[cdnow.CdnowRow], args: argparse.Namespace) -> bool:
@@ -363,6 +400,7 @@ async def run(stack: LocalStack, rows: list[cdnow.CdnowRow], args: argparse.Name
         )
 
         mismatches, actual, expected, examples = await verify_tiers(conn, rows)
+        lifecycles = await verify_lifecycles(conn, rows)
         customers = len({r.customer_id for r in rows})
         print(
             f"tiers as of {AS_OF} (window: purchased_at > "
@@ -374,6 +412,8 @@ async def run(stack: LocalStack, rows: list[cdnow.CdnowRow], args: argparse.Name
         print(f"    scoring:  {format_distribution(actual)}")
         if expected != actual:
             print(f"    expected: {format_distribution(expected)}")
+        print_lifecycles(lifecycles)
+        mismatches += lifecycles.mismatches
 
         print("what limits the throughput:")
         for line in meter.lines():
@@ -495,7 +535,9 @@ async def run_pair(
     if expected != actual:
         print(f"    scoring:  {format_distribution(actual)}")
         print(f"    expected: {format_distribution(expected)}")
-    return mismatches == 0
+    lifecycles = await verify_lifecycles(conn, rows)
+    print_lifecycles(lifecycles, indent="    ")
+    return mismatches == 0 and lifecycles.mismatches == 0
 
 
 def main() -> int:
