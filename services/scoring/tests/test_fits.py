@@ -3,7 +3,7 @@ fallback, the scheduled refit by one leader, and a customer's predictions from t
 
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import numpy as np
 import pytest
@@ -87,6 +87,54 @@ async def test_the_sql_summary_of_a_store_is_the_transaction_summary(
         session, store_id="cd1", calibration_end=CALIBRATION_END, time_unit="day"
     )
     assert np.allclose(np.sort(in_days.summary.age), np.sort(expected.age) * 7)
+
+
+async def refund_wholly(session: AsyncSession, purchase_ids: list[str]) -> None:
+    """The facts as a full refund leaves them (scores/refund_facts.py): nothing left."""
+    db = await driver_connection(session)
+    await db.execute(
+        "UPDATE purchase_fact SET total = 0, supply_days = 0, wholly_refunded = true"
+        " WHERE purchase_id = ANY($1::text[])",
+        purchase_ids,
+    )
+
+
+async def test_wholly_refunded_purchases_are_no_transactions_of_the_summary(
+    session: AsyncSession,
+) -> None:
+    facts = sample_facts("cdr")
+    await insert(session, facts)
+    # Every seventh purchase returned in full, every eleventh (not seventh) in part: a returned
+    # sale is no purchase for frequency or recency, a partly refunded one still is, at its net.
+    returned = {f[0] for n, f in enumerate(facts) if n % 7 == 3}
+    partly = {
+        f[0]: (f[6] / 2).quantize(Decimal("0.01"), ROUND_DOWN)
+        for n, f in enumerate(facts)
+        if n % 11 == 5 and f[0] not in returned
+    }
+    await refund_wholly(session, sorted(returned))
+    db = await driver_connection(session)
+    await db.execute(
+        "UPDATE purchase_fact AS f SET total = p.total FROM unnest($1::text[], $2::numeric[])"
+        " AS p(purchase_id, total) WHERE f.purchase_id = p.purchase_id",
+        list(partly),
+        list(partly.values()),
+    )
+    kept = [f for f in facts if f[0] not in returned]
+    customers = [f[2] for f in kept]
+    days = [f[4].isoformat() for f in kept]
+    amounts = [float(partly.get(f[0], f[6])) for f in kept]
+    stored = await fits.summarise(
+        session, store_id="cdr", calibration_end=CALIBRATION_END, holdout_end=HOLDOUT_END
+    )
+    expected = summarise(
+        customers=customers, days=days, amounts=amounts, calibration_end=CALIBRATION_END
+    )
+    assert rows_of(stored.summary) == rows_of(expected)
+    # Holdout days of the customers a purchase still made by the calibration end.
+    made = {c for c, d in zip(customers, days, strict=True) if d <= "1997-09-30"}
+    later = {(c, d) for c, d in zip(customers, days, strict=True) if d > "1997-09-30" and c in made}
+    assert stored.holdout_days.sum() == len(later)
 
 
 async def test_a_store_with_enough_repeat_customers_gets_its_own_fit(
@@ -181,6 +229,28 @@ async def test_predictions_from_the_stores_fit(session: AsyncSession) -> None:
         monthly_discount_rate=0.01,
     )
     assert first.p_alive == 1.0
+
+
+async def test_a_wholly_refunded_purchase_is_not_in_the_customers_predictions(
+    session: AsyncSession,
+) -> None:
+    await insert(session, sample_facts("cdq"))
+    await fits.fit_store(
+        session, store_id="cdq", calibration_end=CALIBRATION_END, min_repeat_customers=200
+    )
+    today = CALIBRATION_END + timedelta(days=10)
+
+    async def predicted() -> object:
+        return await predictions.predict(
+            session, store_id="cdq", customer_id="cdq-1", today=today, monthly_discount_rate=0.01
+        )
+
+    before = await predicted()
+    # Customer 1 bought on 1997-01-01, 01-18 and 08-02; a sale on 09-20 returned in full is no
+    # fourth purchase and no later last one.
+    await insert(session, [fact("cdq-returned", "cdq", "cdq-1", date(1997, 9, 20), 80.0)])
+    await refund_wholly(session, ["cdq-returned"])
+    assert await predicted() == before
 
 
 async def test_no_predictions_before_any_fit(session: AsyncSession) -> None:

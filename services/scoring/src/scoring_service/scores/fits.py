@@ -30,15 +30,18 @@ from scoring_service.scores.models import ModelFit
 Scope = Literal["store", "pooled"]
 
 # $1 the store (null: every store), $2 the calibration end, $3 the last day read (the holdout's
-# end, or the calibration end). A day's purchases count once, their totals summed. The first
-# day's spend is left out of the repeat spend (summary.py says why). Each column comes back as
-# one array, decoded by the driver, so no Python object is built per customer.
+# end, or the calibration end). A day's purchases count once, their totals summed: ``total`` is
+# net of refunds, and a wholly refunded purchase is no transaction at all (a returned sale is no
+# purchase for frequency, recency or age, nor in the holdout). The first day's spend is left out
+# of the repeat spend (summary.py says why). Each column comes back as one array, decoded by the
+# driver, so no Python object is built per customer.
 _SUMMARY_SQL = """
     WITH days AS (
         SELECT customer_id, min(store_id) AS store_id, purchased_on AS day,
                SUM(total)::float8 AS spend
         FROM purchase_fact
         WHERE ($1::text IS NULL OR store_id = $1) AND purchased_on <= $3
+          AND NOT wholly_refunded
         GROUP BY customer_id, purchased_on
     ), customers AS (
         SELECT min(store_id) AS store_id,

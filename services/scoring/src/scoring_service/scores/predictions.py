@@ -39,6 +39,7 @@ _FIT_AND_CUSTOMER_SQL = text(
         SELECT purchased_on AS day, SUM(total)::float8 AS spend
         FROM purchase_fact
         WHERE customer_id = :customer_id AND purchased_on <= :today
+          AND NOT wholly_refunded  -- a returned sale is no purchase (fits.py's summary)
         GROUP BY purchased_on
     )
     SELECT fit.*, c.days, c.first_day, c.last_day, c.repeat_spend

@@ -87,6 +87,8 @@ def summarise(
 
     The same conventions as the SQL that summarises a store's purchase facts (``fits.py``), for
     transaction logs held in memory (the CDNOW files, the benchmark). Vectorised: one sort.
+    A transaction is a purchase that stood: amounts net of refunds, and a sale returned in full
+    left out by the caller, as the SQL leaves out wholly refunded facts.
     """
     day_numbers = np.asarray(days, dtype="datetime64[D]")
     end = np.datetime64(calibration_end, "D")
