@@ -40,9 +40,7 @@ def upgrade() -> None:
     for name, item in _LINE_COLUMNS.items():
         op.add_column(
             "purchase_fact",
-            sa.Column(
-                name, postgresql.ARRAY(item), server_default=sa.text("'{}'"), nullable=False
-            ),
+            sa.Column(name, postgresql.ARRAY(item), server_default=sa.text("'{}'"), nullable=False),
         )
     op.create_table(
         "product_transition",
