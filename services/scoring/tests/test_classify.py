@@ -303,6 +303,29 @@ async def test_rfm_quintiles_share_ties_and_name_segments(session: AsyncSession)
     assert got["t0"]["rfm_segment"] == "lost"
 
 
+async def test_a_store_of_fewer_than_five_buyers_has_no_rfm_yet(session: AsyncSession) -> None:
+    """With percentile boundaries over one buyer, a store's first customer, who has just
+    bought, exceeded none of them and read ``lost``."""
+    store = "rfm-small"
+    now = local(date(2026, 6, 15))
+    first = [bought(f"s{i}", now - timedelta(days=i + 1), store=store) for i in range(4)]
+    await buy(session, first, now=now)
+    await run(session, [p.customer_id for p in first], now=now)
+    got = await scores(session, store)
+    assert all(got[p.customer_id]["rfm_segment"] is None for p in first)
+    assert all(got[p.customer_id]["rfm_r"] is None for p in first)
+    fifth = bought("s4", now, store=store)
+    await buy(session, [fifth], now=now)
+    await run(session, [fifth.customer_id], now=now)
+    got = await scores(session, store)
+    assert got["s4"]["rfm_r"] == 5 and got["s4"]["rfm_segment"] is not None
+    # The store's day scores the four classified before it had quintiles.
+    await classify.classify_store(session, store_id=store, now=now, cause=history.AGEING)
+    got = await scores(session, store)
+    assert got["s0"]["rfm_r"] == 4 and got["s3"]["rfm_r"] == 1
+    assert all(got[p.customer_id]["rfm_segment"] is not None for p in first)
+
+
 async def test_a_batch_scores_against_the_kept_boundaries(session: AsyncSession) -> None:
     store = "rfm-kept"
     now = local(date(2026, 6, 15))

@@ -111,7 +111,7 @@ def _classify_sql(batch: str) -> str:
         SELECT s.store_id FROM stores AS s
         LEFT JOIN rfm_bound AS b USING (store_id)
         LEFT JOIN arriving AS a USING (store_id)
-        WHERE $4::boolean OR b.store_id IS NULL
+        WHERE $4::boolean OR b.store_id IS NULL OR b.buyers < {rfm.MIN_BUYERS}
            OR (b.new_buyers + COALESCE(a.n, 0)) * {rfm.REGROW_SHARE} > b.buyers
     ), cut AS (
         SELECT store_id, count(*) AS buyers,
@@ -130,13 +130,18 @@ def _classify_sql(batch: str) -> str:
             recency = excluded.recency, frequency = excluded.frequency,
             monetary = excluded.monetary
     ), bounds AS (
-        SELECT store_id, recency, frequency, monetary, true AS fresh FROM cut
+        SELECT store_id, buyers, recency, frequency, monetary, true AS fresh FROM cut
         UNION ALL
-        SELECT b.store_id, b.recency, b.frequency, b.monetary, false FROM rfm_bound AS b
+        SELECT b.store_id, b.buyers, b.recency, b.frequency, b.monetary, false
+        FROM rfm_bound AS b
         WHERE b.store_id IN (SELECT store_id FROM stores)
           AND b.store_id NOT IN (SELECT store_id FROM cut)
     ), earned AS (
-        SELECT c.*, rb.recency, rb.frequency, rb.monetary, rb.fresh,
+        SELECT c.*, rb.fresh,
+               -- Quintiles of fewer buyers than quintiles are no quintiles (scores/rfm.py).
+               CASE WHEN rb.buyers >= {rfm.MIN_BUYERS} THEN rb.recency END AS recency,
+               CASE WHEN rb.buyers >= {rfm.MIN_BUYERS} THEN rb.frequency END AS frequency,
+               CASE WHEN rb.buyers >= {rfm.MIN_BUYERS} THEN rb.monetary END AS monetary,
                CASE WHEN c.purchase_count = 0 THEN NULL
                     WHEN COALESCE(rf.recent, 0) >= $8 THEN 'A'
                     WHEN COALESCE(rf.buyers, 0) > 0 THEN 'B'

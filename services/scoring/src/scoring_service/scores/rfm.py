@@ -13,11 +13,19 @@ scores its customers against them; they are computed again when the store's buye
 by a quarter since (amortised: a growing store is ranked whole a logarithmic number of times),
 and daily or on a recompute by :func:`scores.classify.classify_store`.
 
+A store with fewer buyers than there are quintiles (five) has no quintiles: its customers have
+no RFM score yet (with percentile boundaries over one buyer, that buyer exceeds none of them and
+a store's first customer, who has just bought, would read ``lost``). Once the store has five
+buyers the boundaries are computed again for the next batch (every customer without a score
+counts as new) and the daily ageing scores the ones classified before.
+
 Segments: the usual recency × frequency grid (the money score is kept, not used to name it),
 first match wins.
 """
 
 RFM_QUANTILES = (0.2, 0.4, 0.6, 0.8)
+# The fewest buyers a store's quintiles are computed for: one a quintile.
+MIN_BUYERS = len(RFM_QUANTILES) + 1
 # Boundaries are computed again once new buyers reach this share of those they came from.
 REGROW_SHARE = 4  # new_buyers * REGROW_SHARE > buyers: a quarter
 
