@@ -55,8 +55,9 @@ DIMENSIONS = (
     Dimension("loyalty", "loyalty", LOYALTIES),
     Dimension("rfm_segment", "rfm_segment", rfm.SEGMENTS),
 )
-# A customer a classification leaves out (a file with no purchase has no ladder, lifecycle,
-# loyalty or RFM): counted under this key, so each classification's counts add up to the store.
+# A customer a classification leaves out (a file with no purchase has no ladder, lifecycle or
+# RFM, nor has a store of fewer than five buyers RFM; loyalty is every file's, `floating` at
+# least): counted under this key, so each classification's counts add up to the store.
 UNCLASSIFIED = "none"
 
 
