@@ -31,6 +31,10 @@ VALID_VALUES = {
     "id_number": "11010519491231002X",
     "email": "wang.fang@example.com",
     "birthday": "1950-01-01",
+    # A store's tier rules: shares rising within (0, 1).
+    "vip_share": "0.01",
+    "major_share": "0.05",
+    "medium_share": "0.20",
 }
 
 

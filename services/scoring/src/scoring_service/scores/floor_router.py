@@ -25,7 +25,7 @@ _FLOOR_FIELDS = ["ladder_floor", "ladder_floor_reason"]
     "/score/history",
     response_model=Page[ScoreChangePublic],
     summary="Every change of the customer's value tier, ladder level and lifecycle, newest first",
-    responses=problem_responses(400, 401, 404),
+    responses=problem_responses(400, 401, 404, 422),
 )
 async def get_score_history(
     customer_id: str,
