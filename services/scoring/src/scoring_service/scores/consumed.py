@@ -203,27 +203,11 @@ def decode_event(raw: bytes) -> ConsumedEvent:
             )
         if envelope.type == EVENT_ATTENDED:
             a = _attendances.decode(envelope.payload)
-            return ConsumedEvent(
-                envelope.event_id,
-                signal=(
-                    ATTENDED,
-                    a.event_id,
-                    envelope.customer_id,
-                    envelope.store_id,
-                    a.attended_at,
-                ),
-            )
+            return _signal_event(envelope.event_id, envelope, ATTENDED, a.event_id, a.attended_at)
         if envelope.type == EVENT_GUEST_BROUGHT:
             g = _guests.decode(envelope.payload)
-            return ConsumedEvent(
-                envelope.event_id,
-                signal=(
-                    GUEST_BROUGHT,
-                    g.event_id,
-                    envelope.customer_id,
-                    envelope.store_id,
-                    g.brought_at,
-                ),
+            return _signal_event(
+                envelope.event_id, envelope, GUEST_BROUGHT, g.event_id, g.brought_at
             )
         if envelope.type == EVENT_SCHEDULED:
             return _scheduled(envelope, _schedules.decode(envelope.payload))
@@ -233,6 +217,20 @@ def decode_event(raw: bytes) -> ConsumedEvent:
         return ConsumedEvent(envelope.event_id)
     except msgspec.DecodeError:  # not JSON, or not of the types above (ValidationError)
         return _decode_as_before(raw)
+
+
+def _signal_event(
+    event_id: str,
+    envelope: "_Envelope | EventEnvelope",
+    kind: str,
+    member_event_id: str,
+    at: datetime,
+) -> ConsumedEvent:
+    """A member-event signal of the envelope's customer, keyed by the member event."""
+    return ConsumedEvent(
+        event_id,
+        signal=(kind, member_event_id, envelope.customer_id, envelope.store_id, at),
+    )
 
 
 def _refund_event(
@@ -350,28 +348,10 @@ def _decode_as_before(raw: bytes) -> ConsumedEvent:
             return _cancelled(envelope, msgspec.convert(payload, _Cancelled, strict=False))
         if envelope.type == EVENT_ATTENDED:
             a = msgspec.convert(payload, _Attended, strict=False)
-            return ConsumedEvent(
-                event_id,
-                signal=(
-                    ATTENDED,
-                    a.event_id,
-                    envelope.customer_id,
-                    envelope.store_id,
-                    a.attended_at,
-                ),
-            )
+            return _signal_event(event_id, envelope, ATTENDED, a.event_id, a.attended_at)
         if envelope.type == EVENT_GUEST_BROUGHT:
             g = msgspec.convert(payload, _GuestBrought, strict=False)
-            return ConsumedEvent(
-                event_id,
-                signal=(
-                    GUEST_BROUGHT,
-                    g.event_id,
-                    envelope.customer_id,
-                    envelope.store_id,
-                    g.brought_at,
-                ),
-            )
+            return _signal_event(event_id, envelope, GUEST_BROUGHT, g.event_id, g.brought_at)
     except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
         raise ValueError(f"{envelope.type} {event_id}: {exc!r}") from exc
     return ConsumedEvent(event_id)
