@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
 from crm_gateway.access import POLICY as GATEWAY_POLICY
 from crm_gateway.routes import API_PREFIX, owner_of
@@ -111,6 +112,22 @@ async def _own_store(api: httpx.AsyncClient) -> dict[str, str]:
     imported = await create_import(api, store_id=store["id"])
     purchase = await record_purchase(api, customer_id=customer["id"], sku=product["sku"])
     await score_with_purchases(api, customer["id"])
+
+    async def tasks() -> list[dict[str, Any]] | None:
+        items = (await api.get("/tasks", params={"customer_id": customer["id"]})).json()["items"]
+        return items or None
+
+    # The purchase's plan: a task each allowed role may complete, reschedule or reassign (once
+    # done, the later ones meet a 409, which is neither the role nor store scope refusing).
+    task = (await eventually(tasks))[0]
+
+    async def file_known() -> bool:
+        # Visits need engagement's copy of the file (another topic than the purchase's).
+        body = {"customer_id": customer["id"], "method": "phone", "outcome": "reached"}
+        body |= {"staff_id": staff["id"], "occurred_at": datetime.now(UTC).isoformat()}
+        return (await api.post("/visits", json=body)).status_code == 201
+
+    await eventually(file_known)
     target = await create_account(api, role="staff", store_id=store["id"])
     key = (await api.post("/api-keys", json={"store_id": store["id"], "name": "target"})).json()
     return {
@@ -121,6 +138,7 @@ async def _own_store(api: httpx.AsyncClient) -> dict[str, str]:
         "import_id": imported["id"],
         "staff_id": staff["id"],
         "purchase_id": purchase["id"],
+        "task_id": task["id"],
         "account_id": target["id"],
         "key_id": key["id"],
         "sku": product["sku"],

@@ -2,13 +2,25 @@
 
 Store scope is not decided here: every role but head office still sees only its own store.
 Follow-up tasks are store business: staff and experts work them, managers oversee them, and a
-partner store's system may read them to show in its own tools.
+partner store's system may read them to show in its own tools. Only a manager (or head office)
+gives a task to someone else: the work list is the manager's to balance. Visits are logged by
+the store's people, never by a partner's system, and a partner does not read them either: their
+notes are the staff's own words about a customer's home and health.
 """
 
 from crm_libs.access import EVERY_ROLE, AccessPolicy
+from crm_libs.principal import Role
+
+STORE_PEOPLE = frozenset({Role.HQ_ADMIN, Role.STORE_MANAGER, Role.STAFF, Role.EXPERT})
+MANAGERS = frozenset({Role.HQ_ADMIN, Role.STORE_MANAGER})
 
 POLICY = AccessPolicy(
     operations={
         "GET /tasks": EVERY_ROLE,
+        "POST /tasks/{task_id}/complete": STORE_PEOPLE,
+        "POST /tasks/{task_id}/reschedule": STORE_PEOPLE,
+        "POST /tasks/{task_id}/reassign": MANAGERS,
+        "POST /visits": STORE_PEOPLE,
+        "GET /visits": STORE_PEOPLE,
     }
 )

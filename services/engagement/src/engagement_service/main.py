@@ -1,4 +1,4 @@
-"""The engagement service: follow-up plans and tasks (visits, messages and events come later),
+"""The engagement service: follow-up plans, tasks and visits (messages and events come later),
 kept with a read copy of the customer files."""
 
 from fastapi import FastAPI
@@ -13,6 +13,7 @@ from engagement_service.access import POLICY
 from engagement_service.config import Settings
 from engagement_service.followups.router import router as tasks_router
 from engagement_service.handlers import handle_events
+from engagement_service.visits.router import router as visits_router
 
 
 async def run_event_consumer(app: FastAPI) -> None:
@@ -36,7 +37,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app(
         title="Engagement service",
         settings=settings or Settings(),
-        routers=[guarded([tasks_router], policy=POLICY, principal_dependency=principal_dependency)],
+        routers=[
+            guarded(
+                [tasks_router, visits_router],
+                policy=POLICY,
+                principal_dependency=principal_dependency,
+            )
+        ],
         workers=[run_event_consumer, relay_worker],
     )
     require_declared(app, POLICY)

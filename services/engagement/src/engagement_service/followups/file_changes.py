@@ -26,6 +26,16 @@ _REASSIGN_SQL = text(
     """
 )
 
+# A next step's task carries the staff's words as its purpose (it has no plan).
+_ERASE_NEXT_STEPS_SQL = text(
+    """
+    UPDATE task AS t SET purpose = ''
+    FROM unnest(CAST(:stores AS text[]), CAST(:customers AS text[])) AS m(store_id, customer_id)
+    WHERE t.store_id = m.store_id AND t.customer_id = m.customer_id AND t.plan_id IS NULL
+      AND t.kind = 'follow_up'
+    """
+)
+
 _CLOSE_SQL = text(
     """
     UPDATE task AS t SET status = 'closed', closed_reason = m.reason
@@ -122,21 +132,42 @@ async def reassign_open_tasks(session: AsyncSession, *, owners: list[OwnerChange
         )
 
 
-async def close_open_tasks(session: AsyncSession, *, closures: list[Closure]) -> None:
-    """An archived or erased file's open tasks are closed with that reason.
-
-    Erasure has no free text to clear here: a task's method and purpose are its phase's, the
-    same for every customer, and engagement records no notes of its own yet.
+# What a visit's staff wrote about the customer, and what they collected for the file: gone with
+# an erased file (who visited, when and how stay, as the counts of the staff's work).
+_ERASE_VISITS_SQL = text(
     """
-    if closures:
-        await session.execute(
-            _CLOSE_SQL,
-            {
-                "stores": [c.store_id for c in closures],
-                "customers": [c.customer_id for c in closures],
-                "reasons": [c.reason for c in closures],
-            },
-        )
+    UPDATE visit AS v SET outcome = '', notes = '', collected = '{}'::jsonb, next_step = NULL
+    FROM unnest(CAST(:stores AS text[]), CAST(:customers AS text[])) AS m(store_id, customer_id)
+    WHERE v.store_id = m.store_id AND v.customer_id = m.customer_id
+    """
+)
+
+
+async def close_open_tasks(session: AsyncSession, *, closures: list[Closure]) -> None:
+    """An archived or erased file's open tasks are closed with that reason; an erased file's
+    visits lose their free text.
+
+    A phase task's method and purpose are its phase's, the same for every customer; a next
+    step's purpose is the staff's words and goes with the visits' notes.
+    """
+    if not closures:
+        return
+    await session.execute(
+        _CLOSE_SQL,
+        {
+            "stores": [c.store_id for c in closures],
+            "customers": [c.customer_id for c in closures],
+            "reasons": [c.reason for c in closures],
+        },
+    )
+    erased = [c for c in closures if c.reason == "erased"]
+    if erased:
+        params = {
+            "stores": [c.store_id for c in erased],
+            "customers": [c.customer_id for c in erased],
+        }
+        await session.execute(_ERASE_VISITS_SQL, params)
+        await session.execute(_ERASE_NEXT_STEPS_SQL, params)
 
 
 async def move_to_survivors(session: AsyncSession, *, merges: list[Merge]) -> None:

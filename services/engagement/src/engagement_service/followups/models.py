@@ -1,6 +1,16 @@
 from datetime import date, datetime
 
-from sqlalchemy import Column, Date, DateTime, Index, Integer, PrimaryKeyConstraint, Text, text
+from sqlalchemy import (
+    ARRAY,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    Text,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 from crm_libs.ids import new_id
@@ -19,8 +29,15 @@ class ProductBought(SQLModel, table=True):
 
 
 class FollowUpPlan(SQLModel, table=True):
+    """The five phases of one product's first purchase: ``open``, then ``completed`` once the
+    last phase is done, or ``closed`` with a reason (the product was refunded)."""
+
     __tablename__ = "follow_up_plan"
-    __table_args__ = (Index("ix_follow_up_plan_store_customer", "store_id", "customer_id"),)
+    __table_args__ = (
+        Index("ix_follow_up_plan_store_customer", "store_id", "customer_id"),
+        # A refund names its purchase.
+        Index("ix_follow_up_plan_purchase", "purchase_id"),
+    )
 
     id: str = Field(default_factory=new_id, primary_key=True)
     store_id: str = Field(sa_column=Column(Text, nullable=False))
@@ -31,6 +48,9 @@ class FollowUpPlan(SQLModel, table=True):
     status: str = Field(
         default="open", sa_column=Column(Text, nullable=False, server_default="open")
     )
+    closed_reason: str | None = Field(default=None, sa_column=Column(Text))
+    # The store-local day it was completed or closed.
+    ended_on: date | None = Field(default=None, sa_column=Column(Date))
     created_at: datetime | None = Field(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
@@ -43,6 +63,7 @@ class Task(SQLModel, table=True):
     __table_args__ = (
         Index("ix_task_store_assignee_due", "store_id", "assignee_staff_id", "due_on"),
         Index("ix_task_store_customer", "store_id", "customer_id"),
+        Index("ix_task_plan", "plan_id", postgresql_where=text("plan_id IS NOT NULL")),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True)
@@ -53,12 +74,24 @@ class Task(SQLModel, table=True):
     phase: int | None = Field(default=None, sa_column=Column(Integer))
     sku: str | None = Field(default=None, sa_column=Column(Text))
     due_on: date = Field(sa_column=Column(Date, nullable=False))
+    # One of followups.methods.Method; methods_allowed where the task offers a choice.
     method: str = Field(sa_column=Column(Text, nullable=False))
+    methods_allowed: list[str] | None = Field(default=None, sa_column=Column(ARRAY(Text)))
     purpose: str = Field(sa_column=Column(Text, nullable=False))
     status: str = Field(sa_column=Column(Text, nullable=False, server_default="open"))
-    # Why a task was closed without being done: its file was archived, erased or merged.
+    # Why a task was closed without being done: its file was archived, erased or merged, or its
+    # product refunded.
     closed_reason: str | None = Field(default=None, sa_column=Column(Text))
     assignee_staff_id: str | None = Field(default=None, sa_column=Column(Text))
+    # When it was done, the store-local day (on time when not after due_on), by whom, and how
+    # (the method of the visit that did it; None when completed without a visit).
+    done_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    done_on: date | None = Field(default=None, sa_column=Column(Date))
+    done_by: str | None = Field(default=None, sa_column=Column(Text))
+    done_method: str | None = Field(default=None, sa_column=Column(Text))
+    # The due date before the first reschedule, and why the last one moved it.
+    rescheduled_from: date | None = Field(default=None, sa_column=Column(Date))
+    reschedule_reason: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime | None = Field(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),

@@ -3,12 +3,16 @@
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from engagement_service.followups.methods import Method
+
 
 @dataclass(frozen=True)
 class Phase:
     number: int
     day: int
-    method: str
+    # The method proposed first, and every method the phase allows (the proposed one first).
+    method: Method
+    methods_allowed: tuple[Method, ...]
     purpose: str
 
 
@@ -16,34 +20,46 @@ FOLLOW_UP_PHASES: tuple[Phase, ...] = (
     Phase(
         1,
         3,
-        "home_visit_or_phone",
+        Method.HOME,
+        (Method.HOME, Method.PHONE),
         "thank; prevent a return; usage guidance; book a health check or payment",
     ),
     Phase(
         2,
         7,
-        "phone_or_home_visit_home_preferred",
+        Method.HOME,  # home preferred
+        (Method.HOME, Method.PHONE),
         "is it being used, how; record notable effects; health plan; spot future core members",
     ),
     Phase(
         3,
         14,
-        "phone_or_home_visit_home_if_1_and_2_by_phone",
+        Method.PHONE,
+        (Method.PHONE, Method.HOME),
         "effects; deepen the relationship; invite to member events; grow referrals",
     ),
     Phase(
         4,
         21,
-        "staff_home_visit_and_or_expert_phone",
+        Method.HOME,  # a staff home visit, the expert's call, or both
+        (Method.HOME, Method.EXPERT_PHONE),
         "before/after comparison; resolve doubts; record; grow iron-core members",
     ),
     Phase(
         5,
         28,
-        "staff_home_visit_and_or_expert_phone",
+        Method.HOME,
+        (Method.HOME, Method.EXPERT_PHONE),
         "one-month review; testimonial agreement; event speech; referral groundwork",
     ),
 )
+
+# Phase 3 must be a home visit when phases 1 and 2 were both done by phone.
+HOME_VISIT_PHASE = 3
+CALLED_PHASES = (1, 2)
+AFTER_TWO_CALLS = (Method.HOME,)
+# After the last phase is done the customer moves to routine care.
+LAST_PHASE = FOLLOW_UP_PHASES[-1].number
 
 
 def schedule_phases(purchased_on: date) -> list[tuple[Phase, date]]:

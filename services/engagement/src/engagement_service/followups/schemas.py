@@ -1,21 +1,26 @@
-from datetime import date
+from datetime import date, datetime
 from enum import StrEnum
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+from engagement_service.followups.methods import Method
 
 
 class TaskStatus(StrEnum):
     OPEN = "open"
     DONE = "done"
     CLOSED = "closed"  # not done, with a reason
+    # Shown, never stored: an open task whose day has passed in the store's time zone.
+    OVERDUE = "overdue"
 
 
 class ClosedReason(StrEnum):
-    """What happened to the task's customer file."""
+    """What happened to the task's customer file, or to the product its plan follows."""
 
     ARCHIVED = "archived"
     ERASED = "erased"
     MERGED = "merged"
+    REFUNDED = "refunded"
 
 
 class TaskPublic(BaseModel):
@@ -25,8 +30,24 @@ class TaskPublic(BaseModel):
     phase: int | None
     sku: str | None
     due_on: date
-    method: str
+    method: Method
+    methods_allowed: list[Method]
     purpose: str
     status: TaskStatus
     closed_reason: ClosedReason | None
     assignee_staff_id: str | None
+    done_at: datetime | None = None
+    done_by: str | None = None
+    # Done on or before its day (store-local); None while not done.
+    done_on_time: bool | None = None
+    rescheduled_from: date | None = None
+    reschedule_reason: str | None = None
+
+
+class TaskReschedule(BaseModel):
+    due_on: date = Field(description="The new day, in the store's time zone; not in the past")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class TaskReassign(BaseModel):
+    staff_id: str = Field(min_length=1, max_length=64, description="The staff member to take it")

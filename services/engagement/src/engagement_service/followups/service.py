@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Date, and_, cast, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -13,6 +13,7 @@ from sqlmodel import col
 from crm_libs.ids import new_id
 from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
+from engagement_service.customers.models import CustomerFile
 from engagement_service.customers.service import CLOSING_STATUSES, FileState
 from engagement_service.followups.models import FollowUpPlan, ProductBought, Task
 from engagement_service.followups.phases import schedule_phases
@@ -110,7 +111,8 @@ async def start_plans(
                     "phase": phase.number,
                     "sku": pair[1],
                     "due_on": due_on,
-                    "method": phase.method,
+                    "method": phase.method.value,
+                    "methods_allowed": [m.value for m in phase.methods_allowed],
                     "purpose": phase.purpose,
                     "status": placement.status,
                     "closed_reason": placement.closed_reason,
@@ -146,25 +148,48 @@ class _Placement:
         )
 
 
+def local_today(timezone: ColumnElement[str]) -> ColumnElement[date]:
+    """Today in ``timezone``, as the database's clock reads it."""
+    return cast(func.timezone(timezone, func.now()), Date)
+
+
+def is_overdue(default_timezone: str) -> ColumnElement[bool]:
+    """An open task whose day has passed in its store's time zone (the file's copy carries it;
+    a task whose file engagement has not seen yet is read in the default zone)."""
+    zone = func.coalesce(col(CustomerFile.timezone), default_timezone)
+    return and_(col(Task.status) == "open", col(Task.due_on) < local_today(zone))
+
+
 async def list_tasks(
     session: AsyncSession,
     *,
     principal: Principal,
     page: PageParams,
+    default_timezone: str,
     staff_id: str | None = None,
     customer_id: str | None = None,
     status: str | None = None,
     due_before: date | None = None,
-) -> list[Task]:
-    query = keyset(select(Task), col(Task.id), page)
+) -> list[tuple[Task, bool]]:
+    """A page of tasks in the caller's store, each with whether it is overdue."""
+    overdue = is_overdue(default_timezone)
+    query = keyset(
+        select(Task, overdue.label("overdue")).outerjoin(
+            CustomerFile, col(CustomerFile.customer_id) == col(Task.customer_id)
+        ),
+        col(Task.id),
+        page,
+    )
     if (scope := principal.store_scope()) is not None:
         query = query.where(col(Task.store_id) == scope)
     if staff_id:
         query = query.where(col(Task.assignee_staff_id) == staff_id)
     if customer_id:
         query = query.where(col(Task.customer_id) == customer_id)
-    if status:
+    if status == "overdue":
+        query = query.where(overdue)
+    elif status:
         query = query.where(col(Task.status) == status)
     if due_before:
         query = query.where(col(Task.due_on) < due_before)
-    return list((await session.execute(query)).scalars())
+    return [(task, bool(late)) for task, late in (await session.execute(query)).all()]

@@ -1,0 +1,23 @@
+"""``visit.recorded`` on ``crm.engagement.v1`` (deploy/README.md, "crm.engagement.v1: visits"):
+the customer service applies the fields collected to the file."""
+
+from crm_libs.events.envelope import EventEnvelope
+from engagement_service.visits.models import Visit
+
+VISIT_RECORDED = "visit.recorded"
+
+
+def visit_recorded(visit: Visit) -> EventEnvelope:
+    """The event of a visit, for the outbox row written with it (topic ``Topics.ENGAGEMENT``)."""
+    return EventEnvelope(
+        type=VISIT_RECORDED,
+        occurred_at=visit.occurred_at,
+        store_id=visit.store_id,
+        customer_id=visit.customer_id,
+        payload={
+            "visit_id": visit.id,
+            "staff_id": visit.staff_id,
+            "occurred_at": visit.occurred_at.isoformat(),
+            "collected": visit.collected,
+        },
+    )
