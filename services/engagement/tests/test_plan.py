@@ -270,7 +270,8 @@ async def test_the_migration_turns_prose_methods_into_data(stack: LocalStack) ->
         for phase, method in enumerate(prose, 1):
             await conn.execute(
                 "INSERT INTO task (id, store_id, customer_id, plan_id, kind, phase, sku, due_on,"
-                " method, purpose) VALUES ($1, 's', 'c', 'p', 'follow_up', $2, 'A', now(), $3, 'x')",
+                " method, purpose)"
+                " VALUES ($1, 's', 'c', 'p', 'follow_up', $2, 'A', now(), $3, 'x')",
                 f"t{phase}",
                 phase,
                 method,

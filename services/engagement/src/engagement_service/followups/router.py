@@ -19,13 +19,12 @@ router = APIRouter(tags=["tasks"])
 
 
 def _public(task: Task, *, overdue: bool) -> TaskPublic:
-    shown = TaskPublic.model_validate(task, from_attributes=True)
-    updates: dict[str, object] = {"methods_allowed": task.methods_allowed or [task.method]}
+    shown = {name: getattr(task, name, None) for name in TaskPublic.model_fields}
+    shown["methods_allowed"] = task.methods_allowed or [task.method]
     if overdue:
-        updates["status"] = TaskStatus.OVERDUE
-    if task.done_on is not None:
-        updates["done_on_time"] = task.done_on <= task.due_on
-    return shown.model_copy(update=updates)
+        shown["status"] = TaskStatus.OVERDUE
+    shown["done_on_time"] = None if task.done_on is None else task.done_on <= task.due_on
+    return TaskPublic.model_validate(shown)
 
 
 @router.get(

@@ -98,12 +98,12 @@ async def _visited_file(
     session: AsyncSession, *, principal: Principal, customer_id: str
 ) -> CustomerFile:
     """The customer's file in the caller's store as engagement holds it; 404 if unknown there,
-    409 if it no longer takes visits (archived, or merged into another file)."""
+    409 if it no longer takes visits (archived, erased, or merged into another file)."""
     query = select(CustomerFile).where(col(CustomerFile.customer_id) == customer_id)
     if (scope := principal.store_scope()) is not None:
         query = query.where(col(CustomerFile.store_id) == scope)
     file = (await session.execute(query)).scalar_one_or_none()
-    if file is None or file.status == "erased":
+    if file is None:
         raise NotFound("No such customer")
     if file.status == "merged":
         raise Conflict(f"The file was merged into {file.merged_into}: log the visit there")
