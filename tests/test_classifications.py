@@ -264,9 +264,13 @@ async def test_a_malformed_member_event_is_dead_lettered_and_others_are_ignored(
         customer_id=customer["id"],
         payload={"attended_at": datetime.now(UTC).isoformat()},  # no event_id
     )
-    # Another type on the topic is not scoring's (the customer service reads visits).
+    # A type of the topic's contract that is not scoring's (the customer service reads visits):
+    # skipped, not dead-lettered.
     other = EventEnvelope(
-        type="visit.planned", store_id=store["id"], customer_id=customer["id"], payload={}
+        type="visit.recorded",
+        store_id=store["id"],
+        customer_id=customer["id"],
+        payload={"visit_id": f"V-{uuid.uuid4()}", "staff_id": None, "collected": {}},
     )
     attended = member_event(
         "event.attended", customer, event_id=f"ev-{uuid.uuid4()}", at=datetime.now(UTC)

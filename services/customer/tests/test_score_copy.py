@@ -125,7 +125,7 @@ async def test_a_batch_applies_each_customers_newest_score_whatever_its_order(
             _score(first, 5, "vip", lifecycle="lost"),
             _score(second, 2, "inactive", ladder_level=0),
             # Another service's event on a topic the service reads is not its business.
-            EventEnvelope(type="visit.noted", store_id=first.store_id, customer_id=first.id),
+            EventEnvelope(type="event.attended", store_id=first.store_id, customer_id=first.id),
         ],
     )
     assert await _copy(session, first.id) == ("medium", "active_core", None, 7, 1)

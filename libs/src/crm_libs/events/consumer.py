@@ -26,8 +26,9 @@ A failure is sorted by :func:`~crm_libs.events.transient.is_transient`. A transi
 database restarting, a deadlock, a serialization failure, a timeout) commits nothing: the consumer
 rewinds to the batch's first offsets, pauses those partitions for a capped exponential backoff and
 tries the same events again, for as long as it takes. Any other failure is an event's own: the
-batch is applied one event at a time and only the events that still fail (or cannot be decoded)
-go to ``<topic>.dlq`` with the error, and the group moves on. ``crm-dlq replay <topic>``
+batch is applied one event at a time and only the events that still fail (or cannot be decoded,
+or are of a type their topic's contract does not name: :mod:`crm_libs.events.event_types`) go
+to ``<topic>.dlq`` with the error, and the group moves on. ``crm-dlq replay <topic>``
 (:mod:`crm_libs.events.dead_letters`) sends them back once the cause is fixed.
 """
 
@@ -52,6 +53,7 @@ from sqlmodel import Field, SQLModel
 from crm_libs.events.dead_letters import dead_letter_headers
 from crm_libs.events.driver import driver_connection
 from crm_libs.events.envelope import EventEnvelope, Topics
+from crm_libs.events.event_types import UnknownEventType, check_event_type
 from crm_libs.events.relay import make_producer
 from crm_libs.events.transient import is_duplicate_key, is_transient
 
@@ -68,10 +70,21 @@ class Claimable(Protocol):
 E = TypeVar("E", bound=Claimable)
 
 BatchHandler = Callable[[AsyncSession, list[EventEnvelope]], Awaitable[None]]
-# Turns a record's value into an event, raising ValueError or TypeError (pydantic's and
-# orjson's errors are ValueErrors) for one that is not a valid event: it is dead-lettered.
-Decoder = Callable[[bytes], E]
+# Turns a record's value, read from the topic named, into an event, raising ValueError or
+# TypeError (pydantic's and orjson's errors are ValueErrors) for one that is not a valid event
+# of that topic (crm_libs.events.event_types.UnknownEventType for a type its contract does not
+# name): it is dead-lettered.
+Decoder = Callable[[bytes, str], E]
 UNDECODABLE = (ValueError, TypeError)
+
+
+def decode_envelope(raw: bytes, topic: str) -> EventEnvelope:
+    """The default decoder: the envelope, of a type ``topic``'s contract names."""
+    envelope = EventEnvelope.from_bytes(raw)
+    check_event_type(topic, envelope.type)
+    return envelope
+
+
 # Records decoded between two yields to the event loop: the batch in the database meanwhile
 # gets its next statement sent without waiting for the whole next batch to be decoded.
 _DECODE_SLICE = 250
@@ -245,7 +258,7 @@ class EventConsumer(Generic[E]):
         self._sessionmaker = sessionmaker
         self._handler = handler
         # Without a decoder of its own a consumer gets every record as an EventEnvelope.
-        self._decode: Decoder[E] = decode or EventEnvelope.from_bytes  # type: ignore[assignment]
+        self._decode: Decoder[E] = decode or decode_envelope  # type: ignore[assignment]
         # The handler's work that needs no database, done on a batch as soon as it is decoded
         # (while the previous batch's transaction runs); see prepared().
         self._prepare = prepare
@@ -378,8 +391,10 @@ class EventConsumer(Generic[E]):
         for records in batches.values():
             for record in records:
                 try:
-                    fetched.events.append(decode(record.value))
+                    fetched.events.append(decode(record.value, record.topic))
                     fetched.records.append(record)
+                except UnknownEventType as exc:
+                    fetched.poison.append((record, str(exc)))
                 except UNDECODABLE as exc:
                     fetched.poison.append((record, f"undecodable: {exc}"))
                 done += 1

@@ -11,15 +11,16 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.envelope import EventEnvelope, Topics
+from crm_libs.events.event_types import (
+    CUSTOMER_ARCHIVED,
+    CUSTOMER_ERASED,
+    CUSTOMER_MERGED,
+    CUSTOMER_REGISTERED,
+    CUSTOMER_UPDATED,
+)
 from crm_libs.events.outbox import enqueue
 from customer_service.customers.models import Customer
 from customer_service.customers.profile import NO_CONSENTS
-
-CUSTOMER_REGISTERED = "customer.registered"
-CUSTOMER_UPDATED = "customer.updated"
-CUSTOMER_ARCHIVED = "customer.archived"
-CUSTOMER_ERASED = "customer.erased"
-CUSTOMER_MERGED = "customer.merged"
 
 
 def file_payload(

@@ -7,13 +7,11 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from crm_libs.events.envelope import EventEnvelope
+from crm_libs.events.event_types import PURCHASE_RECORDED, PURCHASE_REFUNDED
 
 if TYPE_CHECKING:
     from customer_service.purchases.refunds import Refund
     from customer_service.purchases.service import Sale
-
-PURCHASE_RECORDED = "purchase.recorded"
-PURCHASE_REFUNDED = "purchase.refunded"
 
 
 def purchase_recorded(sale: Sale) -> EventEnvelope:

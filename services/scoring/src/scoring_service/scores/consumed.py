@@ -6,6 +6,10 @@ and type-checks the same JSON into the few fields below, and nothing of it is tr
 garbage collector. What msgspec refuses (a field of another type than the producers write, a
 missing one) is decoded exactly as before, through :class:`EventEnvelope`, so an event is
 accepted or dead-lettered on the same terms either way.
+
+Either way, a type its topic's contract does not name (:mod:`crm_libs.events.event_types`) is
+refused, so the consumer dead-letters it; the contract's types scoring has no use for
+(``visit.recorded``) are claimed and nothing more.
 """
 
 from datetime import UTC, date, datetime
@@ -15,30 +19,37 @@ from typing import Annotated
 import msgspec
 
 from crm_libs.events.envelope import EventEnvelope
+from crm_libs.events.event_types import (
+    CUSTOMER_ARCHIVED,
+    CUSTOMER_ERASED,
+    CUSTOMER_MERGED,
+    CUSTOMER_REGISTERED,
+    CUSTOMER_UPDATED,
+    EVENT_ATTENDED,
+    EVENT_CANCELLED,
+    EVENT_GUEST_BROUGHT,
+    EVENT_SCHEDULED,
+    PURCHASE_RECORDED,
+    PURCHASE_REFUNDED,
+    check_event_type,
+)
 from scoring_service.scores.aggregates import PurchaseSeen
 from scoring_service.scores.member_events import Cancelled, Scheduled
 from scoring_service.scores.refund_facts import RefundSeen
 from scoring_service.scores.signals import ATTENDED, GUEST_BROUGHT, Link, Signal
 
-PURCHASE_RECORDED = "purchase.recorded"
-# Applied by its refund id (scores/refund_facts.py), to the purchase's fact once that is stored.
-PURCHASE_REFUNDED = "purchase.refunded"
-CUSTOMER_REGISTERED = "customer.registered"
-# The merged-away file's id is the envelope's; ``merged_into`` the survivor (scores/merges.py).
-# ``customer.erased`` changes nothing here: scoring holds ids, store, time zone and amounts,
-# no personal data, and erasure keeps the anonymous sales figures.
-CUSTOMER_MERGED = "customer.merged"
+# purchase.refunded is applied by its refund id (scores/refund_facts.py), to the purchase's fact
+# once that is stored. customer.merged: the merged-away file's id is the envelope's,
+# ``merged_into`` the survivor (scores/merges.py). ``customer.erased`` changes nothing but the
+# link: scoring holds ids, store, time zone and amounts, no personal data, and erasure keeps the
+# anonymous sales figures.
 # The other customer events whose ``payload.file`` carries the referrer and competitors' products
 # (deploy/README.md); a registration and a merge carry it too.
-_FILE_EVENTS = frozenset({"customer.updated", "customer.archived", "customer.erased"})
-# crm.engagement.v1's member-event signals (deploy/README.md); its other types are not scoring's.
-EVENT_ATTENDED = "event.attended"
-EVENT_GUEST_BROUGHT = "event.guest_brought"
-# The stores' member events, for the score's next event to invite to (scores/member_events.py).
-# The envelope's ``customer_id`` is the member event's id (its key: one event's announcements in
-# order on one partition).
-EVENT_SCHEDULED = "event.scheduled"
-EVENT_CANCELLED = "event.cancelled"
+_FILE_EVENTS = frozenset({CUSTOMER_UPDATED, CUSTOMER_ARCHIVED, CUSTOMER_ERASED})
+# crm.engagement.v1: event.attended and event.guest_brought are the member-event signals;
+# event.scheduled and event.cancelled the stores' member events, for the score's next event to
+# invite to (scores/member_events.py), whose envelope's ``customer_id`` is the member event's id
+# (its key: one event's announcements in order on one partition).
 # The time of an announcement whose envelope gives none: older than any that does.
 _NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 # A registration that does not say: the country's zone (DOMAIN.md: stores are in China).
@@ -160,10 +171,14 @@ _cancellations = msgspec.json.Decoder(_Cancelled)
 _objects = msgspec.json.Decoder(dict)
 
 
-def decode_event(raw: bytes) -> ConsumedEvent:
-    """The event in ``raw``; ValueError if it is not one scoring can apply (a dead letter)."""
+def decode_event(raw: bytes, topic: str | None = None) -> ConsumedEvent:
+    """The event in ``raw``, read from ``topic``; ValueError if it is not one scoring can apply
+    or ``topic``'s contract does not name its type (a dead letter). Without a topic (a decoding
+    test), any type is taken."""
     try:
         envelope = _envelopes.decode(raw)
+        if topic is not None:
+            check_event_type(topic, envelope.type)
         if envelope.type == PURCHASE_RECORDED:
             p = _purchases.decode(envelope.payload)
             return ConsumedEvent(
@@ -213,10 +228,12 @@ def decode_event(raw: bytes) -> ConsumedEvent:
             return _scheduled(envelope, _schedules.decode(envelope.payload))
         if envelope.type == EVENT_CANCELLED:
             return _cancelled(envelope, _cancellations.decode(envelope.payload))
-        _objects.decode(envelope.payload)  # the envelope's payload is an object, whatever type
+        # A type of the contract scoring has no use for: claimed, nothing more (its payload an
+        # object all the same).
+        _objects.decode(envelope.payload)
         return ConsumedEvent(envelope.event_id)
     except msgspec.DecodeError:  # not JSON, or not of the types above (ValidationError)
-        return _decode_as_before(raw)
+        return _decode_as_before(raw, topic)
 
 
 def _signal_event(
@@ -302,10 +319,12 @@ def _link_as_before(envelope: EventEnvelope, payload: dict[str, object]) -> Link
     )
 
 
-def _decode_as_before(raw: bytes) -> ConsumedEvent:
+def _decode_as_before(raw: bytes, topic: str | None) -> ConsumedEvent:
     """Through EventEnvelope and the payload lookups scoring used before msgspec."""
     # pydantic's ValidationError and orjson's JSONDecodeError are ValueErrors: a dead letter.
     envelope = EventEnvelope.from_bytes(raw)
+    if topic is not None:
+        check_event_type(topic, envelope.type)
     event_id = str(envelope.event_id)
     payload = envelope.payload
     try:

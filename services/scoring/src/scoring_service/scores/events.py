@@ -11,10 +11,9 @@ from decimal import Decimal
 import msgspec
 
 from crm_libs.events.envelope import Topics
+from crm_libs.events.event_types import SCORE_CHANGED
 from scoring_service.scores import history
 from scoring_service.scores.tiers import PROSPECT
-
-SCORE_CHANGED = "score.changed"
 
 
 class TierChange(msgspec.Struct, frozen=True, gc=False):
