@@ -1,3 +1,5 @@
+from pydantic import Field
+
 from crm_libs.settings import BaseServiceSettings
 
 
@@ -8,3 +10,9 @@ class Settings(BaseServiceSettings):
     consumer_group: str = "engagement"
     # How far ahead of this server's clock a visit's time may be (a phone's clock runs fast).
     visit_clock_skew_seconds: int = 300
+    # Special-day care (care/scheduled.py): how many days ahead of its day each kind of occasion
+    # is put on the list, and how often the job looks for stores past their local midnight.
+    special_day_lead_days_personal: int = Field(default=3, ge=0, le=60)  # birthdays, anniversary
+    special_day_lead_days_festival: int = Field(default=7, ge=0, le=60)
+    special_day_lead_days_season: int = Field(default=3, ge=0, le=60)  # 立春, 立夏, 立秋, 立冬
+    special_day_check_seconds: float = 60.0

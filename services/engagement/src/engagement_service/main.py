@@ -10,6 +10,7 @@ from crm_libs.events.relay import relay_worker
 from crm_libs.principal import principal_dependency
 from crm_libs.service_app import create_service_app
 from engagement_service.access import POLICY
+from engagement_service.care.scheduled import special_days_worker
 from engagement_service.config import Settings
 from engagement_service.followups.router import router as tasks_router
 from engagement_service.handlers import handle_events
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 principal_dependency=principal_dependency,
             )
         ],
-        workers=[run_event_consumer, relay_worker],
+        workers=[run_event_consumer, relay_worker, special_days_worker],
     )
     require_declared(app, POLICY)
     return app

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from engagement_service.care.special_days import Occasion
+from engagement_service.followups.methods import Method
 
 
 class OccasionKind(StrEnum):
@@ -23,46 +24,48 @@ class OccasionKind(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Care:
     kind: OccasionKind
-    method: str  # one of the task methods: phone, home, in_store, message, expert_phone
+    method: Method
     purpose: str
 
 
 CARE: dict[Occasion, Care] = {
     Occasion.BIRTHDAY: Care(
-        OccasionKind.PERSONAL, "phone", "birthday wishes; ask after health and family"
+        OccasionKind.PERSONAL, Method.PHONE, "birthday wishes; ask after health and family"
     ),
     Occasion.SPOUSE_BIRTHDAY: Care(
         OccasionKind.PERSONAL,
-        "phone",
+        Method.PHONE,
         "remember the spouse's birthday with the customer; wishes to them both",
     ),
     Occasion.WEDDING_ANNIVERSARY: Care(
-        OccasionKind.PERSONAL, "phone", "wedding anniversary wishes to the couple"
+        OccasionKind.PERSONAL, Method.PHONE, "wedding anniversary wishes to the couple"
     ),
     Occasion.SPRING_FESTIVAL: Care(
-        OccasionKind.FESTIVAL, "message", "Spring Festival (春节) wishes to the family"
+        OccasionKind.FESTIVAL, Method.MESSAGE, "Spring Festival (春节) wishes to the family"
     ),
     Occasion.DRAGON_BOAT: Care(
-        OccasionKind.FESTIVAL, "message", "Dragon Boat Festival (端午) wishes"
+        OccasionKind.FESTIVAL, Method.MESSAGE, "Dragon Boat Festival (端午) wishes"
     ),
     Occasion.MID_AUTUMN: Care(
-        OccasionKind.FESTIVAL, "message", "Mid-Autumn Festival (中秋) wishes for a family reunion"
+        OccasionKind.FESTIVAL,
+        Method.MESSAGE,
+        "Mid-Autumn Festival (中秋) wishes for a family reunion",
     ),
     Occasion.DOUBLE_NINTH: Care(
         OccasionKind.FESTIVAL,
-        "home",
+        Method.HOME,
         "Double Ninth (重阳), the seniors' festival: a visit with wishes for health",
     ),
     Occasion.LICHUN: Care(
-        OccasionKind.SEASON, "message", "spring begins (立春): weather, clothing and diet"
+        OccasionKind.SEASON, Method.MESSAGE, "spring begins (立春): weather, clothing and diet"
     ),
     Occasion.LIXIA: Care(
-        OccasionKind.SEASON, "message", "summer begins (立夏): heat, water and diet"
+        OccasionKind.SEASON, Method.MESSAGE, "summer begins (立夏): heat, water and diet"
     ),
     Occasion.LIQIU: Care(
-        OccasionKind.SEASON, "message", "autumn begins (立秋): dryness, clothing and diet"
+        OccasionKind.SEASON, Method.MESSAGE, "autumn begins (立秋): dryness, clothing and diet"
     ),
     Occasion.LIDONG: Care(
-        OccasionKind.SEASON, "message", "winter begins (立冬): cold, clothing and diet"
+        OccasionKind.SEASON, Method.MESSAGE, "winter begins (立冬): cold, clothing and diet"
     ),
 }

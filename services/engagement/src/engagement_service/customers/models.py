@@ -1,6 +1,6 @@
 from datetime import date, datetime
 
-from sqlalchemy import Boolean, Column, Date, DateTime, Integer, Text, text
+from sqlalchemy import Boolean, Column, Date, DateTime, Index, Integer, Text, text
 from sqlmodel import Field, SQLModel
 
 
@@ -9,6 +9,16 @@ class CustomerFile(SQLModel, table=True):
     ``crm.customers.v1`` (no name, phone, address, ID or health data)."""
 
     __tablename__ = "customer_file"
+    # The special-day job's walk over the stores and its read of a store's files, all or those
+    # changed since its last read (care/scheduled.py).
+    __table_args__ = (
+        Index(
+            "ix_customer_file_store_active",
+            "store_id",
+            "updated_at",
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
 
     customer_id: str = Field(sa_column=Column(Text, primary_key=True))
     store_id: str = Field(sa_column=Column(Text, nullable=False))

@@ -92,6 +92,9 @@ class Task(SQLModel, table=True):
     # The due date before the first reschedule, and why the last one moved it.
     rescheduled_from: date | None = Field(default=None, sa_column=Column(Date))
     reschedule_reason: str | None = Field(default=None, sa_column=Column(Text))
+    # A special_day task's occasion (care.special_days.Occasion) and the solar day it falls on.
+    occasion: str | None = Field(default=None, sa_column=Column(Text))
+    occasion_on: date | None = Field(default=None, sa_column=Column(Date))
     created_at: datetime | None = Field(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),

@@ -3,6 +3,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from engagement_service.care.special_days import Occasion
 from engagement_service.followups.methods import Method
 
 
@@ -42,6 +43,8 @@ class TaskPublic(BaseModel):
     done_on_time: bool | None = None
     rescheduled_from: date | None = None
     reschedule_reason: str | None = None
+    occasion: Occasion | None = None
+    occasion_on: date | None = None
 
 
 class TaskReschedule(BaseModel):
