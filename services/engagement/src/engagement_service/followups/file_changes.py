@@ -112,6 +112,35 @@ _REKEY_PRODUCTS_SQL = text(
 )
 
 
+# The visits are the survivor's history now.
+_REKEY_VISITS_SQL = text(
+    """
+    UPDATE visit AS v SET customer_id = m.survivor_id
+    FROM unnest(CAST(:stores AS text[]), CAST(:customers AS text[]), CAST(:survivors AS text[]))
+         AS m(store_id, customer_id, survivor_id)
+    WHERE v.store_id = m.store_id AND v.customer_id = m.customer_id
+    """
+)
+
+# Either file in routine care puts the survivor there, since the earlier of the two days.
+_REKEY_ROUTINE_CARE_SQL = text(
+    """
+    WITH moved AS (
+        DELETE FROM customer_care AS c
+        USING unnest(CAST(:customers AS text[]), CAST(:survivors AS text[]))
+              AS m(customer_id, survivor_id)
+        WHERE c.customer_id = m.customer_id
+        RETURNING m.survivor_id, c.store_id, c.routine_since, c.plan_id
+    )
+    INSERT INTO customer_care (customer_id, store_id, routine_since, plan_id)
+    SELECT DISTINCT ON (survivor_id) survivor_id, store_id, routine_since, plan_id
+    FROM moved ORDER BY survivor_id, routine_since
+    ON CONFLICT (customer_id) DO UPDATE
+    SET routine_since = LEAST(customer_care.routine_since, excluded.routine_since)
+    """
+)
+
+
 async def follow_file_changes(session: AsyncSession, *, changes: FileChanges) -> None:
     """Carry out what the applied customer events ask of the tasks: owners, closures, merges."""
     await reassign_open_tasks(session, owners=changes.owners)
@@ -171,7 +200,8 @@ async def close_open_tasks(session: AsyncSession, *, closures: list[Closure]) ->
 
 
 async def move_to_survivors(session: AsyncSession, *, merges: list[Merge]) -> None:
-    """A merged-away file's plans, tasks and products bought move to the survivor."""
+    """A merged-away file's plans, tasks, products bought, visits and routine care move to the
+    survivor."""
     if not merges:
         return
     params = {
@@ -184,10 +214,10 @@ async def move_to_survivors(session: AsyncSession, *, merges: list[Merge]) -> No
         _REKEY_TASKS_SQL, params | {"owners": [m.survivor.owner_staff_id for m in merges]}
     )
     await session.execute(_REKEY_PLANS_SQL, params)
-    await session.execute(
-        _REKEY_PRODUCTS_SQL,
-        {"customers": params["customers"], "survivors": params["survivors"]},
-    )
+    pairs = {"customers": params["customers"], "survivors": params["survivors"]}
+    await session.execute(_REKEY_PRODUCTS_SQL, pairs)
+    await session.execute(_REKEY_VISITS_SQL, params)
+    await session.execute(_REKEY_ROUTINE_CARE_SQL, pairs)
     # Merged into a file that is itself archived: what moved in closes with it.
     await close_open_tasks(
         session,

@@ -16,7 +16,7 @@ class Visit(SQLModel, table=True):
         Index("ix_visit_task", "task_id", postgresql_where=text("task_id IS NOT NULL")),
     )
 
-    id: str = Field(default_factory=new_id, primary_key=True)
+    id: str = Field(default_factory=new_id, sa_column=Column(Text, primary_key=True))
     store_id: str = Field(sa_column=Column(Text, nullable=False))
     customer_id: str = Field(sa_column=Column(Text, nullable=False))
     staff_id: str | None = Field(default=None, sa_column=Column(Text))
