@@ -28,11 +28,30 @@ class CustomerScore(SQLModel, table=True):
         Index("ix_customer_score_store_spend", "store_id", "net_spend_365d"),
         Index("ix_customer_score_store_customer", "store_id", "customer_id"),
         # Segment listings (scores/segments.py): one per filter, a page in customer order.
+        # A prospect has no ladder, lifecycle or RFM: those hold only classified customers.
         Index("ix_customer_score_store_tier", "store_id", "value_tier", "customer_id"),
-        Index("ix_customer_score_store_lifecycle", "store_id", "lifecycle", "customer_id"),
-        Index("ix_customer_score_store_ladder", "store_id", "ladder_level", "customer_id"),
+        Index(
+            "ix_customer_score_store_lifecycle",
+            "store_id",
+            "lifecycle",
+            "customer_id",
+            postgresql_where=text("lifecycle IS NOT NULL"),
+        ),
+        Index(
+            "ix_customer_score_store_ladder",
+            "store_id",
+            "ladder_level",
+            "customer_id",
+            postgresql_where=text("ladder_level IS NOT NULL"),
+        ),
         Index("ix_customer_score_store_loyalty", "store_id", "loyalty", "customer_id"),
-        Index("ix_customer_score_store_rfm", "store_id", "rfm_segment", "customer_id"),
+        Index(
+            "ix_customer_score_store_rfm",
+            "store_id",
+            "rfm_segment",
+            "customer_id",
+            postgresql_where=text("rfm_segment IS NOT NULL"),
+        ),
     )
 
     customer_id: str = Field(primary_key=True)
