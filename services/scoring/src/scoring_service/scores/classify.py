@@ -31,12 +31,13 @@ Rules (the numbers come from :class:`~scoring_service.scores.thresholds.Threshol
   year; else ``in_service_not_bought``.
 - RFM: scores/rfm.py.
 
-The caller holds the customers' stores' locks (:func:`service.lock_stores`), as for a re-rank:
+The caller holds the customers' stores' locks (:func:`store_locks.lock_stores`), as for a re-rank:
 a classification and a re-rank of one store must not interleave their row locks.
 """
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import NamedTuple
 
 import asyncpg
 import msgspec
@@ -44,7 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.driver import driver_connection
 from scoring_service.scores import events, history, rfm
-from scoring_service.scores.service import _lock_stores
+from scoring_service.scores.store_locks import lock_stores_on
 from scoring_service.scores.thresholds import DEFAULT_THRESHOLDS, Thresholds
 
 LADDER = ("0", "E", "D", "C", "B", "A")
@@ -67,38 +68,53 @@ class Classified(msgspec.Struct, frozen=True, gc=False):
     cause: str
 
 
-# Only constants are interpolated (CTE sources of this module, rfm.py's SQL, level names).
-# $1/$2 the batch (see _BY_IDS / _BY_STORE), $3 now, $4 whether to compute the stores' RFM
-# boundaries afresh, $5.. Thresholds in field order (_threshold_params).
-def _classify_sql(batch: str) -> str:
+class Inputs(NamedTuple):
+    """The SQL (parameter references) of what :func:`classification_sql` reads besides rows."""
+
+    now: str
+    fresh: str  # whether to compute the stores' RFM boundaries afresh
+    event_window: str
+    iron_referred: str
+    iron_window: str
+    loyal_repeat: str
+    loyal_window: str
+
+
+# Thresholds in field order (threshold_params) from $5: lost and stopped are read by ``cur``.
+_INPUTS = Inputs("$3", "$4", "$7", "$8", "$9", "$10", "$11")
+
+
+def classification_sql(p: Inputs, *, scores: str = "customer_score") -> str:
+    """CTEs (to follow a ``WITH`` and a comma) computing the classification of every row of a
+    CTE named ``cur``: ``customer_score``'s columns as they are to be (the aggregates after
+    the batch), with ``cause``, ``today``, ``lost_after`` and ``stopped_after``. They end in
+    ``classified``: per customer the new values, ``published`` (ladder or lifecycle changed),
+    ``restated`` (loyalty, ladder score or RFM changed), ``new_buyer`` and ``fresh`` (the store's
+    RFM boundaries computed by this statement). ``scores`` is the FROM item the boundaries are
+    cut from, ``customer_score`` as the statement will leave it (columns ``store_id``,
+    ``purchase_count``, ``last_purchase_at``, ``net_spend_365d``). Only constants and
+    parameter references are interpolated; ``saved`` writes ``rfm_bound``."""
     return f"""
-    WITH {batch},
-    cur AS (
-        SELECT cs.*, b.cause, CAST($3::timestamptz AT TIME ZONE cs.timezone AS date) AS today,
-               -- the store's own lifecycle thresholds (scores/tier_rules.py), else $5, $6
-               COALESCE(tr.lost_after_days, $5) AS lost_after,
-               COALESCE(tr.stopped_after_days, $6) AS stopped_after
-        FROM customer_score AS cs JOIN batch AS b USING (customer_id)
-        LEFT JOIN store_tier_rules AS tr ON tr.store_id = cs.store_id
-    ), signals AS (
+    signals AS (
         SELECT s.customer_id,
                max(s.occurred_at) FILTER (WHERE s.kind = 'attended') AS attended_at,
                bool_or(s.kind = 'guest_brought') AS brought_guest
         FROM customer_signal AS s
-        WHERE s.customer_id IN (SELECT customer_id FROM batch)
+        WHERE s.customer_id IN (SELECT customer_id FROM cur)
         GROUP BY s.customer_id
     ), referred AS (
         SELECT l.referrer_id AS customer_id, count(*) AS buyers,
                count(*) FILTER (
-                   WHERE r.first_purchase_at > $3 - make_interval(months => $9)) AS recent
+                   WHERE r.first_purchase_at
+                         > {p.now} - make_interval(months => {p.iron_window})) AS recent
         FROM customer_link AS l JOIN customer_score AS r ON r.customer_id = l.customer_id
-        WHERE l.referrer_id IN (SELECT customer_id FROM batch) AND r.purchase_count > 0
+        WHERE l.referrer_id IN (SELECT customer_id FROM cur) AND r.purchase_count > 0
         GROUP BY l.referrer_id
     ), bought AS (
         SELECT pf.customer_id, count(*) AS purchases
         FROM purchase_fact AS pf
-        WHERE pf.customer_id IN (SELECT customer_id FROM batch)
-          AND pf.purchased_at > $3 - make_interval(months => $11)
+        WHERE pf.customer_id IN (SELECT customer_id FROM cur)
+          AND pf.purchased_at > {p.now} - make_interval(months => {p.loyal_window})
           AND NOT pf.wholly_refunded  -- no purchase any more (scores/refund_facts.py)
         GROUP BY pf.customer_id
     ), stores AS (
@@ -111,20 +127,20 @@ def _classify_sql(batch: str) -> str:
         SELECT s.store_id FROM stores AS s
         LEFT JOIN rfm_bound AS b USING (store_id)
         LEFT JOIN arriving AS a USING (store_id)
-        WHERE $4::boolean OR b.store_id IS NULL OR b.buyers < {rfm.MIN_BUYERS}
+        WHERE {p.fresh}::boolean OR b.store_id IS NULL OR b.buyers < {rfm.MIN_BUYERS}
            OR (b.new_buyers + COALESCE(a.n, 0)) * {rfm.REGROW_SHARE} > b.buyers
     ), cut AS (
         SELECT store_id, count(*) AS buyers,
                {rfm.cut_sql("last_purchase_at")} AS recency,
                {rfm.cut_sql("purchase_count")} AS frequency,
                {rfm.cut_sql("net_spend_365d")} AS monetary
-        FROM customer_score
+        FROM {scores}
         WHERE store_id IN (SELECT store_id FROM due) AND purchase_count > 0
         GROUP BY store_id
     ), saved AS (
         INSERT INTO rfm_bound (store_id, computed_at, buyers, new_buyers, recency, frequency,
                                monetary)
-        SELECT store_id, $3, buyers, 0, recency, frequency, monetary FROM cut
+        SELECT store_id, {p.now}, buyers, 0, recency, frequency, monetary FROM cut
         ON CONFLICT (store_id) DO UPDATE SET
             computed_at = excluded.computed_at, buyers = excluded.buyers, new_buyers = 0,
             recency = excluded.recency, frequency = excluded.frequency,
@@ -143,16 +159,19 @@ def _classify_sql(batch: str) -> str:
                CASE WHEN rb.buyers >= {rfm.MIN_BUYERS} THEN rb.frequency END AS frequency,
                CASE WHEN rb.buyers >= {rfm.MIN_BUYERS} THEN rb.monetary END AS monetary,
                CASE WHEN c.purchase_count = 0 THEN NULL
-                    WHEN COALESCE(rf.recent, 0) >= $8 THEN 'A'
+                    WHEN COALESCE(rf.recent, 0) >= {p.iron_referred} THEN 'A'
                     WHEN COALESCE(rf.buyers, 0) > 0 THEN 'B'
                     WHEN sg.brought_guest THEN 'C'
-                    WHEN sg.attended_at > $3 - make_interval(months => $7) THEN 'D'
+                    WHEN sg.attended_at > {p.now} - make_interval(months => {p.event_window})
+                    THEN 'D'
                     WHEN c.purchase_count >= 2 THEN 'E'
                     ELSE '0'
                END AS earned_level,
                CASE WHEN COALESCE(bt.purchases, 0)
-                         - CAST(c.first_purchase_at > $3 - make_interval(months => $11) AS integer)
-                         >= $10 THEN 'loyal'
+                         - CAST(c.first_purchase_at
+                                > {p.now} - make_interval(months => {p.loyal_window})
+                                AS integer)
+                         >= {p.loyal_repeat} THEN 'loyal'
                     WHEN ln.uses_competitor THEN 'switcher'
                     ELSE 'floating'
                END AS new_loyalty,
@@ -205,7 +224,25 @@ def _classify_sql(batch: str) -> str:
                 OR l.rfm_r IS DISTINCT FROM l.r OR l.rfm_f IS DISTINCT FROM l.f
                 OR l.rfm_m IS DISTINCT FROM l.m) AS restated
         FROM leveled AS l
-    ), changed AS (
+    )
+    """  # noqa: S608
+
+
+# Only constants are interpolated (CTE sources of this module, rfm.py's SQL, level names).
+# $1/$2 the batch (see _BY_IDS / _BY_STORE), $3 now, $4 whether to compute the stores' RFM
+# boundaries afresh, $5.. Thresholds in field order (threshold_params).
+def _classify_sql(batch: str) -> str:
+    return f"""
+    WITH {batch},
+    cur AS (
+        SELECT cs.*, b.cause, CAST($3::timestamptz AT TIME ZONE cs.timezone AS date) AS today,
+               -- the store's own lifecycle thresholds (scores/tier_rules.py), else $5, $6
+               COALESCE(tr.lost_after_days, $5) AS lost_after,
+               COALESCE(tr.stopped_after_days, $6) AS stopped_after
+        FROM customer_score AS cs JOIN batch AS b USING (customer_id)
+        LEFT JOIN store_tier_rules AS tr ON tr.store_id = cs.store_id
+    ), {classification_sql(_INPUTS)},
+    changed AS (
         UPDATE customer_score AS cs SET
             ladder_level = k.new_level, ladder_score = k.new_score, loyalty = k.new_loyalty,
             lifecycle = k.new_lifecycle, rfm_r = k.r, rfm_f = k.f, rfm_m = k.m,
@@ -261,7 +298,8 @@ _CLASSIFY_IDS_SQL = _classify_sql(_BY_IDS)
 _CLASSIFY_STORE_SQL = _classify_sql(_BY_STORE)
 
 
-def _threshold_params(thresholds: Thresholds) -> list[int]:
+def threshold_params(thresholds: Thresholds) -> list[int]:
+    """The thresholds as the statements' parameters, in field order."""
     t = thresholds
     return [
         t.lost_after_days,
@@ -303,7 +341,7 @@ async def classify_customers(
         [given.get(c, cause) for c in ids],
         now,
         False,
-        *_threshold_params(thresholds),
+        *threshold_params(thresholds),
     )
     return [Classified(**r) for r in rows]
 
@@ -319,8 +357,8 @@ async def classify_store(
     """Recompute everything time-driven of a whole store as of ``now`` (its RFM boundaries
     included); returns how many customers' ladder or lifecycle changed. Takes the store's lock."""
     driver = await _driver(db)
-    await _lock_stores(driver, [store_id])
+    await lock_stores_on(driver, [store_id])
     rows = await driver.fetch(
-        _CLASSIFY_STORE_SQL, store_id, cause, now, True, *_threshold_params(thresholds)
+        _CLASSIFY_STORE_SQL, store_id, cause, now, True, *threshold_params(thresholds)
     )
     return len(rows)

@@ -60,28 +60,40 @@ def make_batch_handler(*, as_of: date | None):
                 | {r.store_id for r in refunded}
                 | classified_batch.stores_of(signals_seen=signals_seen, links=links),
             )
-        changes = await service.score_batch(
-            session, prospects=prospects, purchases=purchases, as_of=as_of, prepared=ready
-        )
         if merged:
+            changes = await service.score_batch(
+                session, prospects=prospects, purchases=purchases, as_of=as_of, prepared=ready
+            )
             # What the merges move (the survivors' tiers, others pushed) is the merges' doing.
             await history.declare_cause(session, cause=history.MERGED)
             changes += await merges.apply_merges(session, merges=merged, as_of=as_of)
-        await classified_batch.classify_batch(
-            session,
-            purchases=purchases,
-            merged=merged,
-            signals_seen=signals_seen,
-            links=links,
-            as_of=as_of,
-        )
+            await classified_batch.classify_batch(
+                session,
+                purchases=purchases,
+                merged=merged,
+                signals_seen=signals_seen,
+                links=links,
+                as_of=as_of,
+            )
+            moved = len(changes)
+        else:
+            # Signals and links first: the statement that adds the batch classifies its buyers.
+            causes = await classified_batch.store_signals_and_links(
+                session, merged=merged, signals_seen=signals_seen, links=links
+            )
+            added = await service.score_and_classify_batch(
+                session, prospects=prospects, purchases=purchases, as_of=as_of, prepared=ready
+            )
+            await classified_batch.classify_rest(
+                session, purchases=purchases, causes=causes, added=added, as_of=as_of
+            )
+            moved = added.moved + len(added.changes)
         # Last: the batch's purchases are stored (a refund of one of them applies at once), and
         # the cause it declares holds for the rest of the transaction.
-        changes += await refunds.apply_refunds(session, refunds=refunded, as_of=as_of)
-        if changes:
+        moved += len(await refunds.apply_refunds(session, refunds=refunded, as_of=as_of))
+        if moved:
             log.info(
-                "tiers changed",
-                extra={"fields": {"count": len(changes), "purchases": len(purchases)}},
+                "tiers changed", extra={"fields": {"count": moved, "purchases": len(purchases)}}
             )
 
     return handle

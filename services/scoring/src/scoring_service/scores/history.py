@@ -42,12 +42,16 @@ FILE_CHANGED = "file_changed"
 _CAUSE_SETTING = "scoring.cause"
 
 
+# SQL: the cause the transaction declared (declare_cause), NULL if none.
+DECLARED_CAUSE_SQL = f"NULLIF(current_setting('{_CAUSE_SETTING}', true), '')"
+
+
 def tier_cause_sql(row: str) -> str:
     """SQL for the cause of the tier change in row ``row`` (a TierChange's columns): the
     declared one, else whether the transaction stored a purchase of the customer (now() is the
     transaction's start, which purchase_fact.created_at defaults to)."""
     return f"""COALESCE(
-        NULLIF(current_setting('{_CAUSE_SETTING}', true), ''),
+        {DECLARED_CAUSE_SQL},
         CASE WHEN {row}.previous_tier IS NULL AND {row}.value_tier = '{PROSPECT}'
              THEN '{REGISTERED}'
              WHEN EXISTS (SELECT FROM purchase_fact AS pf

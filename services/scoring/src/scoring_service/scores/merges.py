@@ -22,13 +22,10 @@ from crm_libs.events.driver import driver_connection
 from scoring_service.scores import events
 from scoring_service.scores.aggregates import PurchaseSeen
 from scoring_service.scores.consumed import DEFAULT_TIMEZONE, Merged
-from scoring_service.scores.service import (
-    _lock_stores,
-    _rerank,
-    rebuild_aggregates,
-    window_start,
-)
-from scoring_service.scores.tiers import PROSPECT
+from scoring_service.scores.rebuild import rebuild_aggregates
+from scoring_service.scores.rerank import rerank
+from scoring_service.scores.store_locks import lock_stores_on
+from scoring_service.scores.tiers import PROSPECT, window_start
 
 _SURVIVORS_OF_SQL = """
     SELECT customer_id, survivor_id FROM merged_customer WHERE customer_id = ANY($1::text[])
@@ -118,7 +115,7 @@ async def apply_merges(
         return []
     db = await driver_connection(session)
     stores = {s for _, _, s in merged}
-    await _lock_stores(db, stores)
+    await lock_stores_on(db, stores)
     applied = await db.fetch(
         _RECORD_SQL,
         [c for c, _, _ in merged],
@@ -139,4 +136,4 @@ async def apply_merges(
     )
     if received:
         await rebuild_aggregates(db, customer_ids=sorted(received), since=since, now=now)
-    return await _rerank(db, stores, now=now)
+    return await rerank(db, stores, now=now)

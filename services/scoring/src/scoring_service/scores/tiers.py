@@ -19,6 +19,7 @@ rules reads the new ones).
 
 import math
 from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 # Each tier's bound and its column in store_tier_rules.
@@ -37,6 +38,12 @@ WINDOW_DAYS = 365
 
 # A store's bounds, one per tier of TIERS, in that order.
 Bounds = tuple[Decimal, ...]
+
+
+def window_start(as_of: date | None) -> tuple[datetime, datetime]:
+    """(now, start of the trailing window); ``as_of`` pins "now" for historical replays."""
+    now = datetime.now(UTC) if as_of is None else datetime.combine(as_of, time.max, tzinfo=UTC)
+    return now, now - timedelta(days=WINDOW_DAYS)
 
 
 def bounds_for(stores: Iterable[str]) -> dict[str, Bounds]:
