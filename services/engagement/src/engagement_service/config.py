@@ -16,3 +16,7 @@ class Settings(BaseServiceSettings):
     special_day_lead_days_festival: int = Field(default=7, ge=0, le=60)
     special_day_lead_days_season: int = Field(default=3, ge=0, le=60)  # 立春, 立夏, 立秋, 立冬
     special_day_check_seconds: float = 60.0
+    # Routine care (care/routine.py): how many days of calls and visits exist as tasks ahead
+    # (today included), and how often the job looks for stores past their local midnight.
+    routine_horizon_days: int = Field(default=14, ge=1, le=60)
+    routine_check_seconds: float = 60.0

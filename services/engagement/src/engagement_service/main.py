@@ -1,6 +1,8 @@
 """The engagement service: follow-up plans, tasks and visits (messages and events come later),
 kept with a read copy of the customer files."""
 
+from functools import partial
+
 from fastapi import FastAPI
 
 from crm_libs.access import guarded, require_declared
@@ -10,6 +12,7 @@ from crm_libs.events.relay import relay_worker
 from crm_libs.principal import principal_dependency
 from crm_libs.service_app import create_service_app
 from engagement_service.access import POLICY
+from engagement_service.care.routine import routine_care_worker
 from engagement_service.care.scheduled import special_days_worker
 from engagement_service.config import Settings
 from engagement_service.followups.router import router as tasks_router
@@ -21,11 +24,15 @@ async def run_event_consumer(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     consumer = EventConsumer(
         name=settings.consumer_group,
-        topics=[Topics.CUSTOMERS, Topics.PURCHASES],
+        topics=[Topics.CUSTOMERS, Topics.PURCHASES, Topics.SCORES],
         bootstrap=settings.kafka_bootstrap,
         sessionmaker=app.state.sessionmaker,
         stopping=app.state.stopping,
-        handler=handle_events,
+        handler=partial(
+            handle_events,
+            horizon_days=settings.routine_horizon_days,
+            default_timezone=settings.default_timezone,
+        ),
     )
     await consumer.run()
 
@@ -45,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 principal_dependency=principal_dependency,
             )
         ],
-        workers=[run_event_consumer, relay_worker, special_days_worker],
+        workers=[run_event_consumer, relay_worker, special_days_worker, routine_care_worker],
     )
     require_declared(app, POLICY)
     return app

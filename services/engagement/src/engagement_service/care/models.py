@@ -39,3 +39,16 @@ class SpecialDayRun(SQLModel, table=True):
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
     )
+
+
+class RoutineRun(SQLModel, table=True):
+    """The store-local day each store's routine care was last planned for (care/routine.py)."""
+
+    __tablename__ = "routine_run"
+
+    store_id: str = Field(sa_column=Column(Text, primary_key=True))
+    planned_on: date = Field(sa_column=Column(Date, nullable=False))
+    planned_at: datetime | None = Field(
+        default=None,
+        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    )

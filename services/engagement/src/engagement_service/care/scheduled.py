@@ -31,7 +31,6 @@ file is active and takes its owner as it is then, so an archive or a new owner a
 meanwhile is never undone.
 """
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -43,6 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_libs.events.driver import driver_connection
 from crm_libs.ids import new_id
+from engagement_service.care.daily import as_leader, check_every
 from engagement_service.care.occasions import CARE, OccasionKind
 from engagement_service.care.special_days import (
     Occurrence,
@@ -322,30 +322,21 @@ async def plan_as_leader(
     default_timezone: str,
 ) -> dict[str, int] | None:
     """Run :func:`plan_due_stores` if no other replica is; None when another one leads."""
-    async with sessionmaker() as leader:
-        got = (
-            await leader.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": SPECIAL_DAYS_LOCK}
-            )
-        ).scalar_one()
-        if not got:
-            return None
-        try:
-            return await plan_due_stores(
-                sessionmaker, now=now, lead=lead, default_timezone=default_timezone
-            )
-        finally:
-            await leader.execute(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": SPECIAL_DAYS_LOCK}
-            )
-            await leader.commit()
+    return await as_leader(
+        sessionmaker,
+        lock=SPECIAL_DAYS_LOCK,
+        run=lambda: plan_due_stores(
+            sessionmaker, now=now, lead=lead, default_timezone=default_timezone
+        ),
+    )
 
 
 async def special_days_worker(app: FastAPI) -> None:
     """Every ``special_day_check_seconds``, plan the stores that have passed their local
     midnight (first at start-up: a replica started after midnight plans at once)."""
     settings: Settings = app.state.settings
-    while True:
+
+    async def check() -> None:
         planned = await plan_as_leader(
             app.state.sessionmaker,
             now=datetime.now(UTC),
@@ -357,4 +348,5 @@ async def special_days_worker(app: FastAPI) -> None:
                 "special days planned",
                 extra={"fields": {"stores": len(planned), "tasks": sum(planned.values())}},
             )
-        await asyncio.sleep(settings.special_day_check_seconds)
+
+    await check_every(settings.special_day_check_seconds, check)

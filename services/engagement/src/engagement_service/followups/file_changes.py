@@ -45,9 +45,12 @@ _CLOSE_SQL = text(
     """
 )
 
-# Before the merged-away files' tasks move: of the open plan tasks that would land on one
-# survivor for the same product and phase, the survivor's own stays open (it is the one on
-# someone's list already), then the earliest due; the others are closed as merged.
+# Before the merged-away files' tasks move: of the open tasks that would land on one survivor
+# as doubles, the survivor's own stays open (it is the one on someone's list already), then the
+# earliest due; the others are closed as merged. Doubles are plan tasks of the same product and
+# phase, special-day tasks of the same occasion and day, routine tasks of the same day and
+# method, and any two refill reminders or recovery tasks (one open per customer: a unique
+# index). A next step's task (no plan) is the staff's own and is never a double.
 _CLOSE_DOUBLES_SQL = text(
     """
     WITH moving (store_id, customer_id, survivor_id) AS (
@@ -59,12 +62,16 @@ _CLOSE_DOUBLES_SQL = text(
         SELECT store_id, survivor_id, survivor_id FROM moving
     ), ranked AS (
         SELECT t.id, row_number() OVER (
-            PARTITION BY l.survivor_id, t.kind, t.sku, t.phase
+            PARTITION BY l.survivor_id, t.kind, t.sku, t.phase, t.occasion, t.occasion_on,
+                         CASE WHEN t.kind = 'routine' THEN t.due_on END,
+                         CASE WHEN t.kind = 'routine' THEN t.method END
             ORDER BY t.customer_id = l.survivor_id DESC, t.due_on, t.id
         ) AS n
         FROM landing AS l
         JOIN task AS t ON t.store_id = l.store_id AND t.customer_id = l.customer_id
-        WHERE t.status = 'open' AND t.plan_id IS NOT NULL
+        WHERE t.status = 'open'
+          AND (t.plan_id IS NOT NULL
+               OR t.kind IN ('special_day', 'refill', 'recovery', 'routine'))
     )
     UPDATE task SET status = 'closed', closed_reason = 'merged'
     FROM ranked WHERE task.id = ranked.id AND ranked.n > 1

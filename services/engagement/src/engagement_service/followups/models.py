@@ -2,6 +2,7 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     ARRAY,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -64,6 +65,20 @@ class Task(SQLModel, table=True):
         Index("ix_task_store_assignee_due", "store_id", "assignee_staff_id", "due_on"),
         Index("ix_task_store_customer", "store_id", "customer_id"),
         Index("ix_task_plan", "plan_id", postgresql_where=text("plan_id IS NOT NULL")),
+        # One open refill reminder and one open recovery task per customer (care/refill.py,
+        # care/recovery.py).
+        Index(
+            "ux_task_open_refill",
+            "customer_id",
+            unique=True,
+            postgresql_where=text("kind = 'refill' AND status = 'open'"),
+        ),
+        Index(
+            "ux_task_open_recovery",
+            "customer_id",
+            unique=True,
+            postgresql_where=text("kind = 'recovery' AND status = 'open'"),
+        ),
     )
 
     id: str = Field(default_factory=new_id, primary_key=True)
@@ -95,6 +110,10 @@ class Task(SQLModel, table=True):
     # A special_day task's occasion (care.special_days.Occasion) and the solar day it falls on.
     occasion: str | None = Field(default=None, sa_column=Column(Text))
     occasion_on: date | None = Field(default=None, sa_column=Column(Date))
+    # A recovery task's reason (care.stop_reasons.StopReason), and whether it needs the store's
+    # manager (engagement knows no manager: the owner carries it to them).
+    recovery_reason: str | None = Field(default=None, sa_column=Column(Text))
+    with_manager: bool | None = Field(default=None, sa_column=Column(Boolean))
     created_at: datetime | None = Field(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),

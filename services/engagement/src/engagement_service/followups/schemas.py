@@ -4,6 +4,7 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 
 from engagement_service.care.special_days import Occasion
+from engagement_service.care.stop_reasons import StopReason
 from engagement_service.followups.methods import Method
 
 
@@ -22,6 +23,8 @@ class ClosedReason(StrEnum):
     ERASED = "erased"
     MERGED = "merged"
     REFUNDED = "refunded"
+    NO_SUPPLY = "no_supply"  # a refill reminder whose supply run-out is gone or past
+    REPLANNED = "replanned"  # a routine task the customer's new cadence no longer asks for
 
 
 class TaskPublic(BaseModel):
@@ -45,6 +48,9 @@ class TaskPublic(BaseModel):
     reschedule_reason: str | None = None
     occasion: Occasion | None = None
     occasion_on: date | None = None
+    # A recovery task's reason, and whether it needs the store's manager.
+    recovery_reason: StopReason | None = None
+    with_manager: bool | None = None
 
 
 class TaskReschedule(BaseModel):
