@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import sys
 import time
 import uuid
@@ -81,6 +82,13 @@ def parse_args() -> argparse.Namespace:
         type=Path,
         default=None,
         help="keep py-spy's collapsed stacks here (implies --profile)",
+    )
+    parser.add_argument(
+        "--explain",
+        type=Path,
+        default=None,
+        help="write the plans (EXPLAIN ANALYZE, auto_explain) of scoring's statements over 50 ms "
+        "in run (b) to this file; slows them, so not for timing",
     )
     return parser.parse_args()
 
@@ -151,14 +159,30 @@ async def dead_lettered(bootstrap: str) -> int:
         await consumer.stop()
 
 
-async def enable_statement_log(admin_dsn: str) -> None:
-    """Log every statement's duration in the scoring database (not its parameters)."""
+async def enable_statement_log(admin_dsn: str, *, explain: bool = False) -> None:
+    """Log every statement's duration in the scoring database (not its parameters); with
+    ``explain`` also the plans of those over 50 ms, as executed (auto_explain)."""
     conn = await asyncpg.connect(admin_dsn)
     try:
         await conn.execute(f"ALTER DATABASE {SCORING_DB} SET log_min_duration_statement = 0")
         await conn.execute(f"ALTER DATABASE {SCORING_DB} SET log_parameter_max_length = 0")
+        if explain:
+            for setting, value in (
+                ("session_preload_libraries", "auto_explain"),
+                ("auto_explain.log_min_duration", "50"),
+                ("auto_explain.log_analyze", "on"),
+                ("auto_explain.log_buffers", "on"),
+            ):
+                await conn.execute(f"ALTER DATABASE {SCORING_DB} SET {setting} = '{value}'")
     finally:
         await conn.close()
+
+
+def write_plans(server_log: Path, offset: int, out: Path) -> None:
+    """The server log's entries holding a plan (auto_explain's), from ``offset`` on."""
+    logged = server_log.read_bytes()[offset:].decode("utf-8", "replace")
+    entries = re.split(r"(?m)^(?=\S+ \S+ \S+ \[\d+\] )", logged)
+    out.write_text("".join(e for e in entries if "plan:" in e[:300]))
 
 
 class Progress:
@@ -336,7 +360,7 @@ async def run(stack: LocalStack, rows: list[cdnow.CdnowRow], args: argparse.Name
     )
 
     admin_dsn = stack.postgres.url(SCORING_DB, driver="postgresql")
-    await enable_statement_log(admin_dsn)
+    await enable_statement_log(admin_dsn, explain=args.explain is not None)
     server_log = stack.postgres.data_dir / "server.log"
     log_offset = server_log.stat().st_size if server_log.exists() else 0
     conn = await asyncpg.connect(admin_dsn, server_settings={"log_min_duration_statement": "-1"})
@@ -419,6 +443,9 @@ async def run(stack: LocalStack, rows: list[cdnow.CdnowRow], args: argparse.Name
         for line in meter.lines():
             print(line)
         totals, counts = statement_times(server_log, log_offset)
+        if args.explain is not None:
+            write_plans(server_log, log_offset, args.explain)
+            print(f"  plans of the statements over 50 ms: {args.explain}")
         db_ms = sum(totals.values())
         # Every batch with purchases locks its stores once (its claims may be a COPY or not).
         batches = counts.get("lock the batch's stores (advisory)", 0)
