@@ -174,12 +174,12 @@ async def list_tasks(
     """A page of tasks in the caller's store, each with whether it is overdue."""
     overdue = is_overdue(default_timezone)
     query = keyset(
-        select(Task, overdue.label("overdue")).outerjoin(
+        select(Task).outerjoin(
             CustomerFile, col(CustomerFile.customer_id) == col(Task.customer_id)
         ),
         col(Task.id),
         page,
-    )
+    ).add_columns(overdue.label("overdue"))
     if (scope := principal.store_scope()) is not None:
         query = query.where(col(Task.store_id) == scope)
     if staff_id:
