@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.envelope import EventEnvelope
+from crm_libs.events.event_types import PURCHASE_RECORDED, PURCHASE_REFUNDED
 from engagement_service.care.files import care_files
 from engagement_service.care.recovery import open_recoveries
 from engagement_service.care.refill import plan_refills
@@ -28,8 +29,6 @@ from engagement_service.followups.refunds import RefundSeen, close_refunded_plan
 from engagement_service.scores.events import ScoreChangeSeen
 from engagement_service.scores.service import apply_score_changes
 
-PURCHASE_RECORDED = "purchase.recorded"
-PURCHASE_REFUNDED = "purchase.refunded"
 SCORE_CHANGED = "score.changed"
 
 _HORIZON_DAYS: int = Settings.model_fields["routine_horizon_days"].default

@@ -2,9 +2,8 @@
 the customer service applies the fields collected to the file."""
 
 from crm_libs.events.envelope import EventEnvelope
+from crm_libs.events.event_types import VISIT_RECORDED
 from engagement_service.visits.models import Visit
-
-VISIT_RECORDED = "visit.recorded"
 
 
 def visit_recorded(visit: Visit) -> EventEnvelope:
