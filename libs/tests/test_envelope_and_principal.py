@@ -51,6 +51,14 @@ def test_ids_are_time_ordered_uuid7() -> None:
     second = new_id()
     assert first < second
     assert uuid.UUID(first).version == 7
+    # Written from its bytes: the standard form, the RFC 4122 variant, the clock's milliseconds
+    # in front, and the rest drawn anew each time.
+    before = time.time_ns() // 1_000_000
+    many = [new_id() for _ in range(1000)]
+    after = time.time_ns() // 1_000_000
+    assert all(str(uuid.UUID(i)) == i and uuid.UUID(i).variant == uuid.RFC_4122 for i in many)
+    assert all(before <= uuid.UUID(i).int >> 80 <= after for i in many)
+    assert len({i[14:] for i in many}) == len(many)
 
 
 def test_cursor_round_trip_and_refusal() -> None:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
-from starlette.exceptions import HTTPException as StarletteHTTPException
+# The web framework and the database drivers are imported where the handlers are made, not
+# here: the errors themselves are raised by pure code too (a spreadsheet import's row-check
+# processes), which should not load FastAPI to start.
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+    from sqlalchemy.exc import DBAPIError
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
@@ -87,6 +88,8 @@ def problem_response(
     }
     if errors is not None:
         body["errors"] = errors
+    from fastapi.responses import JSONResponse
+
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -106,6 +109,11 @@ def _message(error: Any) -> str:
 
 def install_problem_handlers(app: FastAPI) -> None:
     """Make every error leave the service as problem+json, and never a bare 500 for bad input."""
+    import asyncpg
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from sqlalchemy.exc import DBAPIError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     @app.exception_handler(ProblemError)
     async def _problem(_: Request, exc: ProblemError) -> JSONResponse:

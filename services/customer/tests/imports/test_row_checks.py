@@ -81,6 +81,13 @@ def _comparable(chunk: customer_checks.CheckedChunk) -> list[object]:
     return outcome
 
 
+# Which of the service's heavy modules a process has loaded (evaluated there).
+_LOADED = (
+    "[m for m in ('fastapi', 'starlette', 'sqlalchemy', 'sqlmodel', 'asyncpg', 'aiokafka') "
+    "if m in __import__('sys').modules]"
+)
+
+
 @pytest.mark.timeout(120)
 async def test_rows_checked_in_the_processes_come_back_as_checked_here() -> None:
     parsed = open_sheet(io.BytesIO(SHEET), kind="customers")
@@ -95,6 +102,9 @@ async def test_rows_checked_in_the_processes_come_back_as_checked_here() -> None
         )
         assert checks.started and len(checks.pids()) == 2
         assert _comparable(there) == _comparable(here)
+        # What checking needs and no more: the processes start without loading the web
+        # framework or the database layer (a second or so of each one's start, per import).
+        assert await checks.run(eval, _LOADED) == []
         assert [e.row for e in there.errors] + [r.row for r in there.checked if r.errors] == [4, 5]
         # Sealed there, read here: the phone list opens with the service's own cipher.
         zhang = next(r for r in there.checked if r.name == "张秀英")

@@ -6,9 +6,9 @@ personal data (no name, phone, address, ID number or health). Staged in the outb
 change's own transaction, so an event is published exactly when the change is committed.
 """
 
-from typing import Any
+from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from typing import TYPE_CHECKING, Any
 
 from crm_libs.events.envelope import EventEnvelope, Topics
 from crm_libs.events.event_types import (
@@ -18,9 +18,14 @@ from crm_libs.events.event_types import (
     CUSTOMER_REGISTERED,
     CUSTOMER_UPDATED,
 )
-from crm_libs.events.outbox import enqueue
-from customer_service.customers.models import Customer
 from customer_service.customers.profile import NO_CONSENTS
+
+# The database layer only where an event is staged: a spreadsheet import's row-check processes
+# build the registrations' payloads with ``file_payload`` and should not load SQLAlchemy to start.
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from customer_service.customers.models import Customer
 
 
 def file_payload(
@@ -47,6 +52,8 @@ def file_payload(
 
 
 def _stage(session: AsyncSession, customer: Customer, type_: str, payload: dict[str, Any]) -> None:
+    from crm_libs.events.outbox import enqueue
+
     enqueue(
         session,
         topic=Topics.CUSTOMERS,

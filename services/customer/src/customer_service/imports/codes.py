@@ -3,6 +3,7 @@
 Each list of codes is defined here once; the words map onto them.
 """
 
+import functools
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -46,6 +47,9 @@ _SOURCE_WORDS = {
 }
 
 
+# A coded column holds a handful of words (男, 女, 公历, 农历…) down a whole sheet: each is
+# normalised once. Bounded, as a sheet's free text in a coded column can be anything.
+@functools.lru_cache(maxsize=4096)
 def _word(text: str) -> str:
     return re.sub(r"[\s_\-]", "", unicodedata.normalize("NFKC", text).casefold())
 
