@@ -28,6 +28,8 @@ ROUTES: tuple[Route, ...] = tuple(
         (r"^/scores(/recompute)?$", "scoring"),
         (rf"^/tasks(/{_ID}/(complete|reschedule|reassign))?$", "engagement"),
         (r"^/visits$", "engagement"),
+        (rf"^/staff/{_ID}/stats$", "engagement"),
+        (rf"^/stores/{_ID}/staff-stats$", "engagement"),
         (r"^/(stores|staff|products|customers)(/.*)?$", "customer"),
         (rf"^/purchases/{_ID}/refund$", "customer"),
         (r"^/imports(/.*)?$", "customer"),

@@ -26,6 +26,8 @@ EVENT_ATTENDED = "event.attended"
 EVENT_GUEST_BROUGHT = "event.guest_brought"
 EVENT_SCHEDULED = "event.scheduled"
 EVENT_CANCELLED = "event.cancelled"
+# crm.engagement.v1: a staff member's month of follow-ups, closed (engagement).
+STAFF_MONTH_CLOSED = "staff.month_closed"
 # crm.scores.v1 (scoring).
 SCORE_CHANGED = "score.changed"
 
@@ -35,7 +37,14 @@ EVENT_TYPES: Mapping[str, frozenset[str]] = {
     ),
     Topics.PURCHASES: frozenset({PURCHASE_RECORDED, PURCHASE_REFUNDED}),
     Topics.ENGAGEMENT: frozenset(
-        {VISIT_RECORDED, EVENT_ATTENDED, EVENT_GUEST_BROUGHT, EVENT_SCHEDULED, EVENT_CANCELLED}
+        {
+            VISIT_RECORDED,
+            EVENT_ATTENDED,
+            EVENT_GUEST_BROUGHT,
+            EVENT_SCHEDULED,
+            EVENT_CANCELLED,
+            STAFF_MONTH_CLOSED,
+        }
     ),
     Topics.SCORES: frozenset({SCORE_CHANGED}),
 }

@@ -5,7 +5,9 @@ Follow-up tasks are store business: staff and experts work them, managers overse
 partner store's system may read them to show in its own tools. Only a manager (or head office)
 gives a task to someone else: the work list is the manager's to balance. Visits are logged by
 the store's people, never by a partner's system, and a partner does not read them either: their
-notes are the staff's own words about a customer's home and health.
+notes are the staff's own words about a customer's home and health. Staff statistics are a
+store's performance review: staff and experts read their own (stats/router.py checks the
+account's staff member), managers their store's, and a partner's system none.
 """
 
 from crm_libs.access import EVERY_ROLE, AccessPolicy
@@ -22,5 +24,7 @@ POLICY = AccessPolicy(
         "POST /tasks/{task_id}/reassign": MANAGERS,
         "POST /visits": STORE_PEOPLE,
         "GET /visits": STORE_PEOPLE,
+        "GET /staff/{staff_id}/stats": STORE_PEOPLE,
+        "GET /stores/{store_id}/staff-stats": MANAGERS,
     }
 )

@@ -1,5 +1,5 @@
-"""The engagement service: follow-up plans, tasks and visits (messages and events come later),
-kept with a read copy of the customer files."""
+"""The engagement service: follow-up plans, tasks and visits, the day's work list and staff
+statistics (messages and events come later), kept with a read copy of the customer files."""
 
 from functools import partial
 
@@ -17,6 +17,8 @@ from engagement_service.care.scheduled import special_days_worker
 from engagement_service.config import Settings
 from engagement_service.followups.router import router as tasks_router
 from engagement_service.handlers import handle_events
+from engagement_service.stats.month_close import staff_month_worker
+from engagement_service.stats.router import router as stats_router
 from engagement_service.visits.router import router as visits_router
 
 
@@ -47,12 +49,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings or Settings(),
         routers=[
             guarded(
-                [tasks_router, visits_router],
+                [tasks_router, visits_router, stats_router],
                 policy=POLICY,
                 principal_dependency=principal_dependency,
             )
         ],
-        workers=[run_event_consumer, relay_worker, special_days_worker, routine_care_worker],
+        workers=[
+            run_event_consumer,
+            relay_worker,
+            special_days_worker,
+            routine_care_worker,
+            staff_month_worker,
+        ],
     )
     require_declared(app, POLICY)
     return app

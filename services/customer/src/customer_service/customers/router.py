@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from crm_libs.db import request_connection
 from crm_libs.field_crypto import FieldCipher
-from crm_libs.pagination import Page, PageParams, next_cursor, page_params
+from crm_libs.pagination import MAX_LIMIT, Page, PageParams, next_cursor, page_params
 from crm_libs.principal import Principal
 from crm_libs.problems import InvalidField, problem_responses
 from customer_service import audit_trail
@@ -142,8 +142,14 @@ async def list_customers(
     value_tier: search.ValueTier | None = None,
     lifecycle: search.Lifecycle | None = None,
     status: search.Status = "active",
+    ids: Annotated[
+        list[str] | None,
+        Query(description="only these files (at most a page's worth): a list's names at once"),
+    ] = None,
 ) -> Response:
     settings: Settings = request.app.state.settings
+    if ids is not None and (len(ids) > MAX_LIMIT or any(len(i) > 64 for i in ids)):
+        raise InvalidField("ids", f"at most {MAX_LIMIT} ids of at most 64 characters")
     async with request_connection(request) as conn:
         rows = await search.search(
             conn,
@@ -156,6 +162,7 @@ async def list_customers(
             value_tier=value_tier,
             lifecycle=lifecycle,
             status=status,
+            ids=ids,
         )
     cipher: FieldCipher = request.app.state.cipher
     presented = [_present(row, principal, cipher) for row in rows[: page.limit]]

@@ -15,6 +15,7 @@ query, the principal's scope); each was checked with ``EXPLAIN ANALYZE`` over a 
   ``phone_hashes``, both GIN. Roles that see numbers masked may give only those two (a tail grown
   a digit at a time would recover the number); the others may give a longer tail, whose last four
   digits the index narrows and ``longer_tail`` the rest.
+- ``ids``: the files named (the primary key), for a list elsewhere that shows their names.
 - Filters: ``value_tier`` and ``lifecycle`` (the score's read copy on the file) on
   ``ix_customer_store_tier`` / ``ix_customer_store_lifecycle``, in id order for a page;
   ``owner_staff_id`` on ``ix_customer_store_owner``.
@@ -24,7 +25,19 @@ Pages are in id order, after the cursor's id.
 
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, and_, func, literal_column, or_, select
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Select,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from sqlmodel import col
 
 from crm_libs.db import driver_sql
@@ -127,6 +140,7 @@ def statement(
     value_tier: ValueTier | None = None,
     lifecycle: Lifecycle | None = None,
     status: Status = "active",
+    ids: list[str] | None = None,
 ) -> Select[Any]:
     """The search as one SELECT of whole files (also what ``bench/search.py`` times raw)."""
     conditions: list[ColumnElement[bool]] = [col(Customer.status) == status]
@@ -142,6 +156,9 @@ def statement(
         conditions.append(col(Customer.value_tier) == value_tier)
     if lifecycle:
         conditions.append(col(Customer.lifecycle) == lifecycle)
+    if ids is not None:
+        # One array value, not a placeholder per id: one statement whatever the count.
+        conditions.append(col(Customer.id) == any_(bindparam("ids", ids, type_=ARRAY(Text))))
     return keyset(select(Customer).where(and_(*conditions)), col(Customer.id), page)
 
 
@@ -157,6 +174,7 @@ async def search(
     value_tier: ValueTier | None = None,
     lifecycle: Lifecycle | None = None,
     status: Status = "active",
+    ids: list[str] | None = None,
 ) -> list[Any]:
     """A page of files (``page.limit + 1`` rows), on the driver connection: the statement is
     compiled once per shape of query, its values bound."""
@@ -171,6 +189,7 @@ async def search(
             value_tier=value_tier,
             lifecycle=lifecycle,
             status=status,
+            ids=ids,
         )
     )
     rows: list[Any] = await conn.fetch(sql, *args)

@@ -63,6 +63,14 @@ class Task(SQLModel, table=True):
 
     __table_args__ = (
         Index("ix_task_store_assignee_due", "store_id", "assignee_staff_id", "due_on"),
+        # The day's work list (worklist/service.py): a staff member's open tasks up to today.
+        Index(
+            "ix_task_open_store_assignee_due",
+            "store_id",
+            "assignee_staff_id",
+            "due_on",
+            postgresql_where=text("status = 'open'"),
+        ),
         Index("ix_task_store_customer", "store_id", "customer_id"),
         Index("ix_task_plan", "plan_id", postgresql_where=text("plan_id IS NOT NULL")),
         # One open refill reminder and one open recovery task per customer (care/refill.py,

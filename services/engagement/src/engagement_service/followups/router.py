@@ -1,10 +1,10 @@
 from datetime import UTC, date, datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from crm_libs.pagination import Page, PageParams, page_of, page_params
-from crm_libs.problems import problem_responses
+from crm_libs.problems import InvalidField, problem_responses
 from engagement_service.deps import PrincipalDep, ReadSessionDep, SessionDep, SettingsDep
 from engagement_service.followups import service, task_operations
 from engagement_service.followups.models import Task
@@ -14,6 +14,8 @@ from engagement_service.followups.schemas import (
     TaskReschedule,
     TaskStatus,
 )
+from engagement_service.worklist.schemas import WorkItem
+from engagement_service.worklist.today import day_list
 
 router = APIRouter(tags=["tasks"])
 
@@ -29,13 +31,20 @@ def _public(task: Task, *, overdue: bool) -> TaskPublic:
 
 @router.get(
     "/tasks",
-    response_model=Page[TaskPublic],
-    summary="Follow-up and care tasks",
+    response_model=Page[WorkItem],
+    summary="Follow-up and care tasks; the day's work list",
     description="An open task past its day in the store's time zone is shown as `overdue`; "
-    "`status=open` lists those too, `status=overdue` only those.",
+    "`status=open` lists those too, `status=overdue` only those. `assignee=me` lists the "
+    "caller's own tasks (the account's staff member; an account that names none is a 422). "
+    "`due=today` is the day's work list: open tasks due today or overdue in the store's time "
+    "zone, recovery and follow-up phase tasks first, then by the customer's value tier (vip "
+    "first; not yet classified last), then by due day; each with the customer's name (null "
+    "when the customer service does not answer), tier and the task's reason. It takes no "
+    "`customer_id`, `status` or `due_before`.",
     responses=problem_responses(400, 401, 422),
 )
 async def list_tasks(
+    request: Request,
     session: ReadSessionDep,
     principal: PrincipalDep,
     settings: SettingsDep,
@@ -44,7 +53,31 @@ async def list_tasks(
     customer_id: Annotated[str | None, Query(max_length=64)] = None,
     status: TaskStatus | None = None,
     due_before: date | None = None,
-) -> Page[TaskPublic]:
+    assignee: Literal["me"] | None = None,
+    due: Literal["today"] | None = None,
+) -> Page[TaskPublic] | Page[WorkItem]:
+    if assignee == "me":
+        if principal.staff_id is None:
+            raise InvalidField("assignee", "this account names no staff member")
+        if staff_id is not None and staff_id != principal.staff_id:
+            raise InvalidField("staff_id", "differs from assignee=me")
+        staff_id = principal.staff_id
+    if due == "today":
+        for name, value in (
+            ("customer_id", customer_id),
+            ("status", status),
+            ("due_before", due_before),
+        ):
+            if value is not None:
+                raise InvalidField(name, "not taken with due=today")
+        return await day_list(
+            session,
+            request,
+            principal=principal,
+            page=page,
+            staff_id=staff_id,
+            default_timezone=settings.default_timezone,
+        )
     rows = await service.list_tasks(
         session,
         principal=principal,

@@ -42,6 +42,7 @@ class ScoreChangeSeen:
     customer_id: str
     version: int
     lifecycle: str | None | Absent
+    value_tier: str | None | Absent
     previous_lifecycle: str | None | Absent
     supply_runs_out_on: date | None | Absent
     expected_purchase_on: date | None | Absent
@@ -58,6 +59,7 @@ class ScoreChangeSeen:
             customer_id=event.customer_id,
             version=version,
             lifecycle=_text(payload, "lifecycle"),
+            value_tier=_text(payload, "value_tier"),
             previous_lifecycle=_text(payload, "previous_lifecycle"),
             supply_runs_out_on=_day(payload, "supply_runs_out_on"),
             expected_purchase_on=_day(payload, "expected_purchase_on"),

@@ -35,7 +35,7 @@ class ScoreMoved:
 
 _HELD_SQL = text(
     """
-    SELECT customer_id, version, lifecycle, supply_runs_out_on, expected_purchase_on,
+    SELECT customer_id, version, lifecycle, value_tier, supply_runs_out_on, expected_purchase_on,
            refill_planned_for
     FROM customer_score_seen WHERE customer_id = ANY(CAST(:ids AS text[]))
     FOR UPDATE
@@ -45,12 +45,13 @@ _HELD_SQL = text(
 _UPSERT_SQL = """
     INSERT INTO customer_score_seen
         (customer_id, store_id, version, lifecycle, supply_runs_out_on, expected_purchase_on,
-         refill_planned_for)
+         refill_planned_for, value_tier)
     SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::text[], $5::date[],
-                         $6::date[], $7::date[])
+                         $6::date[], $7::date[], $8::text[])
     ON CONFLICT (customer_id) DO UPDATE SET
         store_id = excluded.store_id, version = excluded.version,
-        lifecycle = excluded.lifecycle, supply_runs_out_on = excluded.supply_runs_out_on,
+        lifecycle = excluded.lifecycle, value_tier = excluded.value_tier,
+        supply_runs_out_on = excluded.supply_runs_out_on,
         expected_purchase_on = excluded.expected_purchase_on, updated_at = now()
     WHERE customer_score_seen.version < excluded.version
 """
@@ -68,6 +69,7 @@ class _Copy:
     expected: date | None
     before_expected: date | None
     refill: date | None
+    tier: str | None = None
     supply_carried: bool = False
     expected_carried: bool = False
 
@@ -110,6 +112,7 @@ async def apply_score_changes(
                     expected=row.expected_purchase_on,
                     before_expected=row.expected_purchase_on,
                     refill=row.refill_planned_for,
+                    tier=row.value_tier,
                 )
         copy = copies[c]
         if change.version <= copy.version:
@@ -117,6 +120,8 @@ async def apply_score_changes(
         copy.version, copy.store_id = change.version, change.store_id
         if not isinstance(change.lifecycle, Absent):
             copy.lifecycle = change.lifecycle
+        if not isinstance(change.value_tier, Absent):
+            copy.tier = change.value_tier
         if not isinstance(change.supply_runs_out_on, Absent):
             copy.supply, copy.supply_carried = change.supply_runs_out_on, True
         if not isinstance(change.expected_purchase_on, Absent):
@@ -134,6 +139,7 @@ async def apply_score_changes(
         [applied[c].supply for c in ids],
         [applied[c].expected for c in ids],
         [applied[c].refill for c in ids],
+        [applied[c].tier for c in ids],
     )
     return [
         ScoreMoved(
