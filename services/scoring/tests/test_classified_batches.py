@@ -75,7 +75,9 @@ async def test_a_batch_writes_each_row_once_and_publishes_one_event_per_customer
             purchase(tag, c, days_ago=40 - n, total=f"{10 * (n + 1)}.00")
             for n, c in enumerate(buyers)
         ]
-        + [purchase(tag, buyers[0], days_ago=3)],  # a second purchase: ladder E
+        + [purchase(tag, buyers[0], days_ago=3)]  # a second purchase: ladder E
+        # Three repeat purchases in the loyalty window: loyal.
+        + [purchase(tag, buyers[5], days_ago=d) for d in (30, 20, 10)],
     )
     # New files: one INSERT each, no UPDATE (adding, then classifying, wrote each row twice).
     assert await writes(session) == (before[0] + len(buyers), before[1])
@@ -113,6 +115,10 @@ async def test_a_batch_writes_each_row_once_and_publishes_one_event_per_customer
     ladder, loyalty, lifecycle, classified_on, version = score.one()
     assert (ladder, loyalty, lifecycle, version) == ("E", "floating", first["lifecycle"], 1)
     assert classified_on == datetime.now(UTC).date()
+    loyal = await session.execute(
+        text("SELECT loyalty FROM customer_score WHERE customer_id = :c"), {"c": buyers[5]}
+    )
+    assert loyal.scalar_one() == "loyal"
 
     # Stored customers buying again: one UPDATE each, at most one event each; the others whose
     # tier their spend moved are written once too (their rank), with a tier-only event.

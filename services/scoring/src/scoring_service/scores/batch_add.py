@@ -120,7 +120,7 @@ _CLASSIFIED_SQL = f"""
                COALESCE(tr.stopped_after_days, {_STOPPED}) AS stopped_after
         FROM tiered AS t LEFT JOIN store_tier_rules AS tr ON tr.store_id = t.store_id
         WHERE NOT t.late AND t.customer_id <> ALL({_DEFERRED}::text[])
-    ), {classify.classification_sql(_INPUTS, scores=_SCORES_AFTER)},
+    ), {classify.classification_sql(_INPUTS, scores=_SCORES_AFTER, bought="spent")},
     written AS (
         SELECT t.*, k.customer_id IS NOT NULL AS classifies, k.new_level, k.new_score,
                k.new_loyalty, k.new_lifecycle, k.r, k.f, k.m, k.segment, k.today,
@@ -185,6 +185,30 @@ _ANNOUNCED_SQL = f"""
     )"""  # noqa: S608
 
 
+# The window is the store's own where it set one (scores/tier_rules.py), else $9's.
+_WINDOW_START_SQL = "COALESCE($10::timestamptz - r.window_days * interval '24 hours', $9)"
+_SPENT_SQL = f"""
+    spent AS (
+        SELECT f.customer_id, SUM(f.total) AS spend
+        FROM purchase_fact AS f LEFT JOIN store_tier_rules AS r ON r.store_id = f.store_id
+        WHERE f.customer_id = ANY($1::text[]) AND f.purchased_at > {_WINDOW_START_SQL}
+        GROUP BY f.customer_id
+    )"""  # noqa: S608
+# Classifying, the same scan of the batch's facts also counts the purchases the loyalty reads
+# (over its own window, usually the longer): purchase_fact is read once for both.
+_SPENT_CLASSIFYING_SQL = f"""
+    spent AS (
+        SELECT f.customer_id,
+               SUM(f.total) FILTER (WHERE f.purchased_at > {_WINDOW_START_SQL}) AS spend,
+               {classify.bought_sql(_INPUTS, "f")} AS purchases
+        FROM purchase_fact AS f LEFT JOIN store_tier_rules AS r ON r.store_id = f.store_id
+        WHERE f.customer_id = ANY($1::text[])
+          AND f.purchased_at > LEAST({_WINDOW_START_SQL},
+                                     $10 - make_interval(months => {_LOYAL}))
+        GROUP BY f.customer_id
+    )"""  # noqa: S608
+
+
 def _add_batch_sql(*, classifying: bool) -> str:
     """The add statement; ``classifying``: with the batch's classification (see above)."""
     stored = _STORED_SQL if classifying else ""
@@ -223,14 +247,7 @@ def _add_batch_sql(*, classifying: bool) -> str:
         reported = """
     SELECT 'moved' AS kind, * FROM moved"""
     return f"""
-    WITH spent AS (
-        -- The window is the store's own where it set one (scores/tier_rules.py), else $9's.
-        SELECT f.customer_id, SUM(f.total) AS spend
-        FROM purchase_fact AS f LEFT JOIN store_tier_rules AS r ON r.store_id = f.store_id
-        WHERE f.customer_id = ANY($1::text[])
-          AND f.purchased_at > COALESCE($10::timestamptz - r.window_days * interval '24 hours', $9)
-        GROUP BY f.customer_id
-    ), batch AS (
+    WITH {_SPENT_CLASSIFYING_SQL if classifying else _SPENT_SQL}, batch AS (
         SELECT b.customer_id, COALESCE(cs.store_id, b.store_id) AS store_id, b.timezone,
                b.purchases, b.first_at, b.last_at, b.runs_out, b.supply_days,
                COALESCE(s.spend, 0) AS spend, cs.customer_id IS NOT NULL AS stored,

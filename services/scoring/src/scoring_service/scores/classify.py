@@ -84,7 +84,18 @@ class Inputs(NamedTuple):
 _INPUTS = Inputs("$3", "$4", "$7", "$8", "$9", "$10", "$11")
 
 
-def classification_sql(p: Inputs, *, scores: str = "customer_score") -> str:
+def bought_sql(p: Inputs, facts: str = "pf") -> str:
+    """The aggregate counting the purchases of the loyalty window among ``facts``' rows (a
+    wholly refunded one is no purchase any more: scores/refund_facts.py)."""
+    return (
+        f"count(*) FILTER (WHERE {facts}.purchased_at"
+        f" > {p.now} - make_interval(months => {p.loyal_window}) AND NOT {facts}.wholly_refunded)"
+    )
+
+
+def classification_sql(
+    p: Inputs, *, scores: str = "customer_score", bought: str | None = None
+) -> str:
     """CTEs (to follow a ``WITH`` and a comma) computing the classification of every row of a
     CTE named ``cur``: ``customer_score``'s columns as they are to be (the aggregates after
     the batch), with ``cause``, ``today``, ``lost_after`` and ``stopped_after``. They end in
@@ -92,8 +103,21 @@ def classification_sql(p: Inputs, *, scores: str = "customer_score") -> str:
     ``restated`` (loyalty, ladder score or RFM changed), ``new_buyer`` and ``fresh`` (the store's
     RFM boundaries computed by this statement). ``scores`` is the FROM item the boundaries are
     cut from, ``customer_score`` as the statement will leave it (columns ``store_id``,
-    ``purchase_count``, ``last_purchase_at``, ``net_spend_365d``). Only constants and
+    ``purchase_count``, ``last_purchase_at``, ``net_spend_365d``). ``bought``: an earlier CTE
+    with each customer's ``purchases`` in the loyalty window (:func:`bought_sql`'s count),
+    where the statement counted them already, else they are counted here. Only constants and
     parameter references are interpolated; ``saved`` writes ``rfm_bound``."""
+    counted = (
+        ""
+        if bought
+        else f"""
+    ), bought AS (
+        SELECT pf.customer_id, {bought_sql(p)} AS purchases
+        FROM purchase_fact AS pf
+        WHERE pf.customer_id IN (SELECT customer_id FROM cur)
+          AND pf.purchased_at > {p.now} - make_interval(months => {p.loyal_window})
+        GROUP BY pf.customer_id"""  # noqa: S608
+    )
     return f"""
     signals AS (
         SELECT s.customer_id,
@@ -110,13 +134,7 @@ def classification_sql(p: Inputs, *, scores: str = "customer_score") -> str:
         FROM customer_link AS l JOIN customer_score AS r ON r.customer_id = l.customer_id
         WHERE l.referrer_id IN (SELECT customer_id FROM cur) AND r.purchase_count > 0
         GROUP BY l.referrer_id
-    ), bought AS (
-        SELECT pf.customer_id, count(*) AS purchases
-        FROM purchase_fact AS pf
-        WHERE pf.customer_id IN (SELECT customer_id FROM cur)
-          AND pf.purchased_at > {p.now} - make_interval(months => {p.loyal_window})
-          AND NOT pf.wholly_refunded  -- no purchase any more (scores/refund_facts.py)
-        GROUP BY pf.customer_id
+{counted}
     ), stores AS (
         SELECT DISTINCT store_id FROM cur
     ), arriving AS (
@@ -193,7 +211,7 @@ def classification_sql(p: Inputs, *, scores: str = "customer_score") -> str:
         FROM cur AS c
         LEFT JOIN signals AS sg USING (customer_id)
         LEFT JOIN referred AS rf USING (customer_id)
-        LEFT JOIN bought AS bt USING (customer_id)
+        LEFT JOIN {bought or "bought"} AS bt USING (customer_id)
         LEFT JOIN customer_link AS ln USING (customer_id)
         LEFT JOIN bounds AS rb ON rb.store_id = c.store_id
     ), leveled AS (
