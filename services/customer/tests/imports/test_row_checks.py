@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from datetime import UTC, date, datetime
 
 import orjson
@@ -174,6 +175,7 @@ def test_a_rows_registration_event_is_written_as_the_envelope_writes_it() -> Non
         event = EventEnvelope.from_bytes(row.envelope.encode())
         assert event.to_bytes().decode() == row.envelope
         assert str(event.event_id) == row.event_id and event.type == CUSTOMER_REGISTERED
+        assert event.event_id.version == 4 and event.event_id.variant == uuid.RFC_4122
         assert event.customer_id == row.record[0] and event.store_id == CONTEXT.store_id
         file = event.payload["file"]
         assert event.payload["timezone"] == file["timezone"] == "Asia/Shanghai"

@@ -5,8 +5,7 @@ The API names a field once (API.md); some are stored in another form, turned bac
 by ``public_values``. Rules that read other rows (owner, referrer) are in customers/service.py.
 """
 
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -21,18 +20,34 @@ from customer_service.customers.schemas import PROSPECT_STAGES, Address, Deep, P
 NO_CONSENTS: dict[str, Any] = {"sms": {"granted": False, "at": None, "channel": None}}
 
 
+class _Checking:
+    """FieldErrors.checking's context: a class rather than a generator, as a spreadsheet import
+    enters one per phone of every row."""
+
+    __slots__ = ("_errors",)
+
+    def __init__(self, errors: list[dict[str, str]]) -> None:
+        self._errors = errors
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, _: Any) -> bool:
+        if isinstance(exc, InvalidField):
+            self._errors.extend(exc.errors or [])
+            return True
+        return False
+
+
 class FieldErrors:
     """Collects each invalid field of a write, so that one answer names them all."""
 
     def __init__(self) -> None:
         self.errors: list[dict[str, str]] = []
 
-    @contextmanager
-    def checking(self) -> Iterator[None]:
-        try:
-            yield
-        except InvalidField as exc:
-            self.errors.extend(exc.errors or [])
+    def checking(self) -> _Checking:
+        """``with errors.checking(): ...``: an InvalidField raised inside is collected."""
+        return _Checking(self.errors)
 
     def raise_if_any(self) -> None:
         if len(self.errors) == 1:

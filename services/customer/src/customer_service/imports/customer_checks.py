@@ -15,7 +15,7 @@ once the referrer is found).
 import functools
 import itertools
 import operator
-import uuid
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -388,13 +388,22 @@ def _json_text(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
+def _random_uuid() -> str:
+    """``str(uuid.uuid4())`` written from its bytes (a third of the time, once per row)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = 0x40 | raw[6] & 0x0F  # version 4
+    raw[8] = 0x80 | raw[8] & 0x3F  # RFC 4122 variant
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def _registered(customer: NewFile, *, timezone: str) -> tuple[str, str]:
     """``customer.registered`` as a registration stages it (customers/events.py's payload): its
     id and the envelope's JSON text, written as ``EventEnvelope.to_bytes`` writes it (a test
     proves them equal) without building and dumping the model, a tenth of a row's checks."""
     # The payload reads the file's attributes by the model's names, which NewFile shares.
     file = events.file_payload(cast("Customer", customer), timezone=timezone, relations=[])
-    event_id = str(uuid.uuid4())
+    event_id = _random_uuid()
     envelope = {
         "event_id": event_id,
         "type": events.CUSTOMER_REGISTERED,

@@ -28,7 +28,8 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _ID_NUMBER = re.compile(r"\d{17}[\dX]|\d{15}")
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, as CustomerCandidate below: one per phone of every row.
+@dataclass(slots=True)
 class PhoneText:
     """A phone as written; `kind` is set when the column says (座机 → landline)."""
 
