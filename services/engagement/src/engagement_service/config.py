@@ -1,3 +1,5 @@
+from typing import Literal
+
 from pydantic import Field
 
 from crm_libs.settings import BaseServiceSettings
@@ -27,3 +29,6 @@ class Settings(BaseServiceSettings):
     # Staff statistics (stats/): how often the month-close job looks for stores past their
     # local month start.
     staff_month_check_seconds: float = 60.0
+    # Care messages (messages/): the SMS provider the worker sends through (CRM_SMS_PROVIDER);
+    # console logs and reports delivered, the embedded default.
+    sms_provider: Literal["console", "aliyun"] = "console"
