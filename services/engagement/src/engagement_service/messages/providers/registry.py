@@ -16,6 +16,8 @@ def create_provider(settings: Settings) -> SmsProvider:
     """The provider ``settings.sms_provider`` names."""
     if settings.sms_provider == "console":
         return ConsoleProvider()
-    module = importlib.import_module(f"engagement_service.messages.providers.{settings.sms_provider}")
+    module = importlib.import_module(
+        f"engagement_service.messages.providers.{settings.sms_provider}"
+    )
     provider: SmsProvider = module.create_provider(settings)
     return provider
