@@ -30,6 +30,7 @@ ROUTES: tuple[Route, ...] = tuple(
         (r"^/visits$", "engagement"),
         (rf"^/staff/{_ID}/stats$", "engagement"),
         (rf"^/stores/{_ID}/staff-stats$", "engagement"),
+        (r"^/(templates|messages)$", "engagement"),
         (r"^/(stores|staff|products|customers)(/.*)?$", "customer"),
         (rf"^/purchases/{_ID}/refund$", "customer"),
         (r"^/imports(/.*)?$", "customer"),

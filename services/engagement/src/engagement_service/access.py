@@ -26,5 +26,12 @@ POLICY = AccessPolicy(
         "GET /visits": STORE_PEOPLE,
         "GET /staff/{staff_id}/stats": STORE_PEOPLE,
         "GET /stores/{store_id}/staff-stats": MANAGERS,
+        # Care messages: the template library is the store's (or head office's) to keep, what
+        # every message says; the store's people send and read messages; a partner's system
+        # neither (a till has no business writing to the store's customers in its name).
+        "POST /templates": MANAGERS,
+        "GET /templates": STORE_PEOPLE,
+        "POST /messages": STORE_PEOPLE,
+        "GET /messages": STORE_PEOPLE,
     }
 )

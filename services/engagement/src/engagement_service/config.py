@@ -32,3 +32,25 @@ class Settings(BaseServiceSettings):
     # Care messages (messages/): the SMS provider the worker sends through (CRM_SMS_PROVIDER);
     # console logs and reports delivered, the embedded default.
     sms_provider: Literal["console", "aliyun"] = "console"
+    # The sender signature (【signature】) every message goes under; the store's name when unset.
+    sms_signature: str | None = Field(default=None, min_length=2, max_length=20)
+    # A brand's forbidden words per template category ({"season": [...]}), replacing that
+    # category's defaults (messages/categories.py).
+    sms_forbidden_words: dict[str, list[str]] = {}
+    # Replies that opt a customer out of every message but transactional ones under the
+    # signature, and those that opt back in (compared whole, ignoring case and spaces).
+    sms_opt_out_keywords: list[str] = ["TD", "T", "N", "退订"]
+    sms_resubscribe_keywords: list[str] = ["DY", "订阅"]
+    # What every promotional message ends with.
+    sms_unsubscribe_suffix: str = "回TD退订"
+    # At most this many messages (transactional ones aside) per customer in this many days.
+    sms_frequency_cap_messages: int = Field(default=3, ge=1)
+    sms_frequency_cap_days: int = Field(default=7, ge=1)
+    # The sending worker (messages/worker.py): messages per claim, how long a claim holds, how
+    # often it looks without being woken, and the backoff of retries until it gives up.
+    sms_send_batch: int = Field(default=50, ge=1, le=1000)
+    sms_lease_seconds: float = Field(default=120.0, gt=0)
+    sms_poll_seconds: float = Field(default=5.0, gt=0)
+    sms_retry_base_seconds: float = Field(default=30.0, gt=0)
+    sms_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    sms_max_attempts: int = Field(default=8, ge=1)

@@ -66,3 +66,8 @@ async def staff_member(request: Request, staff_id: str) -> dict[str, Any] | None
         raise CustomerServiceUnavailable(f"/staff answered {response.status_code}")
     found: dict[str, Any] = response.json()
     return found
+
+
+def pooled_client(app: FastAPI) -> httpx.AsyncClient:
+    """The process's pooled client to the customer service (messages/directory.py's reads)."""
+    return _client(app)

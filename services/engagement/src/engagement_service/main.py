@@ -17,6 +17,10 @@ from engagement_service.care.scheduled import special_days_worker
 from engagement_service.config import Settings
 from engagement_service.followups.router import router as tasks_router
 from engagement_service.handlers import handle_events
+from engagement_service.messages.callbacks import DatabaseSink
+from engagement_service.messages.providers.registry import create_provider
+from engagement_service.messages.router import router as messages_router
+from engagement_service.messages.worker import message_worker
 from engagement_service.stats.month_close import staff_month_worker
 from engagement_service.stats.router import router as stats_router
 from engagement_service.visits.router import router as visits_router
@@ -44,15 +48,20 @@ run_event_consumer.drains_on_stop = True  # type: ignore[attr-defined]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    provider = create_provider(settings)
     app = create_service_app(
         title="Engagement service",
-        settings=settings or Settings(),
+        settings=settings,
         routers=[
             guarded(
                 [tasks_router, visits_router, stats_router],
                 policy=POLICY,
                 principal_dependency=principal_dependency,
-            )
+            ),
+            guarded(
+                [messages_router], policy=POLICY, principal_dependency=principal_dependency
+            ),
         ],
         workers=[
             run_event_consumer,
@@ -60,7 +69,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             special_days_worker,
             routine_care_worker,
             staff_month_worker,
+            message_worker,
         ],
     )
+    app.state.sms_provider = provider
+    # The provider's delivery-status and inbound routes: called by the SMS platform, which
+    # proves itself by the signature on each request, so they are declared public in POLICY.
+    if (callbacks := provider.callback_routes(DatabaseSink(app))) is not None:
+        app.include_router(callbacks)
     require_declared(app, POLICY)
     return app

@@ -10,6 +10,7 @@ def import_all_models() -> None:
     from engagement_service.customers import models as _customers  # noqa: F401
     from engagement_service.followups import models as _followups  # noqa: F401
     from engagement_service.followups import routine_care as _routine_care  # noqa: F401
+    from engagement_service.messages import models as _messages  # noqa: F401
     from engagement_service.scores import models as _scores  # noqa: F401
     from engagement_service.stats import models as _stats  # noqa: F401
     from engagement_service.visits import models as _visits  # noqa: F401

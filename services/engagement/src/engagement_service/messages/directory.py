@@ -1,0 +1,94 @@
+"""What a message needs from the customer service, asked over HTTP (customer_api.py's client).
+
+Engagement keeps no names and no numbers (its copy of the files carries none by contract):
+
+- when a message is queued, the customer's name and gender, the staff member's name and the
+  store's name are read as the caller (the caller's store scope decides what is seen);
+- when the worker sends, the numbers are read for the store as the message service itself: a
+  principal it signs for that store's manager role, the one that sees numbers whole, scoped to
+  the one store; nothing but the worker's own reads carries it.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from crm_libs.principal import PRINCIPAL_HEADER, Principal, Role, sign_principal
+from engagement_service.customer_api import CustomerServiceUnavailable
+
+# The subject the customer service sees (and its logs name) for the worker's reads.
+SENDER_SUBJECT = "engagement:messages"
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    name: str | None
+    gender: str | None
+
+
+class CustomerDirectory:
+    """Reads from the customer service with one principal header."""
+
+    def __init__(self, client: httpx.AsyncClient, principal_header: str) -> None:
+        self._client = client
+        self._headers = {PRINCIPAL_HEADER: principal_header}
+
+    async def _get(self, path: str, params: Any = None) -> httpx.Response:
+        try:
+            response = await self._client.get(path, params=params, headers=self._headers)
+        except httpx.HTTPError as exc:
+            raise CustomerServiceUnavailable(str(exc) or type(exc).__name__) from exc
+        if response.status_code >= 500:
+            raise CustomerServiceUnavailable(f"{path} answered {response.status_code}")
+        return response
+
+    async def _files(self, customer_ids: list[str]) -> list[dict[str, Any]]:
+        unique = sorted(set(customer_ids))
+        response = await self._get(
+            "/customers", params={"ids": unique, "limit": len(unique), "status": "active"}
+        )
+        if response.status_code != 200:
+            raise CustomerServiceUnavailable(f"/customers answered {response.status_code}")
+        items: list[dict[str, Any]] = response.json()["items"]
+        return items
+
+    async def recipient(self, customer_id: str) -> Recipient | None:
+        """The customer's name and gender, or None when the caller may not see the file."""
+        for item in await self._files([customer_id]):
+            if item["id"] == customer_id:
+                return Recipient(name=item.get("name"), gender=item.get("gender"))
+        return None
+
+    async def staff_name(self, staff_id: str) -> str | None:
+        response = await self._get(f"/staff/{quote(staff_id, safe='')}")
+        if response.status_code != 200:
+            return None
+        name: str | None = response.json().get("name")
+        return name
+
+    async def store_name(self, store_id: str) -> str | None:
+        response = await self._get(f"/stores/{quote(store_id, safe='')}")
+        if response.status_code != 200:
+            return None
+        name: str | None = response.json().get("name")
+        return name
+
+    async def numbers(self, customer_ids: list[str]) -> dict[str, str | None]:
+        """Each active file's primary number (None when it has none); absent files left out."""
+        found: dict[str, str | None] = {}
+        for start in range(0, len(customer_ids), 500):
+            for item in await self._files(customer_ids[start : start + 500]):
+                found[item["id"]] = item.get("phone")
+        return found
+
+
+def sender_directory(
+    client: httpx.AsyncClient, *, store_id: str, secret: str, ttl_seconds: int = 60
+) -> CustomerDirectory:
+    """The worker's reads of one store's numbers."""
+    principal = Principal(subject=SENDER_SUBJECT, role=Role.STORE_MANAGER, store_id=store_id)
+    return CustomerDirectory(
+        client, sign_principal(principal, secret=secret, ttl_seconds=ttl_seconds)
+    )
