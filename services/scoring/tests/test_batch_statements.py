@@ -101,16 +101,32 @@ async def test_staged_score_changes_are_whole_envelopes(session: AsyncSession) -
             text("SELECT event_id, topic, key, envelope FROM outbox_event WHERE key LIKE 'env-%'")
         )
     ).all()
-    # The buyers' first tiers; the registered file stages nothing: a file without a score is a
-    # prospect to crm.scores.v1's readers (deploy/README.md).
-    assert len(rows) == len(changes) == 2
+    # The buyers' first tiers, then their dates (this statement, unlike the consumer's
+    # classifying one, publishes no dates: scores/expected_dates.py follows it); the registered
+    # file stages nothing: a file without a score is a prospect to crm.scores.v1's readers
+    # (deploy/README.md).
+    assert len(rows) == 2 * len(changes) == 4
     staged = {}
+    dated = {}
     for event_id, topic, key, envelope in rows:
         parsed = EventEnvelope.model_validate(envelope)
         assert (str(parsed.event_id), topic, parsed.customer_id) == (event_id, Topics.SCORES, key)
         assert parsed.type == "score.changed" and parsed.version == 1
         assert abs(parsed.occurred_at - datetime.now(UTC)) < timedelta(minutes=5)
-        staged[key] = (parsed.store_id, parsed.payload)
+        if parsed.payload["previous_tier"] is None:
+            staged[key] = (parsed.store_id, parsed.payload)
+        else:
+            dated[key] = parsed.payload
+    runs_out = (
+        batch("env", stores=1, customers=1)[0].purchased_on + timedelta(days=60)
+    ).isoformat()
+    assert {
+        k: (p["version"], p["supply_runs_out_on"], p["expected_purchase_on"])
+        for k, p in dated.items()
+    } == {
+        "env-c0": (2, runs_out, runs_out),
+        "env-c1": (2, runs_out, runs_out),
+    }
     # Not classified yet (scores/classify.py runs after the batch's ranking).
     unclassified = {
         "ladder_level": None,
@@ -118,6 +134,9 @@ async def test_staged_score_changes_are_whole_envelopes(session: AsyncSession) -
         "ladder_score": None,
         "lifecycle": None,
         "previous_lifecycle": None,
+        # as the row was before the statement: none yet
+        "supply_runs_out_on": None,
+        "expected_purchase_on": None,
     }
     assert staged == {
         "env-c1": (
@@ -144,7 +163,7 @@ async def test_staged_score_changes_are_whole_envelopes(session: AsyncSession) -
             },
         ),
     }
-    assert len({r.event_id for r in rows}) == 2
+    assert len({r.event_id for r in rows}) == 4
 
 
 async def test_enqueue_many_stages_a_list_with_one_statement(

@@ -84,6 +84,7 @@ async def test_a_batch_writes_each_row_once_and_publishes_one_event_per_customer
     events = await staged(session, tag)
     assert sorted(e["customer_id"] for e in events) == sorted(buyers)
     first = next(e["payload"] for e in events if e["customer_id"] == buyers[0])
+    runs_out = (datetime.now(UTC) - timedelta(days=3)).date() + timedelta(days=30)
     assert first == {
         "value_tier": first["value_tier"],
         "previous_tier": None,
@@ -95,6 +96,9 @@ async def test_a_batch_writes_each_row_once_and_publishes_one_event_per_customer
         "net_spend_365d": "50.00",
         "cause": "purchase",
         "version": 1,
+        # 30 days from 40 days ago, then 30 more from 3 days ago (scores/expected_dates.py)
+        "supply_runs_out_on": runs_out.isoformat(),
+        "expected_purchase_on": runs_out.isoformat(),
     }
     assert first["value_tier"] in {"vip", "major", "medium", "small"}
     assert first["lifecycle"] is not None

@@ -11,7 +11,7 @@ from typing import Any
 
 import asyncpg
 
-from scoring_service.scores import classify, events, history, refund_facts
+from scoring_service.scores import classify, events, expected_dates, history, refund_facts
 from scoring_service.scores.rebuild import rebuild_aggregates
 from scoring_service.scores.rerank import rerank
 from scoring_service.scores.thresholds import DEFAULT_THRESHOLDS
@@ -104,7 +104,8 @@ _STORED_SQL = """,
                cs.purchase_count AS stored_count, cs.first_purchase_at AS stored_first,
                cs.last_purchase_at AS stored_last, cs.supply_runs_out_on AS stored_runs_out,
                cs.ladder_floor, cs.ladder_level, cs.ladder_score, cs.loyalty, cs.lifecycle,
-               cs.rfm_r, cs.rfm_f, cs.rfm_m"""
+               cs.rfm_r, cs.rfm_f, cs.rfm_m, cs.expected_purchase_on AS stored_expected,
+               cs.announced_runs_out_on AS stored_announced"""
 _CLASSIFIED_SQL = f"""
     cur AS (
         SELECT t.customer_id, t.store_id, t.timezone,
@@ -121,12 +122,29 @@ _CLASSIFIED_SQL = f"""
         FROM tiered AS t LEFT JOIN store_tier_rules AS tr ON tr.store_id = t.store_id
         WHERE NOT t.late AND t.customer_id <> ALL({_DEFERRED}::text[])
     ), {classify.classification_sql(_INPUTS, scores=_SCORES_AFTER, bought="spent")},
-    written AS (
+    dates AS (
+        SELECT t.customer_id, d.new_runs_out,
+               {
+    expected_dates.expected_sql(
+        store="t.store_id", runs_out="d.new_runs_out", timezone="t.timezone", today="k.today"
+    )
+} AS new_expected
+        FROM tiered AS t JOIN classified AS k USING (customer_id)
+        -- aggregates.added_runs_out, as ``added`` writes it
+        CROSS JOIN LATERAL (
+            SELECT GREATEST(t.stored_runs_out + t.supply_days, t.runs_out) AS new_runs_out
+        ) AS d
+    ), written AS (
         SELECT t.*, k.customer_id IS NOT NULL AS classifies, k.new_level, k.new_score,
                k.new_loyalty, k.new_lifecycle, k.r, k.f, k.m, k.segment, k.today,
                COALESCE(k.published, false) AS published,
-               COALESCE(k.published OR k.restated, false) AS reclassified
+               COALESCE(k.published OR k.restated, false) AS reclassified,
+               d.new_runs_out, d.new_expected,
+               -- dates moved from those last published (scores/expected_dates.py)
+               COALESCE(d.new_expected IS DISTINCT FROM t.stored_expected
+                        OR d.new_runs_out IS DISTINCT FROM t.stored_announced, false) AS dated
         FROM tiered AS t LEFT JOIN classified AS k USING (customer_id)
+        LEFT JOIN dates AS d USING (customer_id)
     ),"""  # noqa: S608
 _KEPT_UNLESS_CLASSIFIED = {
     "ladder_level": "new_level",
@@ -137,6 +155,8 @@ _KEPT_UNLESS_CLASSIFIED = {
     "rfm_f": "f",
     "rfm_m": "m",
     "rfm_segment": "segment",
+    "expected_purchase_on": "new_expected",
+    "announced_runs_out_on": "new_runs_out",
 }
 _CLASSIFIED_SET_SQL = "".join(
     f"{column} = CASE WHEN b.classifies THEN b.{new} ELSE cs.{column} END, "
@@ -147,19 +167,22 @@ _ANNOUNCED_SQL = f"""
     announced AS (
         SELECT customer_id, store_id, previous_tier, value_tier, version, net_spend_365d,
                ladder_level, previous_ladder_level, ladder_score, lifecycle, previous_lifecycle,
-               '{history.PURCHASE}' AS cause
+               '{history.PURCHASE}' AS cause, supply_runs_out_on, expected_purchase_on
         FROM added
         WHERE previous_tier IS DISTINCT FROM value_tier
            OR previous_ladder_level IS DISTINCT FROM ladder_level
            OR previous_lifecycle IS DISTINCT FROM lifecycle
+           OR dated
         UNION ALL
         SELECT customer_id, store_id, previous_tier, value_tier, version, net_spend_365d,
-               ladder_level, NULL, ladder_score, lifecycle, NULL, '{history.PURCHASE}'
+               ladder_level, NULL, ladder_score, lifecycle, NULL, '{history.PURCHASE}',
+               supply_runs_out_on, expected_purchase_on
         FROM created
         UNION ALL
         SELECT customer_id, store_id, previous_tier, value_tier, version, net_spend_365d,
                ladder_level, ladder_level, ladder_score, lifecycle, lifecycle,
-               COALESCE({history.DECLARED_CAUSE_SQL}, '{history.RANK_MOVED}')
+               COALESCE({history.DECLARED_CAUSE_SQL}, '{history.RANK_MOVED}'),
+               supply_runs_out_on, expected_purchase_on
         FROM pushed
     ), {events.staging_sql("announced", classified=True)},
     recorded AS (
@@ -215,21 +238,28 @@ def _add_batch_sql(*, classifying: bool) -> str:
     source = "written" if classifying else "tiered"
     classified_set = _CLASSIFIED_SET_SQL if classifying else ""
     version_moved = (
-        "cs.value_tier IS DISTINCT FROM b.tier OR b.published"
+        "cs.value_tier IS DISTINCT FROM b.tier OR b.published OR b.dated"
         if classifying
         else "cs.value_tier IS DISTINCT FROM b.tier"
     )
     if classifying:
         returned_added = """,
                   cs.ladder_level, b.ladder_level AS previous_ladder_level, cs.ladder_score,
-                  cs.lifecycle, b.lifecycle AS previous_lifecycle"""
+                  cs.lifecycle, b.lifecycle AS previous_lifecycle, cs.supply_runs_out_on,
+                  cs.expected_purchase_on, b.dated"""
         created_columns = """, ladder_level, ladder_score, loyalty,
-                                    lifecycle, rfm_r, rfm_f, rfm_m, rfm_segment, classified_on"""
+                                    lifecycle, rfm_r, rfm_f, rfm_m, rfm_segment, classified_on,
+                                    expected_purchase_on, announced_runs_out_on"""
         created_values = """, b.new_level, b.new_score, b.new_loyalty,
                b.new_lifecycle, b.r, b.f, b.m, b.segment,
-               CASE WHEN b.reclassified THEN b.today END"""
-        returned_created = ", ladder_level, ladder_score, lifecycle"
-        returned_pushed = ", cs.ladder_level, cs.ladder_score, cs.lifecycle"
+               CASE WHEN b.reclassified THEN b.today END, b.new_expected, b.new_runs_out"""
+        returned_created = (
+            ", ladder_level, ladder_score, lifecycle, supply_runs_out_on, expected_purchase_on"
+        )
+        returned_pushed = (
+            ", cs.ladder_level, cs.ladder_score, cs.lifecycle, cs.supply_runs_out_on,"
+            " cs.expected_purchase_on"
+        )
         classified_on = (
             "classified_on = CASE WHEN b.reclassified THEN b.today ELSE cs.classified_on END,"
         )
@@ -402,9 +432,17 @@ async def add_and_rank(
             changes.append(events.TierChange(*row[1:]))
         else:
             (late if row[0] == "late" else missed).append(row[1])
-    return changes + await _after_add(
-        db, stores, now=now, since=since, late=late, missed=missed, refunded=refunded
+    changes += await _after_add(
+        db,
+        stores,
+        now=now,
+        since=since,
+        late=late,
+        missed=missed,
+        refunded=refunded,
+        dated=folded[0],  # this statement publishes no dates
     )
+    return changes
 
 
 async def add_rank_and_classify(
@@ -438,7 +476,14 @@ async def add_rank_and_classify(
         else:
             (late if kind == "late" else missed).append(value)
     added.changes = await _after_add(
-        db, stores, now=now, since=since, late=late, missed=missed, refunded=refunded
+        db,
+        stores,
+        now=now,
+        since=since,
+        late=late,
+        missed=missed,
+        refunded=refunded,
+        dated=[*late, *missed, *refunded],  # the rest were dated by the statement
     )
     added.unclassified = list(dict.fromkeys([*late, *missed, *refunded]))
     added.classified = set(folded[0]).difference(added.unclassified)
@@ -454,15 +499,20 @@ async def _after_add(
     late: list[str],
     missed: list[str],
     refunded: Sequence[str],
+    dated: Sequence[str],
 ) -> list[events.TierChange]:
     """The rare rest of a batch: back-dated, missed and refunded customers' aggregates rebuilt
-    from their facts, the stores ranked whole after a missed row, the wholly refunded made
-    prospects again."""
+    from their facts, the moved dates of ``dated`` published, the stores ranked whole after a
+    missed row, the wholly refunded made prospects again."""
     changes: list[events.TierChange] = []
     if late or missed or refunded:  # rare (a back-dated purchase): one more statement
         await rebuild_aggregates(
             db, customer_ids=list(dict.fromkeys([*late, *missed, *refunded])), since=since, now=now
         )
+    # Before the re-rank and the classification: what they publish carries the dates stored.
+    await expected_dates.publish_moved_dates(
+        db, now=now, cause=history.PURCHASE, customer_ids=dated
+    )
     if missed:
         changes += await rerank(db, stores, now=now)
     if refunded:

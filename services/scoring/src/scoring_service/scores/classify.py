@@ -272,7 +272,7 @@ def _classify_sql(batch: str) -> str:
         RETURNING cs.customer_id, cs.store_id, cs.value_tier, cs.value_tier AS previous_tier,
                   cs.version, cs.net_spend_365d, cs.ladder_level, k.previous_ladder_level,
                   cs.ladder_score, cs.lifecycle, k.previous_lifecycle, k.cause, k.published,
-                  k.new_buyer, k.fresh
+                  k.new_buyer, k.fresh, cs.supply_runs_out_on, cs.expected_purchase_on
     ), published AS (
         SELECT * FROM changed WHERE published
     ), classified_history AS (

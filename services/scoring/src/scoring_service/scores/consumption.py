@@ -1,7 +1,8 @@
 """The score's consumption values that need no model: the next product or category and the
-capability (scores/next_purchase.py's rules), the expected date and the member event to invite
-to before it (scores/member_events.py). Read when the score is read, like the model's: the
-store's transitions are precomputed, so this is four small statements by key.
+capability (scores/next_purchase.py's rules), the expected date (kept with the score:
+scores/expected_dates.py) and the member event to invite to before it
+(scores/member_events.py). Read when the score is read, like the model's: the store's
+transitions are precomputed, so this is four small statements by key.
 """
 
 from datetime import datetime
@@ -32,7 +33,8 @@ async def consumption_values(
         db, store_id=score.store_id, now=now, next_purchase_on=runs_out, timezone=score.timezone
     )
     return {
-        "next_purchase_on": runs_out,
+        # As stored and published on score.changed (scores/expected_dates.py): one definition.
+        "next_purchase_on": score.expected_purchase_on if runs_out is not None else None,
         "next_event": None
         if event is None
         else NextEventPublic(

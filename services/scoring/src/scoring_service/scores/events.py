@@ -1,5 +1,6 @@
-"""``score.changed``: published when a customer's tier changes, theirs or pushed by others, and
-when their ladder or lifecycle changes (scores/classify.py).
+"""``score.changed``: published when a customer's tier changes, theirs or pushed by others, when
+their ladder or lifecycle changes (scores/classify.py), and when their supply run-out or
+expected purchase date moves (scores/expected_dates.py).
 
 A re-rank can move thousands of customers, so the outbox rows are written by the statement that
 moves them (:func:`staging_sql`): no row crosses to Python and back, and there is one INSERT
@@ -30,7 +31,9 @@ class TierChange(msgspec.Struct, frozen=True, gc=False):
 # The EventEnvelope of score.changed, built in SQL (tests/test_batch_statements.py parses it
 # back with EventEnvelope). occurred_at in UTC with a Z, as pydantic writes it. Every event
 # carries the current tier, ladder and lifecycle, what each was before and the cause
-# (deploy/README.md, crm.scores.v1): a value that did not change has itself as previous value.
+# (deploy/README.md, crm.scores.v1): a value that did not change has itself as previous value;
+# and the supply run-out and expected purchase date as the row holds them
+# (scores/expected_dates.py).
 _ENVELOPE_SQL = f"""
     jsonb_build_object(
         'event_id', e.event_id, 'type', '{SCORE_CHANGED}', 'version', 1,
@@ -42,7 +45,9 @@ _ENVELOPE_SQL = f"""
             'ladder_level', e.ladder_level, 'previous_ladder_level', e.previous_ladder_level,
             'ladder_score', e.ladder_score,
             'lifecycle', e.lifecycle, 'previous_lifecycle', e.previous_lifecycle,
-            'cause', e.cause
+            'cause', e.cause,
+            'supply_runs_out_on', e.supply_runs_out_on,
+            'expected_purchase_on', e.expected_purchase_on
         )
     )
 """
@@ -52,7 +57,8 @@ _ENVELOPE_SQL = f"""
 # record in the history.
 _TIER_COLUMNS_SQL = f"""
     k.ladder_level, k.ladder_level AS previous_ladder_level, k.ladder_score,
-    k.lifecycle, k.lifecycle AS previous_lifecycle, {history.tier_cause_sql("c")} AS cause
+    k.lifecycle, k.lifecycle AS previous_lifecycle, {history.tier_cause_sql("c")} AS cause,
+    k.supply_runs_out_on, k.expected_purchase_on
 """
 _TIER_HISTORY_SQL = f"""
     , tier_history AS (
@@ -72,8 +78,10 @@ def staging_sql(changes: str, *, classified: bool = False) -> str:
     ``changes`` names an earlier CTE with the columns of :class:`TierChange` (a constant of the
     caller's SQL, never a value). With ``classified`` (scores/classify.py) it also has
     ``ladder_level``, ``previous_ladder_level``, ``ladder_score``, ``lifecycle``,
-    ``previous_lifecycle`` and ``cause`` and writes its own history; otherwise the tiers moved
-    and the ladder and lifecycle are read from the customer's stored score.
+    ``previous_lifecycle``, ``cause``, ``supply_runs_out_on`` and ``expected_purchase_on`` and
+    writes its own history; otherwise the tiers moved and the ladder, lifecycle and dates are
+    read from the customer's stored score (as the statement found it: a statement that moves
+    the run-out without publishing it is followed by expected_dates.publish_moved_dates).
 
     Event ids: one random UUID per statement, its last twelve hex digits replaced by the row's
     number in the statement. Unique within the statement by the number, across statements by

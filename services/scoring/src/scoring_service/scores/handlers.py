@@ -7,7 +7,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.consumer import prepared
 from crm_libs.events.driver import driver_connection
-from scoring_service.scores import classified_batch, history, merges, refunds, service
+from scoring_service.scores import (
+    classified_batch,
+    expected_dates,
+    history,
+    merges,
+    refunds,
+    service,
+)
 from scoring_service.scores.consumed import ConsumedEvent
 from scoring_service.scores.member_events import store_member_events
 
@@ -39,7 +46,8 @@ def make_batch_handler(*, as_of: date | None):
         refunded = [e.refund for e in batch if e.refund is not None]
         scheduled = [e.scheduled for e in batch if e.scheduled is not None]
         cancelled = [e.cancelled for e in batch if e.cancelled is not None]
-        if scheduled or cancelled:  # no store's lock: member events change no score's row
+        event_stores = {e.store_id for e in scheduled} | {c.store_id for c in cancelled}
+        if event_stores:  # no store's lock: the member event's own row
             await store_member_events(
                 await driver_connection(session), scheduled=scheduled, cancelled=cancelled
             )
@@ -48,7 +56,7 @@ def make_batch_handler(*, as_of: date | None):
         purchases = await merges.rekeyed(session, purchases)
         if ready is not None and not ready.describes(purchases):
             ready = None  # re-keyed: made ready for the files they were bought for
-        if merged or signals_seen or links or refunded:
+        if merged or signals_seen or links or refunded or event_stores:
             # Every store of the batch at once, in key order (as score_batch would): taking the
             # merges' (or signals', links') stores after the batch's could deadlock with a
             # member doing the reverse.
@@ -58,7 +66,18 @@ def make_batch_handler(*, as_of: date | None):
                 | {s for _, s, _ in prospects}
                 | {p.store_id for p in purchases}
                 | {r.store_id for r in refunded}
-                | classified_batch.stores_of(signals_seen=signals_seen, links=links),
+                | classified_batch.stores_of(signals_seen=signals_seen, links=links)
+                | event_stores,
+            )
+        if event_stores:
+            # The expected dates the events moved (an event now before a run-out, or one
+            # cancelled), before the batch's purchases: what those publish carries them.
+            await expected_dates.publish_moved_dates(
+                await driver_connection(session),
+                now=service.window_start(as_of)[0],
+                cause=history.MEMBER_EVENT,
+                store_ids=sorted(event_stores),
+                events_changed=True,
             )
         if merged:
             changes = await service.score_batch(

@@ -37,6 +37,8 @@ REGISTERED = "registered"
 MERGED = "merged"
 # The customer file changed what the ladder or loyalty reads (its referrer, competitors' products).
 FILE_CHANGED = "file_changed"
+# A member event of the store scheduled or cancelled moved an expected purchase date.
+MEMBER_EVENT = "member_event"
 
 # A transaction-local setting: gone with the transaction, seen by every statement of it.
 _CAUSE_SETTING = "scoring.cause"

@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.driver import driver_connection
-from scoring_service.scores import events
+from scoring_service.scores import events, expected_dates, history
 from scoring_service.scores.aggregates import PurchaseSeen
 from scoring_service.scores.consumed import DEFAULT_TIMEZONE, Merged
 from scoring_service.scores.rebuild import rebuild_aggregates
@@ -136,4 +136,8 @@ async def apply_merges(
     )
     if received:
         await rebuild_aggregates(db, customer_ids=sorted(received), since=since, now=now)
+        # The survivors' run-outs, published before what the re-rank publishes carries them.
+        await expected_dates.publish_moved_dates(
+            db, now=now, cause=history.MERGED, customer_ids=sorted(received)
+        )
     return await rerank(db, stores, now=now)

@@ -65,6 +65,10 @@ class CustomerScore(SQLModel, table=True):
         default=None, sa_column=Column(DateTime(timezone=True))
     )
     supply_runs_out_on: date | None = Field(default=None, sa_column=Column(Date))
+    # The expected next purchase (the run-out, or a member event before it) and the run-out as
+    # the newest score.changed carried them (scores/expected_dates.py).
+    expected_purchase_on: date | None = Field(default=None, sa_column=Column(Date))
+    announced_runs_out_on: date | None = Field(default=None, sa_column=Column(Date))
     net_spend_365d: Decimal = Field(
         sa_column=Column(Numeric(14, 2), nullable=False, server_default="0")
     )

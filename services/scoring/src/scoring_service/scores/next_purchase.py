@@ -19,8 +19,9 @@ next"), computed for a whole store in one statement from its customers' facts by
 ageing and by a recompute (:func:`refresh_transitions`), never per request. A score read
 costs two small statements: the customer's own lines and the store's candidates.
 
-**Expected date** (``next_purchase_on``): the supply run-out date; the member event to invite
-to before it is scores/member_events.py's.
+**Expected date** (``next_purchase_on``): the supply run-out date, or the store's member event
+before it: scores/expected_dates.py's, kept with the score; the event to invite to is
+scores/member_events.py's.
 
 **Capability**, the expected kind of the next purchase (DOMAIN.md §2's purchase kinds):
 ``referral`` for a referred file with no purchase yet; ``initial`` for any other prospect;

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.driver import driver_connection
 from crm_libs.problems import NotFound
-from scoring_service.scores import history, service
+from scoring_service.scores import expected_dates, history, service
 from scoring_service.scores.classify import classify_store
 from scoring_service.scores.next_purchase import refresh_transitions
 
@@ -33,8 +33,8 @@ class Recomputed:
     customers: int
     # Aggregates that differed from the facts (zero when the incremental path kept up).
     corrected: int
-    # Changes published as ``score.changed``: tiers moved, then ladders or lifecycles changed
-    # (a customer whose tier and lifecycle both moved is counted in each).
+    # Changes published as ``score.changed``: dates moved, tiers moved, then ladders or
+    # lifecycles changed (a customer whose tier and lifecycle both moved is counted in each).
     changed: int
 
 
@@ -50,9 +50,13 @@ async def recompute_store(
     await history.declare_cause(db, cause=history.RECOMPUTE)
     now, since = service.window_start(as_of)
     corrected = await service.rebuild_aggregates(db, store_id=store_id, since=since, now=now)
+    # The run-outs the rebuild moved, published before what the ranking and classifying carry.
+    dated = await expected_dates.publish_moved_dates(
+        db, now=now, cause=history.RECOMPUTE, store_ids=[store_id]
+    )
     # The rebuild summed the trailing window too (refresh_windows would only sum it again: a
     # second pass over a million customers' purchases): the pyramid is ranked on it at once.
     moved = len(await service._rerank(db, [store_id], now=now))
     classified = await classify_store(db, store_id=store_id, now=now, cause=history.RECOMPUTE)
     await refresh_transitions(db, store_id=store_id, now=now)  # the next product's figures
-    return Recomputed(customers=customers, corrected=corrected, changed=moved + classified)
+    return Recomputed(customers=customers, corrected=corrected, changed=dated + moved + classified)

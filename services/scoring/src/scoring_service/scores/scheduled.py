@@ -28,7 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_libs.events.driver import driver_connection
-from scoring_service.scores import history, service
+from scoring_service.scores import expected_dates, history, service
 from scoring_service.scores.classify import classify_store
 from scoring_service.scores.next_purchase import refresh_transitions
 
@@ -150,12 +150,17 @@ async def age_store(
         return None
     await history.declare_cause(db, cause=history.AGEING)
     now, _ = service.window_start(as_of)
+    # First: an event whose day has passed no longer sets the expected date, and what the rest
+    # publishes carries the dates stored.
+    moved_dates = await expected_dates.publish_moved_dates(
+        db, now=now, cause=history.AGEING, store_ids=[store_id]
+    )
     moved = await service.refresh_windows(session, store_id=store_id, as_of=as_of)
     classified = await classify_store(db, store_id=store_id, now=now, cause=history.AGEING)
     # The store's "after X, customers bought Y" for the next product, once a day with the rest.
     await refresh_transitions(db, store_id=store_id, now=now)
     await db.execute(_MARK_AGED_SQL, store_id, today)
-    return moved + classified
+    return moved_dates + moved + classified
 
 
 async def age_due_stores(
