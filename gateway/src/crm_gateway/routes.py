@@ -30,6 +30,8 @@ ROUTES: tuple[Route, ...] = tuple(
         (r"^/visits$", "engagement"),
         (rf"^/staff/{_ID}/stats$", "engagement"),
         (rf"^/stores/{_ID}/staff-stats$", "engagement"),
+        (rf"^/stores/{_ID}/complaint-stats$", "engagement"),
+        (rf"^/complaints(/{_ID}(/steps)?)?$", "engagement"),
         (r"^/(templates|messages)$", "engagement"),
         (r"^/(stores|staff|products|customers)(/.*)?$", "customer"),
         (rf"^/purchases/{_ID}/refund$", "customer"),

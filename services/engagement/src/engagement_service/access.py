@@ -8,6 +8,10 @@ the store's people, never by a partner's system, and a partner does not read the
 notes are the staff's own words about a customer's home and health. Staff statistics are a
 store's performance review: staff and experts read their own (stats/router.py checks the
 account's staff member), managers their store's, and a partner's system none.
+Complaints: a partner store's system may open one where the customer made it (its counter or
+hotline tool) and read the store's complaints to show their progress; the four steps are a
+person's listening, apology, solution and question, so only the store's people take them. A
+store's complaint statistics are the manager's, as staff statistics are.
 """
 
 from crm_libs.access import EVERY_ROLE, AccessPolicy
@@ -26,6 +30,11 @@ POLICY = AccessPolicy(
         "GET /visits": STORE_PEOPLE,
         "GET /staff/{staff_id}/stats": STORE_PEOPLE,
         "GET /stores/{store_id}/staff-stats": MANAGERS,
+        "POST /complaints": EVERY_ROLE,
+        "GET /complaints": EVERY_ROLE,
+        "GET /complaints/{complaint_id}": EVERY_ROLE,
+        "POST /complaints/{complaint_id}/steps": STORE_PEOPLE,
+        "GET /stores/{store_id}/complaint-stats": MANAGERS,
         # Care messages: the template library is the store's (or head office's) to keep, what
         # every message says; the store's people send and read messages; a partner's system
         # neither (a till has no business writing to the store's customers in its name).

@@ -29,6 +29,9 @@ class Settings(BaseServiceSettings):
     # Staff statistics (stats/): how often the month-close job looks for stores past their
     # local month start.
     staff_month_check_seconds: float = 60.0
+    # Complaints (complaints/): the second follow-up after an unsatisfied feedback is due this
+    # many store-local days after it (DOMAIN.md §7).
+    complaint_follow_up_days: int = Field(default=2, ge=0, le=30)
     # Care messages (messages/): the SMS provider the worker sends through (CRM_SMS_PROVIDER);
     # console logs and reports delivered, the embedded default.
     sms_provider: Literal["console", "aliyun"] = "console"

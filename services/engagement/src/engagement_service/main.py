@@ -14,6 +14,7 @@ from crm_libs.service_app import create_service_app
 from engagement_service.access import POLICY
 from engagement_service.care.routine import routine_care_worker
 from engagement_service.care.scheduled import special_days_worker
+from engagement_service.complaints.router import router as complaints_router
 from engagement_service.config import Settings
 from engagement_service.followups.router import router as tasks_router
 from engagement_service.handlers import handle_events
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         routers=[
             guarded(
-                [tasks_router, visits_router, stats_router],
+                [tasks_router, visits_router, stats_router, complaints_router],
                 policy=POLICY,
                 principal_dependency=principal_dependency,
             ),

@@ -7,6 +7,7 @@ def import_all_models() -> None:
     from engagement_service import idempotency as _idempotency  # noqa: F401
     from engagement_service.care import models as _care  # noqa: F401
     from engagement_service.care import stop_reasons as _stop_reasons  # noqa: F401
+    from engagement_service.complaints import models as _complaints  # noqa: F401
     from engagement_service.customers import models as _customers  # noqa: F401
     from engagement_service.followups import models as _followups  # noqa: F401
     from engagement_service.followups import routine_care as _routine_care  # noqa: F401

@@ -8,8 +8,10 @@ the newest by its time (a redelivered or older signal changes nothing). Sources 
   about why the customer would leave the store: unknown.
 - visits: a visit's outcome is the staff member's words, with no reason code to read; a visit
   that records one would be a source beside refunds (:func:`record_stop_signals`).
-- complaints (DOMAIN.md §7) do not exist yet; a resolved or unresolved complaint's cause is the
-  natural third source, through the same function.
+- a complaint's category (complaints/service.py, when it is opened): ``product_effect`` and
+  ``quality`` are the product, ``service`` the service; a complaint about the price or another
+  matter says nothing of why the customer would leave and records nothing (it would otherwise
+  hide a refund's or an earlier complaint's reason behind an unknown one).
 """
 
 from dataclasses import dataclass
@@ -43,6 +45,14 @@ REFUND_REASONS: dict[str, StopReason] = {
     "pushed_too_hard": StopReason.SERVICE,
     "family_objection": StopReason.UNKNOWN,
     "other": StopReason.UNKNOWN,
+}
+
+
+# A complaint's categories (complaints/schemas.py) that say why a customer may stop.
+COMPLAINT_REASONS: dict[str, StopReason] = {
+    "product_effect": StopReason.PRODUCT,
+    "quality": StopReason.PRODUCT,
+    "service": StopReason.SERVICE,
 }
 
 

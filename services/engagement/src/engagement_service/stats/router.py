@@ -18,6 +18,7 @@ from crm_libs.principal import Principal, Role
 from crm_libs.problems import Forbidden, InvalidField, NotFound, ProblemError, problem_responses
 from engagement_service import customer_api
 from engagement_service.care.files import local_day
+from engagement_service.complaints.stats import ComplaintStats, complaint_stats
 from engagement_service.deps import PrincipalDep, ReadSessionDep, SettingsDep
 from engagement_service.stats.service import MAX_PERIOD_DAYS, StaffStats, staff_stats
 from engagement_service.worklist.service import store_timezone
@@ -142,3 +143,49 @@ async def get_store_staff_stats(
         session, store_id=store_id, start=start, end=end, today=today, timezone=zone
     )
     return StoreStaffStats(items=[StaffStatsPublic.of(s) for s in found])
+
+
+class ComplaintStatsPublic(BaseModel):
+    store_id: str
+    start: date
+    end: date
+    opened: int
+    still_open: int
+    by_category: dict[str, int]
+    closed: int
+    resolved_on_the_spot: int
+    on_the_spot_rate: float | None
+    mean_resolution_minutes: float | None
+    median_resolution_minutes: float | None
+    second_follow_ups: int
+
+    @classmethod
+    def of(cls, stats: ComplaintStats) -> "ComplaintStatsPublic":
+        return cls(**{k: getattr(stats, k) for k in cls.model_fields})
+
+
+@router.get(
+    "/stores/{store_id}/complaint-stats",
+    response_model=ComplaintStatsPublic,
+    summary="A store's complaints over a period: resolution time, resolved on the spot (managers)",
+    description=_PERIOD_DOC + " `opened` counts the complaints opened in the period; `closed`, "
+    "`resolved_on_the_spot` (closed satisfied in the first round on the store-local day it "
+    "was opened) and the resolution times (opened to closed, minutes) those closed in it; "
+    "`second_follow_ups` the unsatisfied feedbacks recorded in it.",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_complaint_stats(
+    store_id: str,
+    session: ReadSessionDep,
+    principal: PrincipalDep,
+    settings: SettingsDep,
+    start: Annotated[date | None, Query(alias="from")] = None,
+    end: Annotated[date | None, Query(alias="to")] = None,
+) -> ComplaintStatsPublic:
+    principal.require_store(store_id, what="store")
+    zone = await store_timezone(session, store_id=store_id) or settings.default_timezone
+    today = local_day(datetime.now(UTC), zone, settings.default_timezone)
+    start, end = _period(start, end, today=today)
+    return ComplaintStatsPublic.of(
+        await complaint_stats(session, store_id=store_id, start=start, end=end, timezone=zone)
+    )
