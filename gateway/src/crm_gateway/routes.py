@@ -30,6 +30,7 @@ ROUTES: tuple[Route, ...] = tuple(
         (r"^/visits$", "engagement"),
         (rf"^/staff/{_ID}/stats$", "engagement"),
         (rf"^/stores/{_ID}/staff-stats$", "engagement"),
+        (rf"^/events(/{_ID}(/invitations(/{_ID})?|/checkins)?)?$", "engagement"),
         (rf"^/stores/{_ID}/complaint-stats$", "engagement"),
         (rf"^/complaints(/{_ID}(/steps)?)?$", "engagement"),
         (r"^/(templates|messages)$", "engagement"),

@@ -8,6 +8,9 @@ the store's people, never by a partner's system, and a partner does not read the
 notes are the staff's own words about a customer's home and health. Staff statistics are a
 store's performance review: staff and experts read their own (stats/router.py checks the
 account's staff member), managers their store's, and a partner's system none.
+Member events: a manager schedules and cancels them; the store's people invite, record
+replies and check customers and guests in; a partner's system may read the events (its till
+tags the orders taken at one) but not who was invited.
 Complaints: a partner store's system may open one where the customer made it (its counter or
 hotline tool) and read the store's complaints to show their progress; the four steps are a
 person's listening, apology, solution and question, so only the store's people take them. A
@@ -30,6 +33,14 @@ POLICY = AccessPolicy(
         "GET /visits": STORE_PEOPLE,
         "GET /staff/{staff_id}/stats": STORE_PEOPLE,
         "GET /stores/{store_id}/staff-stats": MANAGERS,
+        "POST /events": MANAGERS,
+        "GET /events": EVERY_ROLE,
+        "GET /events/{event_id}": EVERY_ROLE,
+        "DELETE /events/{event_id}": MANAGERS,
+        "POST /events/{event_id}/invitations": STORE_PEOPLE,
+        "GET /events/{event_id}/invitations": STORE_PEOPLE,
+        "PATCH /events/{event_id}/invitations/{customer_id}": STORE_PEOPLE,
+        "POST /events/{event_id}/checkins": STORE_PEOPLE,
         "POST /complaints": EVERY_ROLE,
         "GET /complaints": EVERY_ROLE,
         "GET /complaints/{complaint_id}": EVERY_ROLE,

@@ -29,6 +29,11 @@ class Settings(BaseServiceSettings):
     # Staff statistics (stats/): how often the month-close job looks for stores past their
     # local month start.
     staff_month_check_seconds: float = 60.0
+    # Member events (member_events/): scoring answers segments to invite (GET /scores, as
+    # the caller), and the guest-file job looks this often for guests whose file could not
+    # be opened at check-in (the customer service was down).
+    scoring_url: str = "http://127.0.0.1:8003"
+    guest_file_check_seconds: float = Field(default=5.0, gt=0)
     # Complaints (complaints/): the second follow-up after an unsatisfied feedback is due this
     # many store-local days after it (DOMAIN.md §7).
     complaint_follow_up_days: int = Field(default=2, ge=0, le=30)

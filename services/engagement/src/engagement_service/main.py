@@ -18,6 +18,8 @@ from engagement_service.complaints.router import router as complaints_router
 from engagement_service.config import Settings
 from engagement_service.followups.router import router as tasks_router
 from engagement_service.handlers import handle_events
+from engagement_service.member_events.guest_files import guest_files_worker
+from engagement_service.member_events.router import router as member_events_router
 from engagement_service.messages.callbacks import DatabaseSink
 from engagement_service.messages.providers.registry import create_provider
 from engagement_service.messages.router import router as messages_router
@@ -56,7 +58,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings,
         routers=[
             guarded(
-                [tasks_router, visits_router, stats_router, complaints_router],
+                [
+                    tasks_router,
+                    visits_router,
+                    stats_router,
+                    complaints_router,
+                    member_events_router,
+                ],
                 policy=POLICY,
                 principal_dependency=principal_dependency,
             ),
@@ -70,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             special_days_worker,
             routine_care_worker,
             staff_month_worker,
+            guest_files_worker,
             message_worker,
         ],
     )

@@ -11,6 +11,7 @@ def import_all_models() -> None:
     from engagement_service.customers import models as _customers  # noqa: F401
     from engagement_service.followups import models as _followups  # noqa: F401
     from engagement_service.followups import routine_care as _routine_care  # noqa: F401
+    from engagement_service.member_events import models as _member_events  # noqa: F401
     from engagement_service.messages import models as _messages  # noqa: F401
     from engagement_service.scores import models as _scores  # noqa: F401
     from engagement_service.stats import models as _stats  # noqa: F401

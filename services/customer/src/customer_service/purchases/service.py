@@ -7,7 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import Text, any_, bindparam, func, select
+from sqlalchemy import Text, any_, bindparam, case, func, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -21,6 +21,7 @@ from crm_libs.principal import Principal
 from crm_libs.problems import Conflict, InvalidField, NotFound
 from customer_service.customers import service as customers
 from customer_service.customers.models import Customer
+from customer_service.member_events.models import KnownMemberEvent
 from customer_service.money import to_cents
 from customer_service.products.models import Product
 from customer_service.purchases import contraindications, events
@@ -93,8 +94,18 @@ class Sale:
 
 # The customer (in the caller's store), its store's time zone, its health file (decrypted only
 # when a product of the sale lists contraindications or allergens) and, in the same round trip,
-# the store of the staff member named on the sale (NULL: no such member, or none named).
+# the store of the staff member named on the sale (NULL: no such member, or none named) and the
+# member event it names, if the customer's store has it (NULL: unknown there, or none named).
 _STAFF_STORE = select(col(Staff.store_id)).where(col(Staff.id) == bindparam("staff_id"))
+_MEMBER_EVENT = select(
+    case(
+        (col(KnownMemberEvent.cancelled_at).is_not(None), literal("cancelled")),
+        else_=literal("scheduled"),
+    )
+).where(
+    col(KnownMemberEvent.event_id) == bindparam("member_event_id"),
+    col(KnownMemberEvent.store_id) == col(Customer.store_id),
+)
 _SELLER = (
     select(
         col(Customer.store_id),
@@ -104,6 +115,7 @@ _SELLER = (
         col(Customer.merged_into),
         col(Customer.status),
         _STAFF_STORE.scalar_subquery().label("staff_store_id"),
+        _MEMBER_EVENT.scalar_subquery().label("member_event"),
     )
     .join(Store, col(Store.id) == col(Customer.store_id))
     .where(col(Customer.id) == bindparam("customer_id"))
@@ -165,7 +177,12 @@ async def record(
     scope = principal.store_scope()
     sql, args = driver_sql(
         _SELLER if scope is None else _SELLER_IN_STORE,
-        {"customer_id": customer_id, "store_id": scope, "staff_id": purchase_in.staff_id},
+        {
+            "customer_id": customer_id,
+            "store_id": scope,
+            "staff_id": purchase_in.staff_id,
+            "member_event_id": purchase_in.member_event_id,
+        },
     )
     seller = await conn.fetchrow(sql, *args)
     if seller is None:
@@ -188,6 +205,13 @@ async def record(
     # and must be refused here rather than by the foreign key at insert time.
     if purchase_in.staff_id is not None and seller["staff_store_id"] != seller["store_id"]:
         raise InvalidField("staff_id", "unknown staff member for this store")
+    if purchase_in.member_event_id is not None:
+        # Known from crm.engagement.v1 (member_events/consumer.py), not asked of engagement: a
+        # sale goes on while engagement is down.
+        if seller["member_event"] is None:
+            raise InvalidField("member_event_id", "no member event of the customer's store")
+        if seller["member_event"] == "cancelled":
+            raise InvalidField("member_event_id", "the member event was cancelled")
     sql, args = driver_sql(_CATALOGUE, {"skus": list({i.sku for i in purchase_in.items})})
     catalogue = {row["sku"]: row for row in await conn.fetch(sql, *args)}
     for index, item in enumerate(purchase_in.items):
