@@ -128,6 +128,13 @@ async def _own_store(api: httpx.AsyncClient) -> dict[str, str]:
         return (await api.post("/visits", json=body)).status_code == 201
 
     await eventually(file_known)
+    # A complaint about the customer, waiting for its first step (the first role allowed to
+    # takes it; the later ones meet a 409 naming the step expected).
+    complaint = await api.post(
+        "/complaints",
+        json={"customer_id": customer["id"], "points": "dented tin", "category": "quality"},
+    )
+    assert complaint.status_code == 201, complaint.text
     target = await create_account(api, role="staff", store_id=store["id"])
     key = (await api.post("/api-keys", json={"store_id": store["id"], "name": "target"})).json()
     return {
@@ -141,6 +148,7 @@ async def _own_store(api: httpx.AsyncClient) -> dict[str, str]:
         "task_id": task["id"],
         "account_id": target["id"],
         "key_id": key["id"],
+        "complaint_id": complaint.json()["id"],
         "sku": product["sku"],
         # A role every caller allowed to manage accounts may grant (and valid on the roster).
         "role": "staff",

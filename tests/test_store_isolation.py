@@ -54,6 +54,14 @@ async def _store_b(api: httpx.AsyncClient) -> dict[str, str]:
         return items or None
 
     task = (await eventually(tasks))[0]
+
+    async def complaint() -> dict[str, Any] | None:
+        # Once engagement has the file (another topic than the purchase's).
+        body = {"customer_id": customer["id"], "points": "dented tin", "category": "quality"}
+        opened = await api.post("/complaints", json=body)
+        return opened.json() if opened.status_code == 201 else None
+
+    complained = await eventually(complaint)
     account = await create_account(api, role="staff", store_id=store["id"])
     key = (await api.post("/api-keys", json={"store_id": store["id"], "name": "b"})).json()
     return {
@@ -69,6 +77,7 @@ async def _store_b(api: httpx.AsyncClient) -> dict[str, str]:
         "task_id": task["id"],
         "account_id": account["id"],
         "key_id": key["id"],
+        "complaint_id": complained["id"],
         "phone": "13900001111",
     }
 
