@@ -5,6 +5,7 @@ with the clock given. The rules at send time, retries, a permanent failure and a
 """
 
 import asyncio
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -509,3 +510,37 @@ async def test_consent_withdrawn_in_the_file_stops_a_queued_message(
     row = await message(sessions, queued["id"])
     assert (row.status, row.reason) == ("opted_out", "consent_withdrawn")
     assert provider.calls == []
+
+
+async def test_the_frequency_cap_counts_all_but_transactional_messages(
+    api: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    customers: httpx.AsyncClient,
+    store: Store,
+) -> None:
+    care = await new_template(sessions, store, Category.CARE)
+    notice = await new_template(sessions, store, Category.TRANSACTIONAL)
+    customer = await new_customer(api, sessions, store)
+    rules = dataclasses.replace(RULES, cap_messages=2)
+
+    async def queue_capped(template_id: str) -> None:
+        async with sessions() as session:
+            await queue_message(
+                session,
+                principal=store.manager,
+                message_in=MessageCreate(
+                    customer_id=customer, template_id=template_id, staff_id=store.staff_id
+                ),
+                directory=store.directory(customers),
+                rules=rules,
+                now=datetime.now(UTC),
+            )
+            await session.commit()
+
+    await queue_capped(care)
+    await queue_capped(notice)
+    await queue_capped(care)
+    with pytest.raises(NotSendable) as refused:
+        await queue_capped(care)
+    assert refused.value.reason == "frequency_cap"
+    await queue_capped(notice)

@@ -4,9 +4,10 @@ Every day is the store's: a period ``start``..``end`` is whole store-local days,
 
 - ``visits``: visits and calls the staff member logged (``POST /visits``) in the period;
   ``calls`` those by ``phone`` or ``expert_phone``, ``home_visits`` those by ``home``.
-- ``messages``: care messages. None are sent by the system yet (DOMAIN.md §5 comes later), so
-  this counts the tasks the staff member completed in the period by ``message`` (a task whose
-  method is ``message``, done without a visit, or done by a visit of that method).
+- ``messages``: care messages: those sent in the period in the staff member's voice (``POST
+  /messages``, sent or delivered by the provider), and the tasks the staff member completed in
+  the period by ``message`` (a task whose method is ``message``, done without a visit, or done
+  by a visit of that method: a message written from the staff member's own phone).
 - The tasks assigned to the staff member whose day falls in the period (closed ones left out:
   a refund or an archived file took them away, nobody failed them):
   ``done_on_time`` done on or before their day; ``done_late`` done after it, by the period's last
@@ -84,14 +85,22 @@ _VISITS_SQL = """
     GROUP BY v.staff_id
 """
 
-# $1 store, $2 first day, $3 last day, $4 the staff members (null: all).
+# $1 store, $2 first day, $3 last day, $4 the staff members (null: all), $5 from (UTC), $6 until
+# (UTC, excluded).
 _MESSAGES_SQL = """
-    SELECT t.done_by AS staff_id, count(*) AS messages
-    FROM task AS t
-    WHERE t.store_id = $1 AND t.status = 'done' AND t.done_on BETWEEN $2 AND $3
-      AND coalesce(t.done_method, t.method) = 'message' AND t.done_by IS NOT NULL
-      AND ($4::text[] IS NULL OR t.done_by = ANY($4::text[]))
-    GROUP BY t.done_by
+    SELECT staff_id, count(*) AS messages FROM (
+        SELECT t.done_by AS staff_id
+        FROM task AS t
+        WHERE t.store_id = $1 AND t.status = 'done' AND t.done_on BETWEEN $2 AND $3
+          AND coalesce(t.done_method, t.method) = 'message' AND t.done_by IS NOT NULL
+          AND ($4::text[] IS NULL OR t.done_by = ANY($4::text[]))
+        UNION ALL
+        SELECT m.staff_id
+        FROM sms_message AS m
+        WHERE m.store_id = $1 AND m.sent_at >= $5 AND m.sent_at < $6 AND m.staff_id IS NOT NULL
+          AND ($4::text[] IS NULL OR m.staff_id = ANY($4::text[]))
+    ) AS sent
+    GROUP BY staff_id
 """
 
 
@@ -128,7 +137,7 @@ async def staff_stats(
         found.setdefault(row["staff_id"], {}).update(
             visits=row["visits"], calls=row["calls"], home_visits=row["home_visits"]
         )
-    for row in await db.fetch(_MESSAGES_SQL, store_id, start, end, staff_ids):
+    for row in await db.fetch(_MESSAGES_SQL, store_id, start, end, staff_ids, since, until):
         found.setdefault(row["staff_id"], {})["messages"] = row["messages"]
     return [
         StaffStats(staff_id=s, store_id=store_id, start=start, end=end, **found[s])
