@@ -62,12 +62,13 @@ _NOT_URL = re.compile(rb"[^\x21-\x7e]|#")
 
 
 def forwarded_headers(
-    incoming: Iterable[tuple[str, str]], principal_token: str, request_id: str
+    incoming: Iterable[tuple[str, str]], principal_token: str | None, request_id: str
 ) -> list[tuple[str, str]]:
     """The headers a service receives: the client's, less credentials and hop-by-hop ones, plus
-    the signed principal and the request ID."""
+    the signed principal (none for a platform's callback) and the request ID."""
     headers = [(k, v) for k, v in incoming if k.lower() not in _DROP_REQUEST]
-    headers.append((PRINCIPAL_HEADER, principal_token))
+    if principal_token is not None:
+        headers.append((PRINCIPAL_HEADER, principal_token))
     headers.append(("x-request-id", request_id))
     return headers
 
@@ -119,7 +120,7 @@ async def forward(
     *,
     base_url: str,
     service: str,
-    principal_token: str,
+    principal_token: str | None,
     request_id: str,
     audit_header: str,
     audit: AuditHook,

@@ -16,11 +16,12 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_gateway.audit import service as audit
+from crm_gateway.client_address import client_address
 from crm_gateway.config import Settings
 from crm_gateway.principal_forwarding import PrincipalSigner
 from crm_gateway.proxy import forward
 from crm_gateway.ratelimit import RateLimiter
-from crm_gateway.routes import API_PREFIX, owner_of
+from crm_gateway.routes import API_PREFIX, callback_owner, owner_of
 from crm_libs.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from crm_libs.principal import Principal, Role
 from crm_libs.problems import ProblemError, problem_response
@@ -51,6 +52,9 @@ class ProxyMiddleware:
         self._signer = signer
         self._account_limiter = RateLimiter(settings.rate_limit)
         self._key_limiter = RateLimiter(settings.api_key_rate_limit)
+        # A platform's callbacks, per address: the account limit, as no account stands behind.
+        self._callback_limiter = RateLimiter(settings.rate_limit)
+        self._trusted_proxies = settings.trusted_proxies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in _METHODS:
@@ -59,9 +63,16 @@ class ProxyMiddleware:
             if service is not None:
                 await self._counted(scope, receive, send, service)
                 return
+            if scope["method"] == "POST" and path.startswith(_PREFIX):
+                callback = callback_owner(path[len(API_PREFIX) :])
+                if callback is not None:
+                    await self._counted(scope, receive, send, callback, callback=True)
+                    return
         await self.app(scope, receive, send)
 
-    async def _counted(self, scope: Scope, receive: Receive, send: Send, service: str) -> None:
+    async def _counted(
+        self, scope: Scope, receive: Receive, send: Send, service: str, *, callback: bool = False
+    ) -> None:
         """Proxy, and count and time it as the metrics middleware counts the other routes."""
         started = time.perf_counter()
         status = 500  # unless a response starts: an error nothing answered
@@ -73,7 +84,10 @@ class ProxyMiddleware:
             await send(message)
 
         try:
-            await self._proxy(scope, receive, send_and_note, service)
+            if callback:
+                await self._callback(scope, receive, send_and_note, service)
+            else:
+                await self._proxy(scope, receive, send_and_note, service)
         except ProblemError as exc:
             # Raised before anything was sent (credentials, limits): the same answer the app's
             # problem handler gives.
@@ -113,6 +127,36 @@ class ProxyMiddleware:
             request_id=scope["state"]["request_id"],
             audit_header=audit.AUDIT_HEADER,
             audit=record_audit,
+        )
+
+    async def _callback(self, scope: Scope, receive: Receive, send: Send, service: str) -> None:
+        """A platform's callback: no principal is made or forwarded; limited per address."""
+        request = Request(scope, receive)
+        address = client_address(request, self._trusted_proxies)
+        retry_after = self._callback_limiter.retry_after("callback", address)
+        if retry_after is not None:
+            raise ProblemError(
+                "Too many callbacks from this address",
+                status=429,
+                title="Rate limited",
+                headers={"Retry-After": str(retry_after)},
+            )
+
+        async def unaudited(value: str, status: int) -> None:
+            # Nobody signed in to name as the caller: the service logs what a callback changed.
+            return None
+
+        await forward(
+            request.app.state.upstream,
+            scope,
+            receive,
+            send,
+            base_url=self._upstreams[service],
+            service=service,
+            principal_token=None,
+            request_id=scope["state"]["request_id"],
+            audit_header=audit.AUDIT_HEADER,
+            audit=unaudited,
         )
 
 

@@ -41,6 +41,14 @@ ROUTES: tuple[Route, ...] = tuple(
 )
 SERVICES = ("customer", "engagement", "scoring")
 
+# Paths an outside platform calls back (the SMS provider's delivery reports and replies): no
+# account or key stands behind them, so the gateway forwards them, POST only, without a
+# principal, and the owning service authenticates each itself (a secret token in the path).
+# Nothing else goes through unauthenticated, and these are in no API document.
+CALLBACK_ROUTES: tuple[Route, ...] = (
+    Route(re.compile(rf"^/sms/callbacks/aliyun/{_ID}/(reports|replies)$"), "engagement"),
+)
+
 
 def owner_of(path: str) -> str | None:
     """The service that answers ``path`` (without the API prefix), or None."""
@@ -49,6 +57,16 @@ def owner_of(path: str) -> str | None:
     if any(segment in (".", "..") for segment in path.split("/")):
         return None
     for route in ROUTES:
+        if route.pattern.match(path):
+            return route.service
+    return None
+
+
+def callback_owner(path: str) -> str | None:
+    """The service a platform's callback to ``path`` is for, or None."""
+    if any(segment in (".", "..") for segment in path.split("/")):
+        return None
+    for route in CALLBACK_ROUTES:
         if route.pattern.match(path):
             return route.service
     return None

@@ -1,6 +1,6 @@
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from crm_libs.settings import BaseServiceSettings
 
@@ -62,3 +62,14 @@ class Settings(BaseServiceSettings):
     sms_retry_base_seconds: float = Field(default=30.0, gt=0)
     sms_retry_max_seconds: float = Field(default=3600.0, gt=0)
     sms_max_attempts: int = Field(default=8, ge=1)
+    # Alibaba Cloud SMS (messages/providers/aliyun.py, CRM_SMS_PROVIDER=aliyun): the RAM user's
+    # AccessKey (from the secret store, never the repository), the endpoint (a test's local
+    # server), the approved template code by our template id or category ({"birthday":
+    # "SMS_123"}), and the token in the SmsReport / SmsUp push URLs (deploy/README.md).
+    aliyun_sms_access_key_id: str | None = None
+    aliyun_sms_access_key_secret: SecretStr | None = None
+    aliyun_sms_endpoint: str = "https://dysmsapi.aliyuncs.com"
+    aliyun_sms_region_id: str = "cn-hangzhou"
+    aliyun_sms_timeout_seconds: float = Field(default=5.0, gt=0)
+    aliyun_sms_template_codes: dict[str, str] = {}
+    aliyun_sms_callback_token: SecretStr | None = Field(default=None, min_length=24)
