@@ -280,6 +280,21 @@ async def test_a_phone_already_on_file_is_reported_not_duplicated(api: httpx.Asy
     assert sorted(f["name"] for f in await files_of(api, store["id"])) == ["王芳", "赵敏"]
 
 
+async def test_a_row_with_two_invalid_phones_reports_both_and_the_other_rows_go_in(
+    api: httpx.AsyncClient,
+) -> None:
+    """Each invalid phone of a row is named (the registration's checks answer such a row with
+    one problem listing both), not the whole import stopped on it."""
+    store = await create_store(api)
+    rows = [["姓名", "手机", "电话"], ["王芳", "12345", "23456"], ["赵敏", mobile(), ""]]
+    sheet = csv_bytes(rows)
+    job = await imported(api, sheet, store_id=store["id"], name="two-phones.csv")
+    assert (job["created"], job["error_count"]) == (1, 2)
+    assert [(e["row"], e["field"]) for e in job["errors"]] == [(2, "phone"), (2, "phone")]
+    assert all("too short" in e["message"] for e in job["errors"])
+    assert [f["name"] for f in await files_of(api, store["id"])] == ["赵敏"]
+
+
 async def test_whole_files_refused_with_nothing_written(
     api: httpx.AsyncClient, stack: LocalStack
 ) -> None:
