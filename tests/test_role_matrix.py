@@ -135,6 +135,23 @@ async def _own_store(api: httpx.AsyncClient) -> dict[str, str]:
         json={"customer_id": customer["id"], "points": "dented tin", "category": "quality"},
     )
     assert complaint.status_code == 201, complaint.text
+    # A member event the customer is invited to (engagement knows the file by now): a reply
+    # and a check-in name them.
+    event = await api.post(
+        "/events",
+        json={
+            "store_id": store["id"],
+            "kind": "gathering",
+            "title": "联谊会",
+            "starts_at": datetime.now(UTC).isoformat(),
+            "place": "hall",
+            "capacity": 100,
+        },
+    )
+    invited = await api.post(
+        f"/events/{event.json()['id']}/invitations", json={"customer_ids": [customer["id"]]}
+    )
+    assert invited.status_code == 200, invited.text
     target = await create_account(api, role="staff", store_id=store["id"])
     key = (await api.post("/api-keys", json={"store_id": store["id"], "name": "target"})).json()
     return {
@@ -149,6 +166,7 @@ async def _own_store(api: httpx.AsyncClient) -> dict[str, str]:
         "account_id": target["id"],
         "key_id": key["id"],
         "complaint_id": complaint.json()["id"],
+        "event_id": event.json()["id"],
         "sku": product["sku"],
         # A role every caller allowed to manage accounts may grant (and valid on the roster).
         "role": "staff",

@@ -62,6 +62,18 @@ async def _store_b(api: httpx.AsyncClient) -> dict[str, str]:
         return opened.json() if opened.status_code == 201 else None
 
     complained = await eventually(complaint)
+    event = await api.post(
+        "/events",
+        json={
+            "store_id": store["id"],
+            "kind": "gathering",
+            "title": "联谊会",
+            "starts_at": datetime.now(UTC).isoformat(),
+            "place": "hall",
+            "capacity": 100,
+        },
+    )
+    assert event.status_code == 201, event.text
     account = await create_account(api, role="staff", store_id=store["id"])
     key = (await api.post("/api-keys", json={"store_id": store["id"], "name": "b"})).json()
     return {
@@ -78,6 +90,7 @@ async def _store_b(api: httpx.AsyncClient) -> dict[str, str]:
         "account_id": account["id"],
         "key_id": key["id"],
         "complaint_id": complained["id"],
+        "event_id": event.json()["id"],
         "phone": "13900001111",
     }
 
