@@ -15,6 +15,10 @@ Complaints: a partner store's system may open one where the customer made it (it
 hotline tool) and read the store's complaints to show their progress; the four steps are a
 person's listening, apology, solution and question, so only the store's people take them. A
 store's complaint statistics are the manager's, as staff statistics are.
+The SMS provider's callbacks (``/sms/callbacks/aliyun/{token}/...``) are not operations of the
+API: the platform calls them, not a principal, and the provider checks the secret token in their
+path. They stay out of the OpenAPI document and so out of this policy, and the gateway forwards
+those two paths alone without a principal (``crm_gateway.routes.CALLBACK_ROUTES``).
 """
 
 from crm_libs.access import EVERY_ROLE, AccessPolicy

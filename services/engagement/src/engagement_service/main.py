@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.sms_provider = provider
     # The provider's delivery-status and inbound routes: called by the SMS platform, which
-    # proves itself by the signature on each request, so they are declared public in POLICY.
+    # proves itself by the secret token in their path; out of the API document and the policy.
     if (callbacks := provider.callback_routes(DatabaseSink(app))) is not None:
         app.include_router(callbacks)
     require_declared(app, POLICY)
