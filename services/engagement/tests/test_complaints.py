@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.envelope import EventEnvelope
+from crm_libs.pagination import PageParams
 from crm_libs.principal import Principal, Role
 from crm_libs.problems import Conflict, NotFound
 from engagement_service.care.stop_reasons import StopReason, stop_reasons
@@ -240,3 +241,52 @@ async def test_a_product_or_service_complaint_is_the_stop_reason(session: AsyncS
         text("SELECT source, source_reason FROM stop_signal WHERE customer_id = 'p'")
     )
     assert tuple(kept.one()) == ("complaint", "product_effect")
+
+
+async def file_event(session: AsyncSession, type_: str, customer: str, **extra: Any) -> None:
+    status = {"customer.erased": "erased", "customer.merged": "merged"}[type_]
+    file = {"timezone": ZONE, "status": status, "owner_staff_id": "owner-1", "version": 2}
+    event = EventEnvelope(
+        type=type_, store_id="s1", customer_id=customer, payload={"file": file, **extra}
+    )
+    await handle_events(session, [event])
+
+
+async def test_an_erased_file_takes_the_complaints_words_and_a_merge_moves_them(
+    session: AsyncSession,
+) -> None:
+    for customer in ("gone", "keep", "erased"):
+        await register(session, "s1", customer)
+    at = noon()
+    erased = stepper(session, "s1", await open_one(session, "s1", "erased", at))
+    await erased("listen", at, notes="her husband's illness")
+    await erased("apologise", at)
+    await erased("resolve", at, cause="her knees", **RESOLVED, compensation_note="a scarf")
+    moved = await open_one(session, "s1", "gone", at)
+    await file_event(session, "customer.erased", "erased")
+    await file_event(session, "customer.merged", "gone", merged_into="keep")
+    words = await session.execute(
+        text("SELECT customer_id, category, points FROM complaint ORDER BY customer_id")
+    )
+    assert [tuple(r) for r in words] == [
+        ("erased", "service", ""),
+        ("keep", "service", "the capsules made her dizzy"),
+    ]
+    steps = await session.execute(
+        text(
+            "SELECT step, notes, cause, solution, compensation::text, compensation_note"
+            " FROM complaint_step ORDER BY taken_at, id"
+        )
+    )
+    assert [tuple(r) for r in steps] == [
+        ("listen", "", None, None, None, None),
+        ("apologise", "", None, None, None, None),
+        ("resolve", "", None, "", "20.00", None),
+    ]
+    listed = await service.list_complaints(
+        session,
+        principal=principal("s1"),
+        page=PageParams(limit=10, after=None),
+        customer_id="keep",
+    )
+    assert [r.complaint.id for r in listed] == [moved]

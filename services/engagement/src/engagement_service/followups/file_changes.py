@@ -8,6 +8,7 @@ a merge across stores is refused by the customer service).
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from engagement_service.complaints.file_changes import erase_complaints, move_complaints
 from engagement_service.customers.service import (
     CLOSING_STATUSES,
     Closure,
@@ -181,7 +182,7 @@ _ERASE_VISITS_SQL = text(
 
 async def close_open_tasks(session: AsyncSession, *, closures: list[Closure]) -> None:
     """An archived or erased file's open tasks are closed with that reason; an erased file's
-    visits lose their free text.
+    visits and complaints lose their free text.
 
     A phase task's method and purpose are its phase's, the same for every customer; a next
     step's purpose is the staff's words and goes with the visits' notes.
@@ -204,11 +205,12 @@ async def close_open_tasks(session: AsyncSession, *, closures: list[Closure]) ->
         }
         await session.execute(_ERASE_VISITS_SQL, params)
         await session.execute(_ERASE_NEXT_STEPS_SQL, params)
+        await erase_complaints(session, **params)
 
 
 async def move_to_survivors(session: AsyncSession, *, merges: list[Merge]) -> None:
-    """A merged-away file's plans, tasks, products bought, visits and routine care move to the
-    survivor."""
+    """A merged-away file's plans, tasks, products bought, visits, routine care and complaints
+    move to the survivor."""
     if not merges:
         return
     params = {
@@ -225,6 +227,7 @@ async def move_to_survivors(session: AsyncSession, *, merges: list[Merge]) -> No
     await session.execute(_REKEY_PRODUCTS_SQL, pairs)
     await session.execute(_REKEY_VISITS_SQL, params)
     await session.execute(_REKEY_ROUTINE_CARE_SQL, pairs)
+    await move_complaints(session, **params)
     # Merged into a file that is itself archived: what moved in closes with it.
     await close_open_tasks(
         session,
