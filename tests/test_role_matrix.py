@@ -152,6 +152,13 @@ async def _own_store(api: httpx.AsyncClient) -> dict[str, str]:
         f"/events/{event.json()['id']}/invitations", json={"customer_ids": [customer["id"]]}
     )
     assert invited.status_code == 200, invited.text
+    # A transactional template: every allowed role's message to the customer goes (no consent
+    # or frequency cap stops a notice).
+    template = await api.post(
+        "/templates",
+        json={"store_id": store["id"], "category": "transactional", "name": "n", "body": "已发货"},
+    )
+    assert template.status_code == 201, template.text
     target = await create_account(api, role="staff", store_id=store["id"])
     key = (await api.post("/api-keys", json={"store_id": store["id"], "name": "target"})).json()
     return {
@@ -167,6 +174,7 @@ async def _own_store(api: httpx.AsyncClient) -> dict[str, str]:
         "key_id": key["id"],
         "complaint_id": complaint.json()["id"],
         "event_id": event.json()["id"],
+        "template_id": template.json()["id"],
         "sku": product["sku"],
         # A role every caller allowed to manage accounts may grant (and valid on the roster).
         "role": "staff",

@@ -74,6 +74,11 @@ async def _store_b(api: httpx.AsyncClient) -> dict[str, str]:
         },
     )
     assert event.status_code == 201, event.text
+    template = await api.post(
+        "/templates",
+        json={"store_id": store["id"], "category": "transactional", "name": "n", "body": "已发货"},
+    )
+    assert template.status_code == 201, template.text
     account = await create_account(api, role="staff", store_id=store["id"])
     key = (await api.post("/api-keys", json={"store_id": store["id"], "name": "b"})).json()
     return {
@@ -91,6 +96,7 @@ async def _store_b(api: httpx.AsyncClient) -> dict[str, str]:
         "key_id": key["id"],
         "complaint_id": complained["id"],
         "event_id": event.json()["id"],
+        "template_id": template.json()["id"],
         "phone": "13900001111",
     }
 
