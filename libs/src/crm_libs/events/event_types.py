@@ -17,6 +17,8 @@ CUSTOMER_UPDATED = "customer.updated"
 CUSTOMER_ARCHIVED = "customer.archived"
 CUSTOMER_MERGED = "customer.merged"
 CUSTOMER_ERASED = "customer.erased"
+# crm.customers.v1: a member's level moved by consumption (no ``file``: the file did not change).
+CUSTOMER_LEVEL_CHANGED = "customer.level_changed"
 # crm.purchases.v1: sales and refunds (the customer service).
 PURCHASE_RECORDED = "purchase.recorded"
 PURCHASE_REFUNDED = "purchase.refunded"
@@ -33,7 +35,14 @@ SCORE_CHANGED = "score.changed"
 
 EVENT_TYPES: Mapping[str, frozenset[str]] = {
     Topics.CUSTOMERS: frozenset(
-        {CUSTOMER_REGISTERED, CUSTOMER_UPDATED, CUSTOMER_ARCHIVED, CUSTOMER_MERGED, CUSTOMER_ERASED}
+        {
+            CUSTOMER_REGISTERED,
+            CUSTOMER_UPDATED,
+            CUSTOMER_ARCHIVED,
+            CUSTOMER_MERGED,
+            CUSTOMER_ERASED,
+            CUSTOMER_LEVEL_CHANGED,
+        }
     ),
     Topics.PURCHASES: frozenset({PURCHASE_RECORDED, PURCHASE_REFUNDED}),
     Topics.ENGAGEMENT: frozenset(
