@@ -193,3 +193,16 @@ async def test_conversion_and_cost_per_converted_customer_by_source(
         assert (await manager.get(url)).json()["items"] == response.json()["items"]
         assert (await staff.get(url)).status_code == 403  # acquisition costs: management's
         assert (await stranger.get(url)).status_code == 404
+
+
+async def test_a_source_without_a_cost_costs_nothing(api: httpx.AsyncClient) -> None:
+    """The cost is optional (0.00): a registration or a change naming only the channel is
+    accepted, not a 500."""
+    store = await create_store(api)
+    customer = await create_customer(api, store_id=store["id"], source={"channel": "lecture"})
+    url = f"/customers/{customer['id']}"
+    assert (await api.get(url)).json()["source"]["cost"] == "0.00"
+    changed = await api.patch(url, json={"source": {"channel": "referral", "method": "朋友"}})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["source"]["channel"] == "referral"
+    assert changed.json()["source"]["cost"] == "0.00"

@@ -261,7 +261,9 @@ async def _apply(
         put("deep", _without_nulls(deep))
     if "source" in values:
         source = values["source"]
-        put("source", {**source, "cost": f"{source['cost']:.2f}"} if source else None)
+        # The model's cost, not the dump's: a source sent without one leaves it unset there.
+        cost = customer_in.source.cost if customer_in.source else None
+        put("source", {**source, "cost": f"{cost:.2f}"} if source else None)
     if "prospect" in values and values["prospect"] is not None:
         with errors.checking():
             prospect = values["prospect"]
