@@ -88,12 +88,19 @@ async def test_the_duplicate_folds_into_the_survivor_once(session: AsyncSession)
     assert surv.last_purchase_at == duplicate[1].purchased_at
     assert surv.value_tier == "vip"  # 600 is the store's most now
     changed = [e for e in (await _staged(session))[staged_before:] if e["customer_id"] == "surv"]
-    # The tier's change, then the survivor classified with the purchases it took.
+    # The supply run-out the purchases it took moved (scores/expected_dates.py), the tier's
+    # change, then the survivor classified with them; each carrying the new run-out.
     assert [
         (e["payload"]["previous_tier"], e["payload"]["value_tier"], e["payload"]["cause"])
         for e in changed
-    ] == [("small", "vip", "merged"), ("vip", "vip", "merged")]
-    assert changed[1]["payload"]["ladder_level"] == "E"  # three purchases now
+    ] == [("small", "small", "merged"), ("small", "vip", "merged"), ("vip", "vip", "merged")]
+    runs_out = (
+        await session.execute(
+            text("SELECT supply_runs_out_on FROM customer_score WHERE customer_id = 'surv'")
+        )
+    ).scalar_one()
+    assert {e["payload"]["supply_runs_out_on"] for e in changed} == {runs_out.isoformat()}
+    assert changed[-1]["payload"]["ladder_level"] == "E"  # three purchases now
     facts = await session.execute(
         text("SELECT count(*) FROM purchase_fact WHERE customer_id = 'dupe'")
     )
