@@ -37,6 +37,20 @@ POLICY = AccessPolicy(
         "GET /visits": STORE_PEOPLE,
         "GET /staff/{staff_id}/stats": STORE_PEOPLE,
         "GET /stores/{store_id}/staff-stats": MANAGERS,
+        # Care messages: the template library is the store's (or head office's) to keep, what
+        # every message says; the store's people send and read messages; a partner's system
+        # neither (a till has no business writing to the store's customers in its name).
+        "POST /templates": MANAGERS,
+        "GET /templates": STORE_PEOPLE,
+        "POST /messages": STORE_PEOPLE,
+        "GET /messages": STORE_PEOPLE,
+        # Campaigns: a manager decides what goes to many customers at once and sends it; the
+        # store's people may read one and preview it (who it reaches, what it says), the check
+        # a staff member is asked to make before the manager sends.
+        "POST /campaigns": MANAGERS,
+        "GET /campaigns/{campaign_id}": STORE_PEOPLE,
+        "POST /campaigns/{campaign_id}/preview": STORE_PEOPLE,
+        "POST /campaigns/{campaign_id}/send": MANAGERS,
         "POST /events": MANAGERS,
         "GET /events": EVERY_ROLE,
         "GET /events/{event_id}": EVERY_ROLE,
@@ -50,12 +64,5 @@ POLICY = AccessPolicy(
         "GET /complaints/{complaint_id}": EVERY_ROLE,
         "POST /complaints/{complaint_id}/steps": STORE_PEOPLE,
         "GET /stores/{store_id}/complaint-stats": MANAGERS,
-        # Care messages: the template library is the store's (or head office's) to keep, what
-        # every message says; the store's people send and read messages; a partner's system
-        # neither (a till has no business writing to the store's customers in its name).
-        "POST /templates": MANAGERS,
-        "GET /templates": STORE_PEOPLE,
-        "POST /messages": STORE_PEOPLE,
-        "GET /messages": STORE_PEOPLE,
     }
 )

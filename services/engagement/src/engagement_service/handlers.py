@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.envelope import EventEnvelope
 from crm_libs.events.event_types import PURCHASE_RECORDED, PURCHASE_REFUNDED
+from engagement_service.campaigns.seen import record_purchases
 from engagement_service.care.files import care_files
 from engagement_service.care.recovery import open_recoveries
 from engagement_service.care.refill import plan_refills
@@ -71,6 +72,7 @@ async def handle_events(
     )
     files = await customers.files_of(session, customer_ids={p.customer_id for p in purchases})
     await followups.start_plans(session, purchases=purchases, files=files)
+    await record_purchases(session, purchases=purchases)
     await close_refunded_plans(session, refunds=refunds)
     await record_stop_signals(session, signals=signals)
     moved = await apply_score_changes(session, changes=scores)

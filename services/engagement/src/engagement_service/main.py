@@ -12,6 +12,8 @@ from crm_libs.events.relay import relay_worker
 from crm_libs.principal import principal_dependency
 from crm_libs.service_app import create_service_app
 from engagement_service.access import POLICY
+from engagement_service.campaigns.job import campaign_worker
+from engagement_service.campaigns.router import router as campaigns_router
 from engagement_service.care.routine import routine_care_worker
 from engagement_service.care.scheduled import special_days_worker
 from engagement_service.complaints.router import router as complaints_router
@@ -69,7 +71,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 principal_dependency=principal_dependency,
             ),
             guarded(
-                [messages_router], policy=POLICY, principal_dependency=principal_dependency
+                [messages_router, campaigns_router],
+                policy=POLICY,
+                principal_dependency=principal_dependency,
             ),
         ],
         workers=[
@@ -80,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             staff_month_worker,
             guest_files_worker,
             message_worker,
+            campaign_worker,
         ],
     )
     app.state.sms_provider = provider

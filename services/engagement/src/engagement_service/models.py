@@ -5,6 +5,7 @@ def import_all_models() -> None:
     import crm_libs.events.consumer  # noqa: F401
     import crm_libs.events.outbox  # noqa: F401
     from engagement_service import idempotency as _idempotency  # noqa: F401
+    from engagement_service.campaigns import models as _campaigns  # noqa: F401
     from engagement_service.care import models as _care  # noqa: F401
     from engagement_service.care import stop_reasons as _stop_reasons  # noqa: F401
     from engagement_service.complaints import models as _complaints  # noqa: F401

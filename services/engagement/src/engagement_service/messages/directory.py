@@ -28,6 +28,13 @@ class Recipient:
     gender: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class Person:
+    name: str | None
+    gender: str | None
+    has_phone: bool
+
+
 class CustomerDirectory:
     """Reads from the customer service with one principal header."""
 
@@ -74,6 +81,19 @@ class CustomerDirectory:
             return None
         name: str | None = response.json().get("name")
         return name
+
+    async def people(self, customer_ids: list[str]) -> dict[str, "Person"]:
+        """Each active file the caller may see: name, gender and whether it has a number, in
+        requests of 500 (a campaign's chunk is one or a few requests, never one per customer)."""
+        found: dict[str, Person] = {}
+        for start in range(0, len(customer_ids), 500):
+            for item in await self._files(customer_ids[start : start + 500]):
+                found[item["id"]] = Person(
+                    name=item.get("name"),
+                    gender=item.get("gender"),
+                    has_phone=bool(item.get("phone")),
+                )
+        return found
 
     async def numbers(self, customer_ids: list[str]) -> dict[str, str | None]:
         """Each active file's primary number (None when it has none); absent files left out."""
