@@ -16,6 +16,9 @@ Store scope is not decided here: every role but head office still reaches only i
   health included, which staff never see: the store manager, who checks the customer's identity
   against the ID number, hands it over, or head office answers a request sent to the chain.
   Erasure destroys the file for good: the same two decide it.
+- Membership rules (points, levels, discounts) are the store's commercial terms: its manager
+  or head office sets them; everyone in the store reads them and a member's card and ledger.
+  Points are redeemed at the counter, like a sale: store business, not an expert's.
 - Anyone who proposes products may ask what they would meet in the customer's health file; what
   each role is told of the match is ``purchases/contraindications.py``'s policy.
 - Spreadsheet imports write hundreds of files or years of sales at once, under the store's name
@@ -60,6 +63,11 @@ POLICY = AccessPolicy(
         "GET /customers/{customer_id}/purchases": EVERY_ROLE,
         "GET /customers/{customer_id}/warnings": EVERY_ROLE,
         "POST /purchases/{purchase_id}/refund": REFUNDERS,
+        "GET /stores/{store_id}/membership-rules": EVERY_ROLE,
+        "PUT /stores/{store_id}/membership-rules": MANAGEMENT,
+        "GET /customers/{customer_id}/membership": EVERY_ROLE,
+        "GET /customers/{customer_id}/points": EVERY_ROLE,
+        "POST /customers/{customer_id}/points/redemptions": STORE_BUSINESS,
         "POST /customers/{customer_id}/relations": FILE_KEEPERS,
         "GET /customers/{customer_id}/relations": EVERY_ROLE,
         "DELETE /customers/{customer_id}/relations/{related_customer_id}": FILE_KEEPERS,

@@ -24,6 +24,9 @@ class Settings(BaseServiceSettings):
     # Processes checking a spreadsheet import's rows (imports/row_checks.py), started for a
     # sheet longer than a chunk and stopped when no import is left; 0: one per core.
     import_processes: int = Field(default=0, ge=0)
+    # How often a replica looks for stores past their local midnight, whose points expire
+    # (membership/expiry.py).
+    points_expiry_check_seconds: float = Field(default=60, gt=0)
 
     @model_validator(mode="after")
     def _refuse_default_field_key(self) -> "Settings":

@@ -20,6 +20,8 @@ from customer_service.customers.router import router as customers_router
 from customer_service.handlers import handle_events
 from customer_service.imports.router import router as imports_router
 from customer_service.imports.worker import import_worker
+from customer_service.membership.expiry import points_expiry_worker
+from customer_service.membership.router import router as membership_router
 from customer_service.products.router import router as products_router
 from customer_service.purchases.router import router as purchases_router
 from customer_service.referrals.router import router as referrals_router
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     merge_router,
                     customers_router,
                     purchases_router,
+                    membership_router,
                     stores_router,
                     staff_router,
                     products_router,
@@ -79,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 principal_dependency=principal_dependency,
             )
         ],
-        workers=[run_event_consumer, relay_worker, import_worker],
+        workers=[run_event_consumer, relay_worker, import_worker, points_expiry_worker],
     )
     require_declared(app, POLICY)
     app.state.cipher = FieldCipher(settings.field_encryption_keys)

@@ -9,7 +9,8 @@ does not deadlock), and everything moves in one transaction with ``customer.merg
 The duplicate keeps its own personal fields: nothing is destroyed by a merge, the pointer is
 read as a pointer only (``GET /customers/{id}`` answers ``id, store_id, status, merged_into,
 version``), and erasing the survivor anonymises the files merged into it
-(customers/privacy.py). Its relations, referrals, purchases and refunds are the survivor's now.
+(customers/privacy.py). Its relations, referrals, purchases and refunds are the survivor's now,
+and so are its points (membership/merging.py).
 """
 
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col
 
+from crm_libs.events.driver import driver_connection
 from crm_libs.field_crypto import FieldCipher
 from crm_libs.ids import new_id
 from crm_libs.principal import Principal
@@ -30,6 +32,7 @@ from customer_service.customers import events, profile
 from customer_service.customers import service as customers
 from customer_service.customers.models import Customer
 from customer_service.customers.schemas import PROSPECT_STAGES
+from customer_service.membership import merging as membership_merging
 from customer_service.purchases.models import Purchase, PurchaseRefund
 from customer_service.relations.service import move_on_merge, relations_of
 from customer_service.stores.models import Store
@@ -157,6 +160,13 @@ async def merge(
     moved: dict[str, Any] = {}
     moved["purchases"] = await _repoint(session, Purchase, store_id, duplicate.id, survivor.id)
     moved["refunds"] = await _repoint(session, PurchaseRefund, store_id, duplicate.id, survivor.id)
+    # The duplicate's points, and the survivor's level on the spend it now holds.
+    moved["membership"] = await membership_merging.move_on_merge(
+        await driver_connection(session),
+        store_id=store_id,
+        duplicate_id=duplicate.id,
+        survivor_id=survivor.id,
+    )
     relations = await move_on_merge(session, duplicate_id=duplicate.id, survivor_id=survivor.id)
     moved["relations"] = {
         "moved": relations.moved,

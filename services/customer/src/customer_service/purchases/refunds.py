@@ -2,8 +2,8 @@
 
 Never more than was bought: what is left of each line counts earlier refunds, read under a lock
 on the purchase row, so concurrent refunds of one purchase queue behind each other and the later
-one sees what the earlier one took. A refund, its lines and its ``purchase.refunded`` outbox row
-are one transaction.
+one sees what the earlier one took. A refund, its lines, its ``purchase.refunded`` outbox row
+and the reversal of the points the sale earned are one transaction.
 """
 
 from dataclasses import dataclass
@@ -17,6 +17,8 @@ from crm_libs.events.envelope import Topics
 from crm_libs.ids import new_id
 from crm_libs.principal import Principal
 from crm_libs.problems import Conflict, InvalidField, NotFound
+from customer_service.membership import ledger
+from customer_service.membership.earning import SPEND_WINDOW
 from customer_service.money import to_cents
 from customer_service.purchases import events
 from customer_service.purchases.schemas import RefundCreate
@@ -80,7 +82,9 @@ class Refund:
 # The purchase in the caller's store (NULL scope: head office, any store), locked until the
 # refund commits: a second refund of it waits here, then reads what the first one took.
 _PURCHASE = """
-    SELECT p.id, p.store_id, p.customer_id, p.purchased_at, s.timezone
+    SELECT p.id, p.store_id, p.customer_id, p.purchased_at, p.total, s.timezone,
+           (SELECT coalesce(sum(r.total), 0) FROM purchase_refund r
+            WHERE r.purchase_id = p.id) AS refunded_before
     FROM purchase p JOIN store s ON s.id = p.store_id
     WHERE p.id = $1::text AND ($2::text IS NULL OR p.store_id = $2::text)
     FOR UPDATE OF p
@@ -166,6 +170,18 @@ async def refund(
             str(event.event_id),
             Topics.PURCHASES,
             event.to_bytes().decode(),
+        )
+        # The points the sale earned, taken back in proportion (membership/ledger.py).
+        await ledger.reverse_for_refund(
+            conn,
+            purchase_id=purchase_id,
+            store_id=result.store_id,
+            customer_id=result.customer_id,
+            purchase_total=purchase["total"],
+            refunded_before=purchase["refunded_before"],
+            refunded_now=result.total,
+            reason=result.reason,
+            counted_in_spend=purchase["purchased_at"] > result.refunded_at - SPEND_WINDOW,
         )
     return result
 

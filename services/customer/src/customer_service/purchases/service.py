@@ -7,7 +7,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
-from sqlalchemy import Text, any_, bindparam, case, func, literal, select
+from sqlalchemy import Text, any_, bindparam, case, func, literal, literal_column, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -22,6 +22,8 @@ from crm_libs.problems import Conflict, InvalidField, NotFound
 from customer_service.customers import service as customers
 from customer_service.customers.models import Customer
 from customer_service.member_events.models import KnownMemberEvent
+from customer_service.membership import earning
+from customer_service.membership.models import MemberAccount, MembershipRules
 from customer_service.money import to_cents
 from customer_service.products.models import Product
 from customer_service.purchases import contraindications, events
@@ -116,8 +118,20 @@ _SELLER = (
         col(Customer.status),
         _STAFF_STORE.scalar_subquery().label("staff_store_id"),
         _MEMBER_EVENT.scalar_subquery().label("member_event"),
+        # Membership (membership/earning.py): the store's rules (NULL: the defaults), the
+        # member's account and level, and the 12-month spend before this sale.
+        col(MembershipRules.points_per_yuan),
+        col(MembershipRules.points_expire_months),
+        col(MembershipRules.levels),
+        col(MemberAccount.customer_id).label("account_id"),
+        col(MemberAccount.level),
+        literal_column(
+            earning.spend_12m_sql(store="customer.store_id", customer="customer.id")
+        ).label("spend_12m"),
     )
     .join(Store, col(Store.id) == col(Customer.store_id))
+    .outerjoin(MembershipRules, col(MembershipRules.store_id) == col(Customer.store_id))
+    .outerjoin(MemberAccount, col(MemberAccount.customer_id) == col(Customer.id))
     .where(col(Customer.id) == bindparam("customer_id"))
 )
 _SELLER_IN_STORE = _SELLER.where(col(Customer.store_id) == bindparam("store_id"))
@@ -131,11 +145,13 @@ _CATALOGUE = select(
     col(Product.allergens),
 ).where(col(Product.sku) == any_(bindparam("skus", type_=ARRAY(Text))))
 
-# The purchase, its lines and its outbox row (crm_libs.events.outbox's table, the relay's to
-# publish) in one statement: atomic by itself, so a sale needs no BEGIN and COMMIT of its own,
-# and inside a caller's transaction it is part of that one. The lines' foreign key is checked at
+# The purchase, its lines, its outbox row (crm_libs.events.outbox's table, the relay's to
+# publish) and the points it earns (membership/earning.py's CTEs) in one statement: atomic by
+# itself, so a sale needs no BEGIN and COMMIT of its own, and inside a caller's transaction it
+# is part of that one. The lines' foreign key is checked at
 # the end of the statement, when the purchase row is there.
-_INSERT_SALE = """
+_INSERT_SALE = (
+    """
     WITH sale AS (
         INSERT INTO purchase
             (id, store_id, customer_id, staff_id, member_event_id, purchased_at, total,
@@ -151,10 +167,13 @@ _INSERT_SALE = """
         -- nothing at all once the file has bought.
         UPDATE customer SET prospect_stage = 'bought', version = version + 1
         WHERE id = $3::text AND prospect_stage IS DISTINCT FROM 'bought'
-    )
+    )"""  # noqa: S608 - constants
+    + earning.SALE_CTES
+    + """
     INSERT INTO outbox_event (event_id, topic, key, envelope)
     VALUES ($13::text, $14::text, $3::text, $15::jsonb)
 """
+)
 
 
 async def record(
@@ -169,7 +188,8 @@ async def record(
     """Record a sale to a customer of the caller's store and stage ``purchase.recorded``.
 
     ``conn`` is a driver connection (``crm_libs.db.request_connection``): three statements,
-    two reads and the write, which commits by itself or with the caller's open transaction.
+    two reads and the write (the points earned and a level moved included), which commits by
+    itself or with the caller's open transaction.
     A product meeting the customer's health file refuses the sale
     (``contraindications.WarningsFound``, nothing written) unless ``acknowledge_warnings``;
     then the acknowledgement is kept on the purchase.
@@ -259,6 +279,15 @@ async def record(
         acknowledged=tuple(warnings),
     )
     event = events.purchase_recorded(sale)
+    earned = earning.for_sale(
+        seller,
+        store_id=sale.store_id,
+        customer_id=customer_id,
+        total=sale.total,
+        purchased_at=purchased_at,
+        timezone=timezone,
+        now=datetime.now(UTC),
+    )
     await conn.execute(
         _INSERT_SALE,
         sale.id,
@@ -279,6 +308,7 @@ async def record(
         principal.subject if warnings else None,
         acknowledged_at,
         contraindications.sealed(warnings, cipher) if warnings else None,
+        *earned.parameters(),
     )
     return sale
 
