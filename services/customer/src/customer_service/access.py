@@ -19,6 +19,10 @@ Store scope is not decided here: every role but head office still reaches only i
 - Membership rules (points, levels, discounts) are the store's commercial terms: its manager
   or head office sets them; everyone in the store reads them and a member's card and ledger.
   Points are redeemed at the counter, like a sale: store business, not an expert's.
+- Who serves a customer (DOMAIN.md §9): the pool, its assignments and take-backs, and a staff
+  member's departure are the manager's (or head office's) decisions; a customer's request for
+  another representative is taken by the store's people (staff or manager), not by a till; the
+  history of a file's owners is read by everyone in the store.
 - Anyone who proposes products may ask what they would meet in the customer's health file; what
   each role is told of the match is ``purchases/contraindications.py``'s policy.
 - Spreadsheet imports write hundreds of files or years of sales at once, under the store's name
@@ -75,6 +79,12 @@ POLICY = AccessPolicy(
         "GET /customers/{customer_id}/completeness": EVERY_ROLE,
         "GET /customers/{customer_id}/referrals": EVERY_ROLE,
         "GET /customers/{customer_id}/history": EVERY_ROLE,
+        "GET /customers/{customer_id}/ownership": EVERY_ROLE,
+        "POST /customers/{customer_id}/transfer": MANAGEMENT | {STAFF},
+        "POST /staff/{staff_id}/departure": MANAGEMENT,
+        "GET /stores/{store_id}/pool": MANAGEMENT,
+        "POST /stores/{store_id}/pool/assignments": MANAGEMENT,
+        "POST /stores/{store_id}/pool/take-backs": MANAGEMENT,
         "GET /stores/{store_id}/analysis/sources": MANAGEMENT,
         "GET /customers/{customer_id}/export": MANAGEMENT,
         "POST /customers/{customer_id}/erase": MANAGEMENT,

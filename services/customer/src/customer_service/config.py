@@ -28,6 +28,10 @@ class Settings(BaseServiceSettings):
     # (membership/expiry.py).
     points_expiry_check_seconds: float = Field(default=60, gt=0)
 
+    # How often a replica looks for stores past their local midnight, whose staff quiet for six
+    # months are departed (ownership/inactivity.py).
+    staff_inactivity_check_seconds: float = Field(default=60, gt=0)
+
     @model_validator(mode="after")
     def _refuse_default_field_key(self) -> "Settings":
         if self.environment == "production" and DEV_FIELD_KEY in self.field_encryption_keys:

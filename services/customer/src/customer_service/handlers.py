@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from crm_libs.events.envelope import EventEnvelope
 from customer_service import score_copy
 from customer_service.member_events import consumer as member_events
+from customer_service.ownership import completion as staff_completion
 from customer_service.visits import events as visit_events
 from customer_service.visits import service as visits
 
@@ -21,6 +22,7 @@ HANDLERS: dict[str, EventHandler] = {
     score_copy.SCORE_CHANGED: score_copy.apply_score_changes,
     visit_events.VISIT_RECORDED: visits.apply_visits,
     **member_events.HANDLERS,
+    **staff_completion.HANDLERS,
 }
 
 

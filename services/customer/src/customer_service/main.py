@@ -22,6 +22,8 @@ from customer_service.imports.router import router as imports_router
 from customer_service.imports.worker import import_worker
 from customer_service.membership.expiry import points_expiry_worker
 from customer_service.membership.router import router as membership_router
+from customer_service.ownership.inactivity import staff_inactivity_worker
+from customer_service.ownership.router import router as ownership_router
 from customer_service.products.router import router as products_router
 from customer_service.purchases.router import router as purchases_router
 from customer_service.referrals.router import router as referrals_router
@@ -30,8 +32,8 @@ from customer_service.staff.router import router as staff_router
 from customer_service.stores.router import router as stores_router
 from customer_service.visits.router import router as visits_router
 
-# What the service consumes: the scores' read copy, the fields visits collected
-# (customer_service.handlers).
+# What the service consumes: the scores' read copy, the fields visits collected, the member
+# events and the staff's monthly completion (customer_service.handlers).
 CONSUMED_TOPICS = (Topics.SCORES, Topics.ENGAGEMENT)
 
 
@@ -69,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     membership_router,
                     stores_router,
                     staff_router,
+                    ownership_router,
                     products_router,
                     relations_router,
                     completeness_router,
@@ -82,7 +85,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 principal_dependency=principal_dependency,
             )
         ],
-        workers=[run_event_consumer, relay_worker, import_worker, points_expiry_worker],
+        workers=[
+            run_event_consumer,
+            relay_worker,
+            import_worker,
+            points_expiry_worker,
+            staff_inactivity_worker,
+        ],
     )
     require_declared(app, POLICY)
     app.state.cipher = FieldCipher(settings.field_encryption_keys)

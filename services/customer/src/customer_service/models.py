@@ -9,6 +9,7 @@ def import_all_models() -> None:
     from customer_service.imports import tables as _imports  # noqa: F401
     from customer_service.member_events import models as _member_events  # noqa: F401
     from customer_service.membership import models as _membership  # noqa: F401
+    from customer_service.ownership import models as _ownership  # noqa: F401
     from customer_service.products import models as _products  # noqa: F401
     from customer_service.purchases import models as _purchases  # noqa: F401
     from customer_service.relations import models as _relations  # noqa: F401

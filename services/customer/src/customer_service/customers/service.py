@@ -19,6 +19,8 @@ from customer_service.access import MANAGEMENT
 from customer_service.customers import events, pinyin, profile
 from customer_service.customers.models import Customer
 from customer_service.customers.schemas import CustomerCreate, CustomerUpdate
+from customer_service.ownership import history as ownership
+from customer_service.ownership import rules as ownership_rules
 from customer_service.relations.service import relations_of
 from customer_service.staff.models import Staff
 from customer_service.stores import service as stores
@@ -87,6 +89,16 @@ async def register(
     )
     session.add(customer)
     await session.flush()
+    if customer.owner_staff_id is not None:
+        await ownership.record(
+            session,
+            customer=customer,
+            from_staff_id=None,
+            kind=ownership_rules.REGISTERED,
+            reason="the file's first owner, at registration",
+            by=principal.subject,
+            enforce_limit=False,
+        )
     events.customer_registered(session, customer, timezone=store.timezone)
     return customer
 
@@ -145,6 +157,7 @@ async def update(
     if "birthday_calendar" in values and values["birthday_calendar"] is None:
         raise InvalidField("birthday_calendar", "may not be null: solar or lunar")
     timezone = await _timezone_of(session, customer.store_id)
+    previous_owner = customer.owner_staff_id
     changed = await _apply(
         session,
         customer,
@@ -154,6 +167,18 @@ async def update(
         timezone=timezone,
         protection=protection,
     )
+    if "owner_staff_id" in changed:
+        # Kept in the file's ownership history, and refused as any change of hands beyond the
+        # 90-day limit (ownership/rules.py).
+        await ownership.record(
+            session,
+            customer=customer,
+            from_staff_id=previous_owner,
+            kind=ownership_rules.OWNER_CHANGED,
+            reason="changed on the file by a manager",
+            by=principal.subject,
+            enforce_limit=True,
+        )
     if changed:
         customer.version += 1
         await session.flush()
