@@ -6,8 +6,10 @@ the newest by its time (a redelivered or older signal changes nothing). Sources 
 - a refund's reason (``purchase.refunded``, DOMAIN.md §2): ``no_effect`` and ``quality`` are the
   product, ``pushed_too_hard`` the service; a family objection or another reason says nothing
   about why the customer would leave the store: unknown.
-- visits: a visit's outcome is the staff member's words, with no reason code to read; a visit
-  that records one would be a source beside refunds (:func:`record_stop_signals`).
+- a visit's ``stop_reason`` (visits/service.py, when it is logged; its outcome stays the staff
+  member's words, never read for a reason): the complaint's codes, and ``competitor`` (the
+  customer was taken by another store or brand), the only source of that reason; ``price`` or
+  ``other`` records nothing, as for complaints. Its time is when the visit happened.
 - a complaint's category (complaints/service.py, when it is opened): ``product_effect`` and
   ``quality`` are the product, ``service`` the service; a complaint about the price or another
   matter says nothing of why the customer would leave and records nothing (it would otherwise
@@ -54,6 +56,11 @@ COMPLAINT_REASONS: dict[str, StopReason] = {
     "quality": StopReason.PRODUCT,
     "service": StopReason.SERVICE,
 }
+
+
+# A visit's stop reason codes (visits/schemas.py): a complaint's, and the competitor a visit
+# learns of; ``price`` and ``other`` say nothing of why the customer would leave.
+VISIT_REASONS: dict[str, StopReason] = COMPLAINT_REASONS | {"competitor": StopReason.COMPETITOR}
 
 
 class StopSignal(SQLModel, table=True):

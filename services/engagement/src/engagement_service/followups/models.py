@@ -122,6 +122,8 @@ class Task(SQLModel, table=True):
     # manager (engagement knows no manager: the owner carries it to them).
     recovery_reason: str | None = Field(default=None, sa_column=Column(Text))
     with_manager: bool | None = Field(default=None, sa_column=Column(Boolean))
+    # A recovery task's place in its reason's steps (care.recovery.RECOVERY), 1 the first.
+    recovery_step: int | None = Field(default=None, sa_column=Column(Integer))
     created_at: datetime | None = Field(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),

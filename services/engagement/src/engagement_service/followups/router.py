@@ -1,10 +1,11 @@
 from datetime import UTC, date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from crm_libs.pagination import Page, PageParams, page_of, page_params
-from crm_libs.problems import InvalidField, problem_responses
+from crm_libs.problems import InvalidField, ProblemError, problem_responses
+from engagement_service import customer_api
 from engagement_service.deps import PrincipalDep, ReadSessionDep, SessionDep, SettingsDep
 from engagement_service.followups import service, task_operations
 from engagement_service.followups.models import Task
@@ -142,22 +143,32 @@ async def reschedule_task(
     "/tasks/{task_id}/reassign",
     response_model=TaskPublic,
     summary="Give an open task to another staff member (managers)",
-    description="The file keeps its owner: the owner's next change moves the task again.",
-    responses=problem_responses(400, 401, 404, 409, 422),
+    description="The file keeps its owner: the owner's next change moves the task again. "
+    "`staff_id` must be an active staff member of the task's store on the customer service's "
+    "roster (a 422 otherwise); a 503 when the roster cannot be read.",
+    responses=problem_responses(400, 401, 404, 409, 422, 503),
 )
 async def reassign_task(
     task_id: str,
     change: TaskReassign,
+    request: Request,
     session: SessionDep,
     principal: PrincipalDep,
     settings: SettingsDep,
 ) -> TaskPublic:
-    task, overdue = await task_operations.reassign(
-        session,
-        principal=principal,
-        task_id=task_id,
-        staff_id=change.staff_id,
-        now=datetime.now(UTC),
-        default_timezone=settings.default_timezone,
-    )
+    async def roster(staff_id: str) -> dict[str, Any] | None:
+        return await customer_api.staff_member(request, staff_id)
+
+    try:
+        task, overdue = await task_operations.reassign(
+            session,
+            principal=principal,
+            task_id=task_id,
+            staff_id=change.staff_id,
+            roster=roster,
+            now=datetime.now(UTC),
+            default_timezone=settings.default_timezone,
+        )
+    except customer_api.CustomerServiceUnavailable as exc:
+        raise ProblemError("The staff roster is unavailable", status=503) from exc
     return _public(task, overdue=overdue)

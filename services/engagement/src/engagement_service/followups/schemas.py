@@ -48,9 +48,11 @@ class TaskPublic(BaseModel):
     reschedule_reason: str | None = None
     occasion: Occasion | None = None
     occasion_on: date | None = None
-    # A recovery task's reason, and whether it needs the store's manager.
+    # A recovery task's reason, whether it needs the store's manager, and its step (1 the first;
+    # a competitor's review with the manager, then 2 the owner's visit).
     recovery_reason: StopReason | None = None
     with_manager: bool | None = None
+    recovery_step: int | None = None
 
 
 class TaskReschedule(BaseModel):

@@ -1,12 +1,15 @@
 """What staff do to a task: complete it (by a visit or without one), reschedule it with a reason,
-and a manager's reassignment; and what a done phase means for its plan.
+and a manager's reassignment to an active staff member of the task's store (the customer
+service's roster); and what a done phase or recovery step means for what follows.
 
 Every task is found in the caller's store (another store's is a 404, as an unknown one) and
 locked for the change, so a visit and a second click never both complete it. Days are the
 store's: a task is on time when done on or before its day in the store's time zone.
 """
 
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, text
@@ -15,6 +18,7 @@ from sqlmodel import col
 
 from crm_libs.principal import Principal
 from crm_libs.problems import Conflict, InvalidField, NotFound
+from engagement_service.care.recovery import RECOVERY_KIND, open_next_step
 from engagement_service.customers.models import CustomerFile
 from engagement_service.followups.methods import Method
 from engagement_service.followups.models import Task
@@ -88,6 +92,17 @@ async def mark_done(
     task.done_by = done_by
     task.done_method = method.value if method else None
     await session.flush()
+    if task.kind == RECOVERY_KIND:
+        await open_next_step(
+            session,
+            store_id=task.store_id,
+            customer_id=task.customer_id,
+            reason=task.recovery_reason,
+            step=task.recovery_step,
+            done_on=task.done_on,
+            assignee_staff_id=task.assignee_staff_id,
+        )
+        return
     if task.plan_id is None or task.phase is None:
         return
     if task.phase in CALLED_PHASES:
@@ -165,13 +180,23 @@ async def reassign(
     principal: Principal,
     task_id: str,
     staff_id: str,
+    roster: Callable[[str], Awaitable[dict[str, Any] | None]],
     now: datetime,
     default_timezone: str,
 ) -> tuple[Task, bool]:
     """Give an open task to another staff member (a manager's decision; the file keeps its
-    owner, whose next change of owner moves the task again). Returns it and whether overdue."""
+    owner, whose next change of owner moves the task again). Returns it and whether overdue.
+
+    ``roster`` reads the staff member as the caller may see them (None when unknown or out of
+    reach); one unknown, of another store or no longer active is a 422. Whatever it raises
+    when the roster cannot be read goes up: nothing is reassigned blind."""
     task = await task_to_change(session, principal=principal, task_id=task_id)
     _require_open(task)
+    member = await roster(staff_id)
+    if member is None or member.get("store_id") != task.store_id:
+        raise InvalidField("staff_id", "unknown staff member for the task's store")
+    if member.get("status") != "active":
+        raise InvalidField("staff_id", f"the staff member is {member.get('status')}, not active")
     zone = await zone_of(session, customer_id=task.customer_id, default_timezone=default_timezone)
     task.assignee_staff_id = staff_id
     await session.flush()

@@ -34,6 +34,8 @@ class Visit(SQLModel, table=True):
     # The task the visit's next step scheduled, if it named a day.
     next_task_id: str | None = Field(default=None, sa_column=Column(Text))
     next_step: str | None = Field(default=None, sa_column=Column(Text))
+    # Why the customer may stop buying (visits.schemas.VisitStopReason), when the visit said.
+    stop_reason: str | None = Field(default=None, sa_column=Column(Text))
     # Who logged it (the account or key), which may differ from the staff member who visited.
     recorded_by: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime | None = Field(

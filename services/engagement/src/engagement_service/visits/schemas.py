@@ -1,9 +1,22 @@
 from datetime import date
+from enum import StrEnum
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, Field
 
 from engagement_service.followups.methods import Method
+
+
+class VisitStopReason(StrEnum):
+    """Why the customer may stop buying, as the visit learned it: a code, never words
+    (care/stop_reasons.py maps it; ``price`` and ``other`` say nothing of a stop)."""
+
+    PRODUCT_EFFECT = "product_effect"
+    QUALITY = "quality"
+    SERVICE = "service"
+    COMPETITOR = "competitor"  # taken by another store or brand
+    PRICE = "price"
+    OTHER = "other"
 
 
 class NextStep(BaseModel):
@@ -36,6 +49,11 @@ class VisitCreate(BaseModel):
         description="Fields for the customer file under the API's names, as a PATCH body",
     )
     next_step: NextStep | None = None
+    stop_reason: VisitStopReason | None = Field(
+        default=None,
+        description="Why the customer may stop buying, when the visit learned it: the newest "
+        "reason a stopped customer's recovery task follows",
+    )
 
 
 class VisitPublic(BaseModel):
@@ -51,3 +69,4 @@ class VisitPublic(BaseModel):
     collected: dict[str, Any]
     next_step: str | None
     next_task_id: str | None
+    stop_reason: VisitStopReason | None

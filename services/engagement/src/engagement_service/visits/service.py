@@ -13,6 +13,12 @@ from crm_libs.events.outbox import enqueue
 from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal, Role
 from crm_libs.problems import Conflict, InvalidField, NotFound
+from engagement_service.care.stop_reasons import (
+    VISIT_REASONS,
+    Signal,
+    SignalSource,
+    record_stop_signals,
+)
 from engagement_service.customers.models import CustomerFile
 from engagement_service.followups.models import Task
 from engagement_service.followups.service import FOLLOW_UP
@@ -58,6 +64,7 @@ async def record_visit(
         task_id=visit_in.task_id,
         collected=visit_in.collected,
         next_step=visit_in.next_step.note if visit_in.next_step else None,
+        stop_reason=visit_in.stop_reason.value if visit_in.stop_reason else None,
         recorded_by=principal.subject,
     )
     if visit_in.task_id is not None:
@@ -90,6 +97,18 @@ async def record_visit(
         visit.next_task_id = next_task.id
     session.add(visit)
     await session.flush()
+    if visit.stop_reason is not None and (reason := VISIT_REASONS.get(visit.stop_reason)):
+        # As of when the visit happened: a refund or complaint after it is newer.
+        signal = Signal(
+            store_id=visit.store_id,
+            customer_id=visit.customer_id,
+            reason=reason,
+            source=SignalSource.VISIT,
+            source_reason=visit.stop_reason,
+            source_id=visit.id,
+            seen_at=visit.occurred_at,
+        )
+        await record_stop_signals(session, signals=[signal])
     enqueue(session, topic=Topics.ENGAGEMENT, event=visit_recorded(visit))
     return visit
 

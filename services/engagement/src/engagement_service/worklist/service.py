@@ -37,7 +37,7 @@ _COLUMNS = """
     t.id, t.customer_id, t.kind, t.phase, t.sku, t.due_on, t.method, t.methods_allowed,
     t.purpose, t.status, t.closed_reason, t.assignee_staff_id, t.done_at, t.done_by, t.done_on,
     t.rescheduled_from, t.reschedule_reason, t.occasion, t.occasion_on, t.recovery_reason,
-    t.with_manager, s.value_tier
+    t.with_manager, t.recovery_step, s.value_tier
 """
 
 
