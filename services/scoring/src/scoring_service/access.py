@@ -7,6 +7,8 @@ Scores are read by everyone who serves the store's customers, partner systems in
 from crm_libs.access import EVERY_ROLE, AccessPolicy
 from crm_libs.principal import Role
 
+MANAGERS = frozenset({Role.HQ_ADMIN, Role.STORE_MANAGER})
+
 POLICY = AccessPolicy(
     operations={
         "GET /customers/{customer_id}/score": EVERY_ROLE,
@@ -28,5 +30,11 @@ POLICY = AccessPolicy(
         # change them (the store is recomputed); whoever serves the store reads them.
         "GET /stores/{store_id}/tier-rules": EVERY_ROLE,
         "PUT /stores/{store_id}/tier-rules": frozenset({Role.HQ_ADMIN, Role.STORE_MANAGER}),
+        # The analysis (DOMAIN.md §10) is the manager's view of the store's business: every
+        # customer's money, each staff member's sales. The store's manager and head office read
+        # it; staff, experts and partner systems serve customers one by one and do not.
+        "GET /stores/{store_id}/analysis/consumption": MANAGERS,
+        "GET /stores/{store_id}/analysis/churn": MANAGERS,
+        "GET /stores/{store_id}/analysis/contact-times": MANAGERS,
     }
 )

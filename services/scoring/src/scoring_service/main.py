@@ -9,6 +9,7 @@ from crm_libs.events.relay import relay_worker
 from crm_libs.principal import principal_dependency
 from crm_libs.service_app import create_service_app
 from scoring_service.access import POLICY
+from scoring_service.analysis.router import router as analysis_router
 from scoring_service.config import Settings
 from scoring_service.scores.consumed import decode_event
 from scoring_service.scores.fits_scheduled import model_refit_worker
@@ -49,7 +50,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings=settings or Settings(),
         routers=[
             guarded(
-                [scores_router, floor_router, model_router, segment_router, tier_rules_router],
+                [
+                    scores_router,
+                    floor_router,
+                    model_router,
+                    segment_router,
+                    tier_rules_router,
+                    analysis_router,
+                ],
                 policy=POLICY,
                 principal_dependency=principal_dependency,
             )

@@ -47,6 +47,8 @@ def file_payload(
         # A file made by an import (imports/customer_checks.NewFile) has no health data.
         "uses_competitor_products": getattr(customer, "uses_competitor_products", False),
         "consents": customer.consents or NO_CONSENTS,
+        # The address's district alone (the analysis's region), never the street.
+        "district": (getattr(customer, "address", None) or {}).get("district"),
         "version": customer.version,
     }
 

@@ -7,6 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.consumer import prepared
 from crm_libs.events.driver import driver_connection
+from scoring_service.analysis.seen import store_seen
 from scoring_service.scores import (
     classified_batch,
     expected_dates,
@@ -50,6 +51,16 @@ def make_batch_handler(*, as_of: date | None):
         if event_stores:  # no store's lock: the member event's own row
             await store_member_events(
                 await driver_connection(session), scheduled=scheduled, cancelled=cancelled
+            )
+        sales = [e.sale for e in batch if e.sale is not None]
+        districts = [e.district for e in batch if e.district is not None]
+        contacts = [e.contact for e in batch if e.contact is not None]
+        if sales or districts or contacts:  # the analysis's own rows, keyed by their events
+            await store_seen(
+                await driver_connection(session),
+                sales=sales,
+                districts=districts,
+                contacts=contacts,
             )
         # A merged-away file's purchase goes to its survivor; this batch's merges come last, so
         # they also move what the batch itself stored for their files.

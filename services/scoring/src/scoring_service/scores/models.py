@@ -97,7 +97,11 @@ class PurchaseFact(SQLModel, table=True):
     """The purchases this service has seen, enough to recompute windows and aggregates."""
 
     __tablename__ = "purchase_fact"
-    __table_args__ = (Index("ix_purchase_fact_customer_at", "customer_id", "purchased_at"),)
+    __table_args__ = (
+        Index("ix_purchase_fact_customer_at", "customer_id", "purchased_at"),
+        # A store's purchases of a period, for the analysis (analysis/consumption.py).
+        Index("ix_purchase_fact_store_day", "store_id", "purchased_on"),
+    )
 
     purchase_id: str = Field(primary_key=True)
     store_id: str = Field(sa_column=Column(Text, nullable=False))
