@@ -69,9 +69,14 @@ async def test_purchase_reaches_score_and_follow_up_tasks(api: httpx.AsyncClient
     async def tasks() -> list[dict] | None:
         response = await api.get("/tasks", params={"customer_id": customer["id"]})
         items = response.json()["items"]
-        return items if len(items) == 5 else None
+        kinds = sorted(t["kind"] for t in items)
+        return items if kinds == ["follow_up"] * 5 + ["refill"] else None
 
-    items = sorted(await eventually(tasks), key=lambda t: t["phase"])
+    found = await eventually(tasks)
+    # The refill reminder: three days before the supply scoring announced runs out.
+    [refill] = [t for t in found if t["kind"] == "refill"]
+    assert refill["due_on"] == (local_day + timedelta(days=60 - 3)).isoformat()
+    items = sorted((t for t in found if t["kind"] == "follow_up"), key=lambda t: t["phase"])
     assert [t["phase"] for t in items] == [1, 2, 3, 4, 5]
     assert [t["due_on"] for t in items] == [
         (local_day + timedelta(days=d)).isoformat() for d in (3, 7, 14, 21, 28)
@@ -107,7 +112,8 @@ async def test_second_purchase_extends_supply_and_starts_no_second_plan(
     score = await score_with_purchases(api, customer["id"], 2)
     assert score["supply_runs_out_on"] == (first_on + timedelta(days=30 + 60)).isoformat()
     response = await api.get("/tasks", params={"customer_id": customer["id"]})
-    assert len(response.json()["items"]) == 5
+    kinds = [t["kind"] for t in response.json()["items"]]
+    assert kinds.count("follow_up") == 5  # one plan: the product was bought before
 
 
 async def test_a_file_without_purchases_is_a_prospect_until_it_buys(api: httpx.AsyncClient) -> None:
