@@ -159,6 +159,21 @@ async def _own_store(api: httpx.AsyncClient) -> dict[str, str]:
         json={"store_id": store["id"], "category": "transactional", "name": "n", "body": "已发货"},
     )
     assert template.status_code == 201, template.text
+    # A birthday campaign of the store: read, previewed and sent (once) by the roles allowed.
+    birthday = await api.post(
+        "/templates",
+        json={"store_id": store["id"], "category": "birthday", "name": "b", "body": "生日快乐"},
+    )
+    campaign = await api.post(
+        "/campaigns",
+        json={
+            "store_id": store["id"],
+            "kind": "birthday",
+            "template_id": birthday.json()["id"],
+            "date_from": date.today().isoformat(),
+        },
+    )
+    assert campaign.status_code == 201, campaign.text
     target = await create_account(api, role="staff", store_id=store["id"])
     key = (await api.post("/api-keys", json={"store_id": store["id"], "name": "target"})).json()
     return {
@@ -175,6 +190,7 @@ async def _own_store(api: httpx.AsyncClient) -> dict[str, str]:
         "complaint_id": complaint.json()["id"],
         "event_id": event.json()["id"],
         "template_id": template.json()["id"],
+        "campaign_id": campaign.json()["id"],
         "sku": product["sku"],
         # A role every caller allowed to manage accounts may grant (and valid on the roster).
         "role": "staff",

@@ -79,6 +79,21 @@ async def _store_b(api: httpx.AsyncClient) -> dict[str, str]:
         json={"store_id": store["id"], "category": "transactional", "name": "n", "body": "已发货"},
     )
     assert template.status_code == 201, template.text
+    # A birthday campaign of the store: read, previewed and sent (once) by the roles allowed.
+    birthday = await api.post(
+        "/templates",
+        json={"store_id": store["id"], "category": "birthday", "name": "b", "body": "生日快乐"},
+    )
+    campaign = await api.post(
+        "/campaigns",
+        json={
+            "store_id": store["id"],
+            "kind": "birthday",
+            "template_id": birthday.json()["id"],
+            "date_from": date.today().isoformat(),
+        },
+    )
+    assert campaign.status_code == 201, campaign.text
     account = await create_account(api, role="staff", store_id=store["id"])
     key = (await api.post("/api-keys", json={"store_id": store["id"], "name": "b"})).json()
     return {
@@ -97,6 +112,7 @@ async def _store_b(api: httpx.AsyncClient) -> dict[str, str]:
         "complaint_id": complained["id"],
         "event_id": event.json()["id"],
         "template_id": template.json()["id"],
+        "campaign_id": campaign.json()["id"],
         "phone": "13900001111",
     }
 

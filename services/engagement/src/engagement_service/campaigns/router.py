@@ -40,7 +40,7 @@ _UNAVAILABLE = "A service the campaign reads from did not answer; try again"
     responses=problem_responses(400, 401, 403, 404, 422),
 )
 async def create_campaign(
-    campaign_in: CampaignCreate,
+    campaign_in: CampaignCreate,  # type: ignore[valid-type]
     session: SessionDep,
     principal: PrincipalDep,
     settings: SettingsDep,

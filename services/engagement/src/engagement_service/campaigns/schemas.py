@@ -1,5 +1,5 @@
 from datetime import date
-from typing import Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -9,22 +9,10 @@ from engagement_service.member_events.schemas import Segment
 
 CampaignStatus = Literal["draft", "sending", "sent", "failed"]
 
-# What each kind reads from the request; any other of these fields is refused with the kind's.
-_FIELDS: dict[Kind, frozenset[str]] = {
-    Kind.BIRTHDAY: frozenset({"date_from"}),
-    Kind.FESTIVAL: frozenset({"occasion"}),
-    Kind.SEASON: frozenset({"occasion"}),
-    Kind.MISS_YOU: frozenset({"unseen_days"}),
-    Kind.MANUAL: frozenset({"segment"}),
-}
-_OPTIONAL = {Kind.BIRTHDAY: frozenset({"date_to"})}
-_CHOICE = ("date_from", "date_to", "occasion", "unseen_days", "segment")
 
-
-class CampaignCreate(BaseModel):
+class _CampaignBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: Kind
     template_id: str = Field(min_length=1, max_length=64)
     store_id: str | None = Field(
         default=None,
@@ -32,25 +20,6 @@ class CampaignCreate(BaseModel):
         description="The caller's store if absent (head office names one)",
     )
     name: str | None = Field(default=None, max_length=100)
-    date_from: date | None = Field(
-        default=None,
-        description="birthday: the first day of the birthdays (solar or lunar) it greets",
-    )
-    date_to: date | None = Field(
-        default=None, description="birthday: the last day (date_from if absent); at most 31 days"
-    )
-    occasion: Occasion | None = Field(
-        default=None,
-        description="festival: spring_festival, dragon_boat, mid_autumn, double_ninth; season: "
-        "lichun, lixia, liqiu, lidong (its next date from the lunar calendar)",
-    )
-    unseen_days: int | None = Field(
-        default=None,
-        ge=1,
-        le=3650,
-        description="miss_you: customers with no purchase and no visit in this many days",
-    )
-    segment: Segment | None = Field(default=None, description="manual: scoring's segment")
     staff_id: str | None = Field(
         default=None,
         max_length=64,
@@ -61,27 +30,68 @@ class CampaignCreate(BaseModel):
         default=None, description="Not before this time (quiet hours still hold it); now if absent"
     )
 
+
+class BirthdayCampaign(_CampaignBase):
+    """The customers whose birthday, solar or lunar, falls in the days."""
+
+    kind: Literal["birthday"]
+    date_from: date = Field(description="The first day of the birthdays it greets")
+    date_to: date | None = Field(
+        default=None, description="The last day (date_from if absent); at most 31 days"
+    )
+
     @model_validator(mode="after")
-    def _fields_of_kind(self) -> "CampaignCreate":
-        needed = _FIELDS[self.kind]
-        allowed = needed | _OPTIONAL.get(self.kind, frozenset())
-        given = {f for f in _CHOICE if getattr(self, f) is not None}
-        if missing := sorted(needed - given):
-            raise ValueError(f"a {self.kind} campaign needs {', '.join(missing)}")
-        if extra := sorted(given - allowed):
-            raise ValueError(f"a {self.kind} campaign takes no {', '.join(extra)}")
-        if self.kind is Kind.FESTIVAL and self.occasion not in FESTIVAL_OCCASIONS:
-            raise ValueError(
-                "occasion: a festival is one of " + ", ".join(sorted(FESTIVAL_OCCASIONS))
-            )
-        if self.kind is Kind.SEASON and self.occasion not in SEASON_OCCASIONS:
-            raise ValueError("occasion: a season is one of " + ", ".join(sorted(SEASON_OCCASIONS)))
-        if self.date_from and self.date_to:
+    def _days(self) -> "BirthdayCampaign":
+        if self.date_to is not None:
             if self.date_to < self.date_from:
                 raise ValueError("date_to is before date_from")
             if (self.date_to - self.date_from).days > 30:
                 raise ValueError("a birthday campaign spans at most 31 days")
         return self
+
+
+FestivalOccasion = Literal["spring_festival", "dragon_boat", "mid_autumn", "double_ninth"]
+SeasonOccasion = Literal["lichun", "lixia", "liqiu", "lidong"]
+
+
+class FestivalCampaign(_CampaignBase):
+    """Every customer of the store, for a festival (its next date from the lunar calendar)."""
+
+    kind: Literal["festival"]
+    occasion: FestivalOccasion
+
+
+class SeasonCampaign(_CampaignBase):
+    """Every customer of the store, for the solar term that starts a season."""
+
+    kind: Literal["season"]
+    occasion: SeasonOccasion
+
+
+class MissYouCampaign(_CampaignBase):
+    """The customers with no purchase and no visit in ``unseen_days`` days (seen once at least)."""
+
+    kind: Literal["miss_you"]
+    unseen_days: int = Field(ge=1, le=3650)
+
+
+class ManualCampaign(_CampaignBase):
+    """The members of scoring's segment."""
+
+    kind: Literal["manual"]
+    segment: Segment
+
+
+CampaignCreate = Annotated[
+    BirthdayCampaign | FestivalCampaign | SeasonCampaign | MissYouCampaign | ManualCampaign,
+    Field(discriminator="kind"),
+]
+AnyCampaign = (
+    BirthdayCampaign | FestivalCampaign | SeasonCampaign | MissYouCampaign | ManualCampaign
+)
+# The kinds' occasions are care/special_days.py's festivals and season changes, no others.
+assert set(get_args(FestivalOccasion)) == {o.value for o in FESTIVAL_OCCASIONS}
+assert set(get_args(SeasonOccasion)) == {o.value for o in SEASON_OCCASIONS}
 
 
 class CampaignCounts(BaseModel):

@@ -14,14 +14,20 @@ from engagement_service.campaigns.evaluation import Voice, counted, evaluate
 from engagement_service.campaigns.kinds import CATEGORIES, Kind, occasion_on
 from engagement_service.campaigns.models import Campaign, CampaignCount
 from engagement_service.campaigns.schemas import (
+    AnyCampaign,
+    BirthdayCampaign,
     CampaignCounts,
-    CampaignCreate,
     CampaignPreview,
     CampaignPublic,
+    FestivalCampaign,
+    ManualCampaign,
+    MissYouCampaign,
     PreviewExclusion,
     PreviewMessage,
     PreviewRequest,
+    SeasonCampaign,
 )
+from engagement_service.care.special_days import Occasion
 from engagement_service.customer_api import CustomerServiceUnavailable
 from engagement_service.messages.categories import Category
 from engagement_service.messages.directory import CustomerDirectory
@@ -61,7 +67,7 @@ async def create_campaign(
     session: AsyncSession,
     *,
     principal: Principal,
-    campaign_in: CampaignCreate,
+    campaign_in: AnyCampaign,
     default_timezone: str,
 ) -> Campaign:
     """A draft campaign; 422 naming the template's category when it does not fit the kind."""
@@ -72,7 +78,7 @@ async def create_campaign(
     template = await get_template(session, principal=principal, template_id=campaign_in.template_id)
     if template.store_id is not None and template.store_id != store_id:
         raise InvalidField("template_id", "the template is another store's")
-    kind = campaign_in.kind
+    kind = Kind(campaign_in.kind)
     category = Category(template.category)
     if category not in CATEGORIES[kind]:
         fits = " or ".join(sorted(c.value for c in CATEGORIES[kind]))
@@ -81,21 +87,21 @@ async def create_campaign(
             f"a {kind} campaign sends a {fits} template; this one is {category.value}",
         )
     today = await store_today(session, store_id=store_id, default_timezone=default_timezone)
-    on = None
-    if campaign_in.occasion is not None:
-        on = occasion_on(campaign_in.occasion, on_or_after=today)
-    date_to = campaign_in.date_to or campaign_in.date_from
+    occasion = getattr(campaign_in, "occasion", None)
+    on = occasion_on(Occasion(occasion), on_or_after=today) if occasion else None
+    date_from = getattr(campaign_in, "date_from", None)
+    segment = getattr(campaign_in, "segment", None)
     campaign = Campaign(
         store_id=store_id,
         kind=kind.value,
-        name=campaign_in.name or _default_name(kind, campaign_in, on),
+        name=campaign_in.name or _default_name(campaign_in, on),
         template_id=template.id,
-        date_from=campaign_in.date_from,
-        date_to=date_to,
-        occasion=campaign_in.occasion.value if campaign_in.occasion else None,
+        date_from=date_from,
+        date_to=getattr(campaign_in, "date_to", None) or date_from,
+        occasion=occasion,
         occasion_on=on,
-        unseen_days=campaign_in.unseen_days,
-        segment=campaign_in.segment.filters() if campaign_in.segment else None,
+        unseen_days=getattr(campaign_in, "unseen_days", None),
+        segment=segment.filters() if segment else None,
         staff_id=campaign_in.staff_id or principal.staff_id,
         send_at=campaign_in.send_at,
         created_by=principal.subject,
@@ -105,15 +111,18 @@ async def create_campaign(
     return campaign
 
 
-def _default_name(kind: Kind, campaign_in: CampaignCreate, on: date | None) -> str:
-    if kind is Kind.BIRTHDAY:
-        return f"birthday {campaign_in.date_from}"
-    if on is not None:
-        return f"{campaign_in.occasion} {on}"
-    if kind is Kind.MISS_YOU:
-        return f"miss_you {campaign_in.unseen_days} days"
-    filters = campaign_in.segment.filters() if campaign_in.segment else {}
-    return "manual " + ", ".join(f"{k}={v}" for k, v in filters.items())
+def _default_name(campaign_in: AnyCampaign, on: date | None) -> str:
+    match campaign_in:
+        case BirthdayCampaign():
+            return f"birthday {campaign_in.date_from}"
+        case FestivalCampaign() | SeasonCampaign():
+            return f"{campaign_in.occasion} {on}"
+        case MissYouCampaign():
+            return f"miss_you {campaign_in.unseen_days} days"
+        case ManualCampaign():
+            return "manual " + ", ".join(
+                f"{k}={v}" for k, v in campaign_in.segment.filters().items()
+            )
 
 
 async def get_campaign(
