@@ -197,6 +197,7 @@ class LocalStack:
                 "CRM_CUSTOMER_URL": self.url("customer"),
                 "CRM_ENGAGEMENT_URL": self.url("engagement"),
                 "CRM_SCORING_URL": self.url("scoring"),
+                "CRM_GATEWAY_URL": self.url("gateway"),
             }
         )
         if spec.database:

@@ -28,6 +28,14 @@ POLICY = AccessPolicy(
     public=frozenset({"POST /api/v1/auth/token", "POST /api/v1/auth/refresh"}),
 )
 
+# The audit intake (``POST /internal/audit``, audit/intake.py): outside the API and this policy,
+# as no account calls it. A service hands over what a peer disclosed to one of its workers,
+# under a principal it signed itself (CRM_PRINCIPAL_SECRET); only these subjects, with a role
+# they are signed for, are taken. An account's name cannot hold ":", so none can pose as one.
+SERVICE_AUDIT_ACTORS: dict[str, frozenset[Role]] = {
+    "engagement:messages": frozenset({Role.STORE_MANAGER}),
+}
+
 # The account roles each caller may open, change or disable: never one above their own. Nor may a
 # store manager touch another manager's account: setting a peer's password would let one manager
 # act as another, and appointing managers is head office's decision.

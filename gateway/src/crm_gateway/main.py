@@ -9,6 +9,7 @@ from crm_gateway.access import POLICY
 from crm_gateway.accounts.router import auth_router
 from crm_gateway.accounts.router import router as accounts_router
 from crm_gateway.api_keys.router import router as api_keys_router
+from crm_gateway.audit.intake import router as audit_intake_router
 from crm_gateway.audit.router import router as audit_router
 from crm_gateway.config import Settings
 from crm_gateway.deps import get_principal
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             principal_dependency=get_principal,
         )
     )
+    # Services' own audit entries, under their signed principal: outside /api/v1 and the policy.
+    app.include_router(audit_intake_router)
     # Last: its catch-all path must not shadow the gateway's own /api/v1 routes.
     app.include_router(unrouted_router())
     require_declared(app, POLICY)

@@ -41,3 +41,21 @@ def decode(value: str) -> list[AuditEntry]:
 def add(value: str | None, entry: AuditEntry) -> str:
     """The header ``value`` (None: not set yet) with ``entry`` appended."""
     return encode([*(decode(value) if value is not None else []), entry])
+
+
+def merge(value: str | None, entries: list[AuditEntry]) -> str | None:
+    """The header ``value`` (None: not set) with ``entries`` appended; None if both are empty."""
+    if not entries:
+        return value
+    return encode([*(decode(value) if value is not None else []), *entries])
+
+
+# Where a service hands the gateway what a peer disclosed to it outside any user's request (a
+# worker, a background job): the gateway records each entry with the service's own principal.
+SERVICE_AUDIT_PATH = "/internal/audit"
+
+
+class ServiceAudit(BaseModel):
+    """The body of :data:`SERVICE_AUDIT_PATH`: at most a batch's worth of entries."""
+
+    entries: list[AuditEntry] = Field(min_length=1, max_length=2000)

@@ -7,7 +7,9 @@ moved into the audit table in the background once the database is back, also aft
 An outbox table would not help: it lives in the same database that just failed.
 
 Replicas on one host may share the directory: a file is claimed by renaming it, so each entry
-is written to the table once. Reads are never spooled: they fail closed before disclosure.
+is written to the table once. Reads are never spooled: they fail closed before disclosure. A
+service's worker's reads handed to the intake (intake.py) are, as the worker uses them only
+once they are kept.
 """
 
 from __future__ import annotations

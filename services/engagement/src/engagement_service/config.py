@@ -26,6 +26,9 @@ class Settings(BaseServiceSettings):
     # list answers without names rather than wait longer than this for them.
     customer_url: str = "http://127.0.0.1:8001"
     customer_timeout_seconds: float = Field(default=2.0, gt=0)
+    # The gateway's audit intake (peer_audit.py): what the customer service disclosed to a
+    # worker is recorded there before the worker uses it.
+    gateway_url: str = "http://127.0.0.1:8000"
     # Staff statistics (stats/): how often the month-close job looks for stores past their
     # local month start.
     staff_month_check_seconds: float = 60.0

@@ -2,7 +2,7 @@
 (``X-CRM-Principal``, as the gateway signed it) is forwarded, so store scope and masking stay
 the customer service's. Engagement keeps no names (its copy of the files carries none by
 contract) and no roster: the work list's names and the staff statistics' staff member come
-from here.
+from here. What an answer disclosed is carried to the audit trail (peer_audit.py).
 """
 
 from typing import Any
@@ -12,6 +12,7 @@ import httpx
 from fastapi import FastAPI, Request
 
 from crm_libs.principal import PRINCIPAL_HEADER
+from engagement_service import peer_audit
 from engagement_service.config import Settings
 
 
@@ -37,6 +38,8 @@ async def _get(request: Request, path: str, params: Any = None) -> httpx.Respons
         response = await _client(request.app).get(path, params=params, headers=headers)
     except httpx.HTTPError as exc:
         raise CustomerServiceUnavailable(str(exc) or type(exc).__name__) from exc
+    # What the answer disclosed goes on the trail with the caller's request (peer_audit.py).
+    peer_audit.collect(response)
     if response.status_code >= 500:
         raise CustomerServiceUnavailable(f"{path} answered {response.status_code}")
     return response

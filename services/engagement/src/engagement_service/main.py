@@ -26,6 +26,7 @@ from engagement_service.messages.callbacks import DatabaseSink
 from engagement_service.messages.providers.registry import create_provider
 from engagement_service.messages.router import router as messages_router
 from engagement_service.messages.worker import message_worker
+from engagement_service.peer_audit import PeerAuditMiddleware
 from engagement_service.stats.month_close import staff_month_worker
 from engagement_service.stats.router import router as stats_router
 from engagement_service.visits.router import router as visits_router
@@ -88,6 +89,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ],
     )
     app.state.sms_provider = provider
+    # What the customer service disclosed to a route goes out in its audit header, for the
+    # gateway to record against the caller: no route has to remember it.
+    app.add_middleware(PeerAuditMiddleware)
     # The provider's delivery-status and inbound routes: called by the SMS platform, which
     # proves itself by the secret token in their path; out of the API document and the policy.
     if (callbacks := provider.callback_routes(DatabaseSink(app))) is not None:

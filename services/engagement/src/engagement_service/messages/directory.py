@@ -16,6 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from crm_libs.principal import PRINCIPAL_HEADER, Principal, Role, sign_principal
+from engagement_service import peer_audit
 from engagement_service.customer_api import CustomerServiceUnavailable
 
 # The subject the customer service sees (and its logs name) for the worker's reads.
@@ -36,11 +37,38 @@ class Person:
 
 
 class CustomerDirectory:
-    """Reads from the customer service with one principal header."""
+    """Reads from the customer service with one principal header.
 
-    def __init__(self, client: httpx.AsyncClient, principal_header: str) -> None:
+    ``audit``: where the reads' disclosures go outside a request (the gateway's intake, under
+    this directory's principal); within a request they go with the request's response."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        principal_header: str,
+        *,
+        audit: peer_audit.GatewayAudit | None = None,
+    ) -> None:
         self._client = client
         self._headers = {PRINCIPAL_HEADER: principal_header}
+        self._audit = audit
+
+    async def _note(
+        self, response: httpx.Response, items: list[dict[str, Any]] | None = None
+    ) -> None:
+        """Put what the answer disclosed on the trail before any of it is used."""
+        if self._audit is None or peer_audit.in_request():
+            peer_audit.collect(response)
+            return
+        entries = peer_audit.entries_of(response)
+        try:
+            await self._audit.record(
+                peer_audit.per_file(entries, items or []),
+                principal_header=self._headers[PRINCIPAL_HEADER],
+            )
+        except peer_audit.AuditUnrecorded as exc:
+            # Unrecorded, the answer is dropped unused: the caller waits as for an outage.
+            raise CustomerServiceUnavailable(f"audit trail: {exc}") from exc
 
     async def _get(self, path: str, params: Any = None) -> httpx.Response:
         try:
@@ -59,6 +87,7 @@ class CustomerDirectory:
         if response.status_code != 200:
             raise CustomerServiceUnavailable(f"/customers answered {response.status_code}")
         items: list[dict[str, Any]] = response.json()["items"]
+        await self._note(response, items)
         return items
 
     async def recipient(self, customer_id: str) -> Recipient | None:
@@ -70,6 +99,7 @@ class CustomerDirectory:
 
     async def staff_name(self, staff_id: str) -> str | None:
         response = await self._get(f"/staff/{quote(staff_id, safe='')}")
+        await self._note(response)
         if response.status_code != 200:
             return None
         name: str | None = response.json().get("name")
@@ -77,6 +107,7 @@ class CustomerDirectory:
 
     async def store_name(self, store_id: str) -> str | None:
         response = await self._get(f"/stores/{quote(store_id, safe='')}")
+        await self._note(response)
         if response.status_code != 200:
             return None
         name: str | None = response.json().get("name")
@@ -105,10 +136,15 @@ class CustomerDirectory:
 
 
 def sender_directory(
-    client: httpx.AsyncClient, *, store_id: str, secret: str, ttl_seconds: int = 60
+    client: httpx.AsyncClient,
+    *,
+    store_id: str,
+    secret: str,
+    ttl_seconds: int = 60,
+    audit: peer_audit.GatewayAudit | None = None,
 ) -> CustomerDirectory:
-    """The worker's reads of one store's numbers."""
+    """The worker's reads of one store's numbers (on the trail through ``audit``)."""
     principal = Principal(subject=SENDER_SUBJECT, role=Role.STORE_MANAGER, store_id=store_id)
     return CustomerDirectory(
-        client, sign_principal(principal, secret=secret, ttl_seconds=ttl_seconds)
+        client, sign_principal(principal, secret=secret, ttl_seconds=ttl_seconds), audit=audit
     )

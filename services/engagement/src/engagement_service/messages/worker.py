@@ -56,6 +56,7 @@ from engagement_service.messages.providers.base import (
 )
 from engagement_service.messages.quiet_hours import is_quiet, quiet_ends_at
 from engagement_service.messages.service import QUEUED_CHANNEL
+from engagement_service.peer_audit import GatewayAudit
 
 log = logging.getLogger(__name__)
 
@@ -362,11 +363,16 @@ async def message_worker(app: FastAPI) -> None:
     client = httpx.AsyncClient(
         base_url=settings.customer_url, timeout=settings.customer_timeout_seconds
     )
+    # The numbers' reads go on the audit trail before any message is sent to them.
+    gateway = httpx.AsyncClient(
+        base_url=settings.gateway_url, timeout=settings.customer_timeout_seconds
+    )
+    audit = GatewayAudit(gateway)
     sender = MessageSender(
         sessionmaker=app.state.sessionmaker,
         provider=provider,
         directory_for=lambda store_id: sender_directory(
-            client, store_id=store_id, secret=settings.principal_secret
+            client, store_id=store_id, secret=settings.principal_secret, audit=audit
         ),
         settings=SenderSettings.of(settings),
         stopping=getattr(app.state, "stopping", None),
@@ -375,6 +381,7 @@ async def message_worker(app: FastAPI) -> None:
         await sender.run(database_url=settings.database_url, poll_seconds=settings.sms_poll_seconds)
     finally:
         await client.aclose()
+        await gateway.aclose()
         await provider.aclose()
 
 

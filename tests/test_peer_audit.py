@@ -1,0 +1,174 @@
+"""What the customer service discloses to engagement is on the gateway's audit trail too: the
+work list's names read as the caller (carried in engagement's answer), and the numbers the SMS
+worker reads under its own principal (handed to the gateway before the message goes, or the
+message waits while the gateway is away)."""
+
+import os
+from collections.abc import AsyncIterator
+from datetime import date, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from crm_devstack.fixtures import eventually
+from crm_devstack.stack import LocalStack
+from crm_libs.db import asyncpg_dsn
+from crm_libs.ids import new_id
+from crm_libs.principal import PRINCIPAL_HEADER, Principal, Role, sign_principal
+from crm_libs.settings import DEV_PRINCIPAL_SECRET
+from engagement_service.messages.service import QUEUED_CHANNEL
+from tests.builders import client_as, create_account, create_customer, create_staff, create_store
+from tests.builders import sign_in as sign_in_account
+from tests.test_care_messages import CONSENTED, a_mobile, daytime_zone, send, template
+
+SENDER = "engagement:messages"
+
+
+@pytest.fixture
+async def engagement_db(stack: LocalStack) -> AsyncIterator[asyncpg.Connection]:
+    db = await asyncpg.connect(asyncpg_dsn(stack.database_url("engagement")))
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+async def _audit(api: httpx.AsyncClient, **params: str) -> list[dict[str, Any]]:
+    response = await api.get("/audit", params={**params, "limit": 500})
+    assert response.status_code == 200, response.text
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def _file_copied(db: asyncpg.Connection, customer_id: str) -> None:
+    async def copied() -> bool:
+        found = await db.fetchval(
+            "SELECT count(*) FROM customer_file WHERE customer_id = $1", customer_id
+        )
+        return bool(found)
+
+    await eventually(copied, timeout=60)
+
+
+async def test_the_work_lists_names_read_is_audited_for_the_callers_request(
+    api: httpx.AsyncClient, engagement_db: asyncpg.Connection
+) -> None:
+    store = (await create_store(api, timezone=daytime_zone()))["id"]
+    # A manager with a roster entry: the names' answer shows the numbers whole to that role.
+    me = (await create_staff(api, store_id=store))["id"]
+    customer = (await create_customer(api, store_id=store, name="赵敏", phone=a_mobile()))["id"]
+    await _file_copied(engagement_db, customer)
+    await engagement_db.execute(
+        """
+        INSERT INTO task (id, store_id, customer_id, kind, due_on, method, purpose, status,
+                          assignee_staff_id)
+        VALUES ($1, $2, $3, 'routine', $4, 'phone', '问候', 'open', $5)
+        """,
+        new_id(),
+        store,
+        customer,
+        date.today() - timedelta(days=1),  # overdue: on today's list in any store's zone
+        me,
+    )
+    account = await create_account(api, role="store_manager", store_id=store, staff_id=me)
+    async with client_as(
+        api, token=(await sign_in_account(api, account))["access_token"]
+    ) as manager:
+        response = await manager.get(
+            "/tasks",
+            params={"assignee": "me", "due": "today"},
+            headers={"X-Request-ID": "work-list-names-1"},
+        )
+    assert response.status_code == 200, response.text
+    assert [t["customer_name"] for t in response.json()["items"]] == ["赵敏"]
+    assert "x-crm-audit" not in response.headers  # the gateway keeps it to itself
+    entries = await _audit(api, actor=account["id"])
+    read = [e for e in entries if e["request_id"] == "work-list-names-1"]
+    assert [(e["action"], e["fields"], e["role"], e["store_id"]) for e in read] == [
+        ("search", ["phone"], "store_manager", store)
+    ]
+
+
+async def test_a_care_message_sent_by_the_worker_audits_the_number_it_read(
+    api: httpx.AsyncClient,
+) -> None:
+    store = await create_store(api, timezone=daytime_zone())
+    customer = await create_customer(api, store_id=store["id"], phone=a_mobile(), **CONSENTED)
+    care = await template(api, store["id"], "care", "{form_of_address}，天凉了，记得添衣。")
+    queued = await send(api, {"customer_id": customer["id"], "template_id": care})
+    assert queued.status_code == 202, queued.text
+
+    async def sender_read() -> list[dict[str, Any]] | None:
+        found = [e for e in await _audit(api, customer_id=customer["id"]) if e["actor"] == SENDER]
+        return found or None
+
+    entries = await eventually(sender_read)
+    assert [
+        (e["action"], e["resource"], e["fields"], e["role"], e["store_id"]) for e in entries
+    ] == [("read", f"customer/{customer['id']}", ["phone"], "store_manager", store["id"])]
+
+    async def sent() -> bool:
+        page = await api.get("/messages", params={"customer_id": customer["id"]})
+        return page.json()["items"][0]["status"] in ("sent", "delivered")
+
+    await eventually(sent)
+
+
+async def test_with_the_gateway_down_the_message_waits_until_its_read_is_recorded(
+    stack: LocalStack, api: httpx.AsyncClient, engagement_db: asyncpg.Connection
+) -> None:
+    store = await create_store(api, timezone=daytime_zone())
+    customer = await create_customer(api, store_id=store["id"], phone=a_mobile(), **CONSENTED)
+    care = await template(api, store["id"], "care", "{form_of_address}，注意休息。")
+    await _file_copied(engagement_db, customer["id"])
+    stack.stop_service("gateway")
+    try:
+        # Queued straight at engagement as head office, as the gateway would have forwarded it.
+        token = sign_principal(
+            Principal(subject="audit-test", role=Role.HQ_ADMIN),
+            secret=os.environ.get("CRM_PRINCIPAL_SECRET", DEV_PRINCIPAL_SECRET),
+        )
+        async with httpx.AsyncClient(
+            base_url=stack.url("engagement"), headers={PRINCIPAL_HEADER: token}
+        ) as engagement:
+            queued = await engagement.post(
+                "/messages", json={"customer_id": customer["id"], "template_id": care}
+            )
+        assert queued.status_code == 202, queued.text
+        message_id = queued.json()["id"]
+
+        async def put_back() -> bool:
+            # The worker read the number, could not record the read and released the message
+            # for later (its not_before pushed past its creation), unsent.
+            row = await engagement_db.fetchrow(
+                "SELECT status, not_before > created_at + interval '5 seconds' AS later"
+                " FROM sms_message WHERE id = $1",
+                message_id,
+            )
+            return bool(row["later"]) and row["status"] == "queued"
+
+        await eventually(put_back, timeout=30)
+    finally:
+        stack.start_service("gateway")
+        stack.wait_healthy("gateway")
+    row = await engagement_db.fetchrow(
+        "SELECT status, provider_message_id FROM sms_message WHERE id = $1", message_id
+    )
+    assert (row["status"], row["provider_message_id"]) == ("queued", None)
+    # Due again now rather than after the retry wait, and the worker woken.
+    await engagement_db.execute(
+        "UPDATE sms_message SET not_before = now() WHERE id = $1", message_id
+    )
+    await engagement_db.execute("SELECT pg_notify($1, $2)", QUEUED_CHANNEL, message_id)
+
+    async def sent() -> bool:
+        status = await engagement_db.fetchval(
+            "SELECT status FROM sms_message WHERE id = $1", message_id
+        )
+        return status in ("sent", "delivered")
+
+    await eventually(sent, timeout=30)
+    entries = [e for e in await _audit(api, customer_id=customer["id"]) if e["actor"] == SENDER]
+    assert [(e["action"], e["fields"]) for e in entries] == [("read", ["phone"])]
