@@ -259,3 +259,27 @@ async def test_bad_periods_and_an_unsupported_accept_are_refused(api: httpx.Asyn
     # A store with no purchases: an empty table, not an error.
     empty = await api.get(f"{url}/consumption", params=MARCH_APRIL)
     assert (empty.status_code, empty.json()["items"]) == (200, [])
+
+
+async def test_sources_as_csv_and_a_workbook(api: httpx.AsyncClient) -> None:
+    """The customer service's table of files per source channel, in the managers' formats."""
+    store = await create_store(api)
+    a = await _product(api, category="保健品", price="100.00", days=30)
+    lecture = {"source": {"channel": "lecture", "method": "血压测量", "cost": "10.00"}}
+    bought = await create_customer(api, store_id=store["id"], **lecture)
+    await create_customer(api, store_id=store["id"], **lecture)
+    await _buy(api, bought, "2025-03-10T10:00:00+08:00", (a, 1))
+    url = f"/stores/{store['id']}/analysis/sources"
+    as_csv = await api.get(url, headers={"Accept": "text/csv"})
+    assert as_csv.status_code == 200, as_csv.text
+    rows = list(csv.reader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
+    assert rows == [
+        ["channel", "files", "converted", "conversion_rate", "cost", "cost_per_converted"],
+        ["lecture", "2", "1", "0.5", "20.00", "20.00"],
+    ]
+    as_xlsx = await api.get(url, headers={"Accept": XLSX})
+    assert as_xlsx.headers["content-type"] == XLSX
+    cells = CalamineWorkbook.from_filelike(io.BytesIO(as_xlsx.content)).get_sheet_by_index(0)
+    assert cells.to_python()[2] == ["lecture", 2, 1, 0.5, 20, 20]
+    refused = await api.get(url, headers={"Accept": "application/pdf"})
+    assert refused.status_code == 406, refused.text

@@ -8,6 +8,7 @@ import orjson
 import pytest
 
 from crm_libs.events.envelope import EventEnvelope
+from scoring_service.analysis.seen import ContactSeen, LineSeen, SaleSeen
 from scoring_service.scores.aggregates import PurchaseSeen
 from scoring_service.scores.consumed import DEFAULT_TIMEZONE, ConsumedEvent, decode_event
 
@@ -18,11 +19,23 @@ def purchase_payload(**changes: object) -> dict[str, object]:
         "purchased_at": "2026-03-01T10:30:00+08:00",
         "purchased_on": "2026-03-01",
         "timezone": "Asia/Shanghai",
-        "staff_id": None,
+        "staff_id": "st-1",
         "total": "123.40",
         "lines": [
-            {"sku": "DOG-1", "qty": 2, "unit_price": "50.00", "days_per_unit": 30},
-            {"sku": "TOY-1", "qty": 1, "unit_price": "23.40", "days_per_unit": 0},
+            {
+                "sku": "DOG-1",
+                "qty": 2,
+                "unit_price": "50.00",
+                "amount": "100.00",
+                "days_per_unit": 30,
+            },
+            {
+                "sku": "TOY-1",
+                "qty": 1,
+                "unit_price": "23.40",
+                "amount": "23.40",
+                "days_per_unit": 0,
+            },
         ],
     }
     payload.update(changes)
@@ -39,10 +52,21 @@ def as_before(event: EventEnvelope) -> PurchaseSeen:
     )
 
 
+# The analysis's share of purchase_payload(): its staff and its lines' amounts.
+SALE = SaleSeen(
+    "p-1",
+    "st-1",
+    (
+        LineSeen("p-1", 0, "p-1", "DOG-1", None, Decimal("100.00")),
+        LineSeen("p-1", 1, "p-1", "TOY-1", None, Decimal("23.40")),
+    ),
+)
+
+
 def test_a_purchase_decodes_to_what_the_envelope_gave() -> None:
     event = envelope(**purchase_payload())
     decoded = decode_event(event.to_bytes())
-    assert decoded == ConsumedEvent(str(event.event_id), purchase=as_before(event))
+    assert decoded == ConsumedEvent(str(event.event_id), purchase=as_before(event), sale=SALE)
     assert decoded.purchase is not None
     assert decoded.purchase.supply_days == 60 and decoded.purchase.total == Decimal("123.40")
 
@@ -64,7 +88,31 @@ def test_what_the_fast_path_refuses_is_decoded_as_before() -> None:
     raw["version"] = "1"
     raw["payload"]["lines"][0]["qty"] = "2"
     decoded = decode_event(orjson.dumps(raw))
-    assert decoded == ConsumedEvent(str(event.event_id), purchase=as_before(event))
+    assert decoded == ConsumedEvent(str(event.event_id), purchase=as_before(event), sale=SALE)
+
+
+def test_a_refund_s_lines_are_negative_and_a_visit_is_a_contact_once_it_says_reached() -> None:
+    refund = envelope(
+        "purchase.refunded",
+        purchase_id="p-1",
+        refund_id="r-1",
+        refunded_at="2026-03-02T10:00:00+08:00",
+        total="50.00",
+        lines=[{"sku": "DOG-1", "qty": 1, "amount": "50.00", "days_per_unit": 30}],
+    )
+    assert decode_event(refund.to_bytes()).sale == SaleSeen(
+        "p-1", None, (LineSeen("r-1", 0, "p-1", "DOG-1", None, Decimal("-50.00")),), True
+    )
+    visit = {"visit_id": "v-1", "occurred_at": "2026-03-02T10:00:00+08:00", "collected": {}}
+    told = envelope("visit.recorded", **visit, method="phone", reached=False)
+    contact = decode_event(told.to_bytes()).contact
+    assert contact is not None and contact == ContactSeen(
+        "v-1", "s1", "c1", contact.occurred_at, "phone", False
+    )
+    # Published before method and reached were carried: nobody can tell, not counted.
+    assert decode_event(envelope("visit.recorded", **visit).to_bytes()).contact is None
+    # A visit the customer service would dead-letter is still only claimed here.
+    assert decode_event(envelope("visit.recorded", note="x").to_bytes()).contact is None
 
 
 @pytest.mark.parametrize(
