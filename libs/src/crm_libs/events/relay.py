@@ -32,7 +32,6 @@ from typing import Any, NamedTuple
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import Counter, Gauge
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -41,6 +40,7 @@ from crm_libs.events.broker_epoch import check_broker_epoch
 from crm_libs.events.driver import driver_connection
 from crm_libs.events.envelope import Topics
 from crm_libs.events.outbox import NOTIFY_CHANNEL, purge_published
+from crm_libs.events.partitions import partition_of
 from crm_libs.notify import listen_forever
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,6 @@ class OutboxRelay:
         self._stopping = stopping or asyncio.Event()
         self._wake = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
-        self._partitioner = DefaultPartitioner()
         self._admin: AIOKafkaAdminClient | None = None
         self._epoch_checked_at: float | None = None
         self._purged_at: float | None = None
@@ -328,9 +327,9 @@ class OutboxRelay:
 
         Rows go out in one record batch per partition (aiokafka's ``send_batch``): a send per
         row cost more Python than everything else the relay does with it. The partition is
-        the one aiokafka's default partitioner gives the key, as for any other producer. A row
-        too large for a batch is sent on its own, so aiokafka refuses it alone; a batch the
-        broker refuses fails each of its rows."""
+        the one Kafka's default partitioner gives the key, as for any other producer
+        (:mod:`crm_libs.events.partitions`). A row too large for a batch is sent on its own, so
+        aiokafka refuses it alone; a batch the broker refuses fails each of its rows."""
         producer = await self._ensure_producer()
         known = set(await (await self._ensure_admin()).list_topics())
         batch = _Batch()
@@ -356,7 +355,7 @@ class OutboxRelay:
             if row.topic not in partitions:
                 partitions[row.topic] = sorted(await producer.partitions_for(row.topic))
             everyone = partitions[row.topic]
-            tp = (row.topic, self._partitioner(key, everyone, everyone))
+            tp = (row.topic, partition_of(key, everyone))
             if len(key) + len(value) > _ALONE_ABOVE_BYTES:
                 if tp in filling:
                     await submit(tp)  # the rows before it first
