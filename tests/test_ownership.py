@@ -257,6 +257,10 @@ async def test_the_third_change_of_hands_within_90_days_is_refused_naming_the_ru
         )
         assert denied.status_code == 403
         assert (await till.get(f"/stores/{store}/pool")).status_code == 403
+    # An orphan archived meanwhile waits for nobody.
+    assert await pool_ids(api, store) == {customer}
+    assert (await api.delete(f"/customers/{customer}")).is_success
+    assert await pool_ids(api, store) == set()
 
 
 async def test_pool_files_go_only_to_staff_past_a_month_and_above_the_completion_rates(

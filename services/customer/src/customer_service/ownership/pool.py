@@ -26,7 +26,8 @@ _POOL = text(
     """
     SELECT p.customer_id, c.name, p.in_pool_since, p.from_staff_id
     FROM customer_pool AS p JOIN customer AS c ON c.id = p.customer_id
-    WHERE p.store_id = :store_id AND (CAST(:after AS text) IS NULL OR p.customer_id > :after)
+    WHERE p.store_id = :store_id AND c.status = 'active'
+      AND (CAST(:after AS text) IS NULL OR p.customer_id > :after)
     ORDER BY p.customer_id LIMIT :limit
     """
 )
@@ -35,7 +36,8 @@ _POOL = text(
 async def list_pool(
     session: AsyncSession, *, principal: Principal, store_id: str, page: PageParams
 ) -> list[dict[str, Any]]:
-    """The store's orphan files in id order, ``limit + 1`` of them (``page_of``'s convention)."""
+    """The store's active orphan files in id order, ``limit + 1`` of them (``page_of``'s
+    convention)."""
     await stores.get(session, principal=principal, store_id=store_id)
     rows = await session.execute(
         _POOL, {"store_id": store_id, "after": page.after, "limit": page.limit + 1}
@@ -98,7 +100,12 @@ async def assign(
             await session.execute(
                 select(Customer)
                 .join(PoolFile, col(PoolFile.customer_id) == col(Customer.id))
-                .where(col(Customer.id).in_(wanted), col(PoolFile.store_id) == store.id)
+                .where(
+                    col(Customer.id).in_(wanted),
+                    col(PoolFile.store_id) == store.id,
+                    # An orphan archived or merged away meanwhile is nobody's to serve.
+                    col(Customer.status) == "active",
+                )
                 .order_by(col(Customer.id))
                 .with_for_update(of=Customer)
             )
