@@ -166,7 +166,7 @@ _INSERT_SALES = """
         WHERE id = ANY($3::text[]) AND prospect_stage IS DISTINCT FROM 'bought'
     )
     INSERT INTO outbox_event (event_id, topic, key, envelope)
-    SELECT i, $10, k, e::jsonb FROM unnest($11::text[], $3::text[], $12::text[]) AS t(i, k, e)
+    SELECT i, $10, k, e::json FROM unnest($11::text[], $3::text[], $12::text[]) AS t(i, k, e)
 """
 
 
