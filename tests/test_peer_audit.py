@@ -1,12 +1,15 @@
 """What the customer service discloses to engagement is on the gateway's audit trail too: the
 work list's names read as the caller (carried in engagement's answer), and the numbers the SMS
 worker reads under its own principal (handed to the gateway before the message goes, or the
-message waits while the gateway is away)."""
+message waits while the gateway is away); a campaign's names read by the send job, and a
+guest's lookup and file at check-in (the caller's request) or by the guest-file job later,
+under the job's actor for the account it read as."""
 
 import os
 from collections.abc import AsyncIterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -22,6 +25,7 @@ from engagement_service.messages.service import QUEUED_CHANNEL
 from tests.builders import client_as, create_account, create_customer, create_staff, create_store
 from tests.builders import sign_in as sign_in_account
 from tests.test_care_messages import CONSENTED, a_mobile, daytime_zone, send, template
+from tests.test_member_events import check_in, invited, schedule
 
 SENDER = "engagement:messages"
 
@@ -172,3 +176,127 @@ async def test_with_the_gateway_down_the_message_waits_until_its_read_is_recorde
     await eventually(sent, timeout=30)
     entries = [e for e in await _audit(api, customer_id=customer["id"]) if e["actor"] == SENDER]
     assert [(e["action"], e["fields"]) for e in entries] == [("read", ["phone"])]
+
+
+async def _signed_in(api: httpx.AsyncClient, role: str, store_id: str) -> tuple[str, str]:
+    """A new account of ``role`` in the store: its id (the trail's subject) and its token."""
+    account = await create_account(api, role=role, store_id=store_id)
+    return account["id"], (await sign_in_account(api, account))["access_token"]
+
+
+async def test_a_campaign_sent_by_the_job_audits_the_files_it_read_for_the_sender(
+    api: httpx.AsyncClient, engagement_db: asyncpg.Connection
+) -> None:
+    store = await create_store(api, timezone=daytime_zone())
+    today = datetime.now(ZoneInfo(store["timezone"])).date()
+    customer = await create_customer(
+        api,
+        store_id=store["id"],
+        name="孙悦",
+        phone=a_mobile(),
+        birthday=today.replace(year=1980).isoformat(),
+        birthday_calendar="solar",
+        **CONSENTED,
+    )
+    await _file_copied(engagement_db, customer["id"])
+    birthday = await template(api, store["id"], "birthday", "{form_of_address}，生日快乐！")
+    account, token = await _signed_in(api, "store_manager", store["id"])
+    async with client_as(api, token=token) as manager:
+        made = await manager.post(
+            "/campaigns",
+            json={"kind": "birthday", "template_id": birthday, "date_from": today.isoformat()},
+        )
+        assert made.status_code == 201, made.text
+        campaign_id = made.json()["id"]
+        sent = await manager.post(f"/campaigns/{campaign_id}/send")
+        assert sent.status_code == 202, sent.text
+
+    async def queued() -> bool:
+        found = (await api.get(f"/campaigns/{campaign_id}")).json()
+        return bool(found["status"] == "sent" and found["recipients"] == 1)
+
+    await eventually(queued, timeout=60)
+    # Read as the manager (whose role sees the number whole), recorded as the job for them.
+    actor = f"engagement:campaigns for {account}"
+    entries = [e for e in await _audit(api, customer_id=customer["id"]) if e["actor"] == actor]
+    assert [
+        (e["action"], e["resource"], e["fields"], e["role"], e["store_id"]) for e in entries
+    ] == [("read", f"customer/{customer['id']}", ["phone"], "store_manager", store["id"])]
+
+
+async def test_a_check_in_audits_the_guests_lookup_and_new_file_for_the_callers_request(
+    api: httpx.AsyncClient,
+) -> None:
+    store = await create_store(api)
+    inviter = await create_customer(api, store_id=store["id"])
+    known_phone = a_mobile()
+    known_guest = await create_customer(api, store_id=store["id"], phone=known_phone)
+    event = await schedule(api, store["id"])
+    await invited(api, event["id"], [inviter["id"]])
+    account, token = await _signed_in(api, "store_manager", store["id"])
+    async with client_as(api, token=token) as manager:
+        done = await manager.post(
+            f"/events/{event['id']}/checkins",
+            json={
+                "customer_id": inviter["id"],
+                "guests": [
+                    {"name": "周芳", "phone": a_mobile()},
+                    {"name": "吴刚", "phone": known_phone},
+                ],
+            },
+            headers={"X-Request-ID": "check-in-guests-1"},
+        )
+    assert done.status_code == 201, done.text
+    created, linked = done.json()["guests"]
+    assert (created["file"], linked["customer_id"]) == ("created", known_guest["id"])
+    entries = [
+        e for e in await _audit(api, actor=account) if e["request_id"] == "check-in-guests-1"
+    ]
+    new_file = f"customer/{created['customer_id']}"
+    assert sorted((e["action"], e["resource"], e["fields"]) for e in entries) == sorted(
+        [
+            # The known guest's lookup disclosed the number it found; the new guest's found none.
+            ("search", f"customers?store_id={store['id']}&q={known_phone}", ["phone"]),
+            (
+                "create",
+                new_file,
+                ["name", "phone", "prospect", "referrer_id", "source", "store_id"],
+            ),
+            ("read", new_file, ["phone"]),
+        ]
+    )
+
+
+async def test_the_guest_file_job_audits_the_file_it_opened_for_the_account(
+    api: httpx.AsyncClient, stack: LocalStack
+) -> None:
+    store = await create_store(api)
+    inviter = await create_customer(api, store_id=store["id"])
+    event = await schedule(api, store["id"])
+    await invited(api, event["id"], [inviter["id"]])
+    account, token = await _signed_in(api, "store_manager", store["id"])
+    guest_phone = a_mobile()
+    stack.stop_service("customer")
+    try:
+        async with client_as(api, token=token) as manager:
+            response = await check_in(
+                manager, event["id"], inviter["id"], guests=[{"name": "郑洁", "phone": guest_phone}]
+            )
+        assert response.status_code == 201, response.text
+        assert response.json()["guests"][0]["file"] == "pending"
+    finally:
+        stack.start_service("customer")
+        stack.wait_healthy("customer")
+
+    actor = f"engagement:guests for {account}"
+
+    async def job_entries() -> list[dict[str, Any]] | None:
+        found = [e for e in await _audit(api, actor=actor) if e["action"] == "create"]
+        return found or None
+
+    (created,) = await eventually(job_entries, timeout=90)
+    entries = await _audit(api, actor=actor)
+    assert sorted((e["action"], e["resource"], e["role"], e["store_id"]) for e in entries) == [
+        ("create", created["resource"], "store_manager", store["id"]),
+        ("read", created["resource"], "store_manager", store["id"]),
+    ]

@@ -32,8 +32,13 @@ POLICY = AccessPolicy(
 # as no account calls it. A service hands over what a peer disclosed to one of its workers,
 # under a principal it signed itself (CRM_PRINCIPAL_SECRET); only these subjects, with a role
 # they are signed for, are taken. An account's name cannot hold ":", so none can pose as one.
+# The jobs that read as an account (a campaign's send, a pending guest's file) sign for that
+# account's role and store and name the account (``on_behalf_of``): the roles that may send a
+# campaign, and those that may check a guest in.
 SERVICE_AUDIT_ACTORS: dict[str, frozenset[Role]] = {
     "engagement:messages": frozenset({Role.STORE_MANAGER}),
+    "engagement:campaigns": frozenset({Role.HQ_ADMIN, Role.STORE_MANAGER}),
+    "engagement:guests": frozenset({Role.HQ_ADMIN, Role.STORE_MANAGER, Role.STAFF, Role.EXPERT}),
 }
 
 # The account roles each caller may open, change or disable: never one above their own. Nor may a

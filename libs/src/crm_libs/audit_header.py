@@ -56,6 +56,11 @@ SERVICE_AUDIT_PATH = "/internal/audit"
 
 
 class ServiceAudit(BaseModel):
-    """The body of :data:`SERVICE_AUDIT_PATH`: at most a batch's worth of entries."""
+    """The body of :data:`SERVICE_AUDIT_PATH`: at most a batch's worth of entries.
+
+    ``on_behalf_of``: the account a job read them as (a campaign's sender, the account that
+    checked a guest in), when the service read as that account rather than as itself; the
+    gateway names both in the entries' actor."""
 
     entries: list[AuditEntry] = Field(min_length=1, max_length=2000)
+    on_behalf_of: str | None = Field(default=None, min_length=1, max_length=200)

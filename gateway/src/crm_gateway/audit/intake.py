@@ -3,10 +3,11 @@
 A worker (engagement's SMS sender) reads customers' numbers from the customer service directly,
 so no proxied answer carries that read's audit header past the gateway. The service hands the
 entries here under its own signed principal before it uses what they name; each is recorded
-with that principal as the actor. When the audit database cannot take them, they go to the
-local spool (fsynced, moved into the table once it is back) and the answer is 202: either way
-they are kept before the service goes on. Anything else (the gateway down) and the service's
-worker waits and reads again (engagement_service/peer_audit.py).
+with that principal as the actor (and the account it read as, when a job read as one: a
+campaign's sender, the account that checked a guest in). When the audit database cannot take
+them, they go to the local spool (fsynced, moved into the table once it is back) and the answer
+is 202: either way they are kept before the service goes on. Anything else (the gateway down)
+and the service's worker waits and reads again (engagement_service/peer_audit.py).
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ def _service_principal(request: Request, token: str | None) -> Principal:
     return principal
 
 
+def actor_of(principal: Principal, on_behalf_of: str | None) -> str:
+    """The entries' actor: the service, and the account it read as when it read as one
+    (``engagement:campaigns for <account>``), so the trail answers both "which job" and "whose
+    rights"."""
+    return f"{principal.subject} for {on_behalf_of}" if on_behalf_of else principal.subject
+
+
 @router.post(SERVICE_AUDIT_PATH, status_code=201)
 async def take_audit_entries(
     batch: ServiceAudit,
@@ -47,10 +55,11 @@ async def take_audit_entries(
 ) -> dict[str, int]:
     principal = _service_principal(request, token)
     at = datetime.now(UTC)
+    actor = actor_of(principal, batch.on_behalf_of)
     entries = [
         AuditEntry(
             at=at,
-            actor=principal.subject,
+            actor=actor,
             role=principal.role.value,
             store_id=principal.store_id,
             action=entry.action,
@@ -69,7 +78,7 @@ async def take_audit_entries(
     except Exception:
         log.warning(
             "audit database unavailable; a service's entries spooled",
-            extra={"fields": {"actor": principal.subject, "entries": len(rows)}},
+            extra={"fields": {"actor": actor, "entries": len(rows)}},
         )
         try:
             await request.app.state.audit_spool.keep(rows)

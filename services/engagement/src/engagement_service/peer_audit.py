@@ -8,17 +8,20 @@ of those answers would be lost. Two ways on, one for each kind of caller:
   each answer's entries are collected for the request, and :class:`PeerAuditMiddleware` adds
   them to engagement's own response header; the gateway records them against the real caller
   as it records any service's header;
-- outside any request (the SMS worker's numbers): :class:`GatewayAudit` hands them to the
-  gateway's intake (``SERVICE_AUDIT_PATH``) under the worker's own signed principal before the
-  numbers are used. If the gateway cannot take them, the read counts as failed and the messages
-  wait: nothing disclosed is used unrecorded (the gateway itself refuses a read it cannot
-  record in the same way).
+- outside any request (the SMS worker's numbers, the campaign send job's names, the guest-file
+  job's lookups and files): :class:`GatewayAudit` hands them to the gateway's intake
+  (``SERVICE_AUDIT_PATH``) under the service's own signed principal before what they name is
+  used. A job that reads as an account (:func:`on_behalf`) signs its service principal for that
+  account's role and store and names the account, so the trail says both. If the gateway cannot
+  take them, the read counts as failed and the work waits: nothing disclosed is used unrecorded
+  (the gateway itself refuses a read it cannot record in the same way).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -27,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crm_libs import audit_header
 from crm_libs.audit_header import AUDIT_HEADER, SERVICE_AUDIT_PATH, AuditEntry, ServiceAudit
-from crm_libs.principal import PRINCIPAL_HEADER
+from crm_libs.principal import PRINCIPAL_HEADER, Principal, sign_principal
 
 # The entries of the request in hand (None outside a request). A list, not a value set once:
 # a copied context (a task the route starts) still adds to the same request's list.
@@ -88,11 +91,15 @@ class GatewayAudit:
         # ``client`` is based on the gateway's URL.
         self._client = client
 
-    async def record(self, entries: list[AuditEntry], *, principal_header: str) -> None:
-        """Recorded (or durably kept by the gateway) on return; else :class:`AuditUnrecorded`."""
+    async def record(
+        self, entries: list[AuditEntry], *, principal_header: str, on_behalf_of: str | None = None
+    ) -> None:
+        """Recorded (or durably kept by the gateway) on return; else :class:`AuditUnrecorded`.
+
+        ``on_behalf_of``: the account the entries were read as, when not the service itself."""
         if not entries:
             return
-        body = ServiceAudit(entries=entries).model_dump(mode="json")
+        body = ServiceAudit(entries=entries, on_behalf_of=on_behalf_of).model_dump(mode="json")
         try:
             response = await self._client.post(
                 SERVICE_AUDIT_PATH, json=body, headers={PRINCIPAL_HEADER: principal_header}
@@ -101,6 +108,37 @@ class GatewayAudit:
             raise AuditUnrecorded(str(exc) or type(exc).__name__) from exc
         if response.status_code not in (201, 202):
             raise AuditUnrecorded(f"{SERVICE_AUDIT_PATH} answered {response.status_code}")
+
+
+@dataclass(frozen=True, slots=True)
+class Recorder:
+    """The intake bound to one caller: a reader's entries go under ``principal_header`` (a
+    service's own), for ``on_behalf_of`` when the reads were made as that account."""
+
+    gateway: GatewayAudit
+    principal_header: str
+    on_behalf_of: str | None = None
+
+    async def record(self, entries: list[AuditEntry]) -> None:
+        await self.gateway.record(
+            entries, principal_header=self.principal_header, on_behalf_of=self.on_behalf_of
+        )
+
+
+def on_behalf(
+    gateway: GatewayAudit,
+    *,
+    service: str,
+    account: Principal,
+    secret: str,
+    ttl_seconds: int = 300,
+) -> Recorder:
+    """The intake for a job that reads as ``account``: under ``service`` (a subject the gateway
+    takes, ``SERVICE_AUDIT_ACTORS``) signed for the account's role and store, so the entries
+    carry the scope the reads had, and naming the account."""
+    principal = Principal(subject=service, role=account.role, store_id=account.store_id)
+    header = sign_principal(principal, secret=secret, ttl_seconds=ttl_seconds)
+    return Recorder(gateway, header, on_behalf_of=account.subject)
 
 
 class PeerAuditMiddleware:

@@ -10,6 +10,10 @@ that handed it over returned at once (202); ``GET /campaigns/{id}`` shows the pr
 Names are read from the customer service as the account that asked for the send (a principal
 signed again for it, so its store scope and masking stay the customer service's rules), 500
 per request; a manual campaign's segment is read from scoring the same way, once per claim.
+What the customer service disclosed goes to the gateway's audit trail before it is rendered, as
+``engagement:campaigns`` for that account (peer_audit.py): if the trail cannot take it, the
+chunk is not queued and the campaign waits for a later claim, as when the customer service is
+down.
 """
 
 import asyncio
@@ -41,8 +45,12 @@ from engagement_service.member_events import peers
 from engagement_service.messages.categories import CARRIER_CLASS
 from engagement_service.messages.directory import CustomerDirectory
 from engagement_service.messages.service import QUEUED_CHANNEL, SendingRules
+from engagement_service.peer_audit import GatewayAudit, on_behalf
 
 log = logging.getLogger(__name__)
+
+# The send job's subject on the audit trail (``SERVICE_AUDIT_ACTORS`` at the gateway).
+SENDER_SUBJECT = "engagement:campaigns"
 
 LEASE = timedelta(minutes=2)
 RETRY = timedelta(seconds=30)
@@ -266,8 +274,19 @@ async def campaign_worker(app: FastAPI) -> None:
         base_url=settings.customer_url, timeout=settings.customer_timeout_seconds
     )
 
+    gateway = httpx.AsyncClient(
+        base_url=settings.gateway_url, timeout=settings.customer_timeout_seconds
+    )
+    audit = GatewayAudit(gateway)
+
     def token(principal: Principal) -> str:
         return sign_principal(principal, secret=settings.principal_secret, ttl_seconds=300)
+
+    def directory_for(principal: Principal) -> CustomerDirectory:
+        recorder = on_behalf(
+            audit, service=SENDER_SUBJECT, account=principal, secret=settings.principal_secret
+        )
+        return CustomerDirectory(client, token(principal), audit=recorder)
 
     async def members_of(principal: Principal, campaign: Campaign) -> list[str]:
         return await peers.segment_members(
@@ -279,7 +298,7 @@ async def campaign_worker(app: FastAPI) -> None:
 
     sender = CampaignSender(
         sessionmaker=app.state.sessionmaker,
-        directory_for=lambda principal: CustomerDirectory(client, token(principal)),
+        directory_for=directory_for,
         members_of=members_of,
         rules=rules_of(settings),
     )
@@ -305,3 +324,4 @@ async def campaign_worker(app: FastAPI) -> None:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await listener
         await client.aclose()
+        await gateway.aclose()

@@ -9,6 +9,8 @@ guest-file job opens the file later, with backoff, as the same account (a princi
 for it: the customer service's rules and store scope stay the caller's). The job looks the phone
 up before it opens a file, so a creation whose answer was lost is found and linked, not doubled.
 Once the file exists, the guest's name and phone are cleared: engagement keeps no personal data.
+The job's lookups and files go to the gateway's audit trail as ``engagement:guests`` for that
+account (peer_audit.py); a guest whose answers the trail cannot take stays pending.
 """
 
 import logging
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +35,7 @@ from engagement_service.member_events.models import (
     REFUSED,
     EventGuest,
 )
+from engagement_service.peer_audit import GatewayAudit, Recorder, on_behalf
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +43,9 @@ log = logging.getLogger(__name__)
 FIRST_RETRY = timedelta(seconds=5)
 LAST_RETRY = timedelta(days=1)
 _JOB_BATCH = 20
+
+# The guest-file job's subject on the audit trail (``SERVICE_AUDIT_ACTORS`` at the gateway).
+JOB_SUBJECT = "engagement:guests"
 
 
 @dataclass(slots=True)
@@ -78,16 +85,20 @@ async def find_or_open(
     inviter_id: str,
     name: str,
     phone: str,
+    audit: Recorder | None = None,
 ) -> GuestFile:
     """The guest's file, linked or opened; :class:`peers.PeerUnavailable` or
-    :class:`peers.Refused` from the customer service as they come."""
-    found = await peers.files_with_phone(app, token=token, store_id=store_id, phone=phone)
+    :class:`peers.Refused` from the customer service as they come. ``audit``: where the
+    answers' disclosures go outside a request."""
+    found = await peers.files_with_phone(
+        app, token=token, store_id=store_id, phone=phone, audit=audit
+    )
     if found:
         return GuestFile(LINKED, found[0])
     body = prospect_body(
         store_id=store_id, event_id=event_id, inviter_id=inviter_id, name=name, phone=phone
     )
-    return GuestFile(CREATED, await peers.open_file(app, token=token, body=body))
+    return GuestFile(CREATED, await peers.open_file(app, token=token, body=body, audit=audit))
 
 
 def recorded_by(principal: Principal) -> dict[str, str | None]:
@@ -104,10 +115,11 @@ def retry_after(attempts: int) -> timedelta:
 
 
 async def open_pending(
-    session: AsyncSession, *, app: FastAPI, now: datetime, secret: str
+    session: AsyncSession, *, app: FastAPI, now: datetime, secret: str, audit: GatewayAudit
 ) -> dict[str, int]:
     """Try the pending guests that are due (locked, so replicas share the queue); counts by
-    outcome."""
+    outcome. What the answers disclose goes to ``audit`` first, for the account that checked
+    the guest in."""
     due = (
         await session.execute(
             select(EventGuest)
@@ -119,7 +131,9 @@ async def open_pending(
     ).scalars()
     outcome: dict[str, int] = {}
     for guest in list(due):
-        token = sign_principal(Principal.model_validate(guest.recorded_by), secret=secret)
+        account = Principal.model_validate(guest.recorded_by)
+        token = sign_principal(account, secret=secret)
+        recorder = on_behalf(audit, service=JOB_SUBJECT, account=account, secret=secret)
         try:
             found = await find_or_open(
                 app,
@@ -129,6 +143,7 @@ async def open_pending(
                 inviter_id=guest.inviter_customer_id,
                 name=guest.name or "",
                 phone=guest.phone or "",
+                audit=recorder,
             )
         except peers.PeerUnavailable as exc:
             guest.attempts += 1
@@ -156,12 +171,20 @@ async def guest_files_worker(app: FastAPI) -> None:
     """Every ``guest_file_check_seconds``, open the files of guests checked in while the
     customer service was down."""
     settings: Settings = app.state.settings
+    gateway = httpx.AsyncClient(
+        base_url=settings.gateway_url, timeout=settings.customer_timeout_seconds
+    )
+    audit = GatewayAudit(gateway)
 
     async def check() -> None:
         try:
             async with app.state.sessionmaker() as session, session.begin():
                 outcome = await open_pending(
-                    session, app=app, now=datetime.now(UTC), secret=settings.principal_secret
+                    session,
+                    app=app,
+                    now=datetime.now(UTC),
+                    secret=settings.principal_secret,
+                    audit=audit,
                 )
         except Exception:  # the database away for a moment: the next round tries again
             log.exception("pending guest files not tried")
@@ -169,4 +192,7 @@ async def guest_files_worker(app: FastAPI) -> None:
         if outcome:
             log.info("pending guest files tried", extra={"fields": outcome})
 
-    await check_every(settings.guest_file_check_seconds, check)
+    try:
+        await check_every(settings.guest_file_check_seconds, check)
+    finally:
+        await gateway.aclose()

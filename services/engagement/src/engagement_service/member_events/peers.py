@@ -5,6 +5,10 @@ the guest in), so store scope and each service's rules stay that service's own.
 - the customer service: whether a store exists (head office names any), a guest's file by phone
   (``GET /customers?q=``), a guest's new prospect file (``POST /customers``);
 - scoring: a segment's customers (``GET /scores`` with its filters, every page).
+
+What the customer service's answers disclose (``X-CRM-Audit``) goes to the audit trail: within a
+request with the request's response, in the guest-file job to the gateway's intake through the
+``audit`` it passes (peer_audit.py), before the answer is used.
 """
 
 from typing import Any
@@ -14,6 +18,7 @@ import httpx
 from fastapi import FastAPI
 
 from crm_libs.principal import PRINCIPAL_HEADER
+from engagement_service import peer_audit
 from engagement_service.config import Settings
 
 # Scoring's largest page: a segment of 10,000 customers is 20 requests.
@@ -48,7 +53,14 @@ def _client(app: FastAPI, name: str) -> httpx.AsyncClient:
 
 
 async def _call(
-    app: FastAPI, peer: str, method: str, path: str, *, token: str, **kwargs: Any
+    app: FastAPI,
+    peer: str,
+    method: str,
+    path: str,
+    *,
+    token: str,
+    audit: peer_audit.Recorder | None = None,
+    **kwargs: Any,
 ) -> httpx.Response:
     try:
         response = await _client(app, peer).request(
@@ -58,6 +70,15 @@ async def _call(
         raise PeerUnavailable(f"{peer}: {exc or type(exc).__name__}") from exc
     if response.status_code >= 500:
         raise PeerUnavailable(f"{peer}: {path} answered {response.status_code}")
+    if audit is None or peer_audit.in_request():
+        peer_audit.collect(response)
+    else:
+        try:
+            await audit.record(peer_audit.entries_of(response))
+        except peer_audit.AuditUnrecorded as exc:
+            # Unrecorded, the answer is not used: the job tries again as after an outage (a file
+            # this created is then found by its phone and linked, not opened twice).
+            raise PeerUnavailable(f"audit trail: {exc}") from exc
     if response.status_code == 422:
         body = response.json()
         raise Refused(body.get("errors") or [], body.get("detail") or "refused")
@@ -77,19 +98,32 @@ async def store_exists(app: FastAPI, *, token: str, store_id: str) -> bool:
     raise _unexpected("customer", path, response)
 
 
-async def files_with_phone(app: FastAPI, *, token: str, store_id: str, phone: str) -> list[str]:
+async def files_with_phone(
+    app: FastAPI,
+    *,
+    token: str,
+    store_id: str,
+    phone: str,
+    audit: peer_audit.Recorder | None = None,
+) -> list[str]:
     """The store's active files with this whole phone number, oldest first; a number the
     customer service does not take is :class:`Refused`."""
     params = {"store_id": store_id, "q": phone, "status": "active", "limit": 10}
-    response = await _call(app, "customer", "GET", "/customers", token=token, params=params)
+    response = await _call(
+        app, "customer", "GET", "/customers", token=token, audit=audit, params=params
+    )
     if response.status_code != 200:
         raise _unexpected("customer", "/customers", response)
     return sorted(item["id"] for item in response.json()["items"])
 
 
-async def open_file(app: FastAPI, *, token: str, body: dict[str, Any]) -> str:
+async def open_file(
+    app: FastAPI, *, token: str, body: dict[str, Any], audit: peer_audit.Recorder | None = None
+) -> str:
     """A new customer file (``POST /customers``): its id."""
-    response = await _call(app, "customer", "POST", "/customers", token=token, json=body)
+    response = await _call(
+        app, "customer", "POST", "/customers", token=token, audit=audit, json=body
+    )
     if response.status_code != 201:
         raise _unexpected("customer", "/customers", response)
     return str(response.json()["id"])

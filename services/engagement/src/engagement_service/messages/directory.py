@@ -39,15 +39,15 @@ class Person:
 class CustomerDirectory:
     """Reads from the customer service with one principal header.
 
-    ``audit``: where the reads' disclosures go outside a request (the gateway's intake, under
-    this directory's principal); within a request they go with the request's response."""
+    ``audit``: where the reads' disclosures go outside a request (the gateway's intake, under the
+    principal it is bound to); within a request they go with the request's response."""
 
     def __init__(
         self,
         client: httpx.AsyncClient,
         principal_header: str,
         *,
-        audit: peer_audit.GatewayAudit | None = None,
+        audit: peer_audit.Recorder | None = None,
     ) -> None:
         self._client = client
         self._headers = {PRINCIPAL_HEADER: principal_header}
@@ -62,10 +62,7 @@ class CustomerDirectory:
             return
         entries = peer_audit.entries_of(response)
         try:
-            await self._audit.record(
-                peer_audit.per_file(entries, items or []),
-                principal_header=self._headers[PRINCIPAL_HEADER],
-            )
+            await self._audit.record(peer_audit.per_file(entries, items or []))
         except peer_audit.AuditUnrecorded as exc:
             # Unrecorded, the answer is dropped unused: the caller waits as for an outage.
             raise CustomerServiceUnavailable(f"audit trail: {exc}") from exc
@@ -145,6 +142,7 @@ def sender_directory(
 ) -> CustomerDirectory:
     """The worker's reads of one store's numbers (on the trail through ``audit``)."""
     principal = Principal(subject=SENDER_SUBJECT, role=Role.STORE_MANAGER, store_id=store_id)
-    return CustomerDirectory(
-        client, sign_principal(principal, secret=secret, ttl_seconds=ttl_seconds), audit=audit
-    )
+    header = sign_principal(principal, secret=secret, ttl_seconds=ttl_seconds)
+    # Its reads are its own: handed to the intake under the same principal.
+    recorder = peer_audit.Recorder(audit, header) if audit is not None else None
+    return CustomerDirectory(client, header, audit=recorder)
