@@ -109,6 +109,15 @@ EXPOSE 8002
 FROM runtime AS scoring
 ENV CRM_SERVICE_NAME=scoring CRM_APP_MODULE=scoring_service CRM_PORT=8003
 EXPOSE 8003
+# The report's charts draw their Chinese labels with Debian's Noto Sans CJK (scoring_service/
+# report/charts.py); matplotlib keeps its font cache where the service user may write.
+ARG APP_UID=10001
+USER root
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends fonts-noto-cjk \
+ && rm -rf /var/lib/apt/lists/*
+USER ${APP_UID}:${APP_UID}
+ENV MPLCONFIGDIR=/tmp/matplotlib
 
 FROM runtime AS gateway
 ENV CRM_SERVICE_NAME=gateway CRM_APP_MODULE=crm_gateway CRM_PORT=8000

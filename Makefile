@@ -4,7 +4,7 @@ PYTHON ?= python3
 TOOLS := .tools
 UV := $(shell command -v uv 2>/dev/null || echo $(TOOLS)/bin/uv)
 
-.PHONY: install run test lint typecheck pytest bench clean
+.PHONY: install run test lint typecheck pytest bench clean run-packages test-packages
 
 $(TOOLS)/bin/uv:
 	$(PYTHON) -m venv $(TOOLS)
@@ -13,7 +13,33 @@ $(TOOLS)/bin/uv:
 install: $(if $(findstring $(TOOLS),$(UV)),$(TOOLS)/bin/uv)
 	$(UV) sync --frozen --all-packages
 
-run: install
+# Debian packages: scoring's report draws its Chinese labels with Noto Sans CJK (`run` and
+# `test`); its test drives Debian's Chromium (`test`; Playwright's own browser download is never
+# used). Installed quietly where missing, as root (CI is); otherwise a clear failure naming them.
+RUN_DEBS := fonts-noto-cjk
+TEST_DEBS := $(RUN_DEBS) chromium
+define debian_packages
+	@missing="$$(for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null \
+	    | grep -q 'install ok installed' || echo $$p; done)"; missing="$$(echo $$missing)"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing $$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "missing Debian packages: $$missing; install them as root:" \
+	      "apt-get install -y --no-install-recommends $$missing" >&2; exit 1; \
+	  fi; \
+	fi
+endef
+
+run-packages:
+	$(call debian_packages,$(RUN_DEBS))
+
+test-packages:
+	$(call debian_packages,$(TEST_DEBS))
+
+run: install run-packages
 	CRM_ENVIRONMENT=development $(UV) run crm-dev --data-dir data
 
 lint: install
@@ -23,7 +49,7 @@ lint: install
 typecheck: install
 	$(UV) run mypy libs/src devstack/src services/customer/src services/engagement/src services/scoring/src gateway/src
 
-pytest: install
+pytest: install test-packages
 	$(UV) run pytest
 
 test: lint typecheck pytest

@@ -26,6 +26,7 @@ ROUTES: tuple[Route, ...] = tuple(
         (rf"^/stores/{_ID}/distribution$", "scoring"),
         (rf"^/stores/{_ID}/tier-rules$", "scoring"),
         (rf"^/stores/{_ID}/analysis/(consumption|churn|contact-times)$", "scoring"),
+        (rf"^/stores/{_ID}/report$", "scoring"),
         (r"^/scores(/recompute)?$", "scoring"),
         (rf"^/tasks(/{_ID}/(complete|reschedule|reassign))?$", "engagement"),
         (r"^/visits$", "engagement"),

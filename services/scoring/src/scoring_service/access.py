@@ -36,5 +36,7 @@ POLICY = AccessPolicy(
         "GET /stores/{store_id}/analysis/consumption": MANAGERS,
         "GET /stores/{store_id}/analysis/churn": MANAGERS,
         "GET /stores/{store_id}/analysis/contact-times": MANAGERS,
+        # The monthly report draws the same figures: the same readers.
+        "GET /stores/{store_id}/report": MANAGERS,
     }
 )

@@ -1,5 +1,7 @@
 from datetime import date
 
+from pydantic import Field
+
 from crm_libs.settings import BaseServiceSettings
 
 
@@ -27,3 +29,9 @@ class Settings(BaseServiceSettings):
     model_refit_seconds: float = 86_400.0
     # The 12-month CLV's discount rate per month (``lifetimes``' default, about 12.7% a year).
     clv_monthly_discount_rate: float = 0.01
+    # The manager's report (report/) asks its peers as the caller: the customer service for the
+    # sources' conversion and the roster's names, engagement for the staff's completion. A
+    # peer slower than this leaves its chart saying so; the page is still served.
+    customer_url: str = "http://127.0.0.1:8001"
+    engagement_url: str = "http://127.0.0.1:8002"
+    peer_timeout_seconds: float = Field(default=2.0, gt=0)

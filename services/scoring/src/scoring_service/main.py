@@ -11,6 +11,7 @@ from crm_libs.service_app import create_service_app
 from scoring_service.access import POLICY
 from scoring_service.analysis.router import router as analysis_router
 from scoring_service.config import Settings
+from scoring_service.report.router import router as report_router
 from scoring_service.scores.consumed import decode_event
 from scoring_service.scores.fits_scheduled import model_refit_worker
 from scoring_service.scores.floor_router import router as floor_router
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                     segment_router,
                     tier_rules_router,
                     analysis_router,
+                    report_router,
                 ],
                 policy=POLICY,
                 principal_dependency=principal_dependency,

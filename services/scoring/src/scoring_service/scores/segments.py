@@ -12,6 +12,7 @@ store's rows (GROUPING SETS).
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import asyncpg
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -140,10 +141,17 @@ async def distribution(
     """How the store's customers spread over each classification; NotFound for a store
     scoring holds no customer of (or another store's, for a store's user)."""
     principal.require_store(store_id, what="store")
-    rows = await (await driver_connection(session)).fetch(_DISTRIBUTION_SQL, store_id)
-    customers = next((r["n"] for r in rows if r["grouping"] == (1 << len(DIMENSIONS)) - 1), 0)
-    if not customers:
+    counted = await store_counts(await driver_connection(session), store_id=store_id)
+    if not counted.customers:
         raise NotFound("Scoring holds no customer of this store")
+    return counted
+
+
+async def store_counts(db: asyncpg.Connection, *, store_id: str) -> Distribution:
+    """The distribution of a store, counted whoever asks (every count 0 for a store scoring
+    holds no customer of): the manager's report draws it too."""
+    rows = await db.fetch(_DISTRIBUTION_SQL, store_id)
+    customers = next((r["n"] for r in rows if r["grouping"] == (1 << len(DIMENSIONS)) - 1), 0)
     counts: dict[str, dict[str, int]] = {}
     for i, d in enumerate(DIMENSIONS):
         # GROUPING()'s bits: the first column is the highest; 0 where the column is grouped.
