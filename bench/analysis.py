@@ -206,16 +206,35 @@ async def load(stack: LocalStack, store: str, args: argparse.Namespace) -> None:
 
 
 def _exclusive(node: dict[str, Any], out: list[tuple[float, str]]) -> float:
-    """Each node's own time (its total less its children's), per loop × loops, collected."""
-    total = float(node["Actual Total Time"]) * max(1, int(node.get("Actual Loops", 1)))
+    """Each node's own wall time (its total less its children's), collected. Under a Gather
+    a node's time per loop is a worker's, about the wall's; elsewhere it is per loop × loops."""
+    parallel = bool(node.get("Parallel Aware")) or node.get("Node Type", "").startswith("Gather")
+    loops = 1 if parallel or "Workers" in node else max(1, int(node.get("Actual Loops", 1)))
+    total = float(node["Actual Total Time"]) * loops
     children = sum(_exclusive(child, out) for child in node.get("Plans", []))
     label = node["Node Type"]
     if "Index Name" in node:
         label += f" on {node['Index Name']}"
     elif "Relation Name" in node:
         label += f" on {node['Relation Name']}"
-    out.append((total - children, label))
+    out.append((max(0.0, total - children), label))
     return total
+
+
+async def _plan_as(db: asyncpg.Connection, mode: str, sql: str, args: tuple[Any, ...]) -> list[str]:
+    """``EXPLAIN ANALYZE`` of the statement prepared, as a connection plans it by ``mode``:
+    ``force_custom_plan`` (planned for these values, as the first five executions of a
+    prepared statement are) or ``force_generic_plan`` (what PostgreSQL switches a connection's
+    prepared statement to after them when it estimates it no dearer)."""
+    values = ", ".join("'" + str(a).replace("'", "''") + "'" for a in args)
+    await db.execute("PREPARE bench_q(text, date, date) AS " + sql)
+    try:
+        await db.execute(f"SET plan_cache_mode = {mode}")
+        rows = await db.fetch(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_q({values})")
+    finally:
+        await db.execute("RESET plan_cache_mode")
+        await db.execute("DEALLOCATE bench_q")
+    return [r[0] for r in rows]
 
 
 async def measure(stack: LocalStack, store: str, token: str, args: argparse.Namespace) -> bool:
@@ -225,6 +244,7 @@ async def measure(stack: LocalStack, store: str, token: str, args: argparse.Name
     sql = consumption.statement("month")
     db = await asyncpg.connect(asyncpg_dsn(stack.database_url("scoring")))
     timings: dict[str, list[float]] = {"gateway": [], "raw": []}
+    raw_all: list[float] = []  # every execution on the connection, untimed ones too
     errors = 0
     warmup = 3
     rows: list[Any] = []
@@ -244,12 +264,15 @@ async def measure(stack: LocalStack, store: str, token: str, args: argparse.Name
                     else:
                         rows = await db.fetch(sql, store, start, end)
                     elapsed = time.perf_counter() - started
+                    if target == "raw":
+                        raw_all.append(elapsed)
                     if i >= warmup:  # untimed: connections, caches, prepared statements
                         timings[target].append(elapsed)
                 log(f"  round {i + 1}/{args.requests + warmup}")
         explain = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql
         plan = orjson.loads(await db.fetchval(explain, store, start, end))
-        text = await db.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, store, start, end)
+        custom = await _plan_as(db, "force_custom_plan", sql, (store, start, end))
+        generic = await _plan_as(db, "force_generic_plan", sql, (store, start, end))
     finally:
         await db.close()
 
@@ -270,13 +293,22 @@ async def measure(stack: LocalStack, store: str, token: str, args: argparse.Name
     print(f"{'gateway':<10} {g50:>7.1f}ms {g99:>7.1f}ms")
     print(f"{'raw SQL':<10} {r50:>7.1f}ms {r99:>7.1f}ms")
     print(f"ratio p50 {g50 / r50:.2f}, p99 {g99 / r99:.2f}")
-    print("the statement's plan:")
-    for line in text:
-        print("  " + line[0])
+    first, later = sorted(raw_all[:5]), sorted(raw_all[5:])
+    print(
+        f"raw SQL by execution on its one connection: 1st-5th median "
+        f"{percentile(first, 50) * 1000:.0f} ms, "
+        f"6th on median {percentile(later, 50) * 1000:.0f} ms"
+    )
+    print("the statement's plan for these values (a connection's first five executions):")
+    for line in custom:
+        print("  " + line)
+    print("its generic plan (a connection's prepared statement after five executions):")
+    for line in generic:
+        print("  " + line)
     nodes: list[tuple[float, str]] = []
     _exclusive(plan[0]["Plan"], nodes)
     executed = float(plan[0]["Execution Time"])
-    print("where its time goes (each node's own time; parallel workers' summed):")
+    print("where the time goes, EXPLAIN ANALYZE (each node's own wall time):")
     for own, label in sorted(nodes, reverse=True)[:5]:
         print(f"  {own:>9.1f} ms  {label}")
     print(f"  execution {executed:.1f} ms")
