@@ -5,6 +5,7 @@ and the staff's tasks. The page loads with no console error and no request but i
 chart is a visible SVG whose Chinese labels are drawn from the CJK font, the screenshot is not
 blank; a bad month is 422, staff 403, another store's manager 404."""
 
+import asyncio
 import io
 import os
 import re
@@ -335,3 +336,52 @@ async def test_report_refuses_a_bad_month_staff_and_another_store(api: httpx.Asy
     elsewhere = await create_account(api, role="store_manager", store_id=other["id"])
     as_elsewhere = client_as(api, token=(await sign_in(api, elsewhere))["access_token"])
     assert (await as_elsewhere.get(path)).status_code == 404
+
+
+async def test_a_peer_down_leaves_its_chart_saying_so_and_the_page_served(
+    api: httpx.AsyncClient, stack: LocalStack
+) -> None:
+    store = await create_store(api)
+    product = await _post(
+        api,
+        "/products",
+        {
+            "sku": unique("P"),
+            "name": "鱼油",
+            "category": "保健品",
+            "unit_price": "80.00",
+            "days_per_unit": 30,
+        },
+    )
+    buyer = await _post(
+        api,
+        "/customers",
+        {"store_id": store["id"], "name": "王芳", "source": {"channel": "media", "cost": "5.00"}},
+    )
+    first, now = this_month()
+    body = {
+        "purchased_at": (first + (now - first) / 2).isoformat(),
+        "items": [{"sku": product["sku"], "qty": 1}],
+    }
+    await _post(api, f"/customers/{buyer['id']}/purchases", body)
+    manager = await create_account(api, role="store_manager", store_id=store["id"])
+    as_manager = client_as(api, token=(await sign_in(api, manager))["access_token"])
+    path = f"/stores/{store['id']}/report"
+
+    async def consumed() -> bool:
+        return 'data-chart="by-product" data-drawn="true"' in (await as_manager.get(path)).text
+
+    await eventually(consumed, timeout=60)
+    await asyncio.to_thread(stack.stop_service, "engagement")
+    try:
+        response = await as_manager.get(path)
+    finally:
+        await asyncio.to_thread(stack.start_service, "engagement")
+        await asyncio.to_thread(stack.wait_healthy, "engagement")
+    assert response.status_code == 200
+    sections = _sections(response.text)
+    assert "数据暂不可用：回访服务未应答" in sections["staff"]
+    assert "<svg" not in sections["staff"]
+    for key in ("pyramid", "lifecycle", "by-month", "by-product", "sources"):
+        assert "<svg" in sections[key], key
+    assert _cells(sections["sources"])[1:] == [["媒体互动", "1", "1", "100.0%", "5.00"]]
