@@ -21,6 +21,7 @@ from crm_libs.db import asyncpg_dsn
 from crm_libs.ids import new_id
 from crm_libs.principal import PRINCIPAL_HEADER, Principal, Role, sign_principal
 from crm_libs.settings import DEV_PRINCIPAL_SECRET
+from engagement_service.campaigns.service import SEND_CHANNEL
 from engagement_service.messages.service import QUEUED_CHANNEL
 from tests.builders import client_as, create_account, create_customer, create_staff, create_store
 from tests.builders import sign_in as sign_in_account
@@ -300,3 +301,74 @@ async def test_the_guest_file_job_audits_the_file_it_opened_for_the_account(
         ("create", created["resource"], "store_manager", store["id"]),
         ("read", created["resource"], "store_manager", store["id"]),
     ]
+
+
+async def test_with_the_gateway_down_the_campaigns_chunk_waits_until_its_reads_are_recorded(
+    stack: LocalStack, api: httpx.AsyncClient, engagement_db: asyncpg.Connection
+) -> None:
+    store = await create_store(api, timezone=daytime_zone())
+    today = datetime.now(ZoneInfo(store["timezone"])).date()
+    customer = await create_customer(
+        api,
+        store_id=store["id"],
+        phone=a_mobile(),
+        birthday=today.replace(year=1981).isoformat(),
+        **CONSENTED,
+    )
+    await _file_copied(engagement_db, customer["id"])
+    birthday = await template(api, store["id"], "birthday", "生日快乐！")
+    account, token = await _signed_in(api, "store_manager", store["id"])
+    async with client_as(api, token=token) as manager:
+        made = await manager.post(
+            "/campaigns",
+            json={"kind": "birthday", "template_id": birthday, "date_from": today.isoformat()},
+        )
+    assert made.status_code == 201, made.text
+    campaign_id = made.json()["id"]
+    stack.stop_service("gateway")
+    try:
+        # Sent straight at engagement as the manager, as the gateway would have forwarded it.
+        signed = sign_principal(
+            Principal(subject=account, role=Role.STORE_MANAGER, store_id=store["id"]),
+            secret=os.environ.get("CRM_PRINCIPAL_SECRET", DEV_PRINCIPAL_SECRET),
+        )
+        async with httpx.AsyncClient(
+            base_url=stack.url("engagement"), headers={PRINCIPAL_HEADER: signed}
+        ) as engagement:
+            sent = await engagement.post(f"/campaigns/{campaign_id}/send")
+        assert sent.status_code == 202, sent.text
+
+        async def put_back() -> bool:
+            # The job read the names, could not record the reads and left the campaign for a
+            # later claim: its lease cut to the retry wait (30 s; a claim holds it 2 minutes).
+            row = await engagement_db.fetchrow(
+                "SELECT status, lease_until BETWEEN now() + interval '5 seconds'"
+                " AND now() + interval '60 seconds' AS later FROM campaign WHERE id = $1",
+                campaign_id,
+            )
+            return bool(row["later"]) and row["status"] == "sending"
+
+        await eventually(put_back, timeout=30)
+        queued = await engagement_db.fetchval(
+            "SELECT count(*) FROM sms_message WHERE campaign_id = $1", campaign_id
+        )
+        assert queued == 0
+    finally:
+        stack.start_service("gateway")
+        stack.wait_healthy("gateway")
+    # Due again now rather than after the retry wait, and the job woken.
+    await engagement_db.execute(
+        "UPDATE campaign SET lease_until = now() WHERE id = $1", campaign_id
+    )
+    await engagement_db.execute("SELECT pg_notify($1, $2)", SEND_CHANNEL, campaign_id)
+
+    async def done() -> bool:
+        status = await engagement_db.fetchval(
+            "SELECT status FROM campaign WHERE id = $1", campaign_id
+        )
+        return bool(status == "sent")
+
+    await eventually(done, timeout=30)
+    actor = f"engagement:campaigns for {account}"
+    entries = [e for e in await _audit(api, customer_id=customer["id"]) if e["actor"] == actor]
+    assert [(e["action"], e["fields"]) for e in entries] == [("read", ["phone"])]
