@@ -29,7 +29,9 @@ async def _produce(stack: LocalStack, topic: str, value: bytes, key: bytes) -> N
 
 
 async def _tasks_of(api: httpx.AsyncClient, customer_id: str) -> list[dict]:
-    return (await api.get("/tasks", params={"customer_id": customer_id})).json()["items"]
+    """The customer's follow-up plan tasks (a purchase also brings a refill reminder)."""
+    items = (await api.get("/tasks", params={"customer_id": customer_id})).json()["items"]
+    return [t for t in items if t["kind"] == "follow_up"]
 
 
 async def test_redelivered_event_changes_nothing(stack: LocalStack, api: httpx.AsyncClient) -> None:

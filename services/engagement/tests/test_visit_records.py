@@ -58,7 +58,15 @@ async def test_a_visit_stages_its_event_with_the_collected_fields(session: Async
     [(topic, key, envelope)] = staged.all()
     assert (topic, key, envelope["customer_id"]) == ("crm.engagement.v1", "c1", "c1")
     payload = envelope["payload"]
-    assert set(payload) == {"visit_id", "staff_id", "occurred_at", "collected"}
+    assert set(payload) == {
+        "visit_id",
+        "staff_id",
+        "occurred_at",
+        "collected",
+        "method",
+        "reached",
+    }
+    assert (payload["method"], payload["reached"]) == ("home", True)
     assert (payload["visit_id"], payload["staff_id"]) == (visit_id, "owner-1")
     assert payload["collected"] == {"deep": {"hobbies": ["下棋"]}}
     assert datetime.fromisoformat(payload["occurred_at"]).tzinfo is not None
