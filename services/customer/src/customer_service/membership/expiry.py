@@ -17,11 +17,11 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import FastAPI
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_libs.events.driver import driver_connection
 from crm_libs.ids import new_id
+from crm_libs.leader import database_url_of, leader_lock
 from customer_service.membership import events
 from customer_service.membership.earning import spend_12m_sql
 from customer_service.membership.ledger import rules_of, settle_level
@@ -167,17 +167,10 @@ async def run_as_leader(
     sessionmaker: async_sessionmaker[AsyncSession], *, now: datetime | None = None
 ) -> dict[str, tuple[int, int]] | None:
     """:func:`run_due_stores` if no other replica is running it; None when another leads."""
-    async with sessionmaker() as leader:
-        got = (
-            await leader.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": EXPIRY_LOCK})
-        ).scalar_one()
-        if not got:
+    async with leader_lock(database_url_of(sessionmaker), EXPIRY_LOCK) as leading:
+        if not leading:
             return None
-        try:
-            return await run_due_stores(sessionmaker, now=now)
-        finally:
-            await leader.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": EXPIRY_LOCK})
-            await leader.commit()
+        return await run_due_stores(sessionmaker, now=now)
 
 
 async def points_expiry_worker(app: FastAPI) -> None:

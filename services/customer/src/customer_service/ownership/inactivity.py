@@ -24,6 +24,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_libs.leader import database_url_of, leader_lock
 from customer_service.ownership import departure, rules
 
 log = logging.getLogger(__name__)
@@ -139,19 +140,10 @@ async def run_as_leader(
     sessionmaker: async_sessionmaker[AsyncSession], *, now: datetime | None = None
 ) -> dict[str, list[str]] | None:
     """:func:`run_due_stores` if no other replica is running it; None when another leads."""
-    async with sessionmaker() as leader:
-        got = (
-            await leader.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": INACTIVITY_LOCK}
-            )
-        ).scalar_one()
-        if not got:
+    async with leader_lock(database_url_of(sessionmaker), INACTIVITY_LOCK) as leading:
+        if not leading:
             return None
-        try:
-            return await run_due_stores(sessionmaker, now=now)
-        finally:
-            await leader.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": INACTIVITY_LOCK})
-            await leader.commit()
+        return await run_due_stores(sessionmaker, now=now)
 
 
 async def staff_inactivity_worker(app: FastAPI) -> None:

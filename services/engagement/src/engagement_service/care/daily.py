@@ -7,8 +7,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from crm_libs.leader import database_url_of, leader_lock
 
 T = TypeVar("T")
 
@@ -17,17 +18,10 @@ async def as_leader(
     sessionmaker: async_sessionmaker[AsyncSession], *, lock: int, run: Callable[[], Awaitable[T]]
 ) -> T | None:
     """Run ``run`` if no other replica holds ``lock``; None when another one leads."""
-    async with sessionmaker() as leader:
-        got = (
-            await leader.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": lock})
-        ).scalar_one()
-        if not got:
+    async with leader_lock(database_url_of(sessionmaker), lock) as leading:
+        if not leading:
             return None
-        try:
-            return await run()
-        finally:
-            await leader.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": lock})
-            await leader.commit()
+        return await run()
 
 
 async def check_every(seconds: float, check: Callable[[], Awaitable[None]]) -> None:

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from crm_libs.leader import database_url_of, leader_lock
 from scoring_service.scores import fits
 from scoring_service.scores.btyd.bgnbd import FitFailed
 from scoring_service.scores.btyd.summary import Summary, TimeUnit
@@ -76,23 +77,14 @@ async def refit_as_leader(
     min_repeat_customers: int,
 ) -> dict[str | None, str] | None:
     """Run :func:`refit_all` unless another replica is; None when another one leads."""
-    async with sessionmaker() as leader:
-        got = (
-            await leader.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": MODEL_REFIT_LOCK}
-            )
-        ).scalar_one()
-        if not got:
+    async with leader_lock(database_url_of(sessionmaker), MODEL_REFIT_LOCK) as leading:
+        if not leading:
             return None
-        try:
-            return await refit_all(
-                sessionmaker,
-                calibration_end=calibration_end,
-                min_repeat_customers=min_repeat_customers,
-            )
-        finally:
-            await leader.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MODEL_REFIT_LOCK})
-            await leader.commit()
+        return await refit_all(
+            sessionmaker,
+            calibration_end=calibration_end,
+            min_repeat_customers=min_repeat_customers,
+        )
 
 
 # Every run keeps a pooled fit (when there is enough data for any fit): fits asked for through

@@ -28,6 +28,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_libs.events.driver import driver_connection
+from crm_libs.leader import database_url_of, leader_lock
 from scoring_service.scores import expected_dates, history, service
 from scoring_service.scores.classify import classify_store
 from scoring_service.scores.next_purchase import refresh_transitions
@@ -84,21 +85,10 @@ async def refresh_as_leader(
     sessionmaker: async_sessionmaker[AsyncSession], *, as_of: date | None = None
 ) -> int | None:
     """Run :func:`refresh_all_stores` if no other replica is; None when another one leads."""
-    async with sessionmaker() as leader:
-        got = (
-            await leader.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": WINDOW_REFRESH_LOCK}
-            )
-        ).scalar_one()
-        if not got:
+    async with leader_lock(database_url_of(sessionmaker), WINDOW_REFRESH_LOCK) as leading:
+        if not leading:
             return None
-        try:
-            return await refresh_all_stores(sessionmaker, as_of=as_of)
-        finally:
-            await leader.execute(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": WINDOW_REFRESH_LOCK}
-            )
-            await leader.commit()
+        return await refresh_all_stores(sessionmaker, as_of=as_of)
 
 
 async def window_refresh_worker(app: FastAPI) -> None:
@@ -185,17 +175,10 @@ async def age_as_leader(
     sessionmaker: async_sessionmaker[AsyncSession], *, as_of: date | None = None
 ) -> dict[str, int] | None:
     """Run :func:`age_due_stores` if no other replica is; None when another one leads."""
-    async with sessionmaker() as leader:
-        got = (
-            await leader.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": AGEING_LOCK})
-        ).scalar_one()
-        if not got:
+    async with leader_lock(database_url_of(sessionmaker), AGEING_LOCK) as leading:
+        if not leading:
             return None
-        try:
-            return await age_due_stores(sessionmaker, as_of=as_of)
-        finally:
-            await leader.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": AGEING_LOCK})
-            await leader.commit()
+        return await age_due_stores(sessionmaker, as_of=as_of)
 
 
 async def ageing_worker(app: FastAPI) -> None:
