@@ -31,6 +31,7 @@ FILE_KEYS = {
     "relations",
     "referrer_id",
     "uses_competitor_products",
+    "district",
     "consents",
     "version",
 }
@@ -78,7 +79,7 @@ async def test_registration_change_and_archive_publish_the_file(
         birthday_calendar="lunar",
         wedding_anniversary="1975-05-01",
         referrer_id=referrer["id"],
-        address={"city": "乌鲁木齐", "street": "人民路1号"},
+        address={"city": "乌鲁木齐", "district": "天山区", "street": "人民路1号"},
     )
     related = await api.post(
         f"/customers/{customer['id']}/relations",
@@ -104,6 +105,7 @@ async def test_registration_change_and_archive_publish_the_file(
     assert file["owner_staff_id"] == owner["id"]
     assert file["referrer_id"] == referrer["id"]
     assert file["wedding_anniversary"] == "1975-05-01"
+    assert file["district"] == "天山区"  # the address's district alone, for the analysis
     assert file["consents"] == {"sms": {"granted": False, "at": None, "channel": None}}
     assert file["version"] == 1 and file["status"] == "active"
     # No personal data on the wire.
