@@ -58,9 +58,10 @@ def stack() -> Iterator[LocalStack]:
         yield local
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def admin_token(stack: LocalStack) -> str:
-    """A bearer token of the first administrator (head office)."""
+    """A bearer token of the first administrator (head office), signed for each test module:
+    access tokens last 15 minutes, less than the whole suite takes on a busy machine."""
     response = httpx.post(
         stack.url("gateway") + "/api/v1/auth/token",
         json={"username": "admin", "password": stack.admin_password},
