@@ -31,6 +31,8 @@ _CONNECTION_LOST = (
     asyncpg.PostgresConnectionError,
     asyncpg.OperatorInterventionError,
     asyncpg.InterfaceError,
+    # A backend terminated mid-statement can leave the client's protocol state unusable.
+    asyncpg.InternalClientError,
     OSError,
     TimeoutError,
 )

@@ -81,7 +81,7 @@ async def depart(
     "/stores/{store_id}/pool",
     response_model=Page[PoolFilePublic],
     summary="The store's orphan files waiting for an owner",
-    responses=problem_responses(400, 401, 403, 404),
+    responses=problem_responses(400, 401, 403, 404, 422),
 )
 async def list_pool(
     store_id: str,

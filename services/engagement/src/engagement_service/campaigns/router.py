@@ -124,7 +124,7 @@ async def preview_campaign(
     "message with the rules of a single message (opt-out, an advert's consent and 回TD退订, "
     "quiet hours held, the frequency cap, miss_you in the owner's voice). Sending a campaign "
     "again queues nothing twice; honours `Idempotency-Key`.",
-    responses=problem_responses(400, 401, 403, 404, 409),
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
 async def send_campaign(
     campaign_id: str,
