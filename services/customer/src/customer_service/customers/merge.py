@@ -10,7 +10,8 @@ The duplicate keeps its own personal fields: nothing is destroyed by a merge, th
 read as a pointer only (``GET /customers/{id}`` answers ``id, store_id, status, merged_into,
 version``), and erasing the survivor anonymises the files merged into it
 (customers/privacy.py). Its relations, referrals, purchases and refunds are the survivor's now,
-and so are its points (membership/merging.py).
+and so are its points (membership/merging.py). Both files' ownership trails keep the merge
+(``merged``, ownership/history.py): the duplicate leaves its owner and any pool.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,7 @@ from customer_service.customers import service as customers
 from customer_service.customers.models import Customer
 from customer_service.customers.schemas import PROSPECT_STAGES
 from customer_service.membership import merging as membership_merging
+from customer_service.ownership import history as ownership
 from customer_service.purchases.models import Purchase, PurchaseRefund
 from customer_service.relations.service import move_on_merge, relations_of
 from customer_service.stores.models import Store
@@ -155,6 +157,7 @@ async def merge(
     )
     _refuse(survivor, duplicate, expected_version)
     store_id = survivor.store_id
+    owner_before = survivor.owner_staff_id
     taken = _unite(survivor, duplicate, cipher)
 
     moved: dict[str, Any] = {}
@@ -201,6 +204,15 @@ async def merge(
         moved=moved,
     )
     session.add(record)
+    # On both files' ownership trails, the pool kept in step (no event: customer.updated below
+    # names owner_staff_id when the survivor took the duplicate's).
+    await ownership.merged(
+        session,
+        survivor=survivor,
+        duplicate=duplicate,
+        survivor_owner_before=owner_before,
+        by=principal.subject,
+    )
     await session.flush()
 
     timezone: str = (

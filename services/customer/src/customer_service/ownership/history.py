@@ -120,6 +120,70 @@ async def move(
     return change
 
 
+async def merged(
+    session: AsyncSession,
+    *,
+    survivor: Customer,
+    duplicate: Customer,
+    survivor_owner_before: str | None,
+    by: str,
+) -> None:
+    """Keep a merge on both files' trails (both locked; ``survivor.owner_staff_id`` is its owner
+    after the merge: its own, or the duplicate's it took). Never refused by the 90-day rule and
+    never counted by it (rules.py). The merge announces the survivor itself (``customer.updated``
+    naming ``owner_staff_id`` when it took one): nothing is staged here.
+
+    The pool follows: a merged-away file waits in no pool; a survivor that has an owner now
+    leaves it; a survivor still without one waits there if either file did, since the earlier
+    of the two (the customer was waiting for an owner, whichever file showed it)."""
+    waiting = (
+        await session.execute(
+            delete(PoolFile)
+            .where(col(PoolFile.customer_id).in_([survivor.id, duplicate.id]))
+            .returning(col(PoolFile.in_pool_since), col(PoolFile.from_staff_id))
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    if waiting and survivor.owner_staff_id is None:
+        since, from_staff_id = min(waiting, key=lambda w: w[0])
+        session.add(
+            PoolFile(
+                customer_id=survivor.id,
+                store_id=survivor.store_id,
+                in_pool_since=since,
+                from_staff_id=from_staff_id,
+            )
+        )
+    took = survivor_owner_before is None and survivor.owner_staff_id is not None
+    session.add_all(
+        [
+            OwnershipChange(
+                customer_id=survivor.id,
+                store_id=survivor.store_id,
+                from_staff_id=survivor_owner_before,
+                to_staff_id=survivor.owner_staff_id,
+                kind=rules.MERGED,
+                reason=f"merged with {duplicate.id}, whose owner was "
+                f"{duplicate.owner_staff_id or 'nobody'}: "
+                + ("took its owner" if took else "kept its own owner"),
+                by=by,
+                change_of_hands=False,
+            ),
+            OwnershipChange(
+                customer_id=duplicate.id,
+                store_id=duplicate.store_id,
+                from_staff_id=duplicate.owner_staff_id,
+                to_staff_id=survivor.owner_staff_id,
+                kind=rules.MERGED,
+                reason=f"merged into {survivor.id}: its customer is served on that file, by "
+                f"{survivor.owner_staff_id or 'nobody yet'}",
+                by=by,
+                change_of_hands=False,
+            ),
+        ]
+    )
+
+
 async def history_of(session: AsyncSession, *, customer_id: str) -> list[dict[str, Any]]:
     """A file's changes of owner, oldest first."""
     rows = await session.execute(

@@ -42,9 +42,10 @@ class OwnershipChange(SQLModel, table=True):
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
     )
     from_staff_id: str | None = Field(default=None, sa_column=Column(Text))
-    # Null: the file went to the store's pool.
+    # Null: the file went to the store's pool (a merge: the survivor has no owner).
     to_staff_id: str | None = Field(default=None, sa_column=Column(Text))
-    # registered, owner_changed, transfer, departure, pool_assignment, take_back (rules.py).
+    # registered, owner_changed, transfer, departure, pool_assignment, take_back, merged
+    # (rules.py).
     kind: str = Field(sa_column=Column(Text, nullable=False))
     reason: str = Field(sa_column=Column(Text, nullable=False))
     # The account that made the change (the principal's subject), or the system's job.

@@ -12,6 +12,12 @@ without exceptions):
   member is gone, and the rule keeps customers from being passed around by choice, not from
   losing their representative. A manager's change, a transfer and a pool assignment are
   refused (409) when the file already changed hands twice in the last 90 days.
+- A merge (``merged``) is kept on both files' trails but is no change of hands, whether the
+  survivor keeps its owner or, having none, takes the duplicate's: no staff member hands a
+  customer to another. The staff member the survivor takes was already serving this customer
+  (on the duplicate file, the same person), so the customer's representative is the same one
+  before and after; counting it would let a clerical fix of a duplicate use up the customer's
+  changes, or refuse the fix (a merge is never refused by the rule).
 """
 
 from datetime import date, timedelta
@@ -44,6 +50,9 @@ TRANSFER = "transfer"
 DEPARTURE = "departure"
 POOL_ASSIGNMENT = "pool_assignment"
 TAKE_BACK = "take_back"
+# Two files of one customer made one (customers/merge.py): on the survivor, its owner after the
+# merge; on the duplicate, the survivor's owner that now serves its customer.
+MERGED = "merged"
 
 # The rules a refusal names (``RuleRefused.rule``).
 RULE_CHANGES_OF_HANDS = "at_most_two_changes_of_hands_in_90_days"
