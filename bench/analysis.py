@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import asyncpg
 import orjson
-from support import log, percentile, temp_stack
+from support import log, p50_p99_ms, percentile, temp_stack
 
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn
@@ -280,9 +280,8 @@ async def measure(stack: LocalStack, store: str, token: str, args: argparse.Name
     served = [(m["key"], m["purchases"], Decimal(str(m["revenue"]))) for m in items]
     raw = sorted((r["key"], r["purchases"], r["revenue"]) for r in rows)
     same = served == raw
-    g, r = sorted(timings["gateway"]), sorted(timings["raw"])
-    g50, g99 = percentile(g, 50) * 1000, percentile(g, 99) * 1000
-    r50, r99 = percentile(r, 50) * 1000, percentile(r, 99) * 1000
+    g50, g99 = p50_p99_ms(timings["gateway"])
+    r50, r99 = p50_p99_ms(timings["raw"])
     counted = sum(m["purchases"] for m in items)
     print(
         f"{start}..{end}: {len(items)} months, {counted:,} purchases counted (wholly refunded "

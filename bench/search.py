@@ -35,7 +35,7 @@ import aiohttp
 import asyncpg
 import orjson
 from people import people
-from support import log, percentile, temp_stack
+from support import log, p50_p99_ms, temp_stack
 
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn, driver_sql
@@ -275,9 +275,8 @@ async def measure(stack: LocalStack, samples: list[Sample], queries: int) -> boo
                     )
                     used = sorted(_indexes(plan))
                     ok = ok and bool(used) and not timings.errors
-                    service, raw = sorted(timings.service), sorted(timings.raw)
-                    s50, s99 = percentile(service, 50) * 1000, percentile(service, 99) * 1000
-                    r50, r99 = percentile(raw, 50) * 1000, percentile(raw, 99) * 1000
+                    s50, s99 = p50_p99_ms(timings.service)
+                    r50, r99 = p50_p99_ms(timings.raw)
                     print(
                         f"{label:<32} {s50:>9.1f}ms {s99:>5.1f}ms {r50:>9.1f}ms {r99:>5.1f}ms "
                         f"{s50 / r50:>9.2f} {statistics.median(timings.found):>5.0f}  "

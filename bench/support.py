@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +52,12 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
+def p50_p99_ms(seconds: Iterable[float]) -> tuple[float, float]:
+    """The median and the 99th percentile of timings in seconds, in milliseconds."""
+    ordered = sorted(seconds)
+    return percentile(ordered, 50) * 1000, percentile(ordered, 99) * 1000
+
+
 @dataclass
 class LatencySummary:
     count: int
@@ -66,12 +72,12 @@ class LatencySummary:
 
 
 def summarize(latencies: Sequence[float], seconds: float, errors: int = 0) -> LatencySummary:
-    ordered = sorted(latencies)
+    p50_ms, p99_ms = p50_p99_ms(latencies)
     return LatencySummary(
-        count=len(ordered),
+        count=len(latencies),
         seconds=seconds,
-        p50_ms=percentile(ordered, 50) * 1000,
-        p99_ms=percentile(ordered, 99) * 1000,
+        p50_ms=p50_ms,
+        p99_ms=p99_ms,
         errors=errors,
     )
 

@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import asyncpg
 import orjson
-from support import log, percentile, temp_stack
+from support import log, p50_p99_ms, temp_stack
 
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn
@@ -249,9 +249,8 @@ async def measure(stack: LocalStack, store: str, staff_id: str, token: str, requ
     finally:
         await db.close()
     used = sorted(_indexes(plan))
-    g, r = sorted(timings["gateway"]), sorted(timings["raw"])
-    g50, g99 = percentile(g, 50) * 1000, percentile(g, 99) * 1000
-    r50, r99 = percentile(r, 50) * 1000, percentile(r, 99) * 1000
+    g50, g99 = p50_p99_ms(timings["gateway"])
+    r50, r99 = p50_p99_ms(timings["raw"])
     print(
         f"the staff member's open tasks due today or overdue: {open_due:,}; "
         f"a page of {DEFAULT_LIMIT}, {named} named"
