@@ -280,6 +280,45 @@ async def test_a_phone_already_on_file_is_reported_not_duplicated(api: httpx.Asy
     assert sorted(f["name"] for f in await files_of(api, store["id"])) == ["王芳", "赵敏"]
 
 
+async def test_an_imported_files_owner_is_on_its_ownership_trail_as_at_registration(
+    api: httpx.AsyncClient,
+) -> None:
+    """A file a sheet gives an owner starts its ownership trail as a registration's does
+    (``registered``, nobody before, no change of hands), by the account that imported it and
+    saying which import; a file the sheet gives nobody has none, as a registration naming no
+    owner; importing the sheet again adds nothing."""
+    store = await create_store(api)
+    staff = await create_staff(api, store_id=store["id"])  # 李娜
+    at_counter = await create_customer(
+        api, store_id=store["id"], phone=mobile(), owner_staff_id=staff["id"]
+    )
+    registered = (await api.get(f"/customers/{at_counter['id']}/ownership")).json()["history"]
+    sheet = csv_bytes(
+        [["姓名", "手机", "服务代表"], ["张秀英", mobile(), "李娜"], ["赵敏", mobile(), ""]]
+    )
+    job = await imported(api, sheet, store_id=store["id"], name="owners.csv")
+    assert job["created"] == 2
+    files = {f["name"]: f["id"] for f in await files_of(api, store["id"])}
+
+    owned = (await api.get(f"/customers/{files['张秀英']}/ownership")).json()
+    assert owned["owner_staff_id"] == staff["id"]
+    [change] = owned["history"]
+    assert (change["kind"], change["from_staff_id"], change["to_staff_id"]) == (
+        "registered",
+        None,
+        staff["id"],
+    )
+    assert (change["change_of_hands"], change["manager_approval"]) == (False, False)
+    assert change["by"] == registered[0]["by"]  # the account that imported the sheet
+    assert "import" in change["reason"] and job["id"] in change["reason"]
+    unowned = (await api.get(f"/customers/{files['赵敏']}/ownership")).json()
+    assert (unowned["owner_staff_id"], unowned["history"]) == (None, [])
+
+    again = await imported(api, sheet, store_id=store["id"], name="owners.csv")
+    assert again["skipped"] == 2
+    assert len((await api.get(f"/customers/{files['张秀英']}/ownership")).json()["history"]) == 1
+
+
 async def test_a_row_with_two_invalid_phones_reports_both_and_the_other_rows_go_in(
     api: httpx.AsyncClient,
 ) -> None:

@@ -27,6 +27,7 @@ from customer_service.imports.customer_checks import (
 from customer_service.imports.file_phones import ACTIVE, TAKEN, files_with_phones
 from customer_service.imports.jobs import Progress
 from customer_service.imports.rows import RowError
+from customer_service.ownership import rules as ownership_rules
 
 
 @dataclass(slots=True)
@@ -182,6 +183,18 @@ _CLAIM_FINGERPRINTS = """
 """
 # COPY fires the outbox's statement trigger as an INSERT does (the relay is woken once).
 _OUTBOX_COLUMNS = ("event_id", "topic", "key", "envelope")
+# A file the sheet gives an owner starts its ownership trail as a registration's does
+# (ownership/history.py's ``record``: ``registered``, from nobody, no change of hands).
+_OWNERSHIP_COLUMNS = (
+    "customer_id",
+    "store_id",
+    "to_staff_id",
+    "kind",
+    "reason",
+    "by",
+    "change_of_hands",
+)
+_OWNER_AT = COLUMNS.index("owner_staff_id")
 _TAKEN_PHONE = (
     "this phone already belongs to a customer file of the store: not imported again (update "
     "that file instead)"
@@ -189,11 +202,12 @@ _TAKEN_PHONE = (
 
 
 async def write(
-    conn: Any, *, prepared: Prepared, context: StoreContext, job_id: str
+    conn: Any, *, prepared: Prepared, context: StoreContext, job_id: str, by: str
 ) -> tuple[list[str], Progress]:
-    """Inside the chunk's transaction: the files not duplicated, their events and fingerprints.
-    Returns the ids of the files written and the chunk's outcome (its ``rows`` left for the
-    caller)."""
+    """Inside the chunk's transaction: the files not duplicated, their events, their owners'
+    first entries on the ownership trail (``by``: the account that imported the sheet) and
+    fingerprints. Returns the ids of the files written and the chunk's outcome (its ``rows``
+    left for the caller)."""
     await conn.execute(_STORE_LOCK, context.store_id)
     errors = list(prepared.errors)
     skipped = prepared.skipped
@@ -239,6 +253,16 @@ async def write(
             ],
             columns=_OUTBOX_COLUMNS,
         )
+        reason = f"the file's first owner, named by spreadsheet import {job_id}"
+        owned = [
+            (file_id, context.store_id, owner, ownership_rules.REGISTERED, reason, by, False)
+            for file_id, done in written
+            if (owner := done.record[_OWNER_AT]) is not None
+        ]
+        if owned:
+            await conn.copy_records_to_table(
+                "ownership_change", records=owned, columns=_OWNERSHIP_COLUMNS
+            )
         await conn.execute(CLEAN_PENDING)
     errors.sort(key=lambda e: e.row)
     progress = Progress(rows=0, created=len(written), skipped=skipped, errors=errors)

@@ -290,7 +290,11 @@ class Runner:
         prepared.skipped = chunk.candidates - len(checked)
         async with driver_connection(engine) as conn, conn.transaction():
             _, progress = await customer_import.write(
-                conn, prepared=prepared, context=context, job_id=self.job.id
+                conn,
+                prepared=prepared,
+                context=context,
+                job_id=self.job.id,
+                by=self.job.created_by,
             )
             await jobs.advance(
                 conn, job=self.job, worker=self.worker, progress=replace(progress, rows=chunk.rows)
