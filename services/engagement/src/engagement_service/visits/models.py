@@ -14,6 +14,8 @@ class Visit(SQLModel, table=True):
     __table_args__ = (
         Index("ix_visit_store_customer", "store_id", "customer_id", "id"),
         Index("ix_visit_task", "task_id", postgresql_where=text("task_id IS NOT NULL")),
+        # The staff statistics count a store's visits of a period.
+        Index("ix_visit_store_occurred", "store_id", "occurred_at"),
     )
 
     id: str = Field(default_factory=new_id, sa_column=Column(Text, primary_key=True))
