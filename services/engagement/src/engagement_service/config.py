@@ -22,8 +22,8 @@ class Settings(BaseServiceSettings):
     # (today included), and how often the job looks for stores past their local midnight.
     routine_horizon_days: int = Field(default=14, ge=1, le=60)
     routine_check_seconds: float = 60.0
-    # The customer service (customer_api.py): the work list's names and the roster. A work
-    # list answers without names rather than wait longer than this for them.
+    # The customer service (customer_api.py, through peer_client.py, whose every peer waits at
+    # most this long): the work list answers without names rather than wait longer for them.
     customer_url: str = "http://127.0.0.1:8001"
     customer_timeout_seconds: float = Field(default=2.0, gt=0)
     # The gateway's audit intake (peer_audit.py): what the customer service disclosed to a

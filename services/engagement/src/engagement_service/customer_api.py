@@ -1,47 +1,25 @@
-"""The customer service, asked over HTTP as the caller: the caller's signed principal
-(``X-CRM-Principal``, as the gateway signed it) is forwarded, so store scope and masking stay
-the customer service's. Engagement keeps no names (its copy of the files carries none by
-contract) and no roster: the work list's names and the staff statistics' staff member come
-from here. What an answer disclosed is carried to the audit trail (peer_audit.py).
+"""The customer service's reads for engagement's routes, asked as the caller (peer_client.py):
+the caller's signed principal is forwarded, so store scope and masking stay the customer
+service's. Engagement keeps no names (its copy of the files carries none by contract) and no
+roster: the work list's names and the staff statistics' staff member come from here.
 """
 
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import Request
 
-from crm_libs.principal import PRINCIPAL_HEADER
-from engagement_service import peer_audit
-from engagement_service.config import Settings
-
-
-class CustomerServiceUnavailable(Exception):
-    """The customer service did not answer, or answered with a server error."""
-
-
-def _client(app: FastAPI) -> httpx.AsyncClient:
-    # One pooled client per process, made on first use: its connections outlive the requests.
-    client: httpx.AsyncClient | None = getattr(app.state, "customer_client", None)
-    if client is None:
-        settings: Settings = app.state.settings
-        client = httpx.AsyncClient(
-            base_url=settings.customer_url, timeout=settings.customer_timeout_seconds
-        )
-        app.state.customer_client = client
-    return client
+from engagement_service import peer_client
 
 
 async def _get(request: Request, path: str, params: Any = None) -> httpx.Response:
-    headers = {PRINCIPAL_HEADER: request.headers.get(PRINCIPAL_HEADER, "")}
-    try:
-        response = await _client(request.app).get(path, params=params, headers=headers)
-    except httpx.HTTPError as exc:
-        raise CustomerServiceUnavailable(str(exc) or type(exc).__name__) from exc
-    # What the answer disclosed goes on the trail with the caller's request (peer_audit.py).
-    peer_audit.collect(response)
-    if response.status_code >= 500:
-        raise CustomerServiceUnavailable(f"{path} answered {response.status_code}")
+    client = peer_client.pooled_client(request.app)
+    response = await peer_client.send(
+        client, "GET", path, token=peer_client.caller_token(request), params=params
+    )
+    # Any answer other than the one asked for is the customer service's fault here (a 422 too).
+    await peer_client.note(response)
     return response
 
 
@@ -55,22 +33,18 @@ async def names_of(request: Request, customer_ids: list[str]) -> dict[str, str |
         request, "/customers", params={"ids": unique, "limit": len(unique), "status": "active"}
     )
     if response.status_code != 200:
-        raise CustomerServiceUnavailable(f"/customers answered {response.status_code}")
+        raise peer_client.unexpected("/customers", response)
     return {item["id"]: item.get("name") for item in response.json()["items"]}
 
 
 async def staff_member(request: Request, staff_id: str) -> dict[str, Any] | None:
     """The roster entry the caller may see (``GET /staff/{id}``), or None (404: unknown, or
     another store's)."""
-    response = await _get(request, f"/staff/{quote(staff_id, safe='')}")
+    path = f"/staff/{quote(staff_id, safe='')}"
+    response = await _get(request, path)
     if response.status_code == 404:
         return None
     if response.status_code != 200:
-        raise CustomerServiceUnavailable(f"/staff answered {response.status_code}")
+        raise peer_client.unexpected(path, response)
     found: dict[str, Any] = response.json()
     return found
-
-
-def pooled_client(app: FastAPI) -> httpx.AsyncClient:
-    """The process's pooled client to the customer service (messages/directory.py's reads)."""
-    return _client(app)

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import orjson
 from fastapi import FastAPI
 from sqlalchemy import select, text
@@ -40,12 +39,12 @@ from engagement_service.campaigns.evaluation import Voice, counted, evaluate, me
 from engagement_service.campaigns.models import Campaign
 from engagement_service.campaigns.service import CHUNK, SEND_CHANNEL, store_today, voice_of
 from engagement_service.config import Settings
-from engagement_service.customer_api import CustomerServiceUnavailable
 from engagement_service.member_events import peers
 from engagement_service.messages.categories import CARRIER_CLASS
 from engagement_service.messages.directory import CustomerDirectory
 from engagement_service.messages.service import QUEUED_CHANNEL, SendingRules
 from engagement_service.peer_audit import GatewayAudit, on_behalf
+from engagement_service.peer_client import PeerUnavailable, new_client
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +156,7 @@ class CampaignSender:
         lost); a peer that does not answer leaves it for a later claim."""
         try:
             await self._send(campaign_id)
-        except (CustomerServiceUnavailable, peers.PeerUnavailable) as exc:
+        except PeerUnavailable as exc:
             log.warning(
                 "campaign waits for a peer",
                 extra={"fields": {"campaign_id": campaign_id, "error": str(exc)}},
@@ -270,13 +269,8 @@ class CampaignSender:
 async def campaign_worker(app: FastAPI) -> None:
     """The send job as a service worker, woken by each campaign handed over."""
     settings: Settings = app.state.settings
-    client = httpx.AsyncClient(
-        base_url=settings.customer_url, timeout=settings.customer_timeout_seconds
-    )
-
-    gateway = httpx.AsyncClient(
-        base_url=settings.gateway_url, timeout=settings.customer_timeout_seconds
-    )
+    client = new_client(settings, "customer")
+    gateway = new_client(settings, "gateway")
     audit = GatewayAudit(gateway)
 
     def token(principal: Principal) -> str:

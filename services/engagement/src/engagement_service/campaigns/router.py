@@ -15,11 +15,11 @@ from engagement_service.campaigns.schemas import (
     CampaignPublic,
     PreviewRequest,
 )
-from engagement_service.customer_api import CustomerServiceUnavailable, pooled_client
 from engagement_service.deps import PrincipalDep, SessionDep, SettingsDep
 from engagement_service.idempotency import IdempotentWrite, idempotent
 from engagement_service.member_events import peers
 from engagement_service.messages.directory import CustomerDirectory
+from engagement_service.peer_client import PeerUnavailable, Refused, pooled_client
 
 router = APIRouter(tags=["campaigns"])
 
@@ -109,9 +109,9 @@ async def preview_campaign(
             members=members,
             now=datetime.now(UTC),
         )
-    except (CustomerServiceUnavailable, peers.PeerUnavailable) as exc:
+    except PeerUnavailable as exc:
         raise ProblemError(_UNAVAILABLE, status=503, title="Service unavailable") from exc
-    except peers.Refused as refused:
+    except Refused as refused:
         raise InvalidField("segment", refused.detail) from refused
 
 

@@ -28,11 +28,11 @@ from engagement_service.campaigns.schemas import (
     SeasonCampaign,
 )
 from engagement_service.care.special_days import Occasion
-from engagement_service.customer_api import CustomerServiceUnavailable
 from engagement_service.messages.categories import Category
 from engagement_service.messages.directory import CustomerDirectory
 from engagement_service.messages.models import MessageTemplate
 from engagement_service.messages.service import SendingRules, get_template
+from engagement_service.peer_client import PeerUnavailable
 
 # The send job LISTENs here: a campaign handed over is started as soon as its commit lands.
 SEND_CHANNEL = "crm_campaign_send"
@@ -167,7 +167,7 @@ async def voice_of(
     store_name = await directory.store_name(campaign.store_id)
     signature = rules.signature or store_name
     if not signature:
-        raise CustomerServiceUnavailable("the store's name could not be read")
+        raise PeerUnavailable("the store's name could not be read")
     return Voice(
         store_id=campaign.store_id,
         category=Category(template.category),

@@ -15,6 +15,7 @@ from engagement_service.followups.schemas import (
     TaskReschedule,
     TaskStatus,
 )
+from engagement_service.peer_client import PeerUnavailable
 from engagement_service.worklist.schemas import WorkItem
 from engagement_service.worklist.today import day_list
 
@@ -169,6 +170,6 @@ async def reassign_task(
             now=datetime.now(UTC),
             default_timezone=settings.default_timezone,
         )
-    except customer_api.CustomerServiceUnavailable as exc:
+    except PeerUnavailable as exc:
         raise ProblemError("The staff roster is unavailable", status=503) from exc
     return _public(task, overdue=overdue)

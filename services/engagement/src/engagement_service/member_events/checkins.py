@@ -36,6 +36,7 @@ from engagement_service.member_events.models import (
     StoreEvent,
 )
 from engagement_service.member_events.schemas import CheckInCreate
+from engagement_service.peer_client import PeerUnavailable, Refused
 
 
 @dataclass(slots=True)
@@ -143,13 +144,13 @@ async def _guests(
             found[guest_in.phone] = await peers.files_with_phone(
                 app, token=token, store_id=event.store_id, phone=guest_in.phone
             )
-        except peers.Refused as refused:
+        except Refused as refused:
             message = "; ".join(str(e.get("message")) for e in refused.errors) or refused.detail
             raise invalid(
                 [{"field": f"guests.{index}.phone", "message": message}],
                 f"guests.{index}.phone: {message}",
             ) from refused
-        except peers.PeerUnavailable:
+        except PeerUnavailable:
             reachable = False
     opened: dict[str, str] = {}
     for index, guest_in in enumerate(check_in_in.guests):
@@ -178,7 +179,7 @@ async def _guests(
                 guest.guest_customer_id = await peers.open_file(app, token=token, body=body)
                 guest.file = guest_files.CREATED
                 opened[guest_in.phone] = guest.guest_customer_id
-            except peers.Refused as refused:
+            except Refused as refused:
                 raise invalid(
                     [
                         {
@@ -190,7 +191,7 @@ async def _guests(
                     or [{"field": f"guests.{index}", "message": refused.detail}],
                     f"guests.{index}: {refused.detail}",
                 ) from refused
-            except peers.PeerUnavailable:
+            except PeerUnavailable:
                 reachable = False
         if guest.file == PENDING:
             guest.name, guest.phone = guest_in.name, guest_in.phone

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -36,6 +35,7 @@ from engagement_service.member_events.models import (
     EventGuest,
 )
 from engagement_service.peer_audit import GatewayAudit, Recorder, on_behalf
+from engagement_service.peer_client import PeerUnavailable, Refused, new_client
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,8 @@ async def find_or_open(
     phone: str,
     audit: Recorder | None = None,
 ) -> GuestFile:
-    """The guest's file, linked or opened; :class:`peers.PeerUnavailable` or
-    :class:`peers.Refused` from the customer service as they come. ``audit``: where the
+    """The guest's file, linked or opened; :class:`PeerUnavailable` or
+    :class:`Refused` from the customer service as they come. ``audit``: where the
     answers' disclosures go outside a request."""
     found = await peers.files_with_phone(
         app, token=token, store_id=store_id, phone=phone, audit=audit
@@ -145,12 +145,12 @@ async def open_pending(
                 phone=guest.phone or "",
                 audit=recorder,
             )
-        except peers.PeerUnavailable as exc:
+        except PeerUnavailable as exc:
             guest.attempts += 1
             guest.next_attempt_at = now + retry_after(guest.attempts)
             guest.last_error = str(exc)[:500]
             outcome[PENDING] = outcome.get(PENDING, 0) + 1
-        except peers.Refused as refused:
+        except Refused as refused:
             # Values the customer service will never take (the file was erased, the inviter
             # merged away): kept with the reason for the store to see, not retried.
             guest.file = REFUSED
@@ -171,9 +171,7 @@ async def guest_files_worker(app: FastAPI) -> None:
     """Every ``guest_file_check_seconds``, open the files of guests checked in while the
     customer service was down."""
     settings: Settings = app.state.settings
-    gateway = httpx.AsyncClient(
-        base_url=settings.gateway_url, timeout=settings.customer_timeout_seconds
-    )
+    gateway = new_client(settings, "gateway")
     audit = GatewayAudit(gateway)
 
     async def check() -> None:

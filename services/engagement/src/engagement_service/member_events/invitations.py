@@ -24,6 +24,7 @@ from engagement_service.customers.models import CustomerFile
 from engagement_service.member_events import peers
 from engagement_service.member_events.models import EventCheckIn, EventInvitation, StoreEvent
 from engagement_service.member_events.schemas import InvitationsCreate, InvitationsResult
+from engagement_service.peer_client import PeerUnavailable, Refused
 
 
 def invalid(errors: list[dict[str, str]], detail: str) -> ProblemError:
@@ -85,9 +86,9 @@ async def invite(
                 store_id=event.store_id,
                 filters=invitations_in.segment.filters(),
             )
-        except peers.PeerUnavailable as exc:
+        except PeerUnavailable as exc:
             raise unavailable("The scoring service") from exc
-        except peers.Refused as refused:
+        except Refused as refused:
             raise invalid(
                 [
                     {"field": f"segment.{e.get('field')}", "message": str(e.get("message"))}

@@ -6,7 +6,6 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.pagination import Page, PageParams, page_of, page_params
-from crm_libs.principal import PRINCIPAL_HEADER
 from crm_libs.problems import InvalidField, problem_responses
 from engagement_service.deps import PrincipalDep, ReadSessionDep, SessionDep
 from engagement_service.idempotency import IdempotentWrite, idempotent
@@ -25,12 +24,9 @@ from engagement_service.member_events.schemas import (
     Reply,
     ReplyUpdate,
 )
+from engagement_service.peer_client import PeerUnavailable, caller_token
 
 router = APIRouter(tags=["member events"])
-
-
-def _caller_token(request: Request) -> str:
-    return request.headers.get(PRINCIPAL_HEADER, "")
 
 
 def _public(event: StoreEvent) -> EventPublic:
@@ -66,9 +62,9 @@ async def schedule_event(
         # Head office names any store: the customer service knows which exist.
         try:
             known = await peers.store_exists(
-                request.app, token=_caller_token(request), store_id=event_in.store_id
+                request.app, token=caller_token(request), store_id=event_in.store_id
             )
-        except peers.PeerUnavailable as exc:
+        except PeerUnavailable as exc:
             raise invitations.unavailable("The customer service") from exc
         if not known:
             raise InvalidField("store_id", "unknown store")
@@ -145,7 +141,7 @@ async def invite(
     return await invitations.invite(
         session,
         app=request.app,
-        token=_caller_token(request),
+        token=caller_token(request),
         principal=principal,
         event=event,
         invitations_in=invitations_in,
@@ -229,7 +225,7 @@ async def check_in(
         done = await checkins.check_in(
             session,
             app=request.app,
-            token=_caller_token(request),
+            token=caller_token(request),
             principal=principal,
             event=event,
             check_in_in=check_in_in,

@@ -1,4 +1,4 @@
-"""What a message needs from the customer service, asked over HTTP (customer_api.py's client).
+"""What a message needs from the customer service, asked over HTTP (peer_client.py).
 
 Engagement keeps no names and no numbers (its copy of the files carries none by contract):
 
@@ -15,9 +15,8 @@ from urllib.parse import quote
 
 import httpx
 
-from crm_libs.principal import PRINCIPAL_HEADER, Principal, Role, sign_principal
-from engagement_service import peer_audit
-from engagement_service.customer_api import CustomerServiceUnavailable
+from crm_libs.principal import Principal, Role, sign_principal
+from engagement_service import peer_audit, peer_client
 
 # The subject the customer service sees (and its logs name) for the worker's reads.
 SENDER_SUBJECT = "engagement:messages"
@@ -50,31 +49,13 @@ class CustomerDirectory:
         audit: peer_audit.Recorder | None = None,
     ) -> None:
         self._client = client
-        self._headers = {PRINCIPAL_HEADER: principal_header}
+        self._principal_header = principal_header
         self._audit = audit
 
-    async def _note(
-        self, response: httpx.Response, items: list[dict[str, Any]] | None = None
-    ) -> None:
-        """Put what the answer disclosed on the trail before any of it is used."""
-        if self._audit is None or peer_audit.in_request():
-            peer_audit.collect(response)
-            return
-        entries = peer_audit.entries_of(response)
-        try:
-            await self._audit.record(peer_audit.per_file(entries, items or []))
-        except peer_audit.AuditUnrecorded as exc:
-            # Unrecorded, the answer is dropped unused: the caller waits as for an outage.
-            raise CustomerServiceUnavailable(f"audit trail: {exc}") from exc
-
     async def _get(self, path: str, params: Any = None) -> httpx.Response:
-        try:
-            response = await self._client.get(path, params=params, headers=self._headers)
-        except httpx.HTTPError as exc:
-            raise CustomerServiceUnavailable(str(exc) or type(exc).__name__) from exc
-        if response.status_code >= 500:
-            raise CustomerServiceUnavailable(f"{path} answered {response.status_code}")
-        return response
+        return await peer_client.send(
+            self._client, "GET", path, token=self._principal_header, params=params
+        )
 
     async def _files(self, customer_ids: list[str]) -> list[dict[str, Any]]:
         unique = sorted(set(customer_ids))
@@ -82,9 +63,9 @@ class CustomerDirectory:
             "/customers", params={"ids": unique, "limit": len(unique), "status": "active"}
         )
         if response.status_code != 200:
-            raise CustomerServiceUnavailable(f"/customers answered {response.status_code}")
+            raise peer_client.unexpected("/customers", response)
         items: list[dict[str, Any]] = response.json()["items"]
-        await self._note(response, items)
+        await peer_client.note(response, audit=self._audit, items=items)
         return items
 
     async def recipient(self, customer_id: str) -> Recipient | None:
@@ -96,7 +77,7 @@ class CustomerDirectory:
 
     async def staff_name(self, staff_id: str) -> str | None:
         response = await self._get(f"/staff/{quote(staff_id, safe='')}")
-        await self._note(response)
+        await peer_client.note(response, audit=self._audit)
         if response.status_code != 200:
             return None
         name: str | None = response.json().get("name")
@@ -104,7 +85,7 @@ class CustomerDirectory:
 
     async def store_name(self, store_id: str) -> str | None:
         response = await self._get(f"/stores/{quote(store_id, safe='')}")
-        await self._note(response)
+        await peer_client.note(response, audit=self._audit)
         if response.status_code != 200:
             return None
         name: str | None = response.json().get("name")

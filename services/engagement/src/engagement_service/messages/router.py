@@ -7,7 +7,6 @@ from fastapi.responses import Response
 from crm_libs.pagination import Page, PageParams, page_of, page_params
 from crm_libs.principal import PRINCIPAL_HEADER
 from crm_libs.problems import ProblemError, problem_responses
-from engagement_service.customer_api import CustomerServiceUnavailable, pooled_client
 from engagement_service.deps import PrincipalDep, ReadSessionDep, SessionDep, SettingsDep
 from engagement_service.idempotency import IdempotentWrite, idempotent
 from engagement_service.messages import service
@@ -23,6 +22,7 @@ from engagement_service.messages.schemas import (
     TemplateCreate,
     TemplatePublic,
 )
+from engagement_service.peer_client import PeerUnavailable, pooled_client
 
 router = APIRouter(tags=["messages"])
 
@@ -130,7 +130,7 @@ async def send_message(
                 rules=rules,
                 now=datetime.now(UTC),
             )
-        except CustomerServiceUnavailable as exc:
+        except PeerUnavailable as exc:
             raise ProblemError(
                 "The customer service did not answer; try again",
                 status=503,

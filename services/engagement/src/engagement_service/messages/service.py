@@ -12,7 +12,6 @@ from sqlmodel import col, or_
 from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
 from crm_libs.problems import Conflict, InvalidField, NotFound
-from engagement_service.customer_api import CustomerServiceUnavailable
 from engagement_service.customers.models import CustomerFile
 from engagement_service.messages.categories import CARRIER_CLASS, Category, forbidden_words
 from engagement_service.messages.directory import CustomerDirectory
@@ -27,6 +26,7 @@ from engagement_service.messages.rendering import (
     with_unsubscribe,
 )
 from engagement_service.messages.schemas import MessageCreate, TemplateCreate
+from engagement_service.peer_client import PeerUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ async def queue_message(
     store_name = await directory.store_name(file.store_id)
     signature = rules.signature or store_name
     if not signature:
-        raise CustomerServiceUnavailable("the store's name could not be read")
+        raise PeerUnavailable("the store's name could not be read")
     staff_name = (await directory.staff_name(staff_id) if staff_id else None) or ""
     if "staff_name" in used and not staff_name:
         raise InvalidField("staff_id", "no such staff member in the customer's store")

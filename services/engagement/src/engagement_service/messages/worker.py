@@ -35,14 +35,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import httpx
 from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_libs.notify import listen_forever
 from engagement_service.config import Settings
-from engagement_service.customer_api import CustomerServiceUnavailable
 from engagement_service.messages.categories import Category
 from engagement_service.messages.directory import CustomerDirectory, sender_directory
 from engagement_service.messages.opt_outs import consent_of, phone_hash, refusal
@@ -57,6 +55,7 @@ from engagement_service.messages.providers.base import (
 from engagement_service.messages.quiet_hours import is_quiet, quiet_ends_at
 from engagement_service.messages.service import QUEUED_CHANNEL
 from engagement_service.peer_audit import GatewayAudit
+from engagement_service.peer_client import PeerUnavailable, new_client
 
 log = logging.getLogger(__name__)
 
@@ -219,7 +218,7 @@ class MessageSender:
                 numbers = await self._directory_for(store_id).numbers(
                     [r["customer_id"] for r in rows]
                 )
-            except CustomerServiceUnavailable as exc:
+            except PeerUnavailable as exc:
                 # Not the messages' fault: no attempt counted, tried again after the base wait.
                 log.warning(
                     "numbers unavailable, messages wait",
@@ -360,13 +359,9 @@ async def message_worker(app: FastAPI) -> None:
     """The sending worker as a service worker: the provider ``CRM_SMS_PROVIDER`` chose."""
     settings: Settings = app.state.settings
     provider: SmsProvider = app.state.sms_provider
-    client = httpx.AsyncClient(
-        base_url=settings.customer_url, timeout=settings.customer_timeout_seconds
-    )
+    client = new_client(settings, "customer")
     # The numbers' reads go on the audit trail before any message is sent to them.
-    gateway = httpx.AsyncClient(
-        base_url=settings.gateway_url, timeout=settings.customer_timeout_seconds
-    )
+    gateway = new_client(settings, "gateway")
     audit = GatewayAudit(gateway)
     sender = MessageSender(
         sessionmaker=app.state.sessionmaker,

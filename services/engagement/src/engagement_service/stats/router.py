@@ -20,6 +20,7 @@ from engagement_service import customer_api
 from engagement_service.care.files import local_day
 from engagement_service.complaints.stats import ComplaintStats, complaint_stats
 from engagement_service.deps import PrincipalDep, ReadSessionDep, SettingsDep
+from engagement_service.peer_client import PeerUnavailable
 from engagement_service.stats.service import MAX_PERIOD_DAYS, StaffStats, staff_stats
 from engagement_service.worklist.service import store_timezone
 
@@ -80,7 +81,7 @@ async def _store_of(request: Request, principal: Principal, staff_id: str) -> st
         return principal.store_id
     try:
         member = await customer_api.staff_member(request, staff_id)
-    except customer_api.CustomerServiceUnavailable as exc:
+    except PeerUnavailable as exc:
         raise ProblemError("The staff roster is unavailable", status=503) from exc
     if member is None:
         raise NotFound("No such staff member")

@@ -13,6 +13,7 @@ from crm_libs.principal import Principal
 from engagement_service import customer_api
 from engagement_service.care.files import local_day
 from engagement_service.followups.schemas import TaskStatus
+from engagement_service.peer_client import PeerUnavailable
 from engagement_service.worklist import service
 from engagement_service.worklist.schemas import WorkItem
 
@@ -60,7 +61,7 @@ async def day_list(
     shown = rows[: page.limit]
     try:
         names = await customer_api.names_of(request, [r["customer_id"] for r in shown])
-    except customer_api.CustomerServiceUnavailable as exc:
+    except PeerUnavailable as exc:
         # The list is the day's work: it answers without names rather than not at all.
         log.warning(
             "work list without names: the customer service did not answer",
