@@ -9,6 +9,13 @@ warnings are not checked: they guard a sale about to be made, and these were mad
 
 Rows are written in the order they happened (the sheet's rows sorted by time, then by row):
 one customer's purchases reach scoring oldest first, whatever order the till exported them in.
+
+Each imported purchase earns points as a sale at the counter does, in the chunk's transaction
+(membership/imported.py): as of its own day, expiring on that day plus the store's expiry
+months, so history older than that earns points that are expired at once (an ``earn`` row and
+its ``expire`` row in the ledger, both naming the purchase: the balance and the points that will
+expire next are right when the chunk commits, not after the nightly job). The level follows the
+12-month spend the history makes, one ``customer.level_changed`` per customer and chunk at most.
 """
 
 from collections.abc import Mapping, Sequence
@@ -23,6 +30,7 @@ from customer_service.imports.file_phones import ACTIVE, files_with_phones
 from customer_service.imports.jobs import Progress
 from customer_service.imports.purchase_rows import PurchaseCandidate
 from customer_service.imports.rows import RowError
+from customer_service.membership.imported import PastSale, earn_for_history
 from customer_service.money import to_cents
 from customer_service.purchases import events
 from customer_service.purchases.service import Sale, SaleLine
@@ -211,6 +219,13 @@ async def write(
             Topics.PURCHASES,
             [str(e.event_id) for e in recorded],
             [e.to_bytes().decode() for e in recorded],
+        )
+        # After the purchases: the members' 12-month spend read next counts them.
+        await earn_for_history(
+            conn,
+            store_id=store_id,
+            timezone=fresh[0].timezone,
+            sales=[PastSale(s.id, s.customer_id, s.total, s.purchased_at) for s in fresh],
         )
     return Progress(
         rows=0,

@@ -1,8 +1,9 @@
 """``customer.level_changed`` on ``crm.customers.v1``: a member's level moved by consumption.
 
-Staged in the transaction of the change that moved it (a sale, a refund, a merge, or the daily
-job once purchases leave the 12-month window). Unlike the file's events it carries no ``file``:
-the file did not change (its version neither); consumers that have no use for it skip it.
+Staged in the transaction of the change that moved it (a sale, a refund, a merge, a chunk of an
+imported purchase history, or the daily job once purchases leave the 12-month window). Unlike
+the file's events it carries no ``file``: the file did not change (its version neither);
+consumers that have no use for it skip it.
 """
 
 from decimal import Decimal
@@ -12,6 +13,7 @@ from crm_libs.events.event_types import CUSTOMER_LEVEL_CHANGED
 
 # What moved the level: the payload's ``cause``.
 PURCHASE, REFUND, MERGE, WINDOW = "purchase", "refund", "merge", "window"
+IMPORT = "import"
 
 
 def level_changed(
