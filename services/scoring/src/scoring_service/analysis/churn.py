@@ -16,7 +16,8 @@ have judged it then:
 
 The run-out of every purchase is the purchase's day or the run-out before it, whichever is
 later, plus its days: that is ``S_n + max_k(d_k - S_(k-1))`` with ``S`` the running sum of supply
-days, one window and one aggregate per customer, in one statement over the store's facts.
+days, one window and one aggregate per customer, in one statement over the store's facts,
+planned for its values (analysis/planning.py).
 """
 
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from datetime import date
 
 import asyncpg
 
+from scoring_service.analysis.planning import planned_per_call
 from scoring_service.scores.thresholds import DEFAULT_THRESHOLDS
 
 _CHURN_SQL = """
@@ -68,9 +70,10 @@ async def churn(db: asyncpg.Connection, *, store_id: str, year: int, today: date
     rules = await db.fetchrow(_THRESHOLDS_SQL, store_id)
     lost_after = rules["lost_after_days"] if rules else DEFAULT_THRESHOLDS.lost_after_days
     stopped_after = rules["stopped_after_days"] if rules else DEFAULT_THRESHOLDS.stopped_after_days
-    row = await db.fetchrow(
-        _CHURN_SQL, store_id, as_of, date(year - 1, 12, 31), lost_after, stopped_after
-    )
+    async with planned_per_call(db):
+        row = await db.fetchrow(
+            _CHURN_SQL, store_id, as_of, date(year - 1, 12, 31), lost_after, stopped_after
+        )
     customers = row["customers"]
     return YearChurn(
         year=year,

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from scoring_service.analysis.periods import Period
+from scoring_service.analysis.planning import planned_per_call
 
 CONTACT_METHODS = ("phone", "expert_phone", "home", "in_store")
 
@@ -44,7 +45,8 @@ async def contact_times(
     zone = ZoneInfo(timezone)
     start = datetime.combine(period.start, time.min, zone)
     end = datetime.combine(period.end + timedelta(days=1), time.min, zone)
-    rows = await db.fetch(_CONTACTS_SQL, store_id, start, end, timezone, list(CONTACT_METHODS))
+    async with planned_per_call(db):
+        rows = await db.fetch(_CONTACTS_SQL, store_id, start, end, timezone, list(CONTACT_METHODS))
     slots = [
         Slot(
             weekday=r["weekday"],

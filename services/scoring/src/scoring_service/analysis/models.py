@@ -2,12 +2,27 @@
 (analysis/seen.py): a purchase's serving staff and lines with their amounts (the facts keep the
 lines' skus and boxes, not their money), refunds' lines, the district of each customer's address
 and the visits for the contact times. Each is keyed by its event's own id, so a redelivery or a
-replay writes nothing twice."""
+replay writes nothing twice.
 
-from datetime import datetime
+Beside them the read model of consumption by month (analysis/month_summary.py): each store's
+months summed, the months their facts' triggers marked since, and the day a store's first file
+was seen (triggers of migration 0017)."""
+
+from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Boolean, Column, DateTime, Index, Integer, Numeric, SmallInteger, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    Integer,
+    Numeric,
+    SmallInteger,
+    Text,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -61,3 +76,39 @@ class Contact(SQLModel, table=True):
     occurred_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     method: str = Field(sa_column=Column(Text, nullable=False))
     reached: bool = Field(sa_column=Column(Boolean, nullable=False))
+
+
+class StoreMonth(SQLModel, table=True):
+    """A store's consumption of one store-local month as its purchase facts make it: customers
+    with a purchase left after refunds, such purchases and their revenue net of refunds
+    (analysis/month_summary.py keeps it exact from the months its triggers mark)."""
+
+    __tablename__ = "analysis_store_month"
+
+    store_id: str = Field(sa_column=Column(Text, primary_key=True))
+    month: date = Field(sa_column=Column(Date, primary_key=True))  # the month's first day
+    customers: int = Field(sa_column=Column(Integer, nullable=False))
+    purchases: int = Field(sa_column=Column(Integer, nullable=False))
+    revenue: Decimal = Field(sa_column=Column(Numeric(14, 2), nullable=False))
+
+
+class DirtyMonth(SQLModel, table=True):
+    """A store's month whose facts a transaction changed since its summary was computed: one row
+    per writing transaction (``xid``), so writers never wait on each other's marks, and a
+    reader takes away only the marks its snapshot sees (analysis/month_summary.py)."""
+
+    __tablename__ = "analysis_dirty_month"
+
+    store_id: str = Field(sa_column=Column(Text, primary_key=True))
+    month: date = Field(sa_column=Column(Date, primary_key=True))
+    xid: int = Field(sa_column=Column(BigInteger, primary_key=True))
+
+
+class StoreSince(SQLModel, table=True):
+    """The store-local day scoring first saw a file of the store: with its first purchase fact,
+    where its data begins (analysis/periods.py)."""
+
+    __tablename__ = "analysis_store_since"
+
+    store_id: str = Field(sa_column=Column(Text, primary_key=True))
+    first_on: date = Field(sa_column=Column(Date, nullable=False))

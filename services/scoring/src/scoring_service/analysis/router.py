@@ -31,6 +31,14 @@ _To = Annotated[
     Query(alias="to", description="Last day (store-local, included); today if absent"),
 ]
 _Accept = Annotated[str | None, Header()]
+# The periods the data can answer (analysis/periods.py), as each route's description says.
+_PERIOD_RULES = (
+    "422 (problem+json naming the field and the rule) when the period is reversed, `to` is "
+    "after the store's today, an explicit `from` is before the store's first data (its first "
+    "purchase or the first file scoring saw; the detail names that day), `from` is before "
+    "1990 or the period is longer than 3660 days. Without `from` the twelve months begin no "
+    "earlier than the store's first data; a store with no data answers empty tables."
+)
 _RESPONSES = {**problem_responses(401, 403, 404, 406, 422), **TABLE_CONTENT}
 
 
@@ -42,7 +50,7 @@ _RESPONSES = {**problem_responses(401, 403, 404, 406, 422), **TABLE_CONTENT}
         "Grouped `by` month, tier (the value tier now), product, category, staff (who served) "
         "or region (the district of the customer's address), over `from`..`to` (store-local "
         "days, both included; at most 3660). Refunds are taken from the purchases they refund. "
-        "`Accept: text/csv` or the XLSX type answer the items as a spreadsheet."
+        "`Accept: text/csv` or the XLSX type answer the items as a spreadsheet. " + _PERIOD_RULES
     ),
     responses=_RESPONSES,
 )
@@ -59,9 +67,13 @@ async def consumption_table(
     principal.require_store(store_id, what="store")
     media = media_type(accept)
     db = await driver_connection(session)
-    zone = await periods.store_timezone(db, store_id)
+    days = await periods.store_days(db, store_id)
+    zone = days.timezone
     period = periods.checked_period(
-        start=since, end=until, today=periods.today_in(zone, as_of=settings.as_of)
+        start=since,
+        end=until,
+        today=periods.today_in(zone, as_of=settings.as_of),
+        first_day=days.first_day,
     )
     groups = await consumption.consumption(db, store_id=store_id, by=by, period=period)
     rows = [asdict(g) for g in groups]
@@ -116,7 +128,7 @@ async def churn_table(
     description=(
         "From the visits and calls logged over `from`..`to` (store-local days): a phone call, "
         "the expert's call, a home or in-store visit is a contact, answered when the customer "
-        "was reached. Weekday 1 is Monday; hours in the store's time zone."
+        "was reached. Weekday 1 is Monday; hours in the store's time zone. " + _PERIOD_RULES
     ),
     responses=_RESPONSES,
 )
@@ -132,9 +144,13 @@ async def contact_times_table(
     principal.require_store(store_id, what="store")
     media = media_type(accept)
     db = await driver_connection(session)
-    zone = await periods.store_timezone(db, store_id)
+    days = await periods.store_days(db, store_id)
+    zone = days.timezone
     period = periods.checked_period(
-        start=since, end=until, today=periods.today_in(zone, as_of=settings.as_of)
+        start=since,
+        end=until,
+        today=periods.today_in(zone, as_of=settings.as_of),
+        first_day=days.first_day,
     )
     slots = await contact_times.contact_times(db, store_id=store_id, period=period, timezone=zone)
     rows = [asdict(s) for s in slots]

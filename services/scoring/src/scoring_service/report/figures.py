@@ -33,9 +33,10 @@ class Month:
         return self.first.strftime("%Y-%m")
 
 
-def checked_month(month: str | None, *, today: date) -> Month:
+def checked_month(month: str | None, *, today: date, first_day: date | None = None) -> Month:
     """``YYYY-MM``, this month when absent; 422 naming ``month`` when it is not a month, is
-    after this one or before any store kept files."""
+    after this one, before any store kept files or ends before the store's first data
+    (``first_day``, analysis/periods.py)."""
     if month is None:
         first = today.replace(day=1)
     else:
@@ -50,6 +51,10 @@ def checked_month(month: str | None, *, today: date) -> Month:
     if first < EARLIEST:
         raise InvalidField("month", f"is before {EARLIEST:%Y-%m}: no store kept files then")
     following = (first + timedelta(days=31)).replace(day=1)
+    if month is not None and first_day is not None and following <= first_day:
+        raise InvalidField(
+            "month", f"{month} is before the store's first data: its data begins on {first_day}"
+        )
     return Month(first, min(following - timedelta(days=1), today))
 
 

@@ -24,7 +24,9 @@ router = APIRouter(tags=["analysis"])
         "when absent): the value pyramid and the lifecycle (as of today), consumption in the "
         "twelve months to the month and by product in it, the month's source conversion and "
         "each staff member's follow-up completion. A chart whose figures could not be had "
-        "says so in its place; the page is still served."
+        "says so in its place; the page is still served. 422 (problem+json naming `month`) "
+        "for a month to come or one that ends before the store's first data (its first "
+        "purchase or the first file scoring saw)."
     ),
     responses={
         200: {"content": {"text/html": {}}, "description": "The report page"},
@@ -41,8 +43,12 @@ async def store_report(
 ) -> HTMLResponse:
     principal.require_store(store_id, what="store")
     db = await driver_connection(session)
-    zone = await periods.store_timezone(db, store_id)
-    checked = figures.checked_month(month, today=periods.today_in(zone, as_of=settings.as_of))
+    days = await periods.store_days(db, store_id)
+    checked = figures.checked_month(
+        month,
+        today=periods.today_in(days.timezone, as_of=settings.as_of),
+        first_day=days.first_day,
+    )
     html = await page.report(request, db, store_id=store_id, month=checked)
     return HTMLResponse(
         html,
