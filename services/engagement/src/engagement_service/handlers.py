@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.envelope import EventEnvelope
 from crm_libs.events.event_types import PURCHASE_RECORDED, PURCHASE_REFUNDED
-from engagement_service.campaigns.seen import record_purchases
+from engagement_service.campaigns.seen import follow_merges, record_purchases
 from engagement_service.care.files import care_files
 from engagement_service.care.recovery import open_recoveries
 from engagement_service.care.refill import plan_refills
@@ -67,12 +67,12 @@ async def handle_events(
             *(s.store_id for s in scores),
         ],
     )
-    await follow_file_changes(
-        session, changes=await customers.apply_changes(session, changes=changes)
-    )
+    file_changes = await customers.apply_changes(session, changes=changes)
+    await follow_file_changes(session, changes=file_changes)
+    await follow_merges(session, merges=file_changes.merges)
     files = await customers.files_of(session, customer_ids={p.customer_id for p in purchases})
     await followups.start_plans(session, purchases=purchases, files=files)
-    await record_purchases(session, purchases=purchases)
+    await record_purchases(session, purchases=purchases, files=files)
     await close_refunded_plans(session, refunds=refunds)
     await record_stop_signals(session, signals=signals)
     moved = await apply_score_changes(session, changes=scores)
