@@ -30,6 +30,10 @@ _REPORT_BATCH = 5000
     status_code=202,
     summary="Import a spreadsheet of customers or of purchase history (multipart: file, "
     "store_id, kind)",
+    description="Purchase history becomes ordinary purchases that earn points as a sale does, "
+    "each as of its own day: points older than the store's expiry months are recorded earned "
+    "and expired at once (an earn and an expire row naming the purchase), and the level follows "
+    "the 12-month spend the history makes.",
     responses=problem_responses(400, 401, 413, 415, 422),
 )
 async def create_import(request: Request, principal: PrincipalDep) -> dict[str, Any]:

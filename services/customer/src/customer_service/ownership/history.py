@@ -3,6 +3,7 @@ with its reason and who made it, the pool's row kept in step, and ``customer.upd
 ``owner_staff_id``) staged in the change's own transaction, so engagement moves the open tasks
 exactly when the change is committed."""
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select, text
@@ -145,7 +146,8 @@ async def merged(
         )
     ).all()
     if waiting and survivor.owner_staff_id is None:
-        since, from_staff_id = min(waiting, key=lambda w: w[0])
+        # in_pool_since is never null (server default, NOT NULL).
+        since, from_staff_id = min(waiting, key=lambda w: w[0] or datetime.max.replace(tzinfo=UTC))
         session.add(
             PoolFile(
                 customer_id=survivor.id,
