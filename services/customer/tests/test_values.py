@@ -2,10 +2,10 @@ from decimal import Decimal
 
 import pytest
 
+from crm_libs.idempotency import request_fingerprint
 from crm_libs.problems import InvalidField
 from customer_service.customers.phones import normalise_phone
 from customer_service.money import to_cents
-from customer_service.purchases.idempotency import request_fingerprint
 
 
 def test_phones_are_normalised_to_e164() -> None:

@@ -1,18 +1,16 @@
 """``Idempotency-Key`` on engagement's writes that a client may retry (a visit logged from a
-phone on a weak connection): the same key and body replay the first answer, another body is 409.
+phone on a weak connection): the same key and body replay the first answer, another body is 409
+(crm_libs.idempotency, over engagement's own table of answers).
 
-As the customer service does it, on the request's unit of work: the key's lock, the lookup, the
-write and the stored answer are one transaction, so a second request with the same key waits for
-the first to commit and then replays it.
+On the request's unit of work: the key's lock, the lookup, the write and the stored answer are
+one transaction, so a second request with the same key waits for the first to commit and then
+replays it.
 """
 
-import hashlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-import orjson
-from fastapi import Header, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import Column, DateTime, Integer, PrimaryKeyConstraint, Text, text
@@ -20,10 +18,8 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
-from crm_libs.problems import Conflict, InvalidField
-from engagement_service.deps import PrincipalDep
-
-MAX_KEY_LENGTH = 200
+from crm_libs import idempotency
+from crm_libs.idempotency import StoredAnswer
 
 
 class IdempotencyAnswer(SQLModel, table=True):
@@ -62,19 +58,34 @@ _REMEMBER = text(
 )
 
 
-def request_fingerprint(operation: str, body: Any) -> str:
-    return hashlib.sha256(
-        operation.encode() + b"\n" + orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    ).hexdigest()
+class _SessionBook:
+    """``idempotency_answer`` on the request's session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def lock(self, name: str) -> None:
+        await self._session.execute(_LOCK_KEY, {"lock": name})
+
+    async def find(self, scope: str, key: str) -> StoredAnswer | None:
+        found = (await self._session.execute(_FIND, {"scope": scope, "key": key})).one_or_none()
+        return None if found is None else StoredAnswer(*found)
+
+    async def remember(self, scope: str, key: str, answer: StoredAnswer) -> None:
+        await self._session.execute(
+            _REMEMBER,
+            {
+                "scope": scope,
+                "key": key,
+                "hash": answer.request_hash,
+                "status": answer.status_code,
+                "body": answer.body,
+            },
+        )
 
 
-class IdempotentWrite:
+class IdempotentWrite(idempotency.IdempotentWrite):
     """One route's write, done once per ``Idempotency-Key`` and replayed after that."""
-
-    def __init__(self, *, scope: str, operation: str, key: str | None) -> None:
-        self._scope = scope
-        self._operation = operation
-        self._key = key
 
     async def respond(
         self,
@@ -85,49 +96,15 @@ class IdempotentWrite:
         status_code: int,
     ) -> Response:
         """``write()``'s answer as JSON; with a key already used for this body, the stored one."""
-        if self._key is None:
-            return _json((await write()).model_dump_json().encode(), status_code)
-        key = self._key
-        if not key or len(key) > MAX_KEY_LENGTH:
-            raise InvalidField("Idempotency-Key", f"must be 1 to {MAX_KEY_LENGTH} characters")
-        fingerprint = request_fingerprint(self._operation, request_body.model_dump(mode="json"))
-        await session.execute(_LOCK_KEY, {"lock": f"{self._scope}\n{key}"})
-        found = (await session.execute(_FIND, {"scope": self._scope, "key": key})).one_or_none()
-        if found is not None:
-            if found.request_hash != fingerprint:
-                raise Conflict("This Idempotency-Key was already used with a different request")
-            return _json(found.body.encode(), found.status_code)
-        body = (await write()).model_dump_json()
-        await session.execute(
-            _REMEMBER,
-            {
-                "scope": self._scope,
-                "key": key,
-                "hash": fingerprint,
-                "status": status_code,
-                "body": body,
-            },
-        )
-        return _json(body.encode(), status_code)
 
+        async def written() -> bytes:
+            return (await write()).model_dump_json().encode()
 
-def _json(body: bytes, status_code: int) -> Response:
-    return Response(body, status_code=status_code, media_type="application/json")
-
-
-def idempotent(operation: str) -> Callable[..., Awaitable[IdempotentWrite]]:
-    """The dependency for a route honouring ``Idempotency-Key``; ``operation`` is formatted with
-    the path parameters, so one key names one write to one resource."""
-
-    async def dependency(  # async: no thread-pool hop per request
-        request: Request,
-        principal: PrincipalDep,
-        idempotency_key: Annotated[str | None, Header()] = None,
-    ) -> IdempotentWrite:
-        return IdempotentWrite(
-            scope=principal.subject,
-            operation=operation.format(**request.path_params),
-            key=idempotency_key,
+        return await self.once(
+            _SessionBook(session), request_body, written, status_code=status_code
         )
 
-    return dependency
+
+# The dependency for a route honouring ``Idempotency-Key``; ``operation`` is formatted with the
+# path parameters, so one key names one write to one resource.
+idempotent = idempotency.idempotent_for(IdempotentWrite)
