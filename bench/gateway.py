@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import aiohttp
 import asyncpg
 import http_load
-from http_load import READ, SKU, WRITE, Request, create, drive, make_requests
+from http_load import READ, SKU, WRITE, Request, create, drive, make_requests, sign_in
 from pgstats import GatewayDb, customer_db_sessions, gateway_db_counters, set_autovacuum
 from support import CpuMeter, log, postmaster_pid, temp_stack
 
@@ -80,17 +80,6 @@ def principal_token() -> str:
     return sign_principal(
         Principal(subject="bench", role=Role.HQ_ADMIN), secret=secret, ttl_seconds=900
     )
-
-
-async def sign_in(session: aiohttp.ClientSession, api: str, password: str) -> str:
-    """The bootstrap administrator's bearer token (``POST /auth/token``, valid 15 minutes)."""
-    user = os.environ.get("CRM_BOOTSTRAP_ADMIN_USER", "admin")
-    async with session.post(
-        f"{api}/auth/token", json={"username": user, "password": password}
-    ) as response:
-        if response.status != 200:
-            raise RuntimeError(f"sign-in as {user}: {response.status} {await response.text()}")
-        return str((await response.json())["access_token"])
 
 
 async def setup(

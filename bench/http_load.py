@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -66,6 +67,17 @@ async def create(session: aiohttp.ClientSession, url: str, body: dict, headers: 
             raise RuntimeError(f"POST {url}: {response.status} {await response.text()}")
         result: dict = await response.json()
         return result
+
+
+async def sign_in(session: aiohttp.ClientSession, api: str, password: str) -> str:
+    """The bootstrap administrator's bearer token (``POST /auth/token``, valid 15 minutes)."""
+    user = os.environ.get("CRM_BOOTSTRAP_ADMIN_USER", "admin")
+    async with session.post(
+        f"{api}/auth/token", json={"username": user, "password": password}
+    ) as response:
+        if response.status != 200:
+            raise RuntimeError(f"sign-in as {user}: {response.status} {await response.text()}")
+        return str((await response.json())["access_token"])
 
 
 def make_requests(

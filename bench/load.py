@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from http_load import sign_in
 from support import CpuMeter, log, percentile, postmaster_pid, temp_stack
 
 from crm_devstack.stack import LocalStack
@@ -96,16 +97,6 @@ class Admin:
             if response.status != status:
                 raise RuntimeError(f"{method} {path}: {response.status} {await response.text()}")
             return await response.json()
-
-
-async def sign_in(session: aiohttp.ClientSession, api: str, password: str) -> str:
-    user = os.environ.get("CRM_BOOTSTRAP_ADMIN_USER", "admin")
-    async with session.post(
-        f"{api}/auth/token", json={"username": user, "password": password}
-    ) as response:
-        if response.status != 200:
-            raise RuntimeError(f"sign-in as {user}: {response.status} {await response.text()}")
-        return str((await response.json())["access_token"])
 
 
 async def gather_limited(calls: list[Any]) -> list[Any]:

@@ -35,7 +35,7 @@ import aiohttp
 import asyncpg
 import orjson
 from people import people
-from support import log, p50_p99_ms, temp_stack
+from support import log, p50_p99_ms, plan_indexes, temp_stack
 
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn, driver_sql
@@ -214,19 +214,6 @@ def _statement(sample: Sample, q: str, tier: str | None) -> tuple[str, list[Any]
     )
 
 
-def _indexes(plan: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(plan, dict):
-        if "Index Name" in plan:
-            found.add(plan["Index Name"])
-        for value in plan.values():
-            found |= _indexes(value)
-    elif isinstance(plan, list):
-        for value in plan:
-            found |= _indexes(value)
-    return found
-
-
 async def measure(stack: LocalStack, samples: list[Sample], queries: int) -> bool:
     secret = os.environ.get("CRM_PRINCIPAL_SECRET", DEV_PRINCIPAL_SECRET)
     headers = {PRINCIPAL_HEADER: sign_principal(HEAD_OFFICE, secret=secret, ttl_seconds=7200)}
@@ -273,7 +260,7 @@ async def measure(stack: LocalStack, samples: list[Sample], queries: int) -> boo
                     plan = orjson.loads(
                         await conn.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, *args)
                     )
-                    used = sorted(_indexes(plan))
+                    used = sorted(plan_indexes(plan))
                     ok = ok and bool(used) and not timings.errors
                     s50, s99 = p50_p99_ms(timings.service)
                     r50, r99 = p50_p99_ms(timings.raw)

@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from crm_devstack.stack import LocalStack, Ports
 
@@ -39,6 +40,23 @@ def temp_stack(prefix: str, extra_env: dict[str, str] | None = None) -> Iterator
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+# --- plans ---------------------------------------------------------------------------------
+
+
+def plan_indexes(plan: Any) -> set[str]:
+    """The indexes an ``EXPLAIN (FORMAT JSON)`` plan reads, at any depth."""
+    found: set[str] = set()
+    if isinstance(plan, dict):
+        if "Index Name" in plan:
+            found.add(plan["Index Name"])
+        for value in plan.values():
+            found |= plan_indexes(value)
+    elif isinstance(plan, list):
+        for value in plan:
+            found |= plan_indexes(value)
+    return found
 
 
 # --- latency -------------------------------------------------------------------------------

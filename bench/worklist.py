@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 import asyncpg
 import orjson
-from support import log, p50_p99_ms, temp_stack
+from support import log, p50_p99_ms, plan_indexes, temp_stack
 
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn
@@ -192,19 +192,6 @@ async def load(stack: LocalStack, store: str, staff: list[str], args: argparse.N
         await db.close()
 
 
-def _indexes(plan: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(plan, dict):
-        if "Index Name" in plan:
-            found.add(plan["Index Name"])
-        for value in plan.values():
-            found |= _indexes(value)
-    elif isinstance(plan, list):
-        for value in plan:
-            found |= _indexes(value)
-    return found
-
-
 async def measure(stack: LocalStack, store: str, staff_id: str, token: str, requests: int) -> bool:
     url = stack.url("gateway") + "/api/v1/tasks"
     params = {"assignee": "me", "due": "today"}
@@ -248,7 +235,7 @@ async def measure(stack: LocalStack, store: str, staff_id: str, token: str, requ
         plan = orjson.loads(await db.fetchval("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, *args))
     finally:
         await db.close()
-    used = sorted(_indexes(plan))
+    used = sorted(plan_indexes(plan))
     g50, g99 = p50_p99_ms(timings["gateway"])
     r50, r99 = p50_p99_ms(timings["raw"])
     print(
