@@ -48,6 +48,7 @@ POLICY = AccessPolicy(
         # store's people may read one and preview it (who it reaches, what it says), the check
         # a staff member is asked to make before the manager sends.
         "POST /campaigns": MANAGERS,
+        "GET /campaigns": STORE_PEOPLE,
         "GET /campaigns/{campaign_id}": STORE_PEOPLE,
         "POST /campaigns/{campaign_id}/preview": STORE_PEOPLE,
         "POST /campaigns/{campaign_id}/send": MANAGERS,

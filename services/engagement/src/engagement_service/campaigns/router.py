@@ -1,21 +1,24 @@
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
+from crm_libs.pagination import Page, PageParams, page_of, page_params
 from crm_libs.principal import PRINCIPAL_HEADER
 from crm_libs.problems import InvalidField, ProblemError, problem_responses
 from engagement_service.campaigns import service
 from engagement_service.campaigns.job import rules_of
+from engagement_service.campaigns.kinds import Kind
 from engagement_service.campaigns.schemas import (
     CampaignCreate,
     CampaignPreview,
     CampaignPublic,
+    CampaignStatus,
     PreviewRequest,
 )
-from engagement_service.deps import PrincipalDep, SessionDep, SettingsDep
+from engagement_service.deps import PrincipalDep, ReadSessionDep, SessionDep, SettingsDep
 from engagement_service.idempotency import IdempotentWrite, idempotent
 from engagement_service.member_events import peers
 from engagement_service.messages.directory import CustomerDirectory
@@ -52,6 +55,34 @@ async def create_campaign(
         default_timezone=settings.default_timezone,
     )
     return await service.public(session, campaign)
+
+
+@router.get(
+    "/campaigns",
+    response_model=Page[CampaignPublic],
+    summary="The store's campaigns, newest first, by status or kind",
+    description="Each as `GET /campaigns/{campaign_id}` shows it, with its progress and its "
+    "messages' counts by status. Head office names a store with `store_id` (or reads every "
+    "store's); another store's is a 404, as an unknown one.",
+    responses=problem_responses(400, 401, 404, 422),
+)
+async def list_campaigns(
+    session: ReadSessionDep,
+    principal: PrincipalDep,
+    page: Annotated[PageParams, Depends(page_params)],
+    store_id: Annotated[str | None, Query(max_length=64)] = None,
+    status: CampaignStatus | None = None,
+    kind: Kind | None = None,
+) -> Page[CampaignPublic]:
+    rows = await service.list_campaigns(
+        session,
+        principal=principal,
+        page=page,
+        store_id=store_id,
+        status=status,
+        kind=kind.value if kind else None,
+    )
+    return page_of(await service.public_page(session, rows), page)
 
 
 @router.get(

@@ -7,6 +7,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from crm_libs.pagination import PageParams
 from crm_libs.principal import Principal
 from crm_libs.problems import InvalidField, NotFound
 from engagement_service.campaigns.audience import next_chunk
@@ -138,19 +139,58 @@ async def get_campaign(
     return found
 
 
+async def list_campaigns(
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    page: PageParams,
+    store_id: str | None = None,
+    status: str | None = None,
+    kind: str | None = None,
+) -> list[Campaign]:
+    """A page of a store's campaigns, newest first (head office: any store's, or every store's).
+
+    Ids are time-ordered, so newest first is the id descending and the cursor the last id shown:
+    the store's page reads ``ix_campaign_store`` backwards."""
+    if store_id is not None:
+        principal.require_store(store_id, what="store")
+    scope = principal.store_scope() or store_id
+    query = select(Campaign).order_by(col(Campaign.id).desc()).limit(page.limit + 1)
+    if page.after:
+        query = query.where(col(Campaign.id) < page.after)
+    if scope is not None:
+        query = query.where(col(Campaign.store_id) == scope)
+    if status is not None:
+        query = query.where(col(Campaign.status) == status)
+    if kind is not None:
+        query = query.where(col(Campaign.kind) == kind)
+    return list((await session.execute(query)).scalars())
+
+
 async def public(session: AsyncSession, campaign: Campaign) -> CampaignPublic:
+    [shown] = await public_page(session, [campaign])
+    return shown
+
+
+async def public_page(session: AsyncSession, campaigns: list[Campaign]) -> list[CampaignPublic]:
+    """The campaigns with their counts by status, read for the whole page in one statement."""
+    if not campaigns:
+        return []
     rows = await session.execute(
-        select(col(CampaignCount.status), col(CampaignCount.n)).where(
-            col(CampaignCount.campaign_id) == campaign.id
+        select(
+            col(CampaignCount.campaign_id), col(CampaignCount.status), col(CampaignCount.n)
+        ).where(col(CampaignCount.campaign_id).in_([c.id for c in campaigns]))
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for campaign_id, status, n in rows:
+        if status in _STATUS_COUNTS:
+            counts.setdefault(campaign_id, {})[_STATUS_COUNTS[status]] = int(n)
+    return [
+        CampaignPublic.model_validate(
+            {**c.model_dump(), "counts": CampaignCounts(**counts.get(c.id, {}))}
         )
-    )
-    counts = {_STATUS_COUNTS[s]: int(n) for s, n in rows if s in _STATUS_COUNTS}
-    return CampaignPublic.model_validate(
-        {
-            **campaign.model_dump(),
-            "counts": CampaignCounts(**counts),
-        }
-    )
+        for c in campaigns
+    ]
 
 
 async def voice_of(
