@@ -33,6 +33,7 @@ from engagement_service.complaints.schemas import (
     StepTaken,
 )
 from engagement_service.complaints.steps import FIRST, Step, after, on_the_spot
+from engagement_service.customers.active_file import active_file
 from engagement_service.customers.models import CustomerFile
 from engagement_service.followups.methods import Method
 from engagement_service.followups.models import Task
@@ -60,8 +61,11 @@ async def open_complaint(
     default_timezone: str,
 ) -> ComplaintRecord:
     """Record a complaint about a file of the caller's store, waiting to be listened to."""
-    file = await _complaining_file(
-        session, principal=principal, customer_id=complaint_in.customer_id
+    file = await active_file(
+        session,
+        principal=principal,
+        customer_id=complaint_in.customer_id,
+        instead="record the complaint there",
     )
     complaint = Complaint(
         store_id=file.store_id,
@@ -269,21 +273,3 @@ async def _complaint_to_step(
     if complaint is None:
         raise NotFound("No such complaint")
     return complaint
-
-
-async def _complaining_file(
-    session: AsyncSession, *, principal: Principal, customer_id: str
-) -> CustomerFile:
-    """The customer's file in the caller's store as engagement holds it; 404 if unknown there,
-    409 if it is no longer a customer's (archived, erased, or merged into another file)."""
-    query = select(CustomerFile).where(col(CustomerFile.customer_id) == customer_id)
-    if (scope := principal.store_scope()) is not None:
-        query = query.where(col(CustomerFile.store_id) == scope)
-    file = (await session.execute(query)).scalar_one_or_none()
-    if file is None:
-        raise NotFound("No such customer")
-    if file.status == "merged":
-        raise Conflict(f"The file was merged into {file.merged_into}: record the complaint there")
-    if file.status != "active":
-        raise Conflict(f"The file is {file.status}")
-    return file

@@ -13,12 +13,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.principal import Principal, Role
 from crm_libs.problems import Forbidden, InvalidField, NotFound, ProblemError, problem_responses
 from engagement_service import customer_api
 from engagement_service.care.files import local_day
 from engagement_service.complaints.stats import ComplaintStats, complaint_stats
+from engagement_service.config import Settings
 from engagement_service.deps import PrincipalDep, ReadSessionDep, SettingsDep
 from engagement_service.peer_client import PeerUnavailable
 from engagement_service.stats.service import MAX_PERIOD_DAYS, StaffStats, staff_stats
@@ -72,6 +74,21 @@ def _period(start: date | None, end: date | None, *, today: date) -> tuple[date,
     return start, end
 
 
+async def _store_period(
+    session: AsyncSession,
+    *,
+    store_id: str,
+    settings: Settings,
+    start: date | None,
+    end: date | None,
+) -> tuple[str, date, date, date]:
+    """The store's time zone, its day today, and the period asked of it in its days."""
+    zone = await store_timezone(session, store_id=store_id) or settings.default_timezone
+    today = local_day(datetime.now(UTC), zone, settings.default_timezone)
+    start, end = _period(start, end, today=today)
+    return zone, today, start, end
+
+
 async def _store_of(request: Request, principal: Principal, staff_id: str) -> str:
     if principal.role in OWN_ONLY:
         if principal.staff_id != staff_id:
@@ -105,9 +122,9 @@ async def get_staff_stats(
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> StaffStatsPublic:
     store_id = await _store_of(request, principal, staff_id)
-    zone = await store_timezone(session, store_id=store_id) or settings.default_timezone
-    today = local_day(datetime.now(UTC), zone, settings.default_timezone)
-    start, end = _period(start, end, today=today)
+    zone, today, start, end = await _store_period(
+        session, store_id=store_id, settings=settings, start=start, end=end
+    )
     [stats] = await staff_stats(
         session,
         store_id=store_id,
@@ -137,9 +154,9 @@ async def get_store_staff_stats(
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> StoreStaffStats:
     principal.require_store(store_id, what="store")
-    zone = await store_timezone(session, store_id=store_id) or settings.default_timezone
-    today = local_day(datetime.now(UTC), zone, settings.default_timezone)
-    start, end = _period(start, end, today=today)
+    zone, today, start, end = await _store_period(
+        session, store_id=store_id, settings=settings, start=start, end=end
+    )
     found = await staff_stats(
         session, store_id=store_id, start=start, end=end, today=today, timezone=zone
     )
@@ -184,9 +201,9 @@ async def get_complaint_stats(
     end: Annotated[date | None, Query(alias="to")] = None,
 ) -> ComplaintStatsPublic:
     principal.require_store(store_id, what="store")
-    zone = await store_timezone(session, store_id=store_id) or settings.default_timezone
-    today = local_day(datetime.now(UTC), zone, settings.default_timezone)
-    start, end = _period(start, end, today=today)
+    zone, today, start, end = await _store_period(
+        session, store_id=store_id, settings=settings, start=start, end=end
+    )
     return ComplaintStatsPublic.of(
         await complaint_stats(session, store_id=store_id, start=start, end=end, timezone=zone)
     )

@@ -12,13 +12,14 @@ from crm_libs.events.envelope import Topics
 from crm_libs.events.outbox import enqueue
 from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal, Role
-from crm_libs.problems import Conflict, InvalidField, NotFound
+from crm_libs.problems import InvalidField
 from engagement_service.care.stop_reasons import (
     VISIT_REASONS,
     Signal,
     SignalSource,
     record_stop_signals,
 )
+from engagement_service.customers.active_file import active_file
 from engagement_service.customers.models import CustomerFile
 from engagement_service.followups.models import Task
 from engagement_service.followups.service import FOLLOW_UP
@@ -41,7 +42,12 @@ async def record_visit(
     default_timezone: str,
 ) -> Visit:
     """Store a visit to a file of the caller's store, done by its task if it names one."""
-    file = await _visited_file(session, principal=principal, customer_id=visit_in.customer_id)
+    file = await active_file(
+        session,
+        principal=principal,
+        customer_id=visit_in.customer_id,
+        instead="log the visit there",
+    )
     staff_id = visit_in.staff_id or principal.staff_id
     if (
         principal.role in _OWN_VISITS_ONLY
@@ -111,24 +117,6 @@ async def record_visit(
         await record_stop_signals(session, signals=[signal])
     enqueue(session, topic=Topics.ENGAGEMENT, event=visit_recorded(visit))
     return visit
-
-
-async def _visited_file(
-    session: AsyncSession, *, principal: Principal, customer_id: str
-) -> CustomerFile:
-    """The customer's file in the caller's store as engagement holds it; 404 if unknown there,
-    409 if it no longer takes visits (archived, erased, or merged into another file)."""
-    query = select(CustomerFile).where(col(CustomerFile.customer_id) == customer_id)
-    if (scope := principal.store_scope()) is not None:
-        query = query.where(col(CustomerFile.store_id) == scope)
-    file = (await session.execute(query)).scalar_one_or_none()
-    if file is None:
-        raise NotFound("No such customer")
-    if file.status == "merged":
-        raise Conflict(f"The file was merged into {file.merged_into}: log the visit there")
-    if file.status != "active":
-        raise Conflict(f"The file is {file.status}")
-    return file
 
 
 async def _task_of(session: AsyncSession, *, file: CustomerFile, task_id: str) -> Task:
