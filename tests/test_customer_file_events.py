@@ -4,11 +4,13 @@ read through the gateway): to a new owner, onto a merge's survivor, closed by ar
 from collections import Counter
 from typing import Any
 
+import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 
 from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
+from crm_libs.db import asyncpg_dsn
 from crm_libs.events.envelope import EventEnvelope, Topics
 from tests.builders import (
     create_customer,
@@ -189,3 +191,49 @@ async def test_tasks_follow_owner_changes_merges_archives_and_erasures(
 
 async def _has(api: httpx.AsyncClient, customer_id: str, count: int) -> bool:
     return len(await tasks_of(api, customer_id)) == count
+
+
+async def test_file_events_are_applied_once_by_the_files_version_not_claimed_one_by_one(
+    api: httpx.AsyncClient, stack: LocalStack
+) -> None:
+    """Engagement's copy applies a file's event only above the version it holds (a redelivery
+    changes nothing: the test above), so it keeps no claim row per file event, which an import
+    of a hundred thousand files would write as many of; a purchase is still claimed."""
+    store = await create_store(api)
+    staff = await create_staff(api, store_id=store["id"])
+    product = await create_product(api)
+    customer = await create_customer(api, store_id=store["id"])
+    changed = await api.patch(f"/customers/{customer['id']}", json={"owner_staff_id": staff["id"]})
+    assert changed.status_code == 200, changed.text
+    await record_purchase(api, customer_id=customer["id"], sku=product["sku"])
+    customers = await asyncpg.connect(asyncpg_dsn(stack.database_url("customer")))
+    engagement = await asyncpg.connect(asyncpg_dsn(stack.database_url("engagement")))
+    try:
+        sent = {
+            r["type"]: r["event_id"]
+            for r in await customers.fetch(
+                "SELECT envelope->>'type' AS type, event_id FROM outbox_event WHERE key = $1",
+                customer["id"],
+            )
+        }
+        assert {"customer.registered", "customer.updated", "purchase.recorded"} <= set(sent)
+
+        async def applied() -> bool:
+            version = await engagement.fetchval(
+                "SELECT version FROM customer_file WHERE customer_id = $1", customer["id"]
+            )
+            claimed = await engagement.fetchval(
+                "SELECT count(*) FROM processed_event WHERE event_id = $1",
+                sent["purchase.recorded"],
+            )
+            return version == 2 and claimed == 1
+
+        assert await eventually(applied, timeout=60)
+        claims = await engagement.fetchval(
+            "SELECT count(*) FROM processed_event WHERE event_id = ANY($1::text[])",
+            [sent["customer.registered"], sent["customer.updated"]],
+        )
+        assert claims == 0
+    finally:
+        await customers.close()
+        await engagement.close()

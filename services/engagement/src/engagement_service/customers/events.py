@@ -36,6 +36,15 @@ _STATUS_OF_TYPE: dict[str, FileStatus] = {
 UNVERSIONED = 0
 
 
+def applied_by_version(event: EventEnvelope) -> bool:
+    """A file's event is applied once by the file's version: the copy takes only an event newer
+    than the version it holds (customers/service.py's ``apply_changes``), and what tasks do
+    follows from the events it took. The consumer keeps no claim row for it
+    (crm_libs.events.consumer's ``idempotent``): an import's hundred thousand registrations would
+    each write one more row and index entry for nothing."""
+    return event.type in CUSTOMER_EVENTS
+
+
 class SmsConsentSeen(BaseModel):
     granted: bool = False
     at: datetime | None = None
