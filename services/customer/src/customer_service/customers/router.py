@@ -14,6 +14,7 @@ from customer_service.config import Settings
 from customer_service.customers import privacy, profile, search, service, visibility
 from customer_service.customers.schemas import (
     CustomerCreate,
+    CustomerName,
     CustomerPublic,
     CustomerUpdate,
     HealthRecord,
@@ -125,8 +126,11 @@ async def create_customer(
 
 @router.get(
     "",
-    response_model=Page[CustomerPublic],
+    response_model=Page[CustomerPublic] | Page[CustomerName],
     summary="Search customer files",
+    description="`fields=id,name` (or `fields=name`) is a sparse read: each file's id and name "
+    "alone, nothing else read or decrypted (a list elsewhere that shows names); any other "
+    "field is a 422 naming `fields`.",
     responses=problem_responses(400, 401, 422),
 )
 async def list_customers(
@@ -146,10 +150,16 @@ async def list_customers(
         list[str] | None,
         Query(description="only these files (at most a page's worth): a list's names at once"),
     ] = None,
+    fields: Annotated[
+        str | None,
+        Query(max_length=100, description="a sparse read: `id,name` (the id is always given)"),
+    ] = None,
 ) -> Response:
     settings: Settings = request.app.state.settings
     if ids is not None and (len(ids) > MAX_LIMIT or any(len(i) > 64 for i in ids)):
         raise InvalidField("ids", f"at most {MAX_LIMIT} ids of at most 64 characters")
+    columns = search.sparse_fields(fields)
+    tail = search.longer_tail(q, principal=principal)
     async with request_connection(request) as conn:
         rows = await search.search(
             conn,
@@ -163,20 +173,32 @@ async def list_customers(
             lifecycle=lifecycle,
             status=status,
             ids=ids,
+            # A longer phone tail is checked on the numbers: the whole rows, then only columns.
+            columns=columns if tail is None else None,
         )
     cipher: FieldCipher = request.app.state.cipher
-    presented = [_present(row, principal, cipher) for row in rows[: page.limit]]
-    if tail := search.longer_tail(q, principal=principal):
+    if columns is not None and tail is None:
+        # Nothing encrypted was read: the columns, masked by role as the whole file's would be.
+        presented = [visibility.present(dict(row), principal.role) for row in rows[: page.limit]]
+    else:
+        presented = [_present(row, principal, cipher) for row in rows[: page.limit]]
+    if tail:
         # The index found the last four digits; the numbers, decrypted, say the rest. A page may
         # come out short: the cursor still follows the rows read.
         presented = [
-            (shown, fields)
-            for shown, fields in presented
+            (shown, disclosed)
+            for shown, disclosed in presented
             if any(p["number"].endswith(tail) for p in shown["phones"])
         ]
+        if columns is not None:
+            # Only what is shown is disclosed: the numbers checked are not.
+            presented = [
+                ({c: shown[c] for c in columns}, [f for f in disclosed if f in columns])
+                for shown, disclosed in presented
+            ]
     body = {"items": [shown for shown, _ in presented], "next_cursor": next_cursor(rows, page)}
     response = Response(orjson.dumps(body, option=_JSON_OPTIONS), media_type="application/json")
-    disclosed = sorted({f for _, fields in presented for f in fields})
+    disclosed = sorted({f for _, shown_whole in presented for f in shown_whole})
     if disclosed:
         # One entry per page keeps the header small; the query names what was searched.
         audit_trail.note(

@@ -214,3 +214,10 @@ class CustomerPublic(BaseModel):
     merged_into: str | None = None
     version: int
     created_at: datetime | None
+
+
+class CustomerName(BaseModel):
+    """A file as a sparse read gives it (``GET /customers?fields=id,name``): whose, and the name."""
+
+    id: str
+    name: str

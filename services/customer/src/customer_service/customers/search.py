@@ -16,6 +16,9 @@ query, the principal's scope); each was checked with ``EXPLAIN ANALYZE`` over a 
   a digit at a time would recover the number); the others may give a longer tail, whose last four
   digits the index narrows and ``longer_tail`` the rest.
 - ``ids``: the files named (the primary key), for a list elsewhere that shows their names.
+- ``fields``: a sparse read selects only the columns asked for (``SPARSE_FIELDS``: the id and
+  the name), so nothing encrypted is read, decrypted or disclosed: a list elsewhere showing names
+  asks for no phones.
 - Filters: ``value_tier`` and ``lifecycle`` (the score's read copy on the file) on
   ``ix_customer_store_tier`` / ``ix_customer_store_lifecycle``, in id order for a page;
   ``owner_staff_id`` on ``ix_customer_store_owner``.
@@ -64,6 +67,9 @@ Lifecycle = Literal[
     "lost",
 ]
 Status = Literal["active", "archived", "merged", "erased"]
+# What a sparse read may ask for: none of them sensitive (visibility.py) or encrypted. The id is
+# always given (whose the name is, and the cursor).
+SPARSE_FIELDS = ("id", "name")
 
 # pg_trgm reads a word's first two characters (padded) and last one: shorter fragments than this
 # are matched at the ends of the name only.
@@ -119,6 +125,19 @@ def _has_number(e164: str, phone_hash_key: str) -> ColumnElement[bool]:
     return col(Customer.phone_hashes).contains([phone_lookup_hash(e164, key=phone_hash_key)])
 
 
+def sparse_fields(fields: str | None) -> tuple[str, ...] | None:
+    """The columns of ``?fields=`` (comma-separated, in ``SPARSE_FIELDS`` order, the id always
+    among them), or None for whole files; 422 naming ``fields`` for any other."""
+    if fields is None:
+        return None
+    asked = {f.strip() for f in fields.split(",")}
+    if unknown := sorted(asked - set(SPARSE_FIELDS)):
+        raise InvalidField(
+            "fields", f"{', '.join(unknown)}: a sparse read gives {', '.join(SPARSE_FIELDS)}"
+        )
+    return tuple(f for f in SPARSE_FIELDS if f in asked or f == "id")
+
+
 def longer_tail(q: str | None, *, principal: Principal) -> str | None:
     """The digits a page's numbers must end with beyond the indexed last four, when ``q`` is such
     a tail (only roles that see numbers whole may search by one)."""
@@ -141,8 +160,10 @@ def statement(
     lifecycle: Lifecycle | None = None,
     status: Status = "active",
     ids: list[str] | None = None,
+    columns: tuple[str, ...] | None = None,
 ) -> Select[Any]:
-    """The search as one SELECT of whole files (also what ``bench/search.py`` times raw)."""
+    """The search as one SELECT of whole files, or of ``columns`` alone (also what
+    ``bench/search.py`` times raw)."""
     conditions: list[ColumnElement[bool]] = [col(Customer.status) == status]
     if (scope := principal.store_scope()) is not None:
         conditions.append(col(Customer.store_id) == scope)
@@ -159,7 +180,8 @@ def statement(
     if ids is not None:
         # One array value, not a placeholder per id: one statement whatever the count.
         conditions.append(col(Customer.id) == any_(bindparam("ids", ids, type_=ARRAY(Text))))
-    return keyset(select(Customer).where(and_(*conditions)), col(Customer.id), page)
+    chosen = select(*(col(getattr(Customer, c)) for c in columns)) if columns else select(Customer)
+    return keyset(chosen.where(and_(*conditions)), col(Customer.id), page)
 
 
 async def search(
@@ -175,6 +197,7 @@ async def search(
     lifecycle: Lifecycle | None = None,
     status: Status = "active",
     ids: list[str] | None = None,
+    columns: tuple[str, ...] | None = None,
 ) -> list[Any]:
     """A page of files (``page.limit + 1`` rows), on the driver connection: the statement is
     compiled once per shape of query, its values bound."""
@@ -190,6 +213,7 @@ async def search(
             lifecycle=lifecycle,
             status=status,
             ids=ids,
+            columns=columns,
         )
     )
     rows: list[Any] = await conn.fetch(sql, *args)
