@@ -2,12 +2,17 @@
 merged-away file's purchases count as the survivor's, so a miss_you campaign reaches the person
 once through the survivor when either file was last seen long ago, and not at all when either
 was seen lately; a festival reaches the survivor alone. A merge delivered again changes
-nothing."""
+nothing, and the migration moves the days of files merged before to their survivors."""
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
+from datetime import date
 from typing import Any
 
+import asyncpg
 import httpx
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
@@ -15,6 +20,7 @@ from sqlalchemy import text
 from crm_devstack.fixtures import eventually, session_on
 from crm_devstack.stack import LocalStack
 from crm_libs.events.envelope import EventEnvelope, Topics
+from engagement_service import migrate
 from tests.builders import create_customer, create_product, create_store, days_ago, record_purchase
 from tests.test_campaigns import campaign, preview_once
 from tests.test_care_messages import a_mobile, daytime_zone, template
@@ -147,3 +153,50 @@ async def test_a_campaign_reaches_a_merged_person_once_through_the_survivor(
 
     messages = await eventually(delivered, timeout=60)
     assert [m["customer_id"] for m in messages] == [missed]
+
+
+def _migrate(url: str, revision: str) -> None:
+    code = (
+        "import sys; from pathlib import Path; from crm_libs.migrations import upgrade;"
+        "upgrade(Path(sys.argv[1]) / 'migrations', sys.argv[2], sys.argv[3])"
+    )
+    folder = os.path.dirname(migrate.__file__)
+    subprocess.run(
+        [sys.executable, "-c", code, folder, url, revision], check=True, env=dict(os.environ)
+    )
+
+
+async def test_the_days_of_files_merged_before_move_to_their_survivors(stack: LocalStack) -> None:
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    stack.postgres.create_database(name)
+    url = stack.postgres.url(name)
+    _migrate(url, "0014")
+    conn = await asyncpg.connect(stack.postgres.url(name, driver="postgresql"))
+    try:
+        # b merged into a, then a's day-less file gained e (merged into b: a chain); d merged
+        # into c, whose own day is later; f merged with no survivor named stays as it was.
+        await conn.execute(
+            "INSERT INTO customer_file (customer_id, store_id, status, merged_into, version)"
+            " VALUES ('a', 's', 'active', NULL, 1), ('b', 's', 'merged', 'a', 2),"
+            " ('e', 's', 'merged', 'b', 2), ('c', 's', 'active', NULL, 1),"
+            " ('d', 's', 'merged', 'c', 2), ('f', 's', 'merged', NULL, 2),"
+            " ('g', 's', 'active', NULL, 1)"
+        )
+        await conn.execute(
+            "INSERT INTO customer_seen (customer_id, store_id, last_purchase_on) VALUES"
+            " ('b', 's', '2026-01-01'), ('e', 's', '2026-04-01'), ('c', 's', '2026-03-01'),"
+            " ('d', 's', '2026-02-01'), ('f', 's', '2026-05-01'), ('g', 's', '2026-06-01')"
+        )
+        _migrate(url, "0015")
+        seen = {
+            r["customer_id"]: r["last_purchase_on"]
+            for r in await conn.fetch("SELECT customer_id, last_purchase_on FROM customer_seen")
+        }
+    finally:
+        await conn.close()
+    assert seen == {
+        "a": date(2026, 4, 1),
+        "c": date(2026, 3, 1),
+        "f": date(2026, 5, 1),
+        "g": date(2026, 6, 1),
+    }
