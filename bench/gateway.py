@@ -21,14 +21,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import sys
 from dataclasses import dataclass
 
 import aiohttp
 import asyncpg
 import http_load
-from http_load import READ, SKU, WRITE, Request, create, drive, make_requests, sign_in
+from http_load import (
+    READ,
+    WRITE,
+    Request,
+    create,
+    drive,
+    make_requests,
+    sign_in,
+    store_with_customers,
+)
 from pgstats import GatewayDb, customer_db_sessions, gateway_db_counters, set_autovacuum
 from support import CpuMeter, log, postmaster_pid, temp_stack
 
@@ -86,38 +94,9 @@ async def setup(
     session: aiohttp.ClientSession, api: str, headers: dict, customers: int
 ) -> tuple[list[str], str]:
     """Customer ids in a new store, and a partner API key for that store."""
-    suffix = secrets.token_hex(3)
-    store = await create(
-        session,
-        f"{api}/stores",
-        {"code": f"BENCH-{suffix}", "name": "Benchmark store", "timezone": "Asia/Shanghai"},
-        headers,
-    )
-    await create(
-        session,
-        f"{api}/products",
-        {
-            "sku": SKU,
-            "name": "Benchmark product",
-            "category": "bench",
-            "unit_price": "12.50",
-            "days_per_unit": 30,
-        },
-        headers,
-    )
-    ids = []
-    for i in range(customers):
-        # No phone or health data: reading such a file discloses nothing, so the gateway has
-        # no audit entry to write and the read path is authentication, limits and forwarding.
-        customer = await create(
-            session,
-            f"{api}/customers",
-            {"store_id": store["id"], "name": f"Bench Customer {i:04d}"},
-            headers,
-        )
-        ids.append(customer["id"])
+    store, ids = await store_with_customers(session, api, headers, customers)
     key = await create(
-        session, f"{api}/api-keys", {"store_id": store["id"], "name": "bench partner"}, headers
+        session, f"{api}/api-keys", {"store_id": store, "name": "bench partner"}, headers
     )
     return ids, str(key["key"])
 

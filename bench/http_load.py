@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -78,6 +79,42 @@ async def sign_in(session: aiohttp.ClientSession, api: str, password: str) -> st
         if response.status != 200:
             raise RuntimeError(f"sign-in as {user}: {response.status} {await response.text()}")
         return str((await response.json())["access_token"])
+
+
+async def store_with_customers(
+    session: aiohttp.ClientSession, base: str, headers: dict, customers: int
+) -> tuple[str, list[str]]:
+    """A new store, the product ``SKU`` and ``customers`` files in the store: the store's id and
+    the files'. No phone or health data: reading such a file discloses nothing, so there is no
+    audit entry to write and the read path is authentication, limits and forwarding."""
+    store = await create(
+        session,
+        f"{base}/stores",
+        {"code": f"BENCH-{secrets.token_hex(3)}", "name": "Bench", "timezone": "Asia/Shanghai"},
+        headers,
+    )
+    await create(
+        session,
+        f"{base}/products",
+        {
+            "sku": SKU,
+            "name": "Benchmark product",
+            "category": "bench",
+            "unit_price": "12.50",
+            "days_per_unit": 30,
+        },
+        headers,
+    )
+    ids = []
+    for i in range(customers):
+        customer = await create(
+            session,
+            f"{base}/customers",
+            {"store_id": store["id"], "name": f"Bench Customer {i:04d}"},
+            headers,
+        )
+        ids.append(str(customer["id"]))
+    return str(store["id"]), ids
 
 
 def make_requests(

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
-from http_load import READ, SKU, WRITE, Run, create, drive, make_requests
+from http_load import READ, WRITE, Run, drive, make_requests, store_with_customers
 from pgstats import customer_db_sessions
 from support import (
     CpuMeter,
@@ -133,35 +132,8 @@ async def setup(
     session: aiohttp.ClientSession, service: str, headers: dict, customers: int
 ) -> list[str]:
     """Customer ids in a new store (no phone or health data: nothing to mask or audit)."""
-    store = await create(
-        session,
-        f"{service}/stores",
-        {"code": f"BENCH-{secrets.token_hex(3)}", "name": "Bench", "timezone": "Asia/Shanghai"},
-        headers,
-    )
-    await create(
-        session,
-        f"{service}/products",
-        {
-            "sku": SKU,
-            "name": "Benchmark product",
-            "category": "bench",
-            "unit_price": "12.50",
-            "days_per_unit": 30,
-        },
-        headers,
-    )
-    return [
-        (
-            await create(
-                session,
-                f"{service}/customers",
-                {"store_id": store["id"], "name": f"Bench Customer {i:04d}"},
-                headers,
-            )
-        )["id"]
-        for i in range(customers)
-    ]
+    _, ids = await store_with_customers(session, service, headers, customers)
+    return ids
 
 
 async def same_answers(
