@@ -220,6 +220,10 @@ async def test_periods_the_data_cannot_answer_are_refused(
         "contacts from before the data": await api.get(
             f"{url}/contact-times", params={"from": day_before}
         ),
+        "sources to after today": await api.get(f"{url}/sources", params={"to": tomorrow}),
+        "sources from before the data": await api.get(
+            f"{url}/sources", params={"from": day_before}
+        ),
         "a report month before the data": await api.get(
             f"/stores/{store['id']}/report",
             params={"month": (first.replace(day=1) - timedelta(days=1)).strftime("%Y-%m")},
@@ -228,10 +232,14 @@ async def test_periods_the_data_cannot_answer_are_refused(
     for why, response in refused.items():
         assert response.status_code == 422, (why, response.text)
         assert response.headers["content-type"] == "application/problem+json", why
-    for why in ("to after today", "contacts to after today"):
+    for why in ("to after today", "contacts to after today", "sources to after today"):
         problem = refused[why].json()
         assert "to" in problem["detail"] and "today" in problem["detail"], why
-    for why in ("from before the data", "contacts from before the data"):
+    for why in (
+        "from before the data",
+        "contacts from before the data",
+        "sources from before the data",
+    ):
         problem = refused[why].json()
         assert "from" in problem["detail"] and first.isoformat() in problem["detail"], why
     assert "month" in refused["a report month before the data"].json()["detail"]
@@ -245,8 +253,11 @@ async def test_periods_the_data_cannot_answer_are_refused(
     assert sum(i["purchases"] for i in answered.json()["items"]) == 2
     assert await marks() == 0
 
+    assert (await api.get(f"{url}/sources", params={"from": first.isoformat()})).status_code == 200
+
     # A store with no data answers any otherwise valid period with an empty table.
     empty = await create_store(api)
-    for params in ({"from": "1990-01-01", "to": "1999-12-31"}, {}):
-        response = await api.get(f"/stores/{empty['id']}/analysis/consumption", params=params)
-        assert (response.status_code, response.json()["items"]) == (200, []), params
+    for table in ("consumption", "sources", "contact-times"):
+        for params in ({"from": "1990-01-01", "to": "1999-12-31"}, {}):
+            response = await api.get(f"/stores/{empty['id']}/analysis/{table}", params=params)
+            assert (response.status_code, response.json()["items"]) == (200, []), (table, params)

@@ -42,6 +42,21 @@ _BY_CHANNEL = text(
     """
 )
 
+# Whether the store has data before the period's start, and if it has none there, the day its
+# data begins (its first file or purchase; None when it has none at all). The EXISTS probes
+# stop at the first row; the minimum is read only for a period that begins too early.
+_FIRST_DATA = text(
+    """
+    SELECT CASE
+        WHEN EXISTS (SELECT FROM customer WHERE store_id = :store_id AND created_at < :since)
+          OR EXISTS (SELECT FROM purchase WHERE store_id = :store_id AND purchased_at < :since)
+        THEN NULL
+        ELSE LEAST((SELECT min(created_at) FROM customer WHERE store_id = :store_id),
+                   (SELECT min(purchased_at) FROM purchase WHERE store_id = :store_id))
+    END
+    """
+)
+
 # Before any store opened, and after any file: how far an open end of the window reaches.
 _EARLIEST = date(1900, 1, 1)
 _LATEST = datetime(9999, 1, 1, tzinfo=UTC)
@@ -57,12 +72,25 @@ async def by_channel(
 ) -> list[dict[str, Any]]:
     """Per channel (None: the files that name no source): files opened from ``since`` to
     ``until`` (both included), how many converted, their acquisition cost and its share per
-    converted customer."""
+    converted customer. 422 naming the field when the period is reversed, ``until`` is after
+    the store's today or ``since`` before its first file or purchase."""
     store = await stores.get(session, principal=principal, store_id=store_id)
     if since is not None and until is not None and since > until:
         raise InvalidField("from", "is after to")
     zone = ZoneInfo(store.timezone)
+    today = datetime.now(zone).date()
+    if until is not None and until > today:
+        raise InvalidField("to", f"{until} is after the store's today ({today}): no data yet")
     start = datetime.combine(since or _EARLIEST, time(), zone)
+    if since is not None:
+        # A period from before the store's first data is refused (a store with none: empty).
+        first = await session.scalar(_FIRST_DATA, {"store_id": store.id, "since": start})
+        if first is not None and first.astimezone(zone).date() > since:
+            raise InvalidField(
+                "from",
+                f"{since} is before the store's first data: "
+                f"its data begins on {first.astimezone(zone).date()}",
+            )
     # The end of ``until`` in the store: the next day's midnight there.
     end = datetime.combine(until + timedelta(days=1), time(), zone) if until else _LATEST
     rows = await session.execute(_BY_CHANNEL, {"store_id": store.id, "since": start, "until": end})
