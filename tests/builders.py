@@ -147,3 +147,16 @@ def client_as(
     """Another client of the same API with other credentials."""
     headers = {"Authorization": f"Bearer {token}"} if token else {"X-API-Key": key or ""}
     return httpx.AsyncClient(base_url=str(api.base_url), headers=headers, timeout=30)
+
+
+async def caller_as(
+    api: httpx.AsyncClient, role: str, *, store_id: str | None, **account: Any
+) -> httpx.AsyncClient:
+    """A client of a new account of ``role`` in the store, signed in (for ``partner``, of a new
+    API key of the store); ``account`` adds to the account's fields (a ``staff_id``)."""
+    if role == "partner":
+        key = await api.post("/api-keys", json={"store_id": store_id, "name": unique("key")})
+        assert key.status_code == 201, key.text
+        return client_as(api, key=key.json()["key"])
+    signed = await create_account(api, role=role, store_id=store_id, **account)
+    return client_as(api, token=(await sign_in(api, signed))["access_token"])
