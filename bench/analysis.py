@@ -2,7 +2,8 @@
 same statement's raw SQL, same run.
 
     uv run python bench/analysis.py [--purchases 1000000] [--customers 50000] [--months 36]
-                                    [--requests 30]
+                                    [--requests 30] [--facts-requests 5] [--old-requests 7]
+                                    [--groupings 2]
 
 Starts the whole stack in a throwaway directory, creates a store and its manager's account
 through the gateway, and generates ``--purchases`` purchases straight into the scoring tables the
@@ -14,12 +15,23 @@ sellers; one line, 30 % a second), 1 % wholly refunded (total 0, their refund li
 (10 % nobody), ``analysis_customer_district`` one of Shanghai's 16 districts per customer (5 %
 none). Then ``ANALYZE``.
 
-Measures ``GET /api/v1/stores/{id}/analysis/consumption?by=month&from=&to=`` over the whole
-period as the store's manager, one request at a time, against the statement the service sends
-(``analysis/consumption.py``'s ``statement("month")``) on a raw asyncpg connection to scoring's
-database, alternating: p50/p99 of both and the ratio; and the statement's plan (``EXPLAIN
-ANALYZE, BUFFERS``) with where its time goes. Exits 1 if a request failed or its months differ
-from the raw statement's.
+The facts' INSERT marks their 36 months for the read model (analysis/month_summary.py): the
+first request recomputes them (timed apart). Then it measures ``GET /api/v1/stores/{id}/analysis/
+consumption?by=month&from=&to=`` over the whole period (from the store's first purchase) as the
+store's manager, one request at a time, against the statements the route sends (the marked
+months recomputed, the read of the summary; ``month_summary.refresh`` and ``months`` in the
+route's read transaction) on a raw asyncpg connection to scoring's database, alternating:
+p50/p99 of both and the ratio, and which plans the raw connection's prepared statements ran
+(``pg_prepared_statements``: custom and generic). Then, without the read model,
+``--facts-requests`` runs of the grouping over the facts (``consumption.statement("month")``,
+planned per call) and ``--old-requests`` of the statement it replaced (``count(DISTINCT)`` by a
+text month) on a fresh connection, whose executions from the sixth may run a generic plan; the
+plans (``EXPLAIN ANALYZE, BUFFERS``) and where the facts' statement's time goes. Then a read
+after a purchase in the current month (it recomputes that month), ``--requests`` times, as the
+pipeline leaves a store's months between reads. Last, each other grouping's statement over the
+whole period against the one it replaced (``--groupings`` runs each, 0 to skip). Exits 1 if a
+request failed or the route's months differ from the raw read's or the facts' statement's, or a
+grouping's rows differ from the old statement's.
 """
 
 from __future__ import annotations
@@ -42,7 +54,9 @@ from support import log, p50_p99_ms, percentile, temp_stack
 
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn
-from scoring_service.analysis import consumption
+from scoring_service.analysis import consumption, month_summary
+from scoring_service.analysis.periods import Period
+from scoring_service.analysis.planning import planned_per_call
 
 ZONE = "Asia/Shanghai"
 STACK_ENV = {"CRM_LOG_LEVEL": "WARNING", "CRM_RATE_LIMIT": "1000000/minute"}
@@ -123,12 +137,109 @@ _DISTRICTS_SQL = """
 """
 
 
+# The statement consumption by month ran before the read model (for comparison): every purchase
+# sorted by a text month and customer for its distinct customers.
+OLD_MONTH_SQL = """
+    SELECT to_char(pf.purchased_on, 'YYYY-MM') AS key, count(DISTINCT pf.customer_id) AS customers,
+           count(*) AS purchases, sum(pf.total) AS revenue
+    FROM purchase_fact pf
+    WHERE pf.store_id = $1 AND pf.purchased_on BETWEEN $2 AND $3 AND NOT pf.wholly_refunded
+    GROUP BY 1
+"""
+
+
+# The other groupings' statements before (count(DISTINCT) of the period's purchases per key),
+# as consumption.py's _BY_PURCHASE and _LINE_SQL were: the key and its join.
+_OLD_KEYS = {
+    "tier": ("s.value_tier", "LEFT JOIN customer_score s ON s.customer_id = pf.customer_id"),
+    "staff": ("a.staff_id", "LEFT JOIN analysis_sale_staff a ON a.purchase_id = pf.purchase_id"),
+    "region": (
+        "d.district",
+        "LEFT JOIN analysis_customer_district d ON d.customer_id = pf.customer_id",
+    ),
+}
+_OLD_PURCHASE_SQL = """
+    SELECT {key} AS key, count(DISTINCT pf.customer_id) AS customers, count(*) AS purchases,
+           sum(pf.total) AS revenue
+    FROM purchase_fact pf {join}
+    WHERE pf.store_id = $1 AND pf.purchased_on BETWEEN $2 AND $3 AND NOT pf.wholly_refunded
+    GROUP BY 1
+"""
+_OLD_LINE_SQL = """
+    WITH per_purchase AS (
+        SELECT l.{column} AS key, pf.purchase_id, pf.customer_id, sum(l.amount) AS amount
+        FROM purchase_fact pf
+        JOIN analysis_sale_line l ON l.purchase_id = pf.purchase_id
+        WHERE pf.store_id = $1 AND pf.purchased_on BETWEEN $2 AND $3
+        GROUP BY 1, 2, 3
+    )
+    SELECT key, count(DISTINCT customer_id) FILTER (WHERE amount > 0) AS customers,
+           count(*) FILTER (WHERE amount > 0) AS purchases, sum(amount) AS revenue
+    FROM per_purchase
+    GROUP BY 1
+    HAVING sum(amount) <> 0 OR count(*) FILTER (WHERE amount > 0) > 0
+"""
+
+
+def _old_statement(by: str) -> str:
+    if by in ("product", "category"):
+        return _OLD_LINE_SQL.format(column={"product": "sku", "category": "category"}[by])
+    key, join = _OLD_KEYS[by]
+    return _OLD_PURCHASE_SQL.format(key=key, join=join)
+
+
+async def groupings(stack: LocalStack, store: str, args: argparse.Namespace) -> bool:
+    """Each other grouping over the whole period, the statement now against the one before,
+    both planned per call in the route's read transaction, alternating: p50 and the same rows."""
+    start, end = period(args.months)
+    db = await asyncpg.connect(asyncpg_dsn(stack.database_url("scoring")))
+    same = True
+    try:
+        print(f"the other groupings over the whole period, {args.groupings} runs each, p50:")
+        others: tuple[consumption.By, ...] = ("tier", "staff", "region", "product", "category")
+        for by in others:
+            times: dict[str, list[float]] = {"now": [], "before": []}
+            found: dict[str, list[Any]] = {}
+            for i in range(args.groupings):
+                order = ("now", "before") if i % 2 == 0 else ("before", "now")
+                for which in order:
+                    sql = consumption.statement(by) if which == "now" else _old_statement(by)
+                    async with planned_per_call(db):
+                        elapsed, rows = await _timed(db.fetch(sql, store, start, end))
+                    times[which].append(elapsed)
+                    found[which] = sorted(
+                        (tuple(r.values()) for r in rows), key=lambda r: str(r[0])
+                    )
+            equal = found["now"] == found["before"]
+            same = same and equal
+            print(
+                f"  {by:<9} now {_ms(times['now'], 50):>7.0f} ms, before "
+                f"{_ms(times['before'], 50):>7.0f} ms ({len(found['now'])} groups, "
+                f"{'same rows' if equal else 'ROWS DIFFER'})"
+            )
+            log(f"  {by} done")
+    finally:
+        await db.close()
+    return same
+
+
+# One purchase of customer ac0 today: $1 its id, $2 the store, $3 the day, $4 the zone.
+_ONE_FACT_SQL = """
+    INSERT INTO purchase_fact (purchase_id, store_id, customer_id, purchased_at, purchased_on,
+                               timezone, total)
+    VALUES ($1, $2, 'ac0', now(), $3, $4, 100)
+"""
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--purchases", type=int, default=1_000_000)
     parser.add_argument("--customers", type=int, default=50_000)
     parser.add_argument("--months", type=int, default=36)
     parser.add_argument("--requests", type=int, default=30)
+    parser.add_argument("--facts-requests", type=int, default=5)
+    parser.add_argument("--old-requests", type=int, default=7)
+    parser.add_argument("--groupings", type=int, default=2)
     return parser.parse_args()
 
 
@@ -221,36 +332,75 @@ def _exclusive(node: dict[str, Any], out: list[tuple[float, str]]) -> float:
     return total
 
 
-async def _plan_as(db: asyncpg.Connection, mode: str, sql: str, args: tuple[Any, ...]) -> list[str]:
-    """``EXPLAIN ANALYZE`` of the statement prepared, as a connection plans it by ``mode``:
-    ``force_custom_plan`` (planned for these values, as the first five executions of a
-    prepared statement are) or ``force_generic_plan`` (what PostgreSQL switches a connection's
-    prepared statement to after them when it estimates it no dearer)."""
-    values = ", ".join("'" + str(a).replace("'", "''") + "'" for a in args)
-    await db.execute("PREPARE bench_q(text, date, date) AS " + sql)
-    try:
-        await db.execute(f"SET plan_cache_mode = {mode}")
-        rows = await db.fetch(f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_q({values})")
-    finally:
-        await db.execute("RESET plan_cache_mode")
-        await db.execute("DEALLOCATE bench_q")
+async def _explain(db: asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> list[str]:
+    """``EXPLAIN (ANALYZE, BUFFERS)`` of the statement as the route runs it: planned for these
+    values in the route's read transaction (analysis/planning.py)."""
+    async with planned_per_call(db):
+        rows = await db.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)
     return [r[0] for r in rows]
+
+
+async def _where_time_goes(db: asyncpg.Connection, sql: str, args: tuple[Any, ...]) -> None:
+    async with planned_per_call(db):
+        explain = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql
+        plan = orjson.loads(await db.fetchval(explain, *args))
+    nodes: list[tuple[float, str]] = []
+    _exclusive(plan[0]["Plan"], nodes)
+    for own, label in sorted(nodes, reverse=True)[:5]:
+        print(f"  {own:>9.1f} ms  {label}")
+    print(f"  execution {float(plan[0]['Execution Time']):.1f} ms")
+
+
+async def _route_months(
+    db: asyncpg.Connection, store: str, span: Period
+) -> list[month_summary.MonthFigures]:
+    """What the route does on its connection: the marked months recomputed, then the read."""
+    await month_summary.refresh(db, store_id=store)
+    async with planned_per_call(db):
+        return await month_summary.months(db, store_id=store, period=span)
+
+
+async def _timed(call: Any) -> tuple[float, Any]:
+    started = time.perf_counter()
+    found = await call
+    return time.perf_counter() - started, found
+
+
+def _ms(values: list[float], p: float) -> float:
+    return percentile(sorted(values), p) * 1000
 
 
 async def measure(stack: LocalStack, store: str, token: str, args: argparse.Namespace) -> bool:
     start, end = period(args.months)
+    dsn = asyncpg_dsn(stack.database_url("scoring"))
+    db = await asyncpg.connect(dsn)
+    # An earlier `from` than the store's first data is refused.
+    first = await db.fetchval(
+        "SELECT min(purchased_on) FROM purchase_fact WHERE store_id = $1", store
+    )
+    start = max(start, first)
+    span = Period(start, end)
     url = stack.url("gateway") + f"/api/v1/stores/{store}/analysis/consumption"
     params = {"by": "month", "from": start.isoformat(), "to": end.isoformat()}
-    sql = consumption.statement("month")
-    db = await asyncpg.connect(asyncpg_dsn(stack.database_url("scoring")))
     timings: dict[str, list[float]] = {"gateway": [], "raw": []}
     raw_all: list[float] = []  # every execution on the connection, untimed ones too
     errors = 0
     warmup = 3
-    rows: list[Any] = []
+    months: list[month_summary.MonthFigures] = []
     body = b""
     try:
+        marked = await db.fetchval(
+            "SELECT count(DISTINCT month) FROM analysis_dirty_month WHERE store_id = $1", store
+        )
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+            # The first read after the load recomputes every month the load marked.
+            started = time.perf_counter()
+            async with http.get(url, params=params) as response:
+                body = await response.read()
+            first_read = time.perf_counter() - started
+            if response.status != 200:
+                errors += 1
+                log(f"  {response.status} {body[:200]!r}")
             for i in range(args.requests + warmup):
                 for target in ("gateway", "raw") if i % 2 else ("raw", "gateway"):
                     started = time.perf_counter()
@@ -262,55 +412,132 @@ async def measure(stack: LocalStack, store: str, token: str, args: argparse.Name
                             log(f"  {response.status} {body[:200]!r}")
                             continue
                     else:
-                        rows = await db.fetch(sql, store, start, end)
+                        months = await _route_months(db, store, span)
                     elapsed = time.perf_counter() - started
                     if target == "raw":
                         raw_all.append(elapsed)
                     if i >= warmup:  # untimed: connections, caches, prepared statements
                         timings[target].append(elapsed)
                 log(f"  round {i + 1}/{args.requests + warmup}")
-        explain = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql
-        plan = orjson.loads(await db.fetchval(explain, store, start, end))
-        custom = await _plan_as(db, "force_custom_plan", sql, (store, start, end))
-        generic = await _plan_as(db, "force_generic_plan", sql, (store, start, end))
+        # Which plans the raw connection's prepared statements ran (the same code as the
+        # route's): PostgreSQL counts each statement's custom and generic plans.
+        prepared = await db.fetch(
+            "SELECT generic_plans, custom_plans, statement FROM pg_prepared_statements "
+            "WHERE statement LIKE '%purchase_fact%' AND statement NOT LIKE '%pg_prepared%'"
+        )
+        read_args = await month_summary.read_arguments(db, store_id=store, period=span)
+        read_plan = await _explain(db, month_summary.READ_SQL, read_args)
+
+        # Without the read model: the grouping over the facts as it is now (by month and
+        # customer hashed, planned per call) and the statement it replaced, on a fresh
+        # connection whose first five executions are custom plans and the rest generic.
+        facts_sql = consumption.statement("month")
+        facts_times: list[float] = []
+        facts_rows: list[Any] = []
+        for _ in range(args.facts_requests):
+            async with planned_per_call(db):
+                elapsed, facts_rows = await _timed(db.fetch(facts_sql, store, start, end))
+            facts_times.append(elapsed)
+        log("  the facts' statement done; the old one …")
+        old = await asyncpg.connect(dsn)
+        try:
+            old_times = [
+                (await _timed(old.fetch(OLD_MONTH_SQL, store, start, end)))[0]
+                for _ in range(args.old_requests)
+            ]
+            old_plans = await old.fetch(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE statement LIKE '%count(DISTINCT%' AND statement NOT LIKE '%pg_prepared%'"
+            )
+        finally:
+            await old.close()
+        facts_plan = await _explain(db, facts_sql, (store, start, end))
+        print_later = (facts_sql, (store, start, end))
+
+        # As the pipeline leaves it: a purchase in the current month marks it, the next read
+        # recomputes it from its facts.
+        log("  reads after a purchase in the current month …")
+        after_purchase: list[float] = []
+        counted_after: list[int] = []
+        async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+            for k in range(args.requests):
+                await db.execute(_ONE_FACT_SQL, f"bench-later-{k}", store, end, ZONE)
+                started = time.perf_counter()
+                async with http.get(url, params=params) as response:
+                    later_body = await response.read()
+                after_purchase.append(time.perf_counter() - started)
+                if response.status != 200:
+                    errors += 1
+                    continue
+                counted_after.append(sum(m["purchases"] for m in orjson.loads(later_body)["items"]))
     finally:
         await db.close()
 
     items = orjson.loads(body)["items"] if body else []
-    served = [(m["key"], m["purchases"], Decimal(str(m["revenue"]))) for m in items]
-    raw = sorted((r["key"], r["purchases"], r["revenue"]) for r in rows)
-    same = served == raw
+    served = [(m["key"], m["customers"], m["purchases"], Decimal(str(m["revenue"]))) for m in items]
+    raw = sorted(
+        (consumption.month_key(m.month), m.customers, m.purchases, m.revenue) for m in months
+    )
+    from_facts = sorted(
+        (consumption.month_key(r["key"]), r["customers"], r["purchases"], r["revenue"])
+        for r in facts_rows
+    )
+    same = served == raw == from_facts
     g50, g99 = p50_p99_ms(timings["gateway"])
     r50, r99 = p50_p99_ms(timings["raw"])
     counted = sum(m["purchases"] for m in items)
     print(
         f"{start}..{end}: {len(items)} months, {counted:,} purchases counted (wholly refunded "
-        f"ones are none), the route's months {'equal' if same else 'DIFFER FROM'} the raw "
-        f"statement's"
+        f"ones are none); the route's months {'equal' if same else 'DIFFER FROM'} the raw "
+        f"reads' and the facts' statement's"
+    )
+    print(
+        f"first read after the load (recomputes {marked} marked months): {first_read * 1000:.0f} ms"
     )
     print(f"{'':<10} {'p50':>9} {'p99':>9}")
     print(f"{'gateway':<10} {g50:>7.1f}ms {g99:>7.1f}ms")
     print(f"{'raw SQL':<10} {r50:>7.1f}ms {r99:>7.1f}ms")
     print(f"ratio p50 {g50 / r50:.2f}, p99 {g99 / r99:.2f}")
-    first, later = sorted(raw_all[:5]), sorted(raw_all[5:])
+    first, later = raw_all[:5], raw_all[5:]
     print(
-        f"raw SQL by execution on its one connection: 1st-5th median "
-        f"{percentile(first, 50) * 1000:.0f} ms, "
-        f"6th on median {percentile(later, 50) * 1000:.0f} ms"
+        f"raw reads by execution on its one connection: 1st-5th median {_ms(first, 50):.1f} ms, "
+        f"6th on median {_ms(later, 50):.1f} ms"
     )
-    print("the statement's plan for these values (a connection's first five executions):")
-    for line in custom:
+    for r in prepared:
+        what = " ".join(r["statement"].split())[:70]
+        print(f"  plans run: {r['custom_plans']} custom, {r['generic_plans']} generic: {what} …")
+    print(
+        f"without the read model, the facts grouped by month and customer (planned per call), "
+        f"{args.facts_requests} runs: p50 {_ms(facts_times, 50):.0f} ms, "
+        f"max {max(facts_times) * 1000:.0f} ms"
+    )
+    if old_times:
+        print(
+            f"the statement it replaced (count(DISTINCT) by a text month), one connection: "
+            f"1st-5th median {_ms(old_times[:5], 50):.0f} ms"
+            + (f", 6th on median {_ms(old_times[5:], 50):.0f} ms" if old_times[5:] else "")
+        )
+        for r in old_plans:
+            print(f"  plans run: {r['custom_plans']} custom, {r['generic_plans']} generic")
+    a50, a99 = p50_p99_ms(after_purchase)
+    print(
+        f"a read after a purchase in the current month (recomputes that month), "
+        f"{len(after_purchase)} times: p50 {a50:.1f} ms, p99 {a99:.1f} ms; each counted it: "
+        f"{counted_after == [counted + k + 1 for k in range(len(counted_after))]}"
+    )
+    same = same and counted_after == [counted + k + 1 for k in range(len(counted_after))]
+    print("the read's plan (summary months and the months cut, by day):")
+    for line in read_plan:
         print("  " + line)
-    print("its generic plan (a connection's prepared statement after five executions):")
-    for line in generic:
+    print("the facts' statement's plan:")
+    for line in facts_plan:
         print("  " + line)
-    nodes: list[tuple[float, str]] = []
-    _exclusive(plan[0]["Plan"], nodes)
-    executed = float(plan[0]["Execution Time"])
-    print("where the time goes, EXPLAIN ANALYZE (each node's own wall time):")
-    for own, label in sorted(nodes, reverse=True)[:5]:
-        print(f"  {own:>9.1f} ms  {label}")
-    print(f"  execution {executed:.1f} ms")
+    db = await asyncpg.connect(dsn)
+    try:
+        print("where the facts' statement's time goes (each node's own wall time):")
+        await _where_time_goes(db, *print_later)
+    finally:
+        await db.close()
     if errors:
         print(f"{errors} requests failed")
     return same and not errors
@@ -335,6 +562,8 @@ def main() -> int:
         log(f"generating {args.purchases:,} purchases …")
         asyncio.run(load(stack, store, args))
         ok = asyncio.run(measure(stack, store, token, args))
+        if args.groupings:
+            ok = asyncio.run(groupings(stack, store, args)) and ok
     load_1, load_5, _ = os.getloadavg()
     print(f"load average {load_1:.1f}/{load_5:.1f} at the end")
     return 0 if ok else 1
