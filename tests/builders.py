@@ -160,3 +160,15 @@ async def caller_as(
         return client_as(api, key=key.json()["key"])
     signed = await create_account(api, role=role, store_id=store_id, **account)
     return client_as(api, token=(await sign_in(api, signed))["access_token"])
+
+
+async def scored_customer(
+    api: httpx.AsyncClient,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A new store's customer who bought one of a new product: the store, the product, the
+    customer and the customer's score once scoring has the purchase."""
+    store = await create_store(api)
+    product = await create_product(api)
+    customer = await create_customer(api, store_id=store["id"])
+    await record_purchase(api, customer_id=customer["id"], sku=product["sku"])
+    return store, product, customer, await score_with_purchases(api, customer["id"])

@@ -5,7 +5,7 @@ refill reminder due three days before it on the owner's list, moved by the next 
 once the five phases are done, routine calls and visits. The dates are the store's
 (Asia/Shanghai) and read from the score, never assumed."""
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,7 +20,7 @@ from tests.builders import (
     create_store,
     record_purchase,
 )
-from tests.test_care_from_scores import tasks_of
+from tests.test_care_from_scores import tasks_of, visit_the_five_phases
 
 
 async def score_dates(api: httpx.AsyncClient, customer_id: str) -> tuple[date, date] | None:
@@ -74,23 +74,7 @@ async def test_a_purchase_puts_a_refill_and_routine_care_on_the_owners_list(
     assert (refill["method"], refill["assignee_staff_id"]) == ("phone", owner)
 
     # The five phases done by visits: the customer moves to routine care.
-    async def phases() -> list[dict[str, Any]] | None:
-        found = [t for t in await tasks_of(api, customer) if t["kind"] == "follow_up"]
-        return found if len(found) == 5 else None
-
-    for task in sorted(await eventually(phases, timeout=60), key=lambda t: t["phase"]):
-        done = await api.post(
-            "/visits",
-            json={
-                "customer_id": customer,
-                "staff_id": owner,
-                "method": "home",
-                "occurred_at": datetime.now(UTC).isoformat(),
-                "outcome": "visited",
-                "task_id": task["id"],
-            },
-        )
-        assert done.status_code == 201, done.text
+    await visit_the_five_phases(api, customer, owner)
 
     # The next purchase moves the run-out 30 days on: the refill moves with it (still one),
     # and the routine cadence is planned from the new expected date.

@@ -10,11 +10,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from aiokafka import AIOKafkaProducer
 
 from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
 from crm_libs.events.envelope import EventEnvelope, Topics
+from tests.broker import publish
 from tests.builders import (
     create_customer,
     create_product,
@@ -27,16 +27,6 @@ from tests.builders import (
 VERSION = 1_000_000
 
 
-async def publish(stack: LocalStack, *events: EventEnvelope) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
-    await producer.start()
-    try:
-        for event in events:
-            await producer.send_and_wait(Topics.SCORES, value=event.to_bytes(), key=event.key)
-    finally:
-        await producer.stop()
-
-
 async def tasks_of(api: httpx.AsyncClient, customer_id: str) -> list[dict[str, Any]]:
     response = await api.get("/tasks", params={"customer_id": customer_id, "limit": 100})
     assert response.status_code == 200, response.text
@@ -44,14 +34,8 @@ async def tasks_of(api: httpx.AsyncClient, customer_id: str) -> list[dict[str, A
     return items
 
 
-async def test_refill_routine_and_recovery_tasks_show_on_the_owners_list(
-    stack: LocalStack, api: httpx.AsyncClient
-) -> None:
-    store = (await create_store(api, timezone="Asia/Shanghai"))["id"]
-    owner = (await create_staff(api, store_id=store))["id"]
-    customer = (await create_customer(api, store_id=store, owner_staff_id=owner))["id"]
-    product = await create_product(api)
-    await record_purchase(api, customer_id=customer, sku=product["sku"])
+async def visit_the_five_phases(api: httpx.AsyncClient, customer: str, owner: str) -> None:
+    """The sale's five follow-up phases done, in order, by the owner's visits."""
 
     async def phases() -> list[dict[str, Any]] | None:
         found = [t for t in await tasks_of(api, customer) if t["kind"] == "follow_up"]
@@ -70,6 +54,18 @@ async def test_refill_routine_and_recovery_tasks_show_on_the_owners_list(
             },
         )
         assert done.status_code == 201, done.text
+
+
+async def test_refill_routine_and_recovery_tasks_show_on_the_owners_list(
+    stack: LocalStack, api: httpx.AsyncClient
+) -> None:
+    store = (await create_store(api, timezone="Asia/Shanghai"))["id"]
+    owner = (await create_staff(api, store_id=store))["id"]
+    customer = (await create_customer(api, store_id=store, owner_staff_id=owner))["id"]
+    product = await create_product(api)
+    await record_purchase(api, customer_id=customer, sku=product["sku"])
+
+    await visit_the_five_phases(api, customer, owner)
 
     today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
     runs_out = today + timedelta(days=20)
@@ -93,6 +89,7 @@ async def test_refill_routine_and_recovery_tasks_show_on_the_owners_list(
 
     await publish(
         stack,
+        Topics.SCORES,
         changed(VERSION, supply_runs_out_on=runs_out, expected_purchase_on=runs_out),
         changed(
             VERSION + 1,

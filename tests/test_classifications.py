@@ -10,12 +10,12 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn
 from crm_libs.events.envelope import EventEnvelope, Topics
+from tests.broker import Records, at_least, publish, records_of
 from tests.builders import (
     client_as,
     create_account,
@@ -24,23 +24,15 @@ from tests.builders import (
     create_store,
     record_purchase,
     score_with_purchases,
+    scored_customer,
     sign_in,
 )
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 
-async def produce(stack: LocalStack, topic: str, *events: EventEnvelope | bytes) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
-    await producer.start()
-    try:
-        for event in events:
-            if isinstance(event, bytes):
-                await producer.send_and_wait(topic, value=event, key=b"malformed")
-            else:
-                await producer.send_and_wait(topic, value=event.to_bytes(), key=event.key)
-    finally:
-        await producer.stop()
+def ids_of(records: Records) -> list[str]:
+    return [str(EventEnvelope.model_validate_json(r.value).event_id) for r in records]
 
 
 def member_event(
@@ -147,7 +139,7 @@ async def test_ladder_from_purchases_member_events_referrals_and_the_managers_fl
     attended = member_event("event.attended", attendee, event_id=f"ev-{uuid.uuid4()}", at=evening)
     guest = member_event("event.guest_brought", host, event_id=f"ev-{uuid.uuid4()}", at=evening)
     replayed = attended.model_copy(update={"event_id": uuid.uuid4()})
-    await produce(stack, Topics.ENGAGEMENT, attended, guest, replayed)
+    await publish(stack, Topics.ENGAGEMENT, attended, guest, replayed)
     await score_where(api, attendee["id"], ladder_level="D", ladder_score=40)
     await score_where(api, host["id"], ladder_level="C", ladder_score=60)
 
@@ -224,25 +216,8 @@ async def test_competitors_products_make_a_switcher_and_no_health_text_travels(
     assert patched.status_code == 200, patched.text
     await score_where(api, customer["id"], loyalty="floating")
 
-    consumer = AIOKafkaConsumer(
-        Topics.CUSTOMERS,
-        bootstrap_servers=stack.broker.bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    seen: list[bytes] = []
-    try:
-
-        async def both() -> bool:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                seen.extend(r.value for r in batch if r.key == customer["id"].encode())
-            return len(seen) >= 2
-
-        await eventually(both, timeout=60)
-    finally:
-        await consumer.stop()
+    records = await records_of(stack, Topics.CUSTOMERS, key=customer["id"], until=at_least(2))
+    seen = [r.value for r in records]
     files = [EventEnvelope.model_validate_json(raw).payload["file"] for raw in seen]
     assert [f["uses_competitor_products"] for f in files[:2]] == [True, False]
     for raw in seen:  # ``changed`` may name the health field, never hold what it says
@@ -253,11 +228,7 @@ async def test_competitors_products_make_a_switcher_and_no_health_text_travels(
 async def test_a_malformed_member_event_is_dead_lettered_and_others_are_ignored(
     api: httpx.AsyncClient, stack: LocalStack
 ) -> None:
-    store = await create_store(api)
-    product = await create_product(api)
-    customer = await create_customer(api, store_id=store["id"])
-    await record_purchase(api, customer_id=customer["id"], sku=product["sku"])
-    await score_with_purchases(api, customer["id"])
+    store, product, customer, _ = await scored_customer(api)
     malformed = EventEnvelope(
         type="event.attended",
         store_id=store["id"],
@@ -275,26 +246,13 @@ async def test_a_malformed_member_event_is_dead_lettered_and_others_are_ignored(
     attended = member_event(
         "event.attended", customer, event_id=f"ev-{uuid.uuid4()}", at=datetime.now(UTC)
     )
-    await produce(stack, Topics.ENGAGEMENT, malformed, other, attended)
+    await publish(stack, Topics.ENGAGEMENT, malformed, other, attended)
     await score_where(api, customer["id"], ladder_level="D")
 
-    consumer = AIOKafkaConsumer(
+    records = await records_of(
+        stack,
         Topics.dead_letter(Topics.ENGAGEMENT),
-        bootstrap_servers=stack.broker.bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+        until=lambda records: str(malformed.event_id) in ids_of(records),
     )
-    await consumer.start()
-    dead: list[str] = []
-    try:
-
-        async def dead_lettered() -> bool:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                dead.extend(str(EventEnvelope.model_validate_json(r.value).event_id) for r in batch)
-            return str(malformed.event_id) in dead
-
-        await eventually(dead_lettered, timeout=60)
-    finally:
-        await consumer.stop()
+    dead = ids_of(records)
     assert str(other.event_id) not in dead and str(attended.event_id) not in dead

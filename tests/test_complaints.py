@@ -4,41 +4,27 @@ customer is not satisfied, the store's statistics, another store's complaints ou
 a quality complaint sending a customer who then stops (``score.changed`` on the real broker) to
 the after-sales expert. Days are the store's (Asia/Shanghai), relative to today."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from aiokafka import AIOKafkaProducer
 
 from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
-from crm_libs.events.envelope import EventEnvelope, Topics
 from tests.builders import (
+    caller_as,
     client_as,
-    create_account,
     create_customer,
     create_staff,
     create_store,
-    sign_in,
     unique,
 )
-
-# Above any version scoring's own events for the customer reach in the test.
-VERSION = 1_000_000
+from tests.test_recovery_by_visit import in_days, publish_stopped
 
 
 def today() -> str:
     return datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
-
-
-def in_days(days: int) -> str:
-    return (datetime.now(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=days)).isoformat()
-
-
-async def signed_in(api: httpx.AsyncClient, role: str, store_id: str, **extra: Any) -> Any:
-    account = await create_account(api, role=role, store_id=store_id, **extra)
-    return client_as(api, token=(await sign_in(api, account))["access_token"])
 
 
 async def open_when_known(
@@ -60,11 +46,11 @@ async def test_a_complaint_is_heard_stepped_and_followed_up_in_its_store(
     store = (await create_store(api))["id"]
     owner = (await create_staff(api, store_id=store))["id"]
     customer = (await create_customer(api, store_id=store, owner_staff_id=owner))["id"]
-    staff = await signed_in(api, "staff", store, staff_id=owner)
+    staff = await caller_as(api, "staff", store_id=store, staff_id=owner)
     key = (await api.post("/api-keys", json={"store_id": store, "name": "counter"})).json()
     partner = client_as(api, key=key["key"])
     other_store = (await create_store(api))["id"]
-    outsider = await signed_in(api, "store_manager", other_store)
+    outsider = await caller_as(api, "store_manager", store_id=other_store)
     try:
         body = {"customer_id": customer, "points": "the tea tastes stale", "category": "quality"}
         retry = unique("k")
@@ -168,29 +154,7 @@ async def test_a_quality_complaint_sends_a_customer_who_stops_to_the_expert(
     body = {"customer_id": customer, "points": "no effect after a month", "category": "quality"}
     await open_when_known(api, body, unique("k"))
 
-    stopped = EventEnvelope(
-        type="score.changed",
-        store_id=store,
-        customer_id=customer,
-        payload={
-            "value_tier": "small",
-            "previous_tier": "small",
-            "ladder_level": "0",
-            "previous_ladder_level": "0",
-            "ladder_score": 0,
-            "lifecycle": "stopped",
-            "previous_lifecycle": "active_second_line",
-            "net_spend_365d": "100.00",
-            "cause": "ageing",
-            "version": VERSION,
-        },
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
-    await producer.start()
-    try:
-        await producer.send_and_wait(Topics.SCORES, value=stopped.to_bytes(), key=stopped.key)
-    finally:
-        await producer.stop()
+    await publish_stopped(stack, store_id=store, customer_id=customer)
 
     async def recovery() -> dict[str, Any] | None:
         tasks = await api.get("/tasks", params={"customer_id": customer, "limit": 100})

@@ -15,6 +15,7 @@ from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn
 from crm_libs.events.envelope import EventEnvelope, Topics
+from tests.broker import publish
 from tests.builders import (
     create_customer,
     create_store,
@@ -23,7 +24,6 @@ from tests.builders import (
     score_with_purchases,
     unique,
 )
-from tests.test_classifications import produce
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -122,7 +122,7 @@ async def test_next_product_capability_expected_date_and_the_event_to_invite_to(
     before = datetime.now(UTC) + timedelta(days=5)
     after = datetime.combine(runs_out + timedelta(days=1), datetime.min.time(), SHANGHAI)
     ids = {name: f"ev-{name}-{uuid.uuid4()}" for name in ("soon", "before", "after")}
-    await produce(
+    await publish(
         stack,
         Topics.ENGAGEMENT,
         announced("event.scheduled", store, ids["soon"], starts_at=soon.isoformat()),

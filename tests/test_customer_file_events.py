@@ -6,12 +6,12 @@ from typing import Any
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaProducer
 
 from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn
 from crm_libs.events.envelope import EventEnvelope, Topics
+from tests.broker import publish
 from tests.builders import (
     create_customer,
     create_product,
@@ -19,16 +19,6 @@ from tests.builders import (
     create_store,
     record_purchase,
 )
-
-
-async def produce(stack: LocalStack, *events: EventEnvelope) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
-    await producer.start()
-    try:
-        for event in events:
-            await producer.send_and_wait(Topics.CUSTOMERS, value=event.to_bytes(), key=event.key)
-    finally:
-        await producer.stop()
 
 
 async def next_version(api: httpx.AsyncClient, customer_id: str) -> int:
@@ -116,8 +106,9 @@ async def test_tasks_follow_owner_changes_merges_archives_and_erasures(
     same_version = file_event(
         "customer.updated", moved, version=v_moved, owner=seller["id"], changed=["owner_staff_id"]
     )
-    await produce(
+    await publish(
         stack,
+        Topics.CUSTOMERS,
         owner_change,
         owner_change,
         same_version,
@@ -169,8 +160,9 @@ async def test_tasks_follow_owner_changes_merges_archives_and_erasures(
 
     # Archived after the owner change, on the same partition: once its tasks are closed, every
     # earlier event of the file has been applied, so they show who had them.
-    await produce(
+    await publish(
         stack,
+        Topics.CUSTOMERS,
         file_event(
             "customer.archived",
             moved,

@@ -5,11 +5,11 @@ tasks following an owner a manager changed."""
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer
 
 from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
 from crm_libs.events.envelope import EventEnvelope, Topics
+from tests.broker import at_least, records_of
 from tests.builders import (
     client_as,
     create_account,
@@ -39,28 +39,8 @@ FILE_KEYS = {
 
 async def events_of(stack: LocalStack, customer_id: str, count: int) -> list[EventEnvelope]:
     """The customer's events on crm.customers.v1, once ``count`` of them arrived."""
-    consumer = AIOKafkaConsumer(
-        Topics.CUSTOMERS,
-        bootstrap_servers=stack.broker.bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    found: list[EventEnvelope] = []
-    try:
-
-        async def enough() -> bool:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                for record in batch:
-                    if record.key == customer_id.encode():
-                        found.append(EventEnvelope.model_validate_json(record.value))
-            return len(found) >= count
-
-        await eventually(enough, timeout=60)
-    finally:
-        await consumer.stop()
-    return found
+    records = await records_of(stack, Topics.CUSTOMERS, key=customer_id, until=at_least(count))
+    return [EventEnvelope.model_validate_json(r.value) for r in records]
 
 
 async def test_registration_change_and_archive_publish_the_file(

@@ -14,8 +14,8 @@ import pytest
 from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
 from tests.builders import (
+    caller_as,
     client_as,
-    create_account,
     create_customer,
     create_product,
     create_store,
@@ -23,18 +23,13 @@ from tests.builders import (
     record_purchase,
     score_of,
     score_with_purchases,
-    sign_in,
+    scored_customer,
 )
 
 
 def phone() -> str:
     """A mobile number of its own for each guest (138 and eight digits)."""
     return f"138{uuid.uuid4().int % 10**8:08d}"
-
-
-async def as_role(api: httpx.AsyncClient, role: str, store_id: str) -> httpx.AsyncClient:
-    account = await create_account(api, role=role, store_id=store_id)
-    return client_as(api, token=(await sign_in(api, account))["access_token"])
 
 
 async def schedule(
@@ -83,8 +78,8 @@ async def counts(client: httpx.AsyncClient, event_id: str) -> dict[str, int]:
 
 async def test_an_event_is_scheduled_read_listed_and_cancelled(api: httpx.AsyncClient) -> None:
     store = await create_store(api)
-    manager = await as_role(api, "store_manager", store["id"])
-    staff = await as_role(api, "staff", store["id"])
+    manager = await caller_as(api, "store_manager", store_id=store["id"])
+    staff = await caller_as(api, "staff", store_id=store["id"])
     async with manager, staff:
         event = await schedule(manager, store["id"], capacity=30)
         assert event["status"] == "scheduled" and event["capacity"] == 30
@@ -127,7 +122,7 @@ async def test_invitations_one_by_one_and_by_segment_once_each_with_replies(
         await record_purchase(api, customer_id=buyer["id"], sku=product["sku"])
     for buyer in buyers:
         await score_with_purchases(api, buyer["id"])
-    staff = await as_role(api, "staff", store["id"])
+    staff = await caller_as(api, "staff", store_id=store["id"])
     async with staff:
         event = await schedule(api, store["id"])
         await invited(staff, event["id"], [buyers[0]["id"]])
@@ -179,7 +174,7 @@ async def test_check_in_once_within_capacity_walk_ins_flagged_and_guests_filed(
     walker = await create_customer(api, store_id=store["id"])
     known_phone = phone()
     known_guest = await create_customer(api, store_id=store["id"], phone=known_phone)
-    staff = await as_role(api, "staff", store["id"])
+    staff = await caller_as(api, "staff", store_id=store["id"])
     async with staff:
         event = await schedule(api, store["id"], capacity=4)
         await invited(staff, event["id"], [inviter["id"], other["id"]])
@@ -227,11 +222,7 @@ async def test_check_in_once_within_capacity_walk_ins_flagged_and_guests_filed(
 async def test_attendance_and_a_guest_move_the_ladder_and_orders_are_tagged(
     api: httpx.AsyncClient,
 ) -> None:
-    store = await create_store(api)
-    product = await create_product(api)
-    customer = await create_customer(api, store_id=store["id"])
-    await record_purchase(api, customer_id=customer["id"], sku=product["sku"])
-    before = await score_with_purchases(api, customer["id"])
+    store, product, customer, before = await scored_customer(api)
     assert before["ladder_level"] == "0"
     event = await schedule(api, store["id"])
     await invited(api, event["id"], [customer["id"]])
@@ -327,7 +318,7 @@ async def test_another_store_never_reaches_an_event(api: httpx.AsyncClient, role
         key = (await api.post("/api-keys", json={"store_id": store_a["id"], "name": "a"})).json()
         caller = client_as(api, key=key["key"])
     else:
-        caller = await as_role(api, role, store_a["id"])
+        caller = await caller_as(api, role, store_id=store_a["id"])
     async with caller:
         assert (await caller.get(f"/events/{event['id']}")).status_code == 404
         listed = await caller.get("/events")

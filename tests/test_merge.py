@@ -12,6 +12,7 @@ from sqlalchemy import text
 from crm_devstack.fixtures import eventually, session_on
 from crm_devstack.stack import LocalStack
 from tests.builders import (
+    caller_as,
     client_as,
     create_account,
     create_customer,
@@ -27,11 +28,6 @@ from tests.builders import (
 from tests.test_customer_profile_events import events_of
 
 ADDRESS = {"province": "江苏省", "city": "南京市", "district": "玄武区", "street": "珠江路 88 号"}
-
-
-async def _manager(api: httpx.AsyncClient, store_id: str) -> httpx.AsyncClient:
-    account = await create_account(api, role="store_manager", store_id=store_id)
-    return client_as(api, token=(await sign_in(api, account))["access_token"])
 
 
 async def _get(client: httpx.AsyncClient, url: str) -> Any:
@@ -102,7 +98,7 @@ async def test_a_merge_unites_the_files_and_moves_what_the_duplicate_held(
     their_tasks = await eventually(lambda: tasks_of(duplicate["id"]), timeout=60)
     version = (await api.get(f"/customers/{survivor['id']}")).headers["ETag"]
 
-    async with await _manager(api, sid) as manager:
+    async with await caller_as(api, "store_manager", store_id=sid) as manager:
         merged = await manager.post(
             f"/customers/{survivor['id']}/merge",
             json={"duplicate_id": duplicate["id"]},
@@ -253,7 +249,7 @@ async def test_each_refusal_names_its_rule(api: httpx.AsyncClient) -> None:
     assert (await _get(api, f"/customers/{c['id']}"))["status"] == "active"
     assert (await _get(api, f"/customers/{c['id']}/merges"))["items"] == []
 
-    async with await _manager(api, other["id"]) as foreign:
+    async with await caller_as(api, "store_manager", store_id=other["id"]) as foreign:
         hidden = await foreign.post(f"/customers/{a['id']}/merge", json={"duplicate_id": c["id"]})
         assert hidden.status_code == 404
     staff_account = await create_account(api, role="staff", store_id=sid)

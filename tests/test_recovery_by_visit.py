@@ -10,20 +10,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from aiokafka import AIOKafkaProducer
 
 from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
 from crm_libs.events.envelope import EventEnvelope, Topics
+from tests.broker import publish
 from tests.builders import (
-    client_as,
-    create_account,
+    caller_as,
     create_customer,
     create_product,
     create_staff,
     create_store,
     record_purchase,
-    sign_in,
     unique,
 )
 
@@ -33,11 +31,6 @@ VERSION = 1_000_000
 
 def in_days(days: int) -> str:
     return (datetime.now(ZoneInfo("Asia/Shanghai")).date() + timedelta(days=days)).isoformat()
-
-
-async def manager_of(api: httpx.AsyncClient, store_id: str) -> httpx.AsyncClient:
-    account = await create_account(api, role="store_manager", store_id=store_id)
-    return client_as(api, token=(await sign_in(api, account))["access_token"])
 
 
 async def log_visit(client: httpx.AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
@@ -70,12 +63,7 @@ async def publish_stopped(stack: LocalStack, *, store_id: str, customer_id: str)
             "version": VERSION,
         },
     )
-    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
-    await producer.start()
-    try:
-        await producer.send_and_wait(Topics.SCORES, value=stopped.to_bytes(), key=stopped.key)
-    finally:
-        await producer.stop()
+    await publish(stack, Topics.SCORES, stopped)
 
 
 async def recovery_tasks(client: httpx.AsyncClient, customer_id: str) -> list[dict[str, Any]]:
@@ -91,7 +79,7 @@ async def test_a_competitor_named_by_a_visit_gives_the_review_then_the_visit(
     store = (await create_store(api))["id"]
     owner = (await create_staff(api, store_id=store))["id"]
     customer = (await create_customer(api, store_id=store, owner_staff_id=owner))["id"]
-    manager = await manager_of(api, store)
+    manager = await caller_as(api, "store_manager", store_id=store)
     try:
         visit = await log_visit(
             manager,
@@ -208,7 +196,7 @@ async def test_a_task_is_reassigned_only_to_an_active_staff_member_of_its_store(
         },
     )
     task_id = visit["next_task_id"]
-    manager = await manager_of(api, store)
+    manager = await caller_as(api, "store_manager", store_id=store)
     try:
 
         async def reassign(client: httpx.AsyncClient, staff_id: str) -> httpx.Response:

@@ -3,7 +3,6 @@ with an error naming the type and the topic, and the next events are applied; a 
 contract names that a consumer has no use for is skipped, not dead-lettered (real broker, the
 services' own consumers, effects read through the gateway)."""
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,7 +10,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
@@ -21,6 +19,7 @@ from crm_libs.events.dead_letters import CONSUMER_HEADER, ERROR_HEADER
 from crm_libs.events.envelope import EventEnvelope, Topics
 from crm_libs.events.event_types import UnknownEventType
 from scoring_service.scores.consumed import decode_event
+from tests.broker import at_least, publish, records_of
 from tests.builders import (
     create_customer,
     create_product,
@@ -28,22 +27,13 @@ from tests.builders import (
     days_ago,
     record_purchase,
     score_with_purchases,
+    scored_customer,
     unique,
 )
 from tests.test_classifications import member_event, score_where
 
 # (event id, consumer group, error) of one dead letter.
 Letter = tuple[str, str, str]
-
-
-async def produce(stack: LocalStack, topic: str, *events: EventEnvelope) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
-    await producer.start()
-    try:
-        for event in events:
-            await producer.send_and_wait(topic, value=event.to_bytes(), key=event.key)
-    finally:
-        await producer.stop()
 
 
 def unknown(type_: str, customer: dict[str, Any]) -> EventEnvelope:
@@ -57,29 +47,14 @@ async def letters_of(
     stack: LocalStack, topic: str, customer_id: str, *, count: int
 ) -> list[Letter]:
     """The dead letters of ``topic`` keyed by the customer, once there are ``count`` of them."""
-    consumer = AIOKafkaConsumer(
-        Topics.dead_letter(topic),
-        bootstrap_servers=stack.broker.bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+    records = await records_of(
+        stack, Topics.dead_letter(topic), key=customer_id, until=at_least(count)
     )
-    await consumer.start()
     letters: list[Letter] = []
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
-        while len(letters) < count:
-            assert loop.time() < deadline, f"only {letters} on {Topics.dead_letter(topic)}"
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                for record in batch:
-                    if record.key != customer_id.encode():
-                        continue
-                    headers = {k: v.decode() for k, v in record.headers}
-                    event_id = str(EventEnvelope.from_bytes(record.value).event_id)
-                    letters.append((event_id, headers[CONSUMER_HEADER], headers[ERROR_HEADER]))
-    finally:
-        await consumer.stop()
+    for record in records:
+        headers = {k: v.decode() for k, v in record.headers}
+        event_id = str(EventEnvelope.from_bytes(record.value).event_id)
+        letters.append((event_id, headers[CONSUMER_HEADER], headers[ERROR_HEADER]))
     return letters
 
 
@@ -96,36 +71,24 @@ def assert_dead_lettered(
 
 async def published(stack: LocalStack, topic: str, customer_id: str, type_: str) -> list[str]:
     """The ids of the events of ``type_`` keyed by the customer on ``topic`` so far."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=stack.broker.bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    ids: list[str] = []
-    try:
-        for _ in range(4):
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                for record in batch:
-                    if record.key == customer_id.encode():
-                        event = EventEnvelope.from_bytes(record.value)
-                        if event.type == type_:
-                            ids.append(str(event.event_id))
-    finally:
-        await consumer.stop()
-    return ids
+    records = await records_of(stack, topic, key=customer_id, seconds=2)
+    events = [EventEnvelope.from_bytes(r.value) for r in records]
+    return [str(e.event_id) for e in events if e.type == type_]
 
 
 async def engagement_applied(
     stack: LocalStack, topic: str, customer_id: str, type_: str, *, count: int
 ) -> bool:
     """Whether engagement's consumer group applied ``count`` events of ``type_`` keyed by the
-    customer: their claims commit in the transaction of their effects."""
+    customer: their claims commit in the transaction of their effects (a file's events are
+    claimed by the version engagement's copy of the file reached, not one by one)."""
     ids = await published(stack, topic, customer_id, type_)
     if len(ids) < count:
         return False
+    if topic == Topics.CUSTOMERS:
+        return await engagement_copy_version(stack, customer_id) == await file_version(
+            stack, customer_id
+        )
     connection = await asyncpg.connect(asyncpg_dsn(stack.database_url("engagement")))
     try:
         claimed = await connection.fetchval(
@@ -136,6 +99,28 @@ async def engagement_applied(
     finally:
         await connection.close()
     return bool(claimed == count)
+
+
+async def engagement_copy_version(stack: LocalStack, customer_id: str) -> int | None:
+    connection = await asyncpg.connect(asyncpg_dsn(stack.database_url("engagement")))
+    try:
+        version: int | None = await connection.fetchval(
+            "SELECT version FROM customer_file WHERE customer_id = $1", customer_id
+        )
+    finally:
+        await connection.close()
+    return version
+
+
+async def file_version(stack: LocalStack, customer_id: str) -> int:
+    connection = await asyncpg.connect(asyncpg_dsn(stack.database_url("customer")))
+    try:
+        version: int = await connection.fetchval(
+            "SELECT version FROM customer WHERE id = $1", customer_id
+        )
+    finally:
+        await connection.close()
+    return version
 
 
 async def listed(api: httpx.AsyncClient, **params: Any) -> list[str]:
@@ -188,8 +173,8 @@ async def test_unknown_purchase_and_score_types_are_dead_lettered_and_the_sale_s
     customer = await create_customer(api, store_id=store["id"])
     voided = unknown("purchase.voided", customer)
     reset = unknown("score.reset", customer)
-    await produce(stack, Topics.PURCHASES, voided)
-    await produce(stack, Topics.SCORES, reset)
+    await publish(stack, Topics.PURCHASES, voided)
+    await publish(stack, Topics.SCORES, reset)
     # Behind them on the customer's partitions: the sale, then the score.changed it causes.
     await record_purchase(api, customer_id=customer["id"], sku=product["sku"])
 
@@ -228,7 +213,7 @@ async def test_an_unknown_customer_event_type_is_dead_lettered_and_the_next_chan
     await score_where(api, customer["id"], loyalty="switcher")
 
     renamed = unknown("customer.renamed", customer)
-    await produce(stack, Topics.CUSTOMERS, renamed)
+    await publish(stack, Topics.CUSTOMERS, renamed)
     # customer.updated behind it: no competitors' products any more.
     patched = await api.patch(
         f"/customers/{customer['id']}", json={"health": {"other_health_products": []}}
@@ -249,11 +234,7 @@ async def test_an_unknown_customer_event_type_is_dead_lettered_and_the_next_chan
 async def test_an_unknown_engagement_type_is_dead_lettered_and_the_others_types_skipped(
     api: httpx.AsyncClient, stack: LocalStack
 ) -> None:
-    store = await create_store(api)
-    product = await create_product(api)
-    customer = await create_customer(api, store_id=store["id"])
-    await record_purchase(api, customer_id=customer["id"], sku=product["sku"])
-    await score_with_purchases(api, customer["id"])
+    store, product, customer, _ = await scored_customer(api)
 
     def visit(**collected: Any) -> EventEnvelope:
         return EventEnvelope(
@@ -272,7 +253,7 @@ async def test_an_unknown_engagement_type_is_dead_lettered_and_the_others_types_
     postponed = unknown("event.postponed", customer)
     # Before the unknown type, one type of the contract each consumer has no use for (scoring:
     # the visit; the customer service: the attendance); behind it, one each applies.
-    await produce(
+    await publish(
         stack,
         Topics.ENGAGEMENT,
         visit(deep={"hobbies": ["钓鱼"]}),

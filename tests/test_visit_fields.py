@@ -6,11 +6,11 @@ are skipped and named, fields a visit may not set are ignored, the change is ann
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
 from crm_libs.events.envelope import EventEnvelope, Topics
+from tests.broker import publish, records_of
 from tests.builders import (
     client_as,
     create_account,
@@ -22,16 +22,6 @@ from tests.builders import (
     unique,
 )
 from tests.test_customer_profile_events import events_of
-
-
-async def produce(stack: LocalStack, *events: EventEnvelope) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
-    await producer.start()
-    try:
-        for event in events:
-            await producer.send_and_wait(Topics.ENGAGEMENT, value=event.to_bytes(), key=event.key)
-    finally:
-        await producer.stop()
 
 
 def visit(
@@ -68,26 +58,8 @@ async def history_of_length(
 
 
 async def dead_letters_of(stack: LocalStack, customer_id: str) -> list[EventEnvelope]:
-    consumer = AIOKafkaConsumer(
-        Topics.dead_letter(Topics.ENGAGEMENT),
-        bootstrap_servers=stack.broker.bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    found = []
-    try:
-        for _ in range(6):
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                found += [
-                    EventEnvelope.model_validate_json(r.value)
-                    for r in batch
-                    if r.key == customer_id.encode()
-                ]
-    finally:
-        await consumer.stop()
-    return found
+    records = await records_of(stack, Topics.dead_letter(Topics.ENGAGEMENT), key=customer_id)
+    return [EventEnvelope.model_validate_json(r.value) for r in records]
 
 
 async def test_a_visits_fields_go_into_the_file_through_the_patch_rules(
@@ -120,7 +92,7 @@ async def test_a_visits_fields_go_into_the_file_through_the_patch_rules(
         owner_staff_id=stranger["id"],
         status="archived",
     )
-    await produce(stack, recorded)
+    await publish(stack, Topics.ENGAGEMENT, recorded)
 
     [entry] = await history_of_length(api, customer["id"], 1)
     assert entry["origin"] == "visit"
@@ -156,7 +128,7 @@ async def test_a_visits_fields_go_into_the_file_through_the_patch_rules(
     backwards = visit(customer, staff_id=visitor["id"], prospect={"stage": "collected"})
     foreign = visit(customer, staff_id=stranger["id"], in_store=elsewhere["id"], ethnicity="回族")
     last = visit(customer, staff_id=visitor["id"], ethnicity="汉族")
-    await produce(stack, recorded, foreign, backwards, last)
+    await publish(stack, Topics.ENGAGEMENT, recorded, foreign, backwards, last)
     items = await history_of_length(api, customer["id"], 3)
     assert [i["origin_id"] for i in items] == [
         recorded.payload["visit_id"],
@@ -183,7 +155,9 @@ async def test_a_visit_event_without_its_visit_is_dead_lettered_alone(
         customer_id=customer["id"],
         payload={"collected": {"ethnicity": "回族"}},
     )
-    await produce(stack, broken, visit(customer, staff_id=visitor["id"], ethnicity="汉族"))
+    await publish(
+        stack, Topics.ENGAGEMENT, broken, visit(customer, staff_id=visitor["id"], ethnicity="汉族")
+    )
     [entry] = await history_of_length(api, customer["id"], 1)
     assert entry["changed"] == ["ethnicity"]
     dead = await dead_letters_of(stack, customer["id"])
