@@ -84,7 +84,7 @@ async def test_months_stay_exact_after_a_later_purchase_refunds_a_merge_and_dire
         async def seen() -> bool:
             return await by(**period) == expected
 
-        await eventually(seen, timeout=60)
+        await eventually(seen, timeout=90)
 
     async def marked() -> int:
         found = await scoring_db.fetchval(
@@ -113,7 +113,7 @@ async def test_months_stay_exact_after_a_later_purchase_refunds_a_merge_and_dire
     async def one_marked() -> bool:
         return await marked() > 0
 
-    await eventually(one_marked, timeout=60)
+    await eventually(one_marked, timeout=90)
     await reaches([("2025-03", 3, 3, "400.00"), ("2025-04", 1, 1, "100.00")])
     assert await marked() == 0
 
@@ -192,7 +192,7 @@ async def test_periods_the_data_cannot_answer_are_refused(
         return answer if answer["items"] else None
 
     # Without `from` the twelve months begin with the store's data: its first purchase.
-    answer = await eventually(bought, timeout=60)
+    answer = await eventually(bought, timeout=90)
     assert (answer["from"], answer["to"]) == (first.isoformat(), today.isoformat())
 
     # Another purchase, consumed: its month is marked until a read that answers recomputes it.
@@ -207,7 +207,7 @@ async def test_periods_the_data_cannot_answer_are_refused(
     async def marked() -> bool:
         return await marks() > 0
 
-    await eventually(marked, timeout=60)
+    await eventually(marked, timeout=90)
 
     tomorrow = (today + timedelta(days=1)).isoformat()
     day_before = (first - timedelta(days=1)).isoformat()

@@ -27,6 +27,9 @@ from scoring_service.scores import segments
 class Month:
     first: date
     last: date  # the month's last day, or today in the current month
+    # The store's first data day when the month holds it, else ``first``: where a peer that
+    # refuses a period from before the store's data is asked to begin (the source table).
+    since: date | None = None
 
     @property
     def name(self) -> str:
@@ -55,7 +58,9 @@ def checked_month(month: str | None, *, today: date, first_day: date | None = No
         raise InvalidField(
             "month", f"{month} is before the store's first data: its data begins on {first_day}"
         )
-    return Month(first, min(following - timedelta(days=1), today))
+    last = min(following - timedelta(days=1), today)
+    since = first_day if first_day is not None and first < first_day <= last else first
+    return Month(first, last, since)
 
 
 def twelve_months_to(month: Month) -> Period:
@@ -98,7 +103,7 @@ async def consumption_by_product(
 
 async def sources(request: Request, *, store_id: str, month: Month) -> list[dict[str, object]]:
     return await peers.source_conversion(
-        request, store_id=store_id, start=month.first, end=month.last
+        request, store_id=store_id, start=month.since or month.first, end=month.last
     )
 
 
