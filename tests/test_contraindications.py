@@ -7,12 +7,10 @@ from typing import Any
 import httpx
 
 from tests.builders import (
-    client_as,
-    create_account,
+    caller_as,
     create_customer,
     create_store,
     days_ago,
-    sign_in,
     unique,
 )
 
@@ -41,11 +39,6 @@ async def _product(
     )
     assert response.status_code == 201, response.text
     return response.json()
-
-
-async def _as(api: httpx.AsyncClient, role: str, store_id: str) -> httpx.AsyncClient:
-    account = await create_account(api, role=role, store_id=store_id)
-    return client_as(api, token=(await sign_in(api, account))["access_token"])
 
 
 def _sale(*skus: str, **extra: Any) -> dict[str, Any]:
@@ -123,7 +116,7 @@ async def test_staff_are_warned_without_being_told_what_matched(api: httpx.Async
     customer = await create_customer(api, store_id=store["id"], health_consent=True, health=HEALTH)
     tonic = await _product(api, contraindications=["胃溃疡", "高血压"], allergens=["头孢"])
     path = f"/customers/{customer['id']}/purchases"
-    async with await _as(api, "staff", store["id"]) as staff:
+    async with await caller_as(api, "staff", store_id=store["id"]) as staff:
         refused = await staff.post(path, json=_sale(tonic["sku"]))
         assert refused.status_code == 409, refused.text
         assert refused.json()["warnings"] == [
@@ -136,7 +129,7 @@ async def test_staff_are_warned_without_being_told_what_matched(api: httpx.Async
         [seen] = (await staff.get(f"/customers/{customer['id']}/purchases")).json()["items"]
         assert "胃溃疡" not in str(seen)
     # The store manager reads what the staff member acknowledged, whole.
-    async with await _as(api, "store_manager", store["id"]) as manager:
+    async with await caller_as(api, "store_manager", store_id=store["id"]) as manager:
         [read] = (await manager.get(f"/customers/{customer['id']}/purchases")).json()["items"]
     assert sorted(w["matched"] for w in read["acknowledgement"]["warnings"]) == sorted(
         ["胃溃疡", "原发性高血压", "头孢"]
@@ -187,7 +180,7 @@ async def test_a_proposal_is_checked_like_a_sale(api: httpx.AsyncClient) -> None
         e["action"] == "read" and e["resource"] == f"customer/{customer['id']}/warnings"
         for e in entries
     )
-    async with await _as(api, "staff", store["id"]) as staff:
+    async with await caller_as(api, "staff", store_id=store["id"]) as staff:
         masked = await staff.get(path, params={"sku": tonic["sku"]})
         assert masked.json()["warnings"] == [
             {"sku": tonic["sku"], "kind": "contraindication", "matched": None, "term": None}
@@ -198,5 +191,5 @@ async def test_a_proposal_is_checked_like_a_sale(api: httpx.AsyncClient) -> None
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "sku"
     assert (await api.get(path)).status_code == 422
     other_store = await create_store(api)
-    async with await _as(api, "store_manager", other_store["id"]) as stranger:
+    async with await caller_as(api, "store_manager", store_id=other_store["id"]) as stranger:
         assert (await stranger.get(path, params={"sku": tonic["sku"]})).status_code == 404

@@ -10,6 +10,7 @@ import pytest
 from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
 from tests.builders import (
+    caller_as,
     client_as,
     create_account,
     create_customer,
@@ -19,11 +20,6 @@ from tests.builders import (
     record_purchase,
     sign_in,
 )
-
-
-async def _as(api: httpx.AsyncClient, role: str, store_id: str) -> httpx.AsyncClient:
-    account = await create_account(api, role=role, store_id=store_id)
-    return client_as(api, token=(await sign_in(api, account))["access_token"])
 
 
 def _errors(response: httpx.Response) -> dict[str, str]:
@@ -170,7 +166,7 @@ async def test_the_whole_profile_is_kept_and_shown(
     assert patched.json()["deep"]["hobbies"] == ["钓鱼", "下棋"]
     assert patched.json()["deep"]["housing"] == "独居"
     # A partner's till sees the district, not the street; staff go on home visits.
-    async with await _as(api, "staff", store["id"]) as staff:
+    async with await caller_as(api, "staff", store_id=store["id"]) as staff:
         seen = (await staff.get(f"/customers/{customer['id']}")).json()
         assert seen["address"]["street"] == "科技路1号"
         assert seen["email"] == "W***@example.com"
@@ -226,14 +222,14 @@ async def test_phones_are_encrypted_hashed_searched_and_masked(
         assert response.status_code == 200, (q, response.text)
         return [c["id"] for c in response.json()["items"]]
 
-    async with await _as(api, "staff", store["id"]) as staff:
+    async with await caller_as(api, "staff", store_id=store["id"]) as staff:
         for q in ("1111", "5678", "13900001111", "010 6234 5678"):
             assert await found(staff, q) == [customer["id"]], q
         assert await found(staff, "13812345678") == []  # no longer one of its numbers
         seen = (await staff.get(f"/customers/{customer['id']}")).json()
         assert seen["phone"] == "139****1111"
         assert [p["number"] for p in seen["phones"]] == ["139****1111", "106***5678"]
-    async with await _as(api, "store_manager", store["id"]) as manager:
+    async with await caller_as(api, "store_manager", store_id=store["id"]) as manager:
         assert await found(manager, "0001111") == [customer["id"]]
         assert await found(manager, "9991111") == []
         seen = (await manager.get(f"/customers/{customer['id']}")).json()
@@ -272,7 +268,7 @@ async def test_only_managers_change_the_owner_and_only_to_active_staff_of_the_st
     customer = await create_customer(api, store_id=store["id"], owner_staff_id=first["id"])
     assert customer["owner_staff_id"] == first["id"]
     path = f"/customers/{customer['id']}"
-    async with await _as(api, "staff", store["id"]) as staff:
+    async with await caller_as(api, "staff", store_id=store["id"]) as staff:
         refused = await staff.patch(path, json={"owner_staff_id": second["id"]})
         assert refused.status_code == 403
         assert "store manager or head office" in refused.json()["detail"]
@@ -282,7 +278,7 @@ async def test_only_managers_change_the_owner_and_only_to_active_staff_of_the_st
             json={"store_id": store["id"], "name": "赵", "owner_staff_id": second["id"]},
         )
         assert own.status_code == 201 and own.json()["owner_staff_id"] == second["id"]
-    async with await _as(api, "store_manager", store["id"]) as manager:
+    async with await caller_as(api, "store_manager", store_id=store["id"]) as manager:
         foreign = await manager.patch(path, json={"owner_staff_id": elsewhere["id"]})
         assert "not an active staff member" in _errors(foreign)["owner_staff_id"]
         await api.patch(f"/staff/{second['id']}", json={"status": "left"})
@@ -343,12 +339,12 @@ async def test_prospect_stage_moves_forward_and_a_purchase_makes_it_bought(
     customer = await create_customer(api, store_id=store["id"])
     assert customer["prospect"] == {"stage": "collected", "grade": None}
     path = f"/customers/{customer['id']}"
-    async with await _as(api, "staff", store["id"]) as staff:
+    async with await caller_as(api, "staff", store_id=store["id"]) as staff:
         invited = await staff.patch(path, json={"prospect": {"stage": "invited", "grade": "B"}})
         assert invited.json()["prospect"] == {"stage": "invited", "grade": "B"}
         back = await staff.patch(path, json={"prospect": {"stage": "contacted"}})
         assert "moves forward only" in _errors(back)["prospect.stage"]
-    async with await _as(api, "store_manager", store["id"]) as manager:
+    async with await caller_as(api, "store_manager", store_id=store["id"]) as manager:
         corrected = await manager.patch(path, json={"prospect": {"stage": "contacted"}})
         assert corrected.json()["prospect"]["stage"] == "contacted"
     product = await create_product(api)

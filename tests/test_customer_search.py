@@ -10,6 +10,7 @@ import orjson
 
 from crm_devstack.fixtures import eventually
 from tests.builders import (
+    caller_as,
     client_as,
     create_account,
     create_customer,
@@ -21,11 +22,6 @@ from tests.builders import (
 )
 
 PROBLEM = "application/problem+json"
-
-
-async def _as(api: httpx.AsyncClient, role: str, store_id: str) -> httpx.AsyncClient:
-    account = await create_account(api, role=role, store_id=store_id)
-    return client_as(api, token=(await sign_in(api, account))["access_token"])
 
 
 async def _ids(client: httpx.AsyncClient, **params: Any) -> list[str]:
@@ -77,7 +73,7 @@ async def test_phones_are_found_by_tail_or_whole_number_though_stored_encrypted(
     store = await create_store(api)
     wanted = await create_customer(api, store_id=store["id"], name="曾国藩", phone="13812340001")
     await create_customer(api, store_id=store["id"], name="曾国荃", phone="13912340002")
-    async with await _as(api, "staff", store["id"]) as staff:
+    async with await caller_as(api, "staff", store_id=store["id"]) as staff:
         for q in ("0001", "13812340001", "138 1234 0001", "+86 138-1234-0001"):
             assert await _ids(staff, store_id=store["id"], q=q) == [wanted["id"]], q
         assert await _ids(staff, store_id=store["id"], q="13812340002") == []
@@ -128,12 +124,12 @@ async def test_the_tier_filter_follows_the_score_after_a_purchase(api: httpx.Asy
 async def test_another_stores_staff_never_see_the_files(api: httpx.AsyncClient) -> None:
     store, elsewhere = await create_store(api), await create_store(api)
     customer = await create_customer(api, store_id=store["id"], name="曾国藩", phone="13812340004")
-    async with await _as(api, "staff", elsewhere["id"]) as staff:
+    async with await caller_as(api, "staff", store_id=elsewhere["id"]) as staff:
         for q in ("曾国藩", "zgf", "0004", "13812340004"):
             assert await _ids(staff, q=q) == [], q
             assert await _ids(staff, q=q, store_id=store["id"]) == [], q
         assert await _ids(staff, store_id=store["id"]) == []
-    async with await _as(api, "staff", store["id"]) as staff:
+    async with await caller_as(api, "staff", store_id=store["id"]) as staff:
         assert await _ids(staff, q="zgf") == [customer["id"]]
 
 

@@ -6,14 +6,13 @@ from typing import Any
 
 import httpx
 
-from tests.builders import client_as, create_account, create_customer, create_store, sign_in
+from tests.builders import (
+    caller_as,
+    create_customer,
+    create_store,
+)
 
 ADDRESS = {"province": "江苏省", "city": "南京市", "district": "玄武区", "street": "珠江路 88 号"}
-
-
-async def _as(api: httpx.AsyncClient, role: str, store_id: str) -> httpx.AsyncClient:
-    account = await create_account(api, role=role, store_id=store_id)
-    return client_as(api, token=(await sign_in(api, account))["access_token"])
 
 
 async def _all_pairs(client: httpx.AsyncClient, limit: int = 50) -> list[dict[str, Any]]:
@@ -56,7 +55,7 @@ async def test_each_rule_finds_its_pair_and_a_lone_shared_key_finds_none(
     await file("周强", birthday="1960-07-08")
     await file("吴刚", address=ADDRESS)
 
-    async with await _as(api, "store_manager", sid) as manager:
+    async with await caller_as(api, "store_manager", store_id=sid) as manager:
         pairs = await _all_pairs(manager)
         paged = await _all_pairs(manager, limit=1)
     found = {frozenset((p["customer_id"], p["duplicate_id"])): p for p in pairs}
@@ -119,9 +118,9 @@ async def test_who_may_list_candidates(api: httpx.AsyncClient) -> None:
     no_store = await api.get("/customers/duplicates")
     assert no_store.status_code == 422
     assert no_store.json()["errors"][0]["field"] == "store_id"
-    async with await _as(api, "staff", store["id"]) as staff:
+    async with await caller_as(api, "staff", store_id=store["id"]) as staff:
         assert (await staff.get("/customers/duplicates")).status_code == 403
-    async with await _as(api, "store_manager", store["id"]) as manager:
+    async with await caller_as(api, "store_manager", store_id=store["id"]) as manager:
         assert (await manager.get("/customers/duplicates")).status_code == 200
         elsewhere = await manager.get("/customers/duplicates", params={"store_id": other["id"]})
         assert elsewhere.status_code == 403

@@ -9,13 +9,11 @@ import httpx
 
 from crm_libs.pagination import encode_cursor
 from tests.builders import (
-    client_as,
-    create_account,
+    caller_as,
     create_customer,
     create_product,
     create_store,
     record_purchase,
-    sign_in,
 )
 
 
@@ -34,11 +32,6 @@ async def _family(api: httpx.AsyncClient, customer_id: str) -> dict[str, str]:
     return {r["related_customer_id"]: r["kind"] for r in response.json()["items"]}
 
 
-async def _staff_of(api: httpx.AsyncClient, store_id: str) -> httpx.AsyncClient:
-    account = await create_account(api, role="staff", store_id=store_id)
-    return client_as(api, token=(await sign_in(api, account))["access_token"])
-
-
 async def test_a_relation_reads_from_both_sides_with_the_inverse_kind(
     api: httpx.AsyncClient,
 ) -> None:
@@ -54,7 +47,7 @@ async def test_a_relation_reads_from_both_sides_with_the_inverse_kind(
             ("other", "刘涛"),
         )
     }
-    async with await _staff_of(api, store["id"]) as staff:
+    async with await caller_as(api, "staff", store_id=store["id"]) as staff:
         for kind, other in kin.items():
             created = await _relate(staff, me["id"], other["id"], kind)
             assert created.status_code == 201, created.text
@@ -203,7 +196,7 @@ async def test_another_stores_files_are_as_unknown_as_missing_ones(
     stranger = await create_customer(api, store_id=theirs["id"])
     stranger_kin = await create_customer(api, store_id=theirs["id"])
     assert (await _relate(api, stranger["id"], stranger_kin["id"], "sibling")).status_code == 201
-    async with await _staff_of(api, mine["id"]) as staff:
+    async with await caller_as(api, "staff", store_id=mine["id"]) as staff:
         across = await _relate(staff, me["id"], stranger["id"], "sibling")
         assert across.status_code == 404
         unknown = await _relate(staff, me["id"], "no-such-customer", "sibling")
@@ -250,7 +243,7 @@ async def test_the_familys_purchases_are_viewed_together_newest_first(
         bought.append((purchase["id"], who["id"]))
     family_ids = [p for p, who in bought if who != stranger["id"]]
 
-    async with await _staff_of(api, store["id"]) as staff:
+    async with await caller_as(api, "staff", store_id=store["id"]) as staff:
         items: list[dict[str, Any]] = []
         cursor = None
         pages = 0
@@ -289,7 +282,7 @@ async def test_relating_and_unrelating_are_audited_on_both_files(api: httpx.Asyn
     store = await create_store(api)
     wife = await create_customer(api, store_id=store["id"])
     husband = await create_customer(api, store_id=store["id"])
-    async with await _staff_of(api, store["id"]) as staff:
+    async with await caller_as(api, "staff", store_id=store["id"]) as staff:
         assert (await _relate(staff, wife["id"], husband["id"], "spouse")).status_code == 201
         assert (await _relate(staff, wife["id"], husband["id"], "spouse")).status_code == 200
         removed = await staff.delete(f"/customers/{husband['id']}/relations/{wife['id']}")

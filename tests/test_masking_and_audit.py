@@ -8,12 +8,11 @@ import httpx
 
 from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
-from tests.builders import client_as, create_account, create_customer, create_store, sign_in
-
-
-async def _as(api: httpx.AsyncClient, role: str, store_id: str) -> httpx.AsyncClient:
-    account = await create_account(api, role=role, store_id=store_id)
-    return client_as(api, token=(await sign_in(api, account))["access_token"])
+from tests.builders import (
+    caller_as,
+    create_customer,
+    create_store,
+)
 
 
 async def _audit(api: httpx.AsyncClient, customer_id: str) -> list[dict]:
@@ -23,12 +22,12 @@ async def _audit(api: httpx.AsyncClient, customer_id: str) -> list[dict]:
 async def test_phone_is_masked_for_staff_and_whole_for_the_manager(api: httpx.AsyncClient) -> None:
     store = await create_store(api)
     customer = await create_customer(api, store_id=store["id"], phone="13812345678")
-    async with await _as(api, "staff", store["id"]) as staff:
+    async with await caller_as(api, "staff", store_id=store["id"]) as staff:
         seen = (await staff.get(f"/customers/{customer['id']}")).json()
         assert seen["phone"] == "138****5678"
         listed = (await staff.get("/customers", params={"q": "5678"})).json()["items"]
         assert [c["phone"] for c in listed] == ["138****5678"]
-    async with await _as(api, "store_manager", store["id"]) as manager:
+    async with await caller_as(api, "store_manager", store_id=store["id"]) as manager:
         response = await manager.get(f"/customers/{customer['id']}")
         assert response.json()["phone"] == "+8613812345678"
         assert "x-crm-audit" not in response.headers  # the gateway keeps it to itself
@@ -39,11 +38,11 @@ async def test_phone_is_masked_for_staff_and_whole_for_the_manager(api: httpx.As
 async def test_sensitive_reads_and_changes_are_audited(api: httpx.AsyncClient) -> None:
     store = await create_store(api)
     customer = await create_customer(api, store_id=store["id"], phone="13812345678")
-    async with await _as(api, "staff", store["id"]) as staff:
+    async with await caller_as(api, "staff", store_id=store["id"]) as staff:
         await staff.get(f"/customers/{customer['id']}")  # masked: nothing sensitive disclosed
         changed = await staff.patch(f"/customers/{customer['id']}", json={"name": "王芳芳"})
         assert changed.status_code == 200
-    async with await _as(api, "store_manager", store["id"]) as manager:
+    async with await caller_as(api, "store_manager", store_id=store["id"]) as manager:
         read = await manager.get(
             f"/customers/{customer['id']}", headers={"X-Request-ID": "audit-me-1"}
         )
@@ -122,13 +121,13 @@ async def test_health_needs_consent_is_encrypted_and_shown_by_role(
         await conn.close()
     assert VALID_ID not in row["id_number_encrypted"] and "青霉素" not in row["health_encrypted"]
 
-    async with await _as(api, "expert", store["id"]) as expert:
+    async with await caller_as(api, "expert", store_id=store["id"]) as expert:
         seen = (await expert.get(f"/customers/{customer['id']}")).json()
         assert seen["health"]["allergies"] == ["青霉素"] and seen["id_number"] is None
-    async with await _as(api, "staff", store["id"]) as staff:
+    async with await caller_as(api, "staff", store_id=store["id"]) as staff:
         seen = (await staff.get(f"/customers/{customer['id']}")).json()
         assert seen["health"] is None and seen["id_number"] is None
-    async with await _as(api, "store_manager", store["id"]) as manager:
+    async with await caller_as(api, "store_manager", store_id=store["id"]) as manager:
         seen = (await manager.get(f"/customers/{customer['id']}")).json()
         assert seen["id_number"] == VALID_ID
     hq = (await api.get(f"/customers/{customer['id']}")).json()
@@ -163,7 +162,7 @@ async def test_a_committed_write_keeps_its_answer_and_its_audit_when_the_audit_d
 ) -> None:
     store = await create_store(api)
     customer = await create_customer(api, store_id=store["id"], phone="13812345678")
-    manager = await _as(api, "store_manager", store["id"])
+    manager = await caller_as(api, "store_manager", store_id=store["id"])
     async with manager, _gateway_database_away(stack):
         changed = await manager.patch(
             f"/customers/{customer['id']}",
@@ -193,7 +192,7 @@ async def test_masked_roles_search_phones_by_the_last_four_digits_or_the_whole_n
 ) -> None:
     store = await create_store(api)
     customer = await create_customer(api, store_id=store["id"], phone="13812345678")
-    async with await _as(api, "staff", store["id"]) as staff:
+    async with await caller_as(api, "staff", store_id=store["id"]) as staff:
         for q in ("5678", "13812345678", "+86 138 1234 5678"):
             found = await staff.get("/customers", params={"q": q, "store_id": store["id"]})
             assert found.status_code == 200, (q, found.text)
@@ -206,6 +205,6 @@ async def test_masked_roles_search_phones_by_the_last_four_digits_or_the_whole_n
             assert refused.json()["errors"][0]["field"] == "q"
         # Names are still searched as before.
         assert (await staff.get("/customers", params={"q": "王"})).status_code == 200
-    async with await _as(api, "store_manager", store["id"]) as manager:
+    async with await caller_as(api, "store_manager", store_id=store["id"]) as manager:
         found = await manager.get("/customers", params={"q": "2345678", "store_id": store["id"]})
         assert [c["id"] for c in found.json()["items"]] == [customer["id"]]

@@ -20,14 +20,13 @@ from crm_libs.events.event_types import STAFF_MONTH_CLOSED
 from customer_service.ownership import inactivity
 from customer_service.ownership.rules import add_months
 from tests.builders import (
+    caller_as,
     client_as,
-    create_account,
     create_customer,
     create_product,
     create_store,
     days_ago,
     record_purchase,
-    sign_in,
 )
 
 ZONE = "Asia/Shanghai"
@@ -85,11 +84,6 @@ async def pool_ids(api: httpx.AsyncClient, store_id: str) -> set[str]:
         found |= {item["customer_id"] for item in page["items"]}
         if not (cursor := page["next_cursor"]):
             return found
-
-
-async def as_role(api: httpx.AsyncClient, role: str, store_id: str, **extra: Any) -> Any:
-    account = await create_account(api, role=role, store_id=store_id, **extra)
-    return client_as(api, token=(await sign_in(api, account))["access_token"])
 
 
 async def close_months(stack: LocalStack, store_id: str, rates: dict[str, str]) -> None:
@@ -176,7 +170,7 @@ async def test_a_departure_gives_each_file_to_its_recent_seller_else_to_the_pool
     # The recent sale's follow-up plan is on the departing owner's list first.
     assert await eventually(lambda: _all_assigned(tasks_of, latest, leaving), timeout=60)
 
-    manager = await as_role(api, "store_manager", store)
+    manager = await caller_as(api, "store_manager", store_id=store)
     async with manager:
         departed = await manager.post(
             f"/staff/{leaving}/departure", json={"reason": "moved", "note": "to the east store"}
@@ -218,7 +212,7 @@ async def test_the_third_change_of_hands_within_90_days_is_refused_naming_the_ru
     customer = await owned_file(api, store, a)
     # The first owner is no change of hands; a manager's change and a transfer are two.
     assert (await api.patch(f"/customers/{customer}", json={"owner_staff_id": b})).is_success
-    staff_client = await as_role(api, "staff", store, staff_id=b)
+    staff_client = await caller_as(api, "staff", store_id=store, staff_id=b)
     async with staff_client:
         for refused, field in (((foreign, "x"), "to_staff_id"),):
             for target in refused:
@@ -304,7 +298,7 @@ async def test_pool_files_go_only_to_staff_past_a_month_and_above_the_completion
     assert unknown.json()["detail"].startswith("completion_rate_last_month_known")
     assert await pool_ids(api, store) == set(files)  # nothing written by a refusal
 
-    manager = await as_role(api, "store_manager", store)
+    manager = await caller_as(api, "store_manager", store_id=store)
     async with manager:
         for who, file, extra in (
             ("a_month_and_a_day", files[0], {}),
@@ -323,7 +317,7 @@ async def test_pool_files_go_only_to_staff_past_a_month_and_above_the_completion
         # A file no longer in the pool is named.
         gone = await assign(manager, store, staff["above_80"], [files[0]])
         assert gone.status_code == 422 and gone.json()["errors"][0]["field"] == "customer_ids"
-    staff_client = await as_role(api, "staff", store)
+    staff_client = await caller_as(api, "staff", store_id=store)
     async with staff_client:
         assert (await assign(staff_client, store, staff["above_80"], files)).status_code == 403
 

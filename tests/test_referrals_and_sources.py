@@ -11,13 +11,11 @@ import httpx
 
 from crm_devstack.stack import LocalStack
 from tests.builders import (
-    client_as,
-    create_account,
+    caller_as,
     create_customer,
     create_product,
     create_store,
     record_purchase,
-    sign_in,
 )
 
 
@@ -29,11 +27,6 @@ async def referrals(api: httpx.AsyncClient, customer_id: str, **params: Any) -> 
 
 def chain(answer: dict[str, Any]) -> list[tuple[str, int, str]]:
     return [(i["customer_id"], i["depth"], i["referred_by"]) for i in answer["items"]]
-
-
-async def signed_in(api: httpx.AsyncClient, role: str, store_id: str) -> httpx.AsyncClient:
-    account = await create_account(api, role=role, store_id=store_id)
-    return client_as(api, token=(await sign_in(api, account))["access_token"])
 
 
 async def test_the_referral_chain_downward_with_depth_pages_and_no_loop(
@@ -83,7 +76,7 @@ async def test_the_referral_chain_downward_with_depth_pages_and_no_loop(
         await conn.close()
 
     elsewhere = await create_store(api)
-    async with await signed_in(api, "store_manager", elsewhere["id"]) as stranger:
+    async with await caller_as(api, "store_manager", store_id=elsewhere["id"]) as stranger:
         response = await stranger.get(f"/customers/{a['id']}/referrals")
     assert response.status_code == 404
 
@@ -101,8 +94,8 @@ async def test_a_prospect_moves_forward_only_unless_a_manager_corrects_it(
         return {"prospect": {"stage": value}}
 
     async with (
-        await signed_in(api, "staff", store["id"]) as staff,
-        await signed_in(api, "store_manager", store["id"]) as manager,
+        await caller_as(api, "staff", store_id=store["id"]) as staff,
+        await caller_as(api, "store_manager", store_id=store["id"]) as manager,
     ):
         moved = await staff.patch(url, json={"prospect": {"stage": "invited", "grade": "A"}})
         assert moved.status_code == 200, moved.text
@@ -186,9 +179,9 @@ async def test_conversion_and_cost_per_converted_customer_by_source(
 
     elsewhere = await create_store(api)
     async with (
-        await signed_in(api, "staff", store["id"]) as staff,
-        await signed_in(api, "store_manager", store["id"]) as manager,
-        await signed_in(api, "store_manager", elsewhere["id"]) as stranger,
+        await caller_as(api, "staff", store_id=store["id"]) as staff,
+        await caller_as(api, "store_manager", store_id=store["id"]) as manager,
+        await caller_as(api, "store_manager", store_id=elsewhere["id"]) as stranger,
     ):
         assert (await manager.get(url)).json()["items"] == response.json()["items"]
         assert (await staff.get(url)).status_code == 403  # acquisition costs: management's
