@@ -20,6 +20,10 @@ class Settings(BaseServiceSettings):
     # How often the daily ageing looks for stores past their local midnight (scores/
     # scheduled.py): a store ages at most this long after it; the look costs a probe per store.
     ageing_check_seconds: float = 60.0
+    # How often the month summary's marks are folded for the stores nobody reads (analysis/
+    # month_summary_fold.py), and how many stores a run folds at most (the rest go on next run).
+    analysis_fold_seconds: float = Field(default=600.0, gt=0)
+    analysis_fold_max_stores: int = Field(default=1000, gt=0)
     # Buy-till-you-die fits (scores/fits.py). A store fit needs this many customers with a
     # repeat purchase: refitting CDNOW subsamples, the spread of the fitted model's forecast for
     # the same customers is ±21% (one s.d.) at 50 repeat customers, ±14% at 100, ±9% at 200 and

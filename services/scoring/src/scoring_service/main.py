@@ -9,6 +9,7 @@ from crm_libs.events.relay import relay_worker
 from crm_libs.principal import principal_dependency
 from crm_libs.service_app import create_service_app
 from scoring_service.access import POLICY
+from scoring_service.analysis.month_summary_fold import month_summary_fold_worker
 from scoring_service.analysis.router import router as analysis_router
 from scoring_service.config import Settings
 from scoring_service.report.router import router as report_router
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             window_refresh_worker,
             ageing_worker,
             model_refit_worker,
+            month_summary_fold_worker,
         ],
     )
     require_declared(app, POLICY)

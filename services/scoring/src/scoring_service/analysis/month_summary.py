@@ -19,8 +19,9 @@ and marks never conflict: one row per store, month and writing transaction. A re
 one month of one store's facts through ``ix_purchase_fact_store_day``; the pipeline marks the
 current month again with each batch, so a read usually recomputes that one month. A read
 recomputes all of its store's marked months, not only its period's, so a store's marks never
-outlive its next read; a store nobody reads keeps one mark per month and writing transaction
-until then.
+outlive its next read; a store nobody reads is folded in the background instead
+(analysis/month_summary_fold.py: every marked store's months recomputed by the same
+:func:`refresh`, every ten minutes by default), so its marks do not pile up.
 
 Exact under concurrency: a reader deletes the marks its snapshot sees, then recomputes those
 months from the facts with a snapshot taken after it (the next statement of its transaction,
@@ -121,15 +122,17 @@ def _month_end(first: date) -> date:
     return (first + timedelta(days=31)).replace(day=1) - timedelta(days=1)
 
 
-async def refresh(db: asyncpg.Connection, *, store_id: str) -> None:
-    """Recompute the store's marked months from its facts (nothing to do when none is)."""
+async def refresh(db: asyncpg.Connection, *, store_id: str) -> int:
+    """Recompute the store's marked months from its facts (nothing to do when none is); how
+    many months were recomputed."""
     if not await db.fetchval(_ANY_MARKED_SQL, store_id):
-        return
+        return 0
     async with planned_per_call(db):
         await db.execute(_LOCK_SQL, SUMMARY_LOCK_SPACE, store_id)
         taken = [r["month"] for r in await db.fetch(_TAKE_MARKS_SQL, store_id)]
         if taken:
             await db.execute(_RECOMPUTE_SQL, store_id, taken, taken[0], _month_end(taken[-1]))
+    return len(taken)
 
 
 async def months(db: asyncpg.Connection, *, store_id: str, period: Period) -> list[MonthFigures]:
