@@ -1,14 +1,10 @@
 """Family relations' functions that other parts of the customer file call (merge, erasure,
 the customer events), on a real, migrated database; each test's work is rolled back."""
 
-from collections.abc import AsyncIterator
-
 import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_devstack.fixtures import migrated_database, session_on
-from crm_devstack.stack import LocalStack
 from crm_libs.ids import new_id
 from crm_libs.principal import Principal, Role
 from crm_libs.problems import ProblemError
@@ -19,17 +15,6 @@ from customer_service.relations.schemas import RelationCreate
 from customer_service.stores.models import Store
 
 HEAD_OFFICE = Principal(subject="test", role=Role.HQ_ADMIN)
-
-
-@pytest.fixture(scope="module")
-def database_url(stack: LocalStack) -> str:
-    return migrated_database(stack, "customer_service")
-
-
-@pytest.fixture
-async def session(database_url: str) -> AsyncIterator[AsyncSession]:
-    async with session_on(database_url) as session:
-        yield session
 
 
 async def _store(session: AsyncSession) -> str:

@@ -2,7 +2,6 @@
 version replaces it, on a real, migrated database; each test's work is rolled back."""
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -10,8 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_devstack.fixtures import migrated_database, session_on
-from crm_devstack.stack import LocalStack
+from crm_devstack.fixtures import session_on
 from crm_libs.db import asyncpg_dsn
 from crm_libs.events.envelope import EventEnvelope
 from crm_libs.ids import new_id
@@ -21,17 +19,6 @@ from customer_service.models import import_all_models
 from customer_service.stores.models import Store
 
 import_all_models()  # the file's foreign keys name the roster's and other tables
-
-
-@pytest.fixture(scope="module")
-def database_url(stack: LocalStack) -> str:
-    return migrated_database(stack, "customer_service")
-
-
-@pytest.fixture
-async def session(database_url: str) -> AsyncIterator[AsyncSession]:
-    async with session_on(database_url) as session:
-        yield session
 
 
 async def _customers(session: AsyncSession, count: int) -> list[Customer]:

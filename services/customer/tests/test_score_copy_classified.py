@@ -3,15 +3,11 @@ since it classifies (deploy/README.md, crm.scores.v1): every event carries the c
 ladder and lifecycle with their previous values, and a batch whose purchases moved a tier and
 then the ladder publishes two events, the second with the higher version."""
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from crm_devstack.fixtures import migrated_database, session_on
-from crm_devstack.stack import LocalStack
 from crm_libs.events.envelope import EventEnvelope
 from crm_libs.ids import new_id
 from customer_service.customers.models import Customer
@@ -20,17 +16,6 @@ from customer_service.models import import_all_models
 from customer_service.stores.models import Store
 
 import_all_models()
-
-
-@pytest.fixture(scope="module")
-def database_url(stack: LocalStack) -> str:
-    return migrated_database(stack, "customer_service")
-
-
-@pytest.fixture
-async def session(database_url: str) -> AsyncIterator[AsyncSession]:
-    async with session_on(database_url) as session:
-        yield session
 
 
 def changed(customer: Customer, version: int, **now: Any) -> EventEnvelope:

@@ -4,7 +4,6 @@ runs it (leader lock, each store at its local midnight) with the clock given, an
 read back from the table. Days the handler plans are counted from the store's today."""
 
 import itertools
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +12,6 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_libs.db import make_engine, make_sessionmaker
 from crm_libs.events.envelope import EventEnvelope
 from engagement_service.care.routine import Band, band_of, plan_as_leader, routine_days
 from engagement_service.care.scheduled import LeadDays
@@ -23,15 +21,6 @@ from engagement_service.handlers import handle_events
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _stores = itertools.count(1)
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(database_url, pool_size=3)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 def new_store() -> str:

@@ -19,7 +19,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_devstack.stack import LocalStack
-from crm_libs.db import make_engine, make_sessionmaker
 from crm_libs.principal import Principal, Role, sign_principal
 from crm_libs.settings import DEV_PRINCIPAL_SECRET
 from engagement_service.messages.categories import Category
@@ -63,17 +62,15 @@ _phones = itertools.count(1)
 
 
 @pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(database_url, pool_size=3)
-    try:
-        maker = make_sessionmaker(engine)
-        # The module's database is shared: each test's worker sees only the test's messages.
-        async with maker() as session:
-            await session.execute(text("TRUNCATE sms_message, sms_opt_out"))
-            await session.commit()
-        yield maker
-    finally:
-        await engine.dispose()
+async def sessions(
+    sessions: async_sessionmaker[AsyncSession],
+) -> async_sessionmaker[AsyncSession]:
+    """The conftest's sessions, over no other test's messages: the module's database is shared
+    and each test's worker must see only the test's own."""
+    async with sessions() as session:
+        await session.execute(text("TRUNCATE sms_message, sms_opt_out"))
+        await session.commit()
+    return sessions
 
 
 @pytest.fixture

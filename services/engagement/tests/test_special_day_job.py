@@ -4,16 +4,13 @@ the clock given, and the tasks are read back from the table."""
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_libs.db import make_engine, make_sessionmaker
 from crm_libs.events.envelope import EventEnvelope
 from engagement_service.care.scheduled import LeadDays, plan_as_leader
 from engagement_service.handlers import handle_events
@@ -21,15 +18,6 @@ from engagement_service.handlers import handle_events
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LEAD = LeadDays(personal=3, festival=7, season=3)
 _stores = itertools.count(1)
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(database_url, pool_size=3)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 def new_store() -> str:

@@ -3,16 +3,13 @@ moved (``as_of``: "now" is the end of that day, UTC): each store ages at its own
 midnight, once a day, by one leader at a time."""
 
 import itertools
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_libs.db import make_engine, make_sessionmaker
 from crm_libs.events.envelope import EventEnvelope
 from scoring_service.scores import scheduled, service
 from scoring_service.scores.aggregates import PurchaseSeen
@@ -33,15 +30,6 @@ def bought(customer: str, store: str, zone: str, at: datetime, days: int = 30) -
         total=Decimal("120.00"),
         supply_days=days,
     )
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(database_url, pool_size=3)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 async def lifecycle_of(sessions: async_sessionmaker[AsyncSession], customer: str) -> str | None:

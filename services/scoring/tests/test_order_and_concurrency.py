@@ -6,29 +6,16 @@ Real PostgreSQL; the concurrent cases use two sessions whose transactions really
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_devstack.fixtures import eventually
-from crm_libs.db import make_engine, make_sessionmaker
 from scoring_service.scores import service
 from scoring_service.scores.aggregates import Aggregate, PurchaseSeen
 from scoring_service.scores.tiers import INACTIVE, tier_for
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Sessions that commit, for transactions that must overlap (each test uses its own store)."""
-    engine = make_engine(database_url, pool_size=6)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 def bought(

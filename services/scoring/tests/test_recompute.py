@@ -7,7 +7,6 @@ import itertools
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -44,15 +43,6 @@ def bought(customer: str, store: str, days_ago: int, total: str = "80.00") -> Pu
         total=Decimal(total),
         supply_days=30,
     )
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(database_url, pool_size=3)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 async def consistent(sessions: async_sessionmaker[AsyncSession], store: str) -> None:

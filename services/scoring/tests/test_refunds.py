@@ -5,7 +5,6 @@ arrives, each refund applied once, and a recompute from the facts finding nothin
 
 import itertools
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,7 +13,6 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_libs.db import make_engine, make_sessionmaker
 from crm_libs.events.envelope import EventEnvelope
 from scoring_service.scores import recompute
 from scoring_service.scores.aggregates import PurchaseSeen
@@ -61,15 +59,6 @@ def event(item: PurchaseSeen | RefundSeen) -> ConsumedEvent:
     if isinstance(item, PurchaseSeen):
         return ConsumedEvent(f"ev-{item.purchase_id}", purchase=item)
     return ConsumedEvent(str(uuid.uuid4()), refund=item)
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(database_url, pool_size=2)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 async def consumed(

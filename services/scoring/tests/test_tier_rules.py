@@ -4,16 +4,13 @@ the pyramid; another store keeps the defaults; a recompute with the rules gives 
 consumer gave."""
 
 import itertools
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from crm_libs.db import make_engine, make_sessionmaker
 from crm_libs.principal import Principal, Role
 from scoring_service.scores import recompute, tier_rules
 from scoring_service.scores.aggregates import PurchaseSeen
@@ -39,15 +36,6 @@ def bought(customer: str, store: str, days_ago: int, total: str) -> PurchaseSeen
         total=Decimal(total),
         supply_days=10,
     )
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(database_url, pool_size=2)
-    try:
-        yield make_sessionmaker(engine)
-    finally:
-        await engine.dispose()
 
 
 async def scores(sessions: async_sessionmaker[AsyncSession], store: str) -> dict[str, Any]:
