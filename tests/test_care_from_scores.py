@@ -34,28 +34,6 @@ async def tasks_of(api: httpx.AsyncClient, customer_id: str) -> list[dict[str, A
     return items
 
 
-async def visit_the_five_phases(api: httpx.AsyncClient, customer: str, owner: str) -> None:
-    """The sale's five follow-up phases done, in order, by the owner's visits."""
-
-    async def phases() -> list[dict[str, Any]] | None:
-        found = [t for t in await tasks_of(api, customer) if t["kind"] == "follow_up"]
-        return found if len(found) == 5 else None
-
-    for task in sorted(await eventually(phases, timeout=60), key=lambda t: t["phase"]):
-        done = await api.post(
-            "/visits",
-            json={
-                "customer_id": customer,
-                "staff_id": owner,
-                "method": "home",
-                "occurred_at": datetime.now(UTC).isoformat(),
-                "outcome": "visited",
-                "task_id": task["id"],
-            },
-        )
-        assert done.status_code == 201, done.text
-
-
 async def test_refill_routine_and_recovery_tasks_show_on_the_owners_list(
     stack: LocalStack, api: httpx.AsyncClient
 ) -> None:
@@ -128,3 +106,25 @@ async def test_refill_routine_and_recovery_tasks_show_on_the_owners_list(
     ) == ("unknown", "home", (today + timedelta(days=7)).isoformat(), False)
     tasks = [refill, *routine, recovery]
     assert {t["assignee_staff_id"] for t in tasks} == {owner}
+
+
+async def visit_the_five_phases(api: httpx.AsyncClient, customer: str, owner: str) -> None:
+    """The sale's five follow-up phases done, in order, by the owner's visits."""
+
+    async def phases() -> list[dict[str, Any]] | None:
+        found = [t for t in await tasks_of(api, customer) if t["kind"] == "follow_up"]
+        return found if len(found) == 5 else None
+
+    for task in sorted(await eventually(phases, timeout=60), key=lambda t: t["phase"]):
+        done = await api.post(
+            "/visits",
+            json={
+                "customer_id": customer,
+                "staff_id": owner,
+                "method": "home",
+                "occurred_at": datetime.now(UTC).isoformat(),
+                "outcome": "visited",
+                "task_id": task["id"],
+            },
+        )
+        assert done.status_code == 201, done.text

@@ -4,11 +4,12 @@ import asyncio
 import uuid
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 
 from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
 from crm_libs.events.envelope import EventEnvelope, Topics
+from tests.broker import Records, records_of
 from tests.builders import (
     create_customer,
     create_product,
@@ -88,13 +89,12 @@ async def test_poison_message_goes_to_the_dead_letter_topic(
     )
     await _produce(stack, Topics.PURCHASES, broken.to_bytes(), broken.key)
 
-    dead = await _read_all(
-        stack,
-        Topics.dead_letter(Topics.PURCHASES),
-        until=lambda vs: (
-            sum(1 for v in vs if marker in v or str(broken.event_id).encode() in v) >= 4
-        ),
-    )
+    def ours(records: Records) -> list[bytes]:
+        ids = (marker, str(broken.event_id).encode())
+        return [r.value for r in records if any(i in r.value for i in ids)]
+
+    dead_letters = Topics.dead_letter(Topics.PURCHASES)
+    dead = ours(await records_of(stack, dead_letters, until=lambda rs: len(ours(rs)) >= 4))
     # Both consumers (scoring, engagement) dead-letter both messages.
     assert sum(1 for v in dead if marker in v) == 2
     assert sum(1 for v in dead if str(broken.event_id).encode() in v) == 2
@@ -107,30 +107,9 @@ async def test_poison_message_goes_to_the_dead_letter_topic(
     await score_with_purchases(api, customer["id"], 1)
 
 
-async def _read_all(stack: LocalStack, topic: str, *, until, timeout: float = 60) -> list[bytes]:
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=stack.broker.bootstrap,
-        group_id=f"test-{uuid.uuid4().hex}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    values: list[bytes] = []
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while not until(values):
-            assert loop.time() < deadline, f"only {len(values)} messages on {topic}"
-            batches = await consumer.getmany(timeout_ms=500)
-            values.extend(r.value for records in batches.values() for r in records)
-    finally:
-        await consumer.stop()
-    return values
-
-
 async def _find_published_event(stack: LocalStack, purchase_id: str) -> EventEnvelope:
-    values = await _read_all(
-        stack, Topics.PURCHASES, until=lambda vs: any(purchase_id.encode() in v for v in vs)
+    needle = purchase_id.encode()
+    records = await records_of(
+        stack, Topics.PURCHASES, until=lambda rs: any(needle in r.value for r in rs)
     )
-    return EventEnvelope.from_bytes(next(v for v in values if purchase_id.encode() in v))
+    return EventEnvelope.from_bytes(next(r.value for r in records if needle in r.value))

@@ -8,20 +8,18 @@ from typing import Any
 
 import asyncpg
 import httpx
-from aiokafka import AIOKafkaConsumer
 from python_calamine import CalamineWorkbook
 
 from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
 from crm_libs.events.envelope import EventEnvelope, Topics
+from tests.broker import Records, records_of
 from tests.builders import (
-    client_as,
-    create_account,
+    caller_as,
     create_customer,
     create_staff,
     create_store,
     days_ago,
-    sign_in,
     unique,
 )
 
@@ -47,14 +45,6 @@ def _mobile() -> str:
 def _name() -> str:
     # A surname and given name no other test writes, so that a search finds this file alone.
     return "司马" + "".join(random.choices("春夏秋冬梅兰竹菊松柏", k=3))
-
-
-async def _as(api: httpx.AsyncClient, role: str, store_id: str) -> httpx.AsyncClient:
-    if role == "partner":
-        key = (await api.post("/api-keys", json={"store_id": store_id, "name": "till"})).json()
-        return client_as(api, key=key["key"])
-    account = await create_account(api, role=role, store_id=store_id)
-    return client_as(api, token=(await sign_in(api, account))["access_token"])
 
 
 async def _allergenic_product(api: httpx.AsyncClient) -> dict[str, Any]:
@@ -157,7 +147,7 @@ async def test_the_export_holds_every_section_decrypted_for_managers_and_head_of
     customer = made["customer"]
     path = f"/customers/{customer['id']}/export"
 
-    async with await _as(api, "store_manager", store["id"]) as manager:
+    async with await caller_as(api, "store_manager", store_id=store["id"]) as manager:
         response = await manager.get(path)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
@@ -235,11 +225,11 @@ async def test_staff_experts_and_partners_may_not_export_or_erase_and_other_stor
     customer = await create_customer(api, store_id=store["id"], phone=_mobile())
     export, erase = f"/customers/{customer['id']}/export", f"/customers/{customer['id']}/erase"
     for role in ("staff", "expert", "partner"):
-        async with await _as(api, role, store["id"]) as caller:
+        async with await caller_as(api, role, store_id=store["id"]) as caller:
             assert (await caller.get(export)).status_code == 403, role
             refused = await caller.post(erase, json={"reason": "customer_request"})
             assert refused.status_code == 403, role
-    async with await _as(api, "store_manager", other["id"]) as elsewhere:
+    async with await caller_as(api, "store_manager", store_id=other["id"]) as elsewhere:
         assert (await elsewhere.get(export)).status_code == 404
         assert (await elsewhere.post(erase, json={"reason": "customer_request"})).status_code == 404
     assert (await api.get(f"/customers/{customer['id']}")).json()["status"] == "active"
@@ -250,29 +240,19 @@ async def test_staff_experts_and_partners_may_not_export_or_erase_and_other_stor
 
 async def _events(stack: LocalStack, wanted: dict[str, int]) -> dict[str, list[EventEnvelope]]:
     """crm.customers.v1's events keyed by each customer of ``wanted``, once each has its count."""
-    consumer = AIOKafkaConsumer(
-        Topics.CUSTOMERS,
-        bootstrap_servers=stack.broker.bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    found: dict[str, list[EventEnvelope]] = {key: [] for key in wanted}
-    try:
 
-        async def enough() -> bool:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                for record in batch:
-                    key = (record.key or b"").decode()
-                    if key in found:
-                        found[key].append(EventEnvelope.model_validate_json(record.value))
-            return all(len(found[k]) >= n for k, n in wanted.items())
+    def by_customer(records: Records) -> dict[str, list[EventEnvelope]]:
+        found: dict[str, list[EventEnvelope]] = {key: [] for key in wanted}
+        for record in records:
+            key = (record.key or b"").decode()
+            if key in found:
+                found[key].append(EventEnvelope.model_validate_json(record.value))
+        return found
 
-        await eventually(enough, timeout=60)
-    finally:
-        await consumer.stop()
-    return found
+    def enough(records: Records) -> bool:
+        return all(len(events) >= wanted[k] for k, events in by_customer(records).items())
+
+    return by_customer(await records_of(stack, Topics.CUSTOMERS, until=enough))
 
 
 # A task not done yet: "overdue" is an open task shown past its day.
@@ -297,7 +277,7 @@ async def test_erasure_anonymises_the_file_keeps_the_sales_and_tells_the_other_s
     assert tasks
     path = f"/customers/{customer['id']}"
 
-    async with await _as(api, "store_manager", store["id"]) as manager:
+    async with await caller_as(api, "store_manager", store_id=store["id"]) as manager:
         erased = await manager.post(f"{path}/erase", json={"reason": "customer_request"})
         assert erased.status_code == 200, erased.text
         assert erased.json() == {

@@ -13,6 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
 from crm_libs.events.envelope import EventEnvelope, Topics
+from tests.broker import records_of
 from tests.builders import (
     client_as,
     create_account,
@@ -223,26 +224,10 @@ async def test_purchase_refunded_reaches_the_broker_and_its_consumers_pass_over_
 
 
 async def _published(stack: LocalStack, marker: str) -> Any:
-    consumer = AIOKafkaConsumer(
-        Topics.PURCHASES,
-        bootstrap_servers=stack.broker.bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
+    records = await records_of(
+        stack, Topics.PURCHASES, until=lambda rs: any(marker.encode() in r.value for r in rs)
     )
-    await consumer.start()
-    try:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
-        while loop.time() < deadline:
-            batches = await consumer.getmany(timeout_ms=500)
-            for records in batches.values():
-                for r in records:
-                    if marker.encode() in r.value:
-                        return r
-    finally:
-        await consumer.stop()
-    raise AssertionError(f"{marker} never published on {Topics.PURCHASES}")
+    return next(r for r in records if marker.encode() in r.value)
 
 
 async def _committed(stack: LocalStack, group: str, partition: TopicPartition) -> int:
