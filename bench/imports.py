@@ -3,12 +3,13 @@
     uv run python bench/imports.py [--count 100000] [--profile imports.svg]
 
 Generates the rows (bench/people.py: realistic names, phones typed the ways staff type them,
-a third of the birthdays lunar) as a CSV sheet with Chinese headers, starts the whole stack,
-and times:
+a third of the birthdays lunar, each served by one of the store's ten staff members named in
+the 服务代表 column) as a CSV sheet with Chinese headers, starts the whole stack, and times:
 
 - the import: from ``POST /api/v1/imports`` through the gateway to the job reading ``done``
   (the sheet read and checked, each row through the registration's checks, phones encrypted
-  and hashed, name keys, COPY per chunk with its outbox rows, errors and progress);
+  and hashed, name keys, COPY per chunk with its outbox rows and the owners' first entries on
+  the ownership trail, errors and progress);
 - a bare COPY of the same rows into the same ``customer`` table (another store, same indexes),
   with every column the import fills computed beforehand (outside the timing).
 
@@ -44,32 +45,37 @@ from customer_service.imports import customer_checks, file_phones
 from customer_service.imports.customer_rows import read_customer_row
 from customer_service.imports.sheets import open_sheet
 
-HEADERS = ["姓名", "性别", "手机", "生日", "历法"]
+HEADERS = ["姓名", "性别", "手机", "生日", "历法", "服务代表"]
+# The store's serving staff (created in both stores), named by the sheet's 服务代表 column.
+STAFF = ("李娜", "王静", "张敏", "刘洋", "陈晨", "杨帆", "赵丽", "黄磊", "周婷", "吴霞")
 GENDERS = {"female": "女", "male": "男", "other": "其他"}
 CALENDARS = {"solar": "公历", "lunar": "农历"}
 
 
-def sheet(count: int, seed: int) -> bytes:
+def sheet(count: int, seed: int, *, owners: bool = True) -> bytes:
+    """The sheet; without ``owners`` no 服务代表 column (as the rounds before it measured)."""
     text = io.StringIO()
     out = csv.writer(text, lineterminator="\n")
-    out.writerow(HEADERS)
-    for p in people(count, seed=seed):
-        out.writerow(
-            [p.name, GENDERS[p.gender], p.phone_typed, p.birthday, CALENDARS[p.birthday_calendar]]
-        )
+    out.writerow(HEADERS if owners else HEADERS[:-1])
+    for i, p in enumerate(people(count, seed=seed)):
+        gender, calendar = GENDERS[p.gender], CALENDARS[p.birthday_calendar]
+        row = [p.name, gender, p.phone_typed, p.birthday, calendar, STAFF[i % len(STAFF)]]
+        out.writerow(row if owners else row[:-1])
     return text.getvalue().encode()
 
 
-def precomputed(content: bytes, *, store_id: str) -> list[tuple[object, ...]]:
+def precomputed(
+    content: bytes, *, store_id: str, staff: dict[str, str]
+) -> list[tuple[object, ...]]:
     """The records the import writes for these rows, for the bare COPY (duplicates of a phone
-    dropped as the import reports them)."""
+    dropped as the import reports them; ``staff``: the store's staff ids by name)."""
     context = customer_checks.StoreContext(
         store_id=store_id,
         timezone="Asia/Shanghai",
         field_keys=(DEV_FIELD_KEY,),
         phone_hash_key=DEV_PHONE_HASH_KEY,
-        staff_by_name={},
-        staff_ids=frozenset(),
+        staff_by_name={name: (staff_id,) for name, staff_id in staff.items()},
+        staff_ids=frozenset(staff.values()),
     )
     parsed = open_sheet(io.BytesIO(content), kind="customers")
     records = []
@@ -79,7 +85,10 @@ def precomputed(content: bytes, *, store_id: str) -> list[tuple[object, ...]]:
         if isinstance(candidate, list):
             continue
         customer = customer_checks.customer_of(
-            candidate, context=context, owner_staff_id=None, referrer_id=None
+            candidate,
+            context=context,
+            owner_staff_id=staff[candidate.owner] if candidate.owner else None,
+            referrer_id=None,
         )
         if isinstance(customer, list) or any(h in seen for h in customer.phone_hashes):
             continue
@@ -89,7 +98,7 @@ def precomputed(content: bytes, *, store_id: str) -> list[tuple[object, ...]]:
 
 
 async def run(stack: LocalStack, args: argparse.Namespace) -> None:
-    content = sheet(args.count, args.seed)
+    content = sheet(args.count, args.seed, owners=not args.no_owners)
     log(f"sheet: {args.count:,} rows, {len(content) / 1e6:.1f} MB")
     api = stack.url("gateway") + "/api/v1"
     async with httpx.AsyncClient(base_url=api, timeout=120) as client:
@@ -107,9 +116,17 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
             )
             response.raise_for_status()
             stores.append(response.json()["id"])
+        staff = {}
+        for name in STAFF:
+            for store_id in stores:
+                response = await client.post(
+                    "/staff", json={"store_id": store_id, "name": name, "role": "staff"}
+                )
+                response.raise_for_status()
+                staff[name] = response.json()["id"]  # the COPY's store's, last
 
         log("precomputing the COPY's records …")
-        records = await asyncio.to_thread(precomputed, content, store_id=stores[1])
+        records = await asyncio.to_thread(precomputed, content, store_id=stores[1], staff=staff)
 
         profiler = _profiler(stack, args.profile, args.profile_service) if args.profile else None
         backends = BackendCpu(stack) if args.statements else None
@@ -146,6 +163,9 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
     conn = await asyncpg.connect(asyncpg_dsn(stack.database_url("customer")))
     try:
         plan = await _phone_check_plan(conn, store_id=stores[0])
+        trail = await conn.fetchval(
+            "SELECT count(*) FROM ownership_change WHERE store_id = $1", stores[0]
+        )
         started = time.perf_counter()
         async with conn.transaction():
             await conn.copy_records_to_table(
@@ -161,6 +181,7 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
         f"import job: {job['created']:,} files written ({job['error_count']:,} rows reported) in "
         f"{imported:.2f} s = {import_rate:,.0f} rows/s (POST to done, through the gateway)"
     )
+    print(f"  their owners' first entries on the ownership trail: {trail:,}")
     print(f"bare COPY: {len(records):,} rows in {copied:.2f} s = {copy_rate:,.0f} rows/s")
     print(f"ratio import/COPY: {import_rate / copy_rate:.3f} (target 0.3)")
     print("during the import (the relay runs in the customer service):")
@@ -304,6 +325,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--no-owners",
+        action="store_true",
+        help="no 服务代表 column: files without an owner, so no ownership trail rows",
+    )
     parser.add_argument("--profile", help="write a py-spy profile of the import here")
     parser.add_argument(
         "--profile-service", default="customer", help="the service --profile samples"
