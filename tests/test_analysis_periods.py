@@ -1,8 +1,9 @@
 """Consumption by month read from its read model (a summary per store and month) stays exact as
 the facts change after a month was summarised: a later purchase, refunds, a merge through the
 real consumer, and facts written straight into the table; periods cut mid-month read those days
-from the facts. And the periods the data cannot answer: after the store's today, before its
-first data; the default twelve months begin with the data."""
+from the facts; a store nobody reads has its marks folded by the scheduled job. And the periods
+the data cannot answer: after the store's today, before the month of its first data; the
+default twelve months begin with the data."""
 
 from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
@@ -15,11 +16,12 @@ import pytest
 
 from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
-from crm_libs.db import asyncpg_dsn
+from crm_libs.db import asyncpg_dsn, make_engine, make_sessionmaker
+from scoring_service.analysis import month_summary_fold
 from tests.builders import create_customer, create_staff, create_store, unique
 
 ZONE = ZoneInfo("Asia/Shanghai")
-# From the store's first purchase (an earlier `from` is refused): March is whole all the same.
+# From the store's first purchase: March is whole all the same.
 SPRING = {"from": "2025-03-10", "to": "2025-04-30"}
 
 
@@ -181,7 +183,9 @@ async def test_periods_the_data_cannot_answer_are_refused(
     sku = await _product(api)
     customer = await create_customer(api, store_id=store["id"])
     today = _store_today()
-    first = today - timedelta(days=40)
+    # Mid-month, so that the days before it in its month are a period's possible start.
+    first = (today - timedelta(days=40)).replace(day=15)
+    month_start = first.replace(day=1)
     await _buy(api, customer, f"{first.isoformat()}T10:00:00+08:00", sku, 1)
     url = f"/stores/{store['id']}/analysis"
 
@@ -210,7 +214,8 @@ async def test_periods_the_data_cannot_answer_are_refused(
     await eventually(marked, timeout=90)
 
     tomorrow = (today + timedelta(days=1)).isoformat()
-    day_before = (first - timedelta(days=1)).isoformat()
+    # The month before the first data's is refused; the first data's month is answered whole.
+    day_before = (month_start - timedelta(days=1)).isoformat()
     refused = {
         "to after today": await api.get(f"{url}/consumption", params={"to": tomorrow}),
         "from before the data": await api.get(
@@ -240,20 +245,26 @@ async def test_periods_the_data_cannot_answer_are_refused(
         "contacts from before the data",
         "sources from before the data",
     ):
-        problem = refused[why].json()
-        assert "from" in problem["detail"] and first.isoformat() in problem["detail"], why
+        detail = refused[why].json()["detail"]
+        assert "from" in detail and first.isoformat() in detail, why
+        assert month_start.isoformat() in detail, why
     assert "month" in refused["a report month before the data"].json()["detail"]
     # Nothing done by a refusal: the marked month is still to recompute.
     assert await marked()
-    # The first day itself is answered.
-    answered = await api.get(
-        f"{url}/consumption", params={"from": first.isoformat(), "to": today.isoformat()}
-    )
-    assert answered.status_code == 200, answered.text
-    assert sum(i["purchases"] for i in answered.json()["items"]) == 2
+    # The first day of the first data's month is answered (nothing before the data), and so is
+    # the first day itself.
+    for since in (month_start, first):
+        answered = await api.get(
+            f"{url}/consumption", params={"from": since.isoformat(), "to": today.isoformat()}
+        )
+        assert answered.status_code == 200, (since, answered.text)
+        assert answered.json()["from"] == since.isoformat()
+        assert sum(i["purchases"] for i in answered.json()["items"]) == 2
+        assert answered.json()["items"][0]["key"] == f"{first:%Y-%m}"
+        for table in ("sources", "contact-times"):
+            response = await api.get(f"{url}/{table}", params={"from": since.isoformat()})
+            assert response.status_code == 200, (table, since, response.text)
     assert await marks() == 0
-
-    assert (await api.get(f"{url}/sources", params={"from": first.isoformat()})).status_code == 200
 
     # A store with no data answers any otherwise valid period with an empty table.
     empty = await create_store(api)
@@ -261,3 +272,97 @@ async def test_periods_the_data_cannot_answer_are_refused(
         for params in ({"from": "1990-01-01", "to": "1999-12-31"}, {}):
             response = await api.get(f"/stores/{empty['id']}/analysis/{table}", params=params)
             assert (response.status_code, response.json()["items"]) == (200, []), (table, params)
+
+
+async def test_one_run_of_the_fold_job_takes_the_marks_of_a_store_nobody_reads(
+    stack: LocalStack, api: httpx.AsyncClient, scoring_db: asyncpg.Connection
+) -> None:
+    store = await create_store(api)
+    sku = await _product(api)
+    c1, c2 = [await create_customer(api, store_id=store["id"]) for _ in range(2)]
+    await _buy(api, c1, "2025-05-10T10:00:00+08:00", sku, 1)
+    p2 = await _buy(api, c2, "2025-05-20T10:00:00+08:00", sku, 2)
+    await _buy(api, c1, "2025-06-02T10:00:00+08:00", sku, 1)
+    await _refund(api, p2, items=[{"sku": sku, "qty": 1}])
+
+    async def facts(count: int, total: str) -> bool:
+        found = await scoring_db.fetchrow(
+            "SELECT count(*), sum(total)::text FROM purchase_fact WHERE store_id = $1",
+            store["id"],
+        )
+        return tuple(found) == (count, total)
+
+    async def consumed() -> bool:  # the three purchases and the refund
+        return await facts(3, "300.00")
+
+    await eventually(consumed, timeout=90)
+
+    async def marks() -> int:
+        found = await scoring_db.fetchval(
+            "SELECT count(*) FROM analysis_dirty_month WHERE store_id = $1", store["id"]
+        )
+        return int(found)
+
+    async def summary() -> list[tuple[Any, ...]]:
+        rows = await scoring_db.fetch(
+            "SELECT month, customers, purchases, revenue::text FROM analysis_store_month "
+            "WHERE store_id = $1 AND purchases > 0 ORDER BY month",
+            store["id"],
+        )
+        return [tuple(r) for r in rows]
+
+    async def from_the_facts() -> list[tuple[Any, ...]]:
+        rows = await scoring_db.fetch(
+            "SELECT date_trunc('month', purchased_on)::date, count(DISTINCT customer_id), "
+            "count(*), sum(total)::text FROM purchase_fact "
+            "WHERE store_id = $1 AND NOT wholly_refunded GROUP BY 1 ORDER BY 1",
+            store["id"],
+        )
+        return [tuple(r) for r in rows]
+
+    # Nobody read the store: its batches and the refund left their marks, nothing is summarised.
+    assert await marks() >= 2
+    assert await summary() == []
+
+    engine = make_engine(stack.database_url("scoring"), pool_size=2)
+    sessions = make_sessionmaker(engine)
+    try:
+        # One run folds every marked store (ours among them), its two months recomputed.
+        folded = await month_summary_fold.fold_as_leader(sessions, max_stores=100_000)
+        assert folded is not None and folded.months[store["id"]] == 2
+        assert await marks() == 0
+        assert await summary() == await from_the_facts()
+        assert await summary() == [
+            (date(2025, 5, 1), 2, 2, "200.00"),
+            (date(2025, 6, 1), 1, 1, "100.00"),
+        ]
+        # A second run has nothing of the store's to do.
+        again = await month_summary_fold.fold_as_leader(sessions, max_stores=100_000)
+        assert again is not None and store["id"] not in again.months
+        assert await summary() == await from_the_facts()
+
+        # A later purchase marks June again. Runs of one store each go on from the previous
+        # run's last store, and reach ours within as many runs as there are marked stores.
+        await _buy(api, c2, "2025-06-20T10:00:00+08:00", sku, 1)
+
+        async def bought_again() -> bool:
+            return await facts(4, "400.00")
+
+        await eventually(bought_again, timeout=90)
+        assert await marks() >= 1
+        marked = await scoring_db.fetchval(
+            "SELECT count(DISTINCT store_id) FROM analysis_dirty_month"
+        )
+        after, runs = "", 0
+        months: dict[str, int] = {}
+        while store["id"] not in months:
+            assert runs <= marked + 10, "the runs never reached the store"
+            one = await month_summary_fold.fold_as_leader(sessions, max_stores=1, after=after)
+            assert one is not None and len(one.months) <= 1
+            after, runs, months = one.after, runs + 1, one.months
+        assert months == {store["id"]: 1} and after == store["id"]
+        assert await marks() == 0
+        assert await summary() == await from_the_facts()
+        assert (await summary())[1] == (date(2025, 6, 1), 2, 2, "200.00")
+    finally:
+        await engine.dispose()

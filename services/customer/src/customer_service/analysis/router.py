@@ -33,8 +33,8 @@ _COLUMNS = (
         "and what acquiring them cost in all and per converted customer. `Accept: text/csv` "
         "or the XLSX type answer the items as a spreadsheet. 422 (problem+json naming the "
         "field) when the period is reversed, `to` is after the store's today or `from` is "
-        "before the store's first file or purchase (the detail names that day); a store "
-        "with no data answers an empty table."
+        "before the first day of the month of the store's first file or purchase (the detail "
+        "names that day and the earliest `from`); a store with no data answers an empty table."
     ),
     responses={**problem_responses(401, 404, 406, 422), **TABLE_CONTENT},
 )

@@ -42,9 +42,10 @@ _BY_CHANNEL = text(
     """
 )
 
-# Whether the store has data before the period's start, and if it has none there, the day its
-# data begins (its first file or purchase; None when it has none at all). The EXISTS probes
-# stop at the first row; the minimum is read only for a period that begins too early.
+# Whether the store has data before :since (the end of the period's first month), and if it
+# has none there, the day its data begins (its first file or purchase; None when it has none at
+# all). The EXISTS probes stop at the first row; the minimum is read only for a period that
+# begins too early.
 _FIRST_DATA = text(
     """
     SELECT CASE
@@ -73,7 +74,8 @@ async def by_channel(
     """Per channel (None: the files that name no source): files opened from ``since`` to
     ``until`` (both included), how many converted, their acquisition cost and its share per
     converted customer. 422 naming the field when the period is reversed, ``until`` is after
-    the store's today or ``since`` before its first file or purchase."""
+    the store's today or ``since`` before the month of its first file or purchase (as scoring's
+    analysis tables, analysis/periods.py there: a manager asks for whole months)."""
     store = await stores.get(session, principal=principal, store_id=store_id)
     if since is not None and until is not None and since > until:
         raise InvalidField("from", "is after to")
@@ -83,13 +85,18 @@ async def by_channel(
         raise InvalidField("to", f"{until} is after the store's today ({today}): no data yet")
     start = datetime.combine(since or _EARLIEST, time(), zone)
     if since is not None:
-        # A period from before the store's first data is refused (a store with none: empty).
-        first = await session.scalar(_FIRST_DATA, {"store_id": store.id, "since": start})
-        if first is not None and first.astimezone(zone).date() > since:
+        # A period from before the month of the store's first data is refused (a store with
+        # none: empty): data before the end of ``since``'s month is enough.
+        next_month = datetime.combine(
+            (since.replace(day=1) + timedelta(days=31)).replace(day=1), time(), zone
+        )
+        first = await session.scalar(_FIRST_DATA, {"store_id": store.id, "since": next_month})
+        if first is not None:
+            first_day = first.astimezone(zone).date()
             raise InvalidField(
                 "from",
-                f"{since} is before the store's first data: "
-                f"its data begins on {first.astimezone(zone).date()}",
+                f"{since} is before the month of the store's first data: its data begins on "
+                f"{first_day}, a period on {first_day.replace(day=1)} at the earliest",
             )
     # The end of ``until`` in the store: the next day's midnight there.
     end = datetime.combine(until + timedelta(days=1), time(), zone) if until else _LATEST

@@ -4,9 +4,11 @@ Scoring knows a store by its customers: their rows carry the store's zone, as th
 said. A store of none is reported empty, in the country's zone.
 
 A period is what the store's data can answer: it ends today at the latest (the store's today),
-and an explicit start is not before the store's first data: the day of its first purchase fact
-or the day scoring registered its first file (``analysis_store_since``), whichever is earlier.
-The default twelve months begin there when the store is younger. A store with no data at all
+and an explicit start is not before the month of the store's first data (the day of its first
+purchase fact or the day scoring registered its first file, ``analysis_store_since``, whichever
+is earlier): managers ask for whole months, and a store whose first purchase was on 15 January
+has data for January (the answer simply holds nothing before the 15th). The default twelve
+months begin on the first data's day when the store is younger. A store with no data at all
 answers any otherwise valid period with empty tables.
 """
 
@@ -69,8 +71,8 @@ def checked_period(
     """``start``..``end``; without ``end`` today, without ``start`` the twelve months to
     ``end`` (from the first day of the eleventh month before it, or ``first_day`` when that is
     later and not after ``end``). 422 naming the field when the period is reversed, ends after
-    today, starts before any store kept files or before the store's ``first_day``, or is
-    longer than ten years."""
+    today, starts before any store kept files or before the month of the store's
+    ``first_day``, or is longer than ten years."""
     if end is not None and end > today:
         raise InvalidField("to", f"{end} is after the store's today ({today}): no data yet")
     end = end or today
@@ -79,9 +81,11 @@ def checked_period(
         start = date(months // 12, months % 12 + 1, 1)
         if first_day is not None and start < first_day <= end:
             start = first_day
-    elif first_day is not None and start < first_day:
+    elif first_day is not None and start < first_day.replace(day=1):
         raise InvalidField(
-            "from", f"{start} is before the store's first data: its data begins on {first_day}"
+            "from",
+            f"{start} is before the month of the store's first data: its data begins on "
+            f"{first_day}, a period on {first_day.replace(day=1)} at the earliest",
         )
     if start > end:
         raise InvalidField("from", f"{start} is after to ({end})")

@@ -34,10 +34,12 @@ _Accept = Annotated[str | None, Header()]
 # The periods the data can answer (analysis/periods.py), as each route's description says.
 _PERIOD_RULES = (
     "422 (problem+json naming the field and the rule) when the period is reversed, `to` is "
-    "after the store's today, an explicit `from` is before the store's first data (its first "
-    "purchase or the first file scoring saw; the detail names that day), `from` is before "
-    "1990 or the period is longer than 3660 days. Without `from` the twelve months begin no "
-    "earlier than the store's first data; a store with no data answers empty tables."
+    "after the store's today, an explicit `from` is before the first day of the month of the "
+    "store's first data (its first purchase or the first file scoring saw; the detail names "
+    "that day and the earliest `from`), `from` is before 1990 or the period is longer than "
+    "3660 days; a `from` in that month before the first data simply finds nothing before it. "
+    "Without `from` the twelve months begin no earlier than the store's first data; a store "
+    "with no data answers empty tables."
 )
 _RESPONSES = {**problem_responses(401, 403, 404, 406, 422), **TABLE_CONTENT}
 
