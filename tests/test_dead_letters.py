@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -24,6 +24,7 @@ from crm_libs.db import make_engine, make_sessionmaker
 from crm_libs.events.consumer import BatchHandler, EventConsumer, ProcessedEvent
 from crm_libs.events.dead_letters import CONSUMER_HEADER, ERROR_HEADER
 from crm_libs.events.envelope import EventEnvelope, Topics
+from tests.broker import publish
 from tests.builders import create_customer, create_product, create_store, record_purchase, score_of
 
 CRM_DLQ = str(Path(sys.executable).with_name("crm-dlq"))
@@ -39,13 +40,7 @@ class Bench:
     group: str
 
     async def produce(self, *events: EventEnvelope) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.stack.broker.bootstrap)
-        await producer.start()
-        try:
-            for event in events:
-                await producer.send_and_wait(self.topic, value=event.to_bytes(), key=event.key)
-        finally:
-            await producer.stop()
+        await publish(self.stack, self.topic, *events)
 
     @contextlib.asynccontextmanager
     async def consuming(self, handler: BatchHandler) -> AsyncIterator[None]:

@@ -9,7 +9,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 
 from crm_devstack.fixtures import eventually
@@ -19,6 +18,7 @@ from crm_libs.events.envelope import EventEnvelope, Topics
 from crm_libs.events.event_types import STAFF_MONTH_CLOSED
 from customer_service.ownership import inactivity
 from customer_service.ownership.rules import add_months
+from tests.broker import publish
 from tests.builders import (
     caller_as,
     client_as,
@@ -89,28 +89,25 @@ async def pool_ids(api: httpx.AsyncClient, store_id: str) -> set[str]:
 async def close_months(stack: LocalStack, store_id: str, rates: dict[str, str]) -> None:
     """Engagement's ``staff.month_closed`` for last month (store-local), one per staff member."""
     month = add_months(local_today().replace(day=1), -1).strftime("%Y-%m")
-    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
-    await producer.start()
-    try:
-        for staff_id, rate in rates.items():
-            event = EventEnvelope(
-                type=STAFF_MONTH_CLOSED,
-                store_id=store_id,
-                customer_id=staff_id,
-                payload={
-                    "staff_id": staff_id,
-                    "store_id": store_id,
-                    "month": month,
-                    "tasks_due": 10000,
-                    "done_on_time": 0,
-                    "done_late": 0,
-                    "overdue": 0,
-                    "completion_rate": float(rate),
-                },
-            )
-            await producer.send_and_wait(Topics.ENGAGEMENT, value=event.to_bytes(), key=event.key)
-    finally:
-        await producer.stop()
+    closed = [
+        EventEnvelope(
+            type=STAFF_MONTH_CLOSED,
+            store_id=store_id,
+            customer_id=staff_id,
+            payload={
+                "staff_id": staff_id,
+                "store_id": store_id,
+                "month": month,
+                "tasks_due": 10000,
+                "done_on_time": 0,
+                "done_late": 0,
+                "overdue": 0,
+                "completion_rate": float(rate),
+            },
+        )
+        for staff_id, rate in rates.items()
+    ]
+    await publish(stack, Topics.ENGAGEMENT, *closed)
 
 
 async def assign(
