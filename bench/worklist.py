@@ -17,8 +17,10 @@ most). Then ``ANALYZE``.
 
 Measures ``GET /api/v1/tasks?assignee=me&due=today`` (a page of 50) as that staff member, one
 request at a time, against the same statement (``worklist/service.py``'s ``statement``) on a
-raw asyncpg connection, alternating: p50/p99 of both and the ratio; and the indexes of the
-plan (``EXPLAIN ANALYZE``). Exits 1 if a request failed or the plan reads no index.
+raw asyncpg connection, alternating: p50/p99 of both and the ratio; then the page's name lookup
+alone (``GET /api/v1/customers?ids=``), whole files against the sparse read the route asks for
+(``fields=id,name``), alternating; and the indexes of the plan (``EXPLAIN ANALYZE``). Exits 1 if
+a request failed or the plan reads no index.
 """
 
 from __future__ import annotations
@@ -225,6 +227,9 @@ async def measure(stack: LocalStack, store: str, staff_id: str, token: str, requ
                 if i == requests + 19:
                     items = orjson.loads(body)["items"]
                     named = sum(1 for t in items if t["customer_name"])
+            lookups = await _name_lookups(
+                http, stack, sorted({t["customer_id"] for t in items}), requests
+            )
         open_due = await db.fetchval(
             "SELECT count(*) FROM task WHERE store_id = $1 AND assignee_staff_id = $2 "
             "AND status = 'open' AND due_on <= $3",
@@ -246,6 +251,10 @@ async def measure(stack: LocalStack, store: str, staff_id: str, token: str, requ
     print(f"{'gateway':<10} {g50:>6.1f}ms {g99:>6.1f}ms")
     print(f"{'raw SQL':<10} {r50:>6.1f}ms {r99:>6.1f}ms")
     print(f"ratio p50 {g50 / r50:.2f}, p99 {g99 / r99:.2f}")
+    print("the page's names alone, as the staff member (GET /api/v1/customers?ids=):")
+    for name, found in lookups.items():
+        n50, n99 = p50_p99_ms(found)
+        print(f"{name:<10} {n50:>6.1f}ms {n99:>6.1f}ms")
     print(
         f"plan: {', '.join(used) or 'NONE (sequential scan)'}; planning + execution "
         f"{plan[0]['Planning Time'] + plan[0]['Execution Time']:.1f} ms"
@@ -253,6 +262,30 @@ async def measure(stack: LocalStack, store: str, staff_id: str, token: str, requ
     if errors:
         print(f"{errors} requests failed")
     return bool(used) and not errors
+
+
+async def _name_lookups(
+    http: aiohttp.ClientSession, stack: LocalStack, customer_ids: list[str], requests: int
+) -> dict[str, list[float]]:
+    """The work list's name lookup alone, as the staff member through the gateway, alternating:
+    whole files (every file's numbers decrypted, then masked for the role) against the sparse
+    read the route asks for (``fields=id,name``)."""
+    url = stack.url("gateway") + "/api/v1/customers"
+    asked = [("ids", c) for c in customer_ids]
+    asked += [("limit", str(len(customer_ids))), ("status", "active")]
+    shapes = {"whole": asked, "id,name": [*asked, ("fields", "id,name")]}
+    timings: dict[str, list[float]] = {name: [] for name in shapes}
+    for i in range(requests + 20):
+        for name in ("whole", "id,name") if i % 2 else ("id,name", "whole"):
+            params = shapes[name]
+            started = time.perf_counter()
+            async with http.get(url, params=params) as response:
+                await response.read()
+            if response.status != 200:
+                raise RuntimeError(f"GET {url} ({name}): {response.status}")
+            if i >= 20:
+                timings[name].append(time.perf_counter() - started)
+    return timings
 
 
 def main() -> int:
