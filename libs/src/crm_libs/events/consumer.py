@@ -39,198 +39,54 @@ import contextlib
 import logging
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
-from prometheus_client import Counter, Gauge
-from sqlalchemy import Column, DateTime, PrimaryKeyConstraint, Text, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlmodel import Field, SQLModel
 
+from crm_libs.events.batches import (
+    Decoder,
+    E,
+    Fetched,
+    decode_batch,
+    decode_envelope,
+)
+from crm_libs.events.claims import (
+    _FIRST_DELIVERY,
+    _PREPARED,
+    ProcessedEvent,
+    claim_new_events,
+    copy_claims,
+    first_delivery,
+    prepared,
+)
+from crm_libs.events.consumer_metrics import EVENTS_DEAD_LETTERED, EVENTS_PROCESSED
+from crm_libs.events.consumer_offsets import report_lag, wait_to_retry
 from crm_libs.events.dead_letters import dead_letter_headers
-from crm_libs.events.driver import driver_connection
 from crm_libs.events.envelope import EventEnvelope, Topics
-from crm_libs.events.event_types import UnknownEventType, check_event_type
 from crm_libs.events.relay import make_producer
 from crm_libs.events.transient import is_duplicate_key, is_transient
 
+# Importable from here as before the consumer's parts had modules of their own.
+__all__ = [
+    "BatchHandler",
+    "EventConsumer",
+    "ProcessedEvent",
+    "decode_envelope",
+    "first_delivery",
+    "prepared",
+]
+
 log = logging.getLogger(__name__)
 
-
-class Claimable(Protocol):
-    """What a consumer needs of a decoded event: its id (a UUID, or its text)."""
-
-    @property
-    def event_id(self) -> object: ...
-
-
-E = TypeVar("E", bound=Claimable)
-
 BatchHandler = Callable[[AsyncSession, list[EventEnvelope]], Awaitable[None]]
-# Turns a record's value, read from the topic named, into an event, raising ValueError or
-# TypeError (pydantic's and orjson's errors are ValueErrors) for one that is not a valid event
-# of that topic (crm_libs.events.event_types.UnknownEventType for a type its contract does not
-# name): it is dead-lettered.
-Decoder = Callable[[bytes, str], E]
-UNDECODABLE = (ValueError, TypeError)
-
-
-def decode_envelope(raw: bytes, topic: str) -> EventEnvelope:
-    """The default decoder: the envelope, of a type ``topic``'s contract names."""
-    envelope = EventEnvelope.from_bytes(raw)
-    check_event_type(topic, envelope.type)
-    return envelope
-
-
-# Records decoded between two yields to the event loop: the batch in the database meanwhile
-# gets its next statement sent without waiting for the whole next batch to be decoded.
-_DECODE_SLICE = 250
-
-# Module-level, on the default registry that every service's /metrics serves.
-_LABELS = ["consumer", "topic", "partition"]
-EVENTS_PROCESSED = Counter(
-    "consumer_events_processed",
-    "Events applied (or recognised as already applied) and committed.",
-    _LABELS,
-)
-EVENTS_DEAD_LETTERED = Counter(
-    "consumer_events_dead_lettered",
-    "Events sent to <topic>.dlq because they fail validation or a domain rule.",
-    _LABELS,
-)
-TRANSIENT_RETRIES = Counter(
-    "consumer_transient_retries",
-    "Batches rewound and retried after a transient failure (database or broker away).",
-    _LABELS,
-)
-CONSUMER_LAG = Gauge(
-    "consumer_lag",
-    "Records on the partition not consumed yet (highwater - position), after each batch.",
-    _LABELS,
-    # A partition moves between workers on a rebalance: the latest owner's figure counts.
-    multiprocess_mode="livemostrecent",
-)
-
-
-class ProcessedEvent(SQLModel, table=True):
-    """Which events a consumer group has already applied (its effect is exactly-once)."""
-
-    __tablename__ = "processed_event"
-    __table_args__ = (PrimaryKeyConstraint("consumer", "event_id"),)
-
-    consumer: str = Field(sa_column=Column(Text, nullable=False))
-    event_id: str = Field(sa_column=Column(Text, nullable=False))
-    processed_at: datetime = Field(
-        sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()"))
-    )
-
-
-_CLAIM_NEW_SQL = text(
-    """
-    INSERT INTO processed_event (consumer, event_id)
-    SELECT :consumer, unnest(CAST(:ids AS text[]))
-    ON CONFLICT DO NOTHING
-    RETURNING event_id
-    """
-)
-_CLAIM_COLUMNS = ("consumer", "event_id")
-
-# session.info keys: set while a batch of events new to the group is applied (first_delivery),
-# with what the consumer's prepare() made of it (prepared).
-_FIRST_DELIVERY = "crm.events.first_delivery"
-_PREPARED = "crm.events.prepared"
-
-
-def first_delivery(session: AsyncSession) -> bool:
-    """True while the consumer applies a batch whose events it claimed with one COPY: all of
-    them are new to the group, except the ``idempotent`` ones, which were not claimed. The
-    handler may then bulk-copy rows keyed by its events without a conflict check (for the
-    idempotent ones it must: that COPY is their claim); a duplicate key makes the consumer apply
-    the batch again, with this False (and the handler's inserts must then skip what exists)."""
-    return bool(session.info.get(_FIRST_DELIVERY))
-
-
-def prepared(session: AsyncSession) -> Any:
-    """What the consumer's ``prepare`` made of the batch being applied, when it is applied as
-    decoded (a first delivery, every event in it); None otherwise: the handler then works from
-    the events it is given, which may be fewer."""
-    return session.info.get(_PREPARED)
-
-
-async def claim_new_events(
-    session: AsyncSession,
-    *,
-    consumer: str,
-    events: Sequence[Claimable],
-    idempotent: Callable[[Any], bool] | None = None,
-) -> list[Any]:
-    """Record the events as processed and return only those not seen before, in order.
-
-    Events for which ``idempotent`` is true are neither recorded nor checked: all of them come
-    back (the handler skips what it applied before)."""
-    if not events:
-        return []
-    ids = [str(e.event_id) for e in events if idempotent is None or not idempotent(e)]
-    fresh: set[str] = set()
-    if ids:
-        fresh = set(
-            (await session.execute(_CLAIM_NEW_SQL, {"consumer": consumer, "ids": ids})).scalars()
-        )
-    seen: set[str] = set()
-    out = []
-    for event in events:
-        if idempotent is not None and idempotent(event):
-            out.append(event)
-            continue
-        event_id = str(event.event_id)
-        if event_id in fresh and event_id not in seen:
-            seen.add(event_id)
-            out.append(event)
-    return out
-
-
-def claim_rows(*, consumer: str, event_ids: Sequence[str]) -> list[tuple[str, str]]:
-    """The rows :func:`copy_claims` copies, made ahead of the transaction."""
-    return [(consumer, event_id) for event_id in event_ids]
-
-
-async def copy_claims(session: AsyncSession, *, claims: list[tuple[str, str]]) -> None:
-    """Claim events known to be distinct (:func:`claim_rows`) with one COPY; fails on the
-    primary key if any of them was claimed before.
-
-    A binary COPY: asyncpg encodes the values, the server only stores them (CSV made ahead
-    moved the work into the server's parsing, the busier side here)."""
-    if not claims:
-        return
-    driver = await driver_connection(session)
-    await driver.copy_records_to_table(
-        ProcessedEvent.__tablename__, records=claims, columns=_CLAIM_COLUMNS
-    )
-
-
-@dataclass
-class _Fetched(Generic[E]):
-    """One ``getmany``: its records by partition, decoded, and those that could not be.
-
-    ``records[i]`` holds ``events[i]``: two lists rather than a pair per event, which thousands
-    of times per batch would only give the garbage collector more to scan."""
-
-    batches: dict[TopicPartition, list[ConsumerRecord]]
-    records: list[ConsumerRecord] = field(default_factory=list)
-    events: list[E] = field(default_factory=list)
-    poison: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
-    # Made before the batch's turn, while the previous batch's transaction runs.
-    ids: list[str] = field(default_factory=list)
-    claims: list[tuple[str, str]] = field(default_factory=list)
-    prepared: Any = None
 
 
 @dataclass
 class _Applying(Generic[E]):
-    fetched: _Fetched[E]
+    fetched: Fetched[E]
     task: asyncio.Task[Tally[TopicPartition]]
 
 
@@ -334,7 +190,17 @@ class EventConsumer(Generic[E]):
                         retry_in = self._retry_initial_seconds
                 batches = await fetch
                 fetch = None
-                fetched = await self._decoded(batches) if batches else None
+                fetched = (
+                    await decode_batch(
+                        batches,
+                        decode=self._decode,
+                        consumer=self.name,
+                        idempotent=self._idempotent,
+                        prepare=self._prepare,
+                    )
+                    if batches
+                    else None
+                )
                 applied: _Applying[E] | None = None
                 if applying is not None:
                     try:
@@ -344,9 +210,11 @@ class EventConsumer(Generic[E]):
                             raise
                         behind = [applying.fetched.batches] + ([batches] if batches else [])
                         applying = None
-                        await self._wait_to_retry(consumer, behind, error=exc, delay=retry_in)
+                        await wait_to_retry(
+                            consumer, behind, name=self.name, error=exc, delay=retry_in
+                        )
                         retry_in = min(retry_in * 2, self._retry_max_seconds)
-                        await self._report_lag(consumer)
+                        await report_lag(consumer, name=self.name, reported=self._lag_reported)
                         continue
                     applied, applying = applying, None
                     retry_in = self._retry_initial_seconds
@@ -381,39 +249,9 @@ class EventConsumer(Generic[E]):
         for tp, records in batches.items():
             labels = (self.name, tp.topic, str(tp.partition))
             EVENTS_PROCESSED.labels(*labels).inc(len(records) - dead_lettered[tp])
-        await self._report_lag(consumer)
+        await report_lag(consumer, name=self.name, reported=self._lag_reported)
 
-    async def _decoded(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> _Fetched[E]:
-        """Decode every record; those that are not valid events are set aside as poison."""
-        fetched: _Fetched[E] = _Fetched(batches)
-        decode = self._decode
-        done = 0
-        for records in batches.values():
-            for record in records:
-                try:
-                    fetched.events.append(decode(record.value, record.topic))
-                    fetched.records.append(record)
-                except UnknownEventType as exc:
-                    fetched.poison.append((record, str(exc)))
-                except UNDECODABLE as exc:
-                    fetched.poison.append((record, f"undecodable: {exc}"))
-                done += 1
-                if done % _DECODE_SLICE == 0:
-                    await asyncio.sleep(0)
-        fetched.ids = [str(e.event_id) for e in fetched.events]
-        idempotent = self._idempotent
-        claimed = (
-            fetched.ids
-            if idempotent is None
-            else [i for i, e in zip(fetched.ids, fetched.events, strict=True) if not idempotent(e)]
-        )
-        fetched.claims = claim_rows(consumer=self.name, event_ids=claimed)
-        if self._prepare is not None and fetched.events:
-            await asyncio.sleep(0)
-            fetched.prepared = self._prepare(fetched.events)
-        return fetched
-
-    async def _process(self, fetched: _Fetched[E], dlq: AIOKafkaProducer) -> Tally[TopicPartition]:
+    async def _process(self, fetched: Fetched[E], dlq: AIOKafkaProducer) -> Tally[TopicPartition]:
         """Apply the batch; dead-letter its poison events; return how many per partition.
 
         A transient failure anywhere propagates before anything is dead-lettered, so the retry
@@ -444,7 +282,7 @@ class EventConsumer(Generic[E]):
             dead_lettered[TopicPartition(record.topic, record.partition)] += 1
         return dead_lettered
 
-    async def _apply(self, fetched: _Fetched[E]) -> None:
+    async def _apply(self, fetched: Fetched[E]) -> None:
         """Apply as a first delivery; again with conflict-checked claims if it was not one."""
         events, ids = fetched.events, fetched.ids
         if len(set(ids)) == len(ids):
@@ -477,64 +315,6 @@ class EventConsumer(Generic[E]):
                 )
             if fresh:
                 await self._handler(session, fresh)
-
-    async def _wait_to_retry(
-        self,
-        consumer: AIOKafkaConsumer,
-        behind: Sequence[dict[TopicPartition, list[ConsumerRecord]]],
-        *,
-        error: Exception,
-        delay: float,
-    ) -> None:
-        """Rewind to the first offsets of the failed batch (and of the one fetched behind it)
-        and pause those partitions for ``delay``.
-
-        Nothing is committed, so a crash or a rebalance meanwhile replays the same events. The
-        member stays in the group: aiokafka heartbeats in the background, and ``getmany`` is
-        called again after at most the capped delay, well inside ``max_poll_interval_ms``.
-        """
-        first_offsets: dict[TopicPartition, int] = {}
-        for batches in behind:  # the failed batch first: its offsets are the earlier ones
-            for tp, records in batches.items():
-                first_offsets.setdefault(tp, records[0].offset)
-        assigned = consumer.assignment()
-        partitions = [tp for tp in first_offsets if tp in assigned]  # a rebalance may take some
-        for tp in partitions:
-            consumer.seek(tp, first_offsets[tp])
-            TRANSIENT_RETRIES.labels(self.name, tp.topic, str(tp.partition)).inc()
-        log.warning(
-            "transient failure, retrying the batch",
-            extra={
-                "fields": {
-                    "consumer": self.name,
-                    "error": repr(error),
-                    "retry_in_s": delay,
-                    "events": sum(len(records) for records in behind[0].values()),
-                    "partitions": len(partitions),
-                }
-            },
-        )
-        consumer.pause(*partitions)
-        try:
-            await asyncio.sleep(delay)
-        finally:
-            still_assigned = consumer.assignment()
-            consumer.resume(*(tp for tp in partitions if tp in still_assigned))
-
-    async def _report_lag(self, consumer: AIOKafkaConsumer) -> None:
-        assigned = consumer.assignment()
-        for tp in assigned:
-            highwater = consumer.highwater(tp)
-            if highwater is None:  # nothing fetched from it yet
-                continue
-            lag = max(highwater - await consumer.position(tp), 0)
-            CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(lag)
-            self._lag_reported.add(tp)
-        # A partition handed to another member is that member's to report.
-        for tp in self._lag_reported - assigned:
-            with contextlib.suppress(KeyError):
-                CONSUMER_LAG.remove(self.name, tp.topic, str(tp.partition))
-        self._lag_reported &= assigned
 
     async def _dead_letter(self, dlq: AIOKafkaProducer, record: ConsumerRecord, error: str) -> None:
         log.error(
