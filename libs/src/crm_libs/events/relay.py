@@ -25,138 +25,33 @@ import contextlib
 import logging
 import time
 from collections import Counter as Tally
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from prometheus_client import Counter, Gauge
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_libs.events.broker_epoch import check_broker_epoch
 from crm_libs.events.driver import driver_connection
 from crm_libs.events.envelope import Topics
 from crm_libs.events.outbox import NOTIFY_CHANNEL, purge_published
-from crm_libs.events.partitions import partition_of
+from crm_libs.events.relay_metrics import BACKLOG, PARKED_ROWS, PUBLISHED, REPUBLISHED
+from crm_libs.events.relay_rows import (
+    CLAIM_SQL,
+    COUNTS_SQL,
+    LEADER_SQL,
+    MARK_SENT_SQL,
+    ClaimedRow,
+    record_failure,
+)
+from crm_libs.events.relay_sends import broker_trouble, make_producer, send_rows
 from crm_libs.notify import listen_forever
 
+# make_producer: importable from here, where the consumer and crm-dlq take it.
+__all__ = ["OutboxRelay", "make_producer", "relay_worker"]
+
 log = logging.getLogger(__name__)
-
-PUBLISHED = Counter("crm_outbox_published", "Outbox events acknowledged by the broker", ["topic"])
-PARKED = Counter("crm_outbox_parked", "Outbox events parked after repeated failures", ["topic"])
-REPUBLISHED = Counter(
-    "crm_outbox_republished", "Retained outbox events sent again after the broker lost its data"
-)
-# Every worker's relay counts the same table: under several workers the latest count is the answer.
-BACKLOG = Gauge(
-    "crm_outbox_backlog",
-    "Outbox events waiting to be published (not parked)",
-    multiprocess_mode="livemostrecent",
-)
-PARKED_ROWS = Gauge(
-    "crm_outbox_parked_rows",
-    "Outbox events parked and waiting for an operator",
-    multiprocess_mode="livemostrecent",
-)
-
-# Only the replica holding it publishes (per database: advisory locks are database-scoped).
-_LEADER_SQL = text("SELECT pg_try_advisory_xact_lock(hashtextextended('crm.outbox.relay', 0))")
-
-# In id order, skipping rows that wait for a retry and every later row of the same customer.
-# The envelope comes as its JSON text, sent as it is: no object built and serialised again.
-# Both on the asyncpg connection itself: two thousand rows as SQLAlchemy rows cost more Python
-# than sending them. No row locks: the claim, the sends' outcomes and the epoch check run only in
-# the leader's transaction (``_LEADER_SQL``), and nothing else writes an unpublished, unparked
-# row; locking each claimed row wrote every row once more (and its page to the WAL after a
-# checkpoint) before the mark wrote it again, a third of what publishing cost PostgreSQL.
-_CLAIM_SQL = """
-    WITH waiting AS MATERIALIZED (
-        SELECT key, min(id) AS first_id FROM outbox_event
-        WHERE published_at IS NULL AND parked_at IS NULL AND retry_at IS NOT NULL
-          AND retry_at > now()
-        GROUP BY key
-    )
-    SELECT o.id, o.event_id, o.topic, o.key, CAST(o.envelope AS text) AS envelope
-    FROM outbox_event o
-    WHERE o.published_at IS NULL AND o.parked_at IS NULL
-      AND (o.retry_at IS NULL OR o.retry_at <= now())
-      AND NOT EXISTS (SELECT 1 FROM waiting w WHERE w.key = o.key AND w.first_id < o.id)
-    ORDER BY o.id
-    LIMIT $1
-"""
-_MARK_SENT_SQL = """
-    UPDATE outbox_event SET published_at = now(), attempts = attempts + 1, retry_at = NULL
-    WHERE id = ANY($1::bigint[])
-"""
-
-
-class _Row(NamedTuple):
-    """A claimed outbox row."""
-
-    id: int
-    event_id: str
-    topic: str
-    key: str
-    envelope: str  # the JSON text, sent as it is
-
-
-_RECORD_FAILURE_SQL = text(
-    """
-    UPDATE outbox_event SET
-        attempts = attempts + 1,
-        last_error = :error,
-        parked_at = CASE WHEN attempts + 1 >= :max_attempts THEN now() END,
-        retry_at = CASE WHEN attempts + 1 < :max_attempts
-            THEN now() + make_interval(secs => least(:base * power(2, attempts), :cap)) END
-    WHERE id = :id
-    RETURNING attempts, parked_at IS NOT NULL AS parked
-    """
-)
-_COUNTS_SQL = text(
-    """
-    SELECT
-        (SELECT count(*) FROM outbox_event WHERE published_at IS NULL AND parked_at IS NULL),
-        (SELECT count(*) FROM outbox_event WHERE parked_at IS NOT NULL)
-    """
-)
-
-
-# Rows put in record batches between two yields to the event loop: a consumer in the same
-# process then sends its next statement without waiting for the whole claim to be batched.
-_YIELD_EVERY = 250
-# Records larger than this go out on their own (a quarter of the producer's batch size): one
-# that is too large for any request then fails alone, with aiokafka's own error.
-_ALONE_ABOVE_BYTES = 64 * 1024
-
-
-def make_producer(bootstrap: str) -> AIOKafkaProducer:
-    """A plain acks=all producer: the embedded broker has no idempotent producer, and consumers
-    deduplicate by event_id anyway."""
-    return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=False,
-        linger_ms=5,
-        request_timeout_ms=10_000,
-        max_batch_size=256 * 1024,
-    )
-
-
-def _broker_trouble(exc: BaseException) -> bool:
-    """An error of the broker or the way to it (retry everything later), not of one row."""
-    if isinstance(exc, KafkaError):
-        return bool(exc.retriable)
-    return isinstance(exc, (TimeoutError, OSError))
-
-
-@dataclass
-class _Batch:
-    sent: list[Any] = field(default_factory=list)
-    failed: dict[int, tuple[Any, str]] = field(default_factory=dict)
-    trouble: BaseException | None = None
 
 
 class OutboxRelay:
@@ -255,7 +150,7 @@ class OutboxRelay:
                 if await self.check_broker_epoch():
                     self._epoch_checked_at = now
             except KafkaError as exc:
-                if _broker_trouble(exc):
+                if broker_trouble(exc):
                     raise
                 # E.g. a broker that refuses to create the marker topic: publishing goes on,
                 # only the detection of a broker that lost its data is missing.
@@ -278,7 +173,7 @@ class OutboxRelay:
     async def check_broker_epoch(self) -> bool:
         """As the leader, compare the broker with the one the rows went to. False: not leader."""
         async with self._sessionmaker() as session, session.begin():
-            if not (await session.execute(_LEADER_SQL)).scalar_one():
+            if not (await session.execute(LEADER_SQL)).scalar_one():
                 return False
             producer = await self._ensure_producer()
             republished = await check_broker_epoch(
@@ -293,7 +188,7 @@ class OutboxRelay:
 
     async def update_gauges(self) -> None:
         async with self._sessionmaker() as session:
-            backlog, parked = (await session.execute(_COUNTS_SQL)).one()
+            backlog, parked = (await session.execute(COUNTS_SQL)).one()
         BACKLOG.set(backlog)
         PARKED_ROWS.set(parked)
 
@@ -303,134 +198,34 @@ class OutboxRelay:
         Raises when the broker itself is in trouble and nothing went out (the caller backs off).
         """
         async with self._sessionmaker() as session, session.begin():
-            if not (await session.execute(_LEADER_SQL)).scalar_one():
+            if not (await session.execute(LEADER_SQL)).scalar_one():
                 return 0  # another replica is publishing; it drains the backlog
             db = await driver_connection(session)
-            rows = [_Row(*r) for r in await db.fetch(_CLAIM_SQL, self._batch_size)]
+            rows = [ClaimedRow(*r) for r in await db.fetch(CLAIM_SQL, self._batch_size)]
             if not rows:
                 return 0
-            batch = await self._send(rows)
+            batch = await send_rows(
+                rows, producer=await self._ensure_producer(), admin=await self._ensure_admin()
+            )
             if batch.trouble is not None and not batch.sent:
                 raise batch.trouble
             if batch.sent:
-                await db.execute(_MARK_SENT_SQL, [r.id for r in batch.sent])
+                await db.execute(MARK_SENT_SQL, [r.id for r in batch.sent])
             for row_id, (row, error) in batch.failed.items():
-                await self._record_failure(session, row_id=row_id, row=row, error=error)
+                await record_failure(
+                    session,
+                    row_id=row_id,
+                    row=row,
+                    error=error,
+                    max_attempts=self._max_attempts,
+                    retry_base=self._retry_base,
+                    retry_cap=self._retry_cap,
+                )
         for topic, sent in Tally(row.topic for row in batch.sent).items():
             PUBLISHED.labels(topic=topic).inc(sent)
         if batch.trouble is not None:
             raise batch.trouble
         return len(batch.sent) + len(batch.failed)
-
-    async def _send(self, rows: Sequence[_Row]) -> _Batch:
-        """Send rows in id order, each customer's stopping at its first failing row.
-
-        Rows go out in one record batch per partition (aiokafka's ``send_batch``): a send per
-        row cost more Python than everything else the relay does with it. The partition is
-        the one Kafka's default partitioner gives the key, as for any other producer
-        (:mod:`crm_libs.events.partitions`). A row too large for a batch is sent on its own, so
-        aiokafka refuses it alone; a batch the broker refuses fails each of its rows."""
-        producer = await self._ensure_producer()
-        known = set(await (await self._ensure_admin()).list_topics())
-        batch = _Batch()
-        held: set[str] = set()  # customers whose earlier event failed in this batch
-        partitions: dict[str, list[int]] = {}
-        filling: dict[tuple[str, int], tuple[Any, list[Any]]] = {}  # (builder, its rows)
-        pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
-
-        async def submit(tp: tuple[str, int]) -> None:
-            builder, members = filling.pop(tp)
-            pending.append((members, await producer.send_batch(builder, tp[0], partition=tp[1])))
-
-        for n, row in enumerate(rows, 1):
-            if n % _YIELD_EVERY == 0:
-                await asyncio.sleep(0)  # a consumer's transaction in this process goes on
-            if row.key in held:
-                continue  # stays in the backlog, behind the failed one
-            if row.topic not in known:
-                batch.failed[row.id] = (row, f"topic {row.topic!r} does not exist on the broker")
-                held.add(row.key)
-                continue
-            key, value = row.key.encode(), row.envelope.encode()
-            if row.topic not in partitions:
-                partitions[row.topic] = sorted(await producer.partitions_for(row.topic))
-            everyone = partitions[row.topic]
-            tp = (row.topic, partition_of(key, everyone))
-            if len(key) + len(value) > _ALONE_ABOVE_BYTES:
-                if tp in filling:
-                    await submit(tp)  # the rows before it first
-                try:
-                    future = await producer.send(row.topic, value=value, key=key, partition=tp[1])
-                except Exception as exc:
-                    if _broker_trouble(exc):
-                        raise
-                    batch.failed[row.id] = (row, repr(exc))
-                    held.add(row.key)
-                    continue
-                pending.append(([row], future))
-                continue
-            if tp not in filling:
-                filling[tp] = (producer.create_batch(), [])
-            if filling[tp][0].append(key=key, value=value, timestamp=None) is None:  # full
-                await submit(tp)
-                filling[tp] = (producer.create_batch(), [])
-                filling[tp][0].append(key=key, value=value, timestamp=None)
-            filling[tp][1].append(row)
-        for tp in list(filling):
-            await submit(tp)
-        results = await asyncio.wait_for(
-            asyncio.gather(*(f for _, f in pending), return_exceptions=True), timeout=30
-        )
-        for (members, _), result in zip(pending, results, strict=True):
-            for row in members:
-                if not isinstance(result, BaseException):
-                    batch.sent.append(row)
-                elif _broker_trouble(result):
-                    batch.trouble = result
-                else:
-                    batch.failed[row.id] = (row, repr(result))
-        if batch.sent:
-            await self._confirm_topics_exist({r.topic for r in batch.sent})
-        return batch
-
-    async def _record_failure(
-        self, session: AsyncSession, *, row_id: int, row: Any, error: str
-    ) -> None:
-        attempts, parked = (
-            await session.execute(
-                _RECORD_FAILURE_SQL,
-                {
-                    "id": row_id,
-                    "error": error[:500],
-                    "max_attempts": self._max_attempts,
-                    "base": self._retry_base,
-                    "cap": self._retry_cap,
-                },
-            )
-        ).one()
-        fields = {
-            "outbox_id": row_id,
-            "event_id": row.event_id,
-            "topic": row.topic,
-            "attempts": attempts,
-            "error": error,
-        }
-        if parked:
-            PARKED.labels(topic=row.topic).inc()
-            log.error("outbox event parked after repeated failures", extra={"fields": fields})
-        else:
-            log.warning("outbox event failed, will retry", extra={"fields": fields})
-
-    async def _confirm_topics_exist(self, topics: set[str]) -> None:
-        """Refuse to count a send whose topic the broker does not list.
-
-        A broker that restarted empty (the embedded, memory-backed one) can acknowledge records
-        for a topic that does not exist yet and then lose them when the topic is created: such
-        a batch stays unpublished and is sent again once the topic is there.
-        """
-        missing = topics - set(await (await self._ensure_admin()).list_topics())
-        if missing:
-            raise KafkaError(f"topics not on the broker yet: {sorted(missing)}")
 
     async def _ensure_admin(self) -> AIOKafkaAdminClient:
         if self._admin is None:

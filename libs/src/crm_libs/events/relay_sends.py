@@ -1,0 +1,136 @@
+"""The relay's sends: its producer, and a claim's rows sent in record batches per partition."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from crm_libs.events.partitions import partition_of
+from crm_libs.events.relay_rows import ClaimedRow
+
+# Rows put in record batches between two yields to the event loop: a consumer in the same
+# process then sends its next statement without waiting for the whole claim to be batched.
+_YIELD_EVERY = 250
+# Records larger than this go out on their own (a quarter of the producer's batch size): one
+# that is too large for any request then fails alone, with aiokafka's own error.
+_ALONE_ABOVE_BYTES = 64 * 1024
+
+
+def make_producer(bootstrap: str) -> AIOKafkaProducer:
+    """A plain acks=all producer: the embedded broker has no idempotent producer, and consumers
+    deduplicate by event_id anyway."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=5,
+        request_timeout_ms=10_000,
+        max_batch_size=256 * 1024,
+    )
+
+
+def broker_trouble(exc: BaseException) -> bool:
+    """An error of the broker or the way to it (retry everything later), not of one row."""
+    if isinstance(exc, KafkaError):
+        return bool(exc.retriable)
+    return isinstance(exc, (TimeoutError, OSError))
+
+
+@dataclass
+class SendOutcome:
+    """What became of a claim's rows: sent, failed on their own, or the broker in trouble."""
+
+    sent: list[Any] = field(default_factory=list)
+    failed: dict[int, tuple[Any, str]] = field(default_factory=dict)
+    trouble: BaseException | None = None
+
+
+async def send_rows(
+    rows: Sequence[ClaimedRow], *, producer: AIOKafkaProducer, admin: AIOKafkaAdminClient
+) -> SendOutcome:
+    """Send rows in id order, each customer's stopping at its first failing row.
+
+    Rows go out in one record batch per partition (aiokafka's ``send_batch``): a send per
+    row cost more Python than everything else the relay does with it. The partition is
+    the one Kafka's default partitioner gives the key, as for any other producer
+    (:mod:`crm_libs.events.partitions`). A row too large for a batch is sent on its own, so
+    aiokafka refuses it alone; a batch the broker refuses fails each of its rows."""
+    known = set(await admin.list_topics())
+    batch = SendOutcome()
+    held: set[str] = set()  # customers whose earlier event failed in this batch
+    partitions: dict[str, list[int]] = {}
+    filling: dict[tuple[str, int], tuple[Any, list[Any]]] = {}  # (builder, its rows)
+    pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
+
+    async def submit(tp: tuple[str, int]) -> None:
+        builder, members = filling.pop(tp)
+        pending.append((members, await producer.send_batch(builder, tp[0], partition=tp[1])))
+
+    for n, row in enumerate(rows, 1):
+        if n % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # a consumer's transaction in this process goes on
+        if row.key in held:
+            continue  # stays in the backlog, behind the failed one
+        if row.topic not in known:
+            batch.failed[row.id] = (row, f"topic {row.topic!r} does not exist on the broker")
+            held.add(row.key)
+            continue
+        key, value = row.key.encode(), row.envelope.encode()
+        if row.topic not in partitions:
+            partitions[row.topic] = sorted(await producer.partitions_for(row.topic))
+        everyone = partitions[row.topic]
+        tp = (row.topic, partition_of(key, everyone))
+        if len(key) + len(value) > _ALONE_ABOVE_BYTES:
+            if tp in filling:
+                await submit(tp)  # the rows before it first
+            try:
+                future = await producer.send(row.topic, value=value, key=key, partition=tp[1])
+            except Exception as exc:
+                if broker_trouble(exc):
+                    raise
+                batch.failed[row.id] = (row, repr(exc))
+                held.add(row.key)
+                continue
+            pending.append(([row], future))
+            continue
+        if tp not in filling:
+            filling[tp] = (producer.create_batch(), [])
+        if filling[tp][0].append(key=key, value=value, timestamp=None) is None:  # full
+            await submit(tp)
+            filling[tp] = (producer.create_batch(), [])
+            filling[tp][0].append(key=key, value=value, timestamp=None)
+        filling[tp][1].append(row)
+    for tp in list(filling):
+        await submit(tp)
+    results = await asyncio.wait_for(
+        asyncio.gather(*(f for _, f in pending), return_exceptions=True), timeout=30
+    )
+    for (members, _), result in zip(pending, results, strict=True):
+        for row in members:
+            if not isinstance(result, BaseException):
+                batch.sent.append(row)
+            elif broker_trouble(result):
+                batch.trouble = result
+            else:
+                batch.failed[row.id] = (row, repr(result))
+    if batch.sent:
+        await confirm_topics_exist(admin, {r.topic for r in batch.sent})
+    return batch
+
+
+async def confirm_topics_exist(admin: AIOKafkaAdminClient, topics: set[str]) -> None:
+    """Refuse to count a send whose topic the broker does not list.
+
+    A broker that restarted empty (the embedded, memory-backed one) can acknowledge records
+    for a topic that does not exist yet and then lose them when the topic is created: such
+    a batch stays unpublished and is sent again once the topic is there.
+    """
+    missing = topics - set(await admin.list_topics())
+    if missing:
+        raise KafkaError(f"topics not on the broker yet: {sorted(missing)}")
