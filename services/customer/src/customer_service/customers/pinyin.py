@@ -151,12 +151,24 @@ def name_search_keys(name: str) -> NameKeys:
 @lru_cache(maxsize=65536)
 def _name_search_keys(name: str) -> NameKeys:
     surname, given = _split_surname(name)
-    options = [*_surname_options(surname), *_given_options(given)]
-    if not options:
-        return NameKeys(full=(), initials=())
-    combos = _fewest_changes_first(options, MAX_READINGS)
-    full = tuple(dict.fromkeys("".join(c) for c in combos))
-    initials = tuple(dict.fromkeys("".join(s[0] for s in c) for c in combos))
+    surname_options = _surname_options(surname)
+    if all(len(o) == 1 for o in surname_options):
+        # A surname of one reading (most): the name's combinations are the given name's, each
+        # after the surname, in the same order; the given name's are kept per given name, as
+        # a sheet's whole names rarely repeat but their given names do.
+        full_tail, initials_tail = _given_keys(given)
+        if surname_options or full_tail != ("",):
+            head = "".join(o[0] for o in surname_options)
+            initial = "".join(o[0][0] for o in surname_options)
+            full = tuple(dict.fromkeys(head + tail for tail in full_tail))
+            initials = tuple(dict.fromkeys(initial + tail for tail in initials_tail))
+        else:
+            return NameKeys(full=(), initials=())
+    else:
+        options = [*surname_options, *_given_options(given)]
+        combos = _fewest_changes_first(options, MAX_READINGS)
+        full = tuple(dict.fromkeys("".join(c) for c in combos))
+        initials = tuple(dict.fromkeys("".join(s[0] for s in c) for c in combos))
     latin_words = _LATIN_WORD.findall(name)
     if latin_words and not _HAN.search(name) and len(latin_words) > 1:
         # A foreign name: its family name may come last, so every word is a key of its own.
@@ -183,6 +195,17 @@ def _surname_options(surname: str) -> tuple[tuple[str, ...], ...]:
         return tuple((s,) for s in lazy_pinyin([surname]))
     readings = SURNAME_READINGS.get(surname) or _char_readings(surname, None)
     return (readings,) if readings else ()
+
+
+@lru_cache(maxsize=131072)
+def _given_keys(given: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The given name's reading combinations (``_fewest_changes_first``) as full pinyin and as
+    initials, one pair per combination (not made unique: the surname goes in front first)."""
+    combos = _fewest_changes_first(list(_given_options(given)), MAX_READINGS)
+    return (
+        tuple("".join(c) for c in combos),
+        tuple("".join(s[0] for s in c) for c in combos),
+    )
 
 
 @lru_cache(maxsize=131072)
