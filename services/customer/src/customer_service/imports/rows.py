@@ -52,8 +52,11 @@ class RowReading:
         return found
 
     def first(self, field: str) -> tuple[Column, Cell] | None:
+        columns = self.columns_by_field.get(field)
+        if columns is None:  # most fields of a sheet have no column
+            return None
         cells = self.row.cells
-        for column in self.columns_by_field.get(field, ()):
+        for column in columns:
             if column.index < len(cells):
                 cell = cells[column.index]
                 if not is_blank(cell):
@@ -61,7 +64,7 @@ class RowReading:
         return None
 
     def value(self, field: str, parse: Callable[[Cell], T]) -> T | None:
-        found = self.first(field)
+        found = self.first(field) if field in self.columns_by_field else None
         if found is None:
             return None
         try:
@@ -71,13 +74,13 @@ class RowReading:
             return None
 
     def text(self, field: str) -> str | None:
-        found = self.first(field)
+        found = self.first(field) if field in self.columns_by_field else None
         return None if found is None else text_of(found[1])
 
     def code(
         self, field: str, to_code: Callable[[str], str | None], codes: tuple[str, ...]
     ) -> str | None:
-        text = self.text(field)
+        text = self.text(field) if field in self.columns_by_field else None
         if text is None:
             return None
         code = to_code(text)
@@ -86,6 +89,8 @@ class RowReading:
         return code
 
     def date_between(self, field: str, earliest: date, latest: date) -> date | None:
+        if field not in self.columns_by_field:
+            return None
         value = self.value(field, date_of)
         if value is not None and not earliest <= value <= latest:
             self.fail(field, f"{value.isoformat()} is not between {earliest} and {latest}")
