@@ -36,6 +36,7 @@ from pypinyin.phrases_dict import phrases_dict
 from pypinyin.pinyin_dict import pinyin_dict
 
 from crm_libs.problems import InvalidField
+from customer_service.customers.pinyin_words import READINGS_IN_WORDS
 
 MAX_READINGS = 8
 """At most this many full-pinyin keys per name (and as many initials keys at most)."""
@@ -243,6 +244,15 @@ def _heteronyms(char: str) -> tuple[str, ...]:
 
 @cache
 def _readings_in_words() -> dict[str, frozenset[str]]:
+    """Per polyphonic character, the toneless readings that words of pypinyin's phrase
+    dictionary give it, as customers/pinyin_words.py keeps them (``readings_in_phrases``)."""
+    return {
+        char: frozenset(readings.split(","))
+        for char, _, readings in (entry.partition(":") for entry in READINGS_IN_WORDS.split())
+    }
+
+
+def readings_in_phrases() -> dict[str, frozenset[str]]:
     """Per character, the toneless readings that words of pypinyin's phrase dictionary give it.
 
     That dictionary keeps only words whose reading differs from the characters' defaults, so a
