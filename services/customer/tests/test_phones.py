@@ -245,3 +245,17 @@ def test_anything_else_is_left_to_phonenumbers(typed: str) -> None:
     else:
         with pytest.raises(InvalidField):
             parse_phone(typed)
+
+
+def test_the_lookup_hash_from_a_keyed_copy_is_hmac_sha256_of_the_number() -> None:
+    """``phone_lookup_hash`` copies an HMAC state that has absorbed the key (cached per key):
+    the same digest as a new HMAC-SHA256 per number, for each key, given as text or bytes."""
+    import hashlib
+    import hmac
+
+    numbers = ["+8613812345678", "+861012345678", "+14155550123", "", "+8675512345678"]
+    for key in ("dev-phone-hash-key", "another key", "键"):
+        for number in numbers * 2:  # the second time from the cached state
+            expected = hmac.new(key.encode(), number.encode(), hashlib.sha256).hexdigest()
+            assert phone_lookup_hash(number, key=key) == expected
+            assert phone_lookup_hash(number, key=key.encode()) == expected
