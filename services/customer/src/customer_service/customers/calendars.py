@@ -19,8 +19,10 @@ library has the solar terms and festivals the care reminders need.
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
 from functools import cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -168,11 +170,33 @@ def _solar_anniversary(birthday: date, year: int) -> date:
 
 def today_in(timezone: str, *, now: datetime | None = None) -> date:
     """Today's date in a store's time zone (``now`` for tests; the clock otherwise)."""
+    if now is None:
+        # Kept per time zone until shortly before its next midnight: an import checks each
+        # row's birthday against today.
+        kept = _TODAY.get(timezone)
+        if kept is not None and time.time() < kept[1]:
+            return kept[0]
     try:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"unknown time zone {timezone!r}") from exc
-    return (now or datetime.now(UTC)).astimezone(zone).date()
+    local = (now or datetime.now(UTC)).astimezone(zone)
+    if now is None:
+        _TODAY[timezone] = (local.date(), today_kept_until(local))
+    return local.date()
+
+
+# Per time zone, today and the clock's time (time.time()) until which it holds.
+_TODAY: dict[str, tuple[date, float]] = {}
+
+
+def today_kept_until(local: datetime) -> float:
+    """When a day read at ``local`` stops being kept: two hours before the zone's next
+    midnight by its offset now (a change of offset shifts midnight by an hour, 30 minutes for
+    some zones, so the margin keeps it before midnight), and no later than a minute from now."""
+    midnight = datetime.combine(local.date() + timedelta(days=1), dt_time(), tzinfo=local.tzinfo)
+    until = midnight.replace(tzinfo=None) - local.replace(tzinfo=None) - timedelta(hours=2)
+    return time.time() + min(max(until.total_seconds(), 0.0), 60.0)
 
 
 def check_date_in_range(
@@ -261,7 +285,13 @@ def computed_months(year: int) -> tuple[_Month, ...]:
 
 
 def _month(year: int, month: int, leap: bool) -> _Month | None:
-    return next((m for m in _months(year) if m.month == month and m.leap == leap), None)
+    return _months_by_number(year).get((month, leap))
+
+
+@cache
+def _months_by_number(year: int) -> dict[tuple[int, bool], _Month]:
+    """A lunar year's months by (number, leap): a lunar birthday asks for its month thrice."""
+    return {(m.month, m.leap): m for m in _months(year)}
 
 
 def _ordinal(n: int) -> str:
