@@ -24,6 +24,9 @@ OTHERS = [
     "张〇",
     "乐乐乐乐乐乐",
     "覃朝重行长乐",
+    "兙",  # not in pypinyin's dictionary
+    "兙兙",
+    "兙三",
 ]
 
 
@@ -57,5 +60,6 @@ def test_keys_from_the_given_name_s_combinations_are_the_whole_reading_s() -> No
     for name in names:
         keys = pinyin.name_search_keys(name)
         assert keys == _whole_reading(name), name
+        assert pinyin.name_keys_text(name) == keys.text == _whole_reading(name).text, name
         several_readings += len(keys.full) > 1
     assert several_readings > 1000  # 多音字 surnames and given names among them

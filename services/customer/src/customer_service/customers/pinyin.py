@@ -150,23 +150,32 @@ def name_search_keys(name: str) -> NameKeys:
 
 
 @lru_cache(maxsize=65536)
+def name_keys_text(name: str) -> str:
+    """``name_search_keys(name).text``, kept per name as written (an import stores it for each
+    row, and a sheet's names repeat)."""
+    return name_search_keys(name).text
+
+
+@lru_cache(maxsize=65536)
 def _name_search_keys(name: str) -> NameKeys:
     surname, given = _split_surname(name)
-    surname_options = _surname_options(surname)
-    if all(len(o) == 1 for o in surname_options):
+    heads = _surname_heads(surname)
+    if heads is not None:
         # A surname of one reading (most): the name's combinations are the given name's, each
         # after the surname, in the same order; the given name's are kept per given name, as
         # a sheet's whole names rarely repeat but their given names do.
+        head, initial = heads
         full_tail, initials_tail = _given_keys(given)
-        if surname_options or full_tail != ("",):
-            head = "".join(o[0] for o in surname_options)
-            initial = "".join(o[0][0] for o in surname_options)
+        if len(full_tail) == 1:
+            if not head and not full_tail[0]:
+                return NameKeys(full=(), initials=())
+            full = (head + full_tail[0],)
+            initials = (initial + initials_tail[0],)
+        else:
             full = tuple(dict.fromkeys(head + tail for tail in full_tail))
             initials = tuple(dict.fromkeys(initial + tail for tail in initials_tail))
-        else:
-            return NameKeys(full=(), initials=())
     else:
-        options = [*surname_options, *_given_options(given)]
+        options = [*_surname_options(surname), *_given_options(given)]
         combos = _fewest_changes_first(options, MAX_READINGS)
         full = tuple(dict.fromkeys("".join(c) for c in combos))
         initials = tuple(dict.fromkeys("".join(s[0] for s in c) for c in combos))
@@ -175,6 +184,16 @@ def _name_search_keys(name: str) -> NameKeys:
         # A foreign name: its family name may come last, so every word is a key of its own.
         full = tuple(dict.fromkeys((*full, *latin_words)))
     return NameKeys(full=full, initials=initials)
+
+
+@lru_cache(maxsize=4096)
+def _surname_heads(surname: str) -> tuple[str, str] | None:
+    """A surname of one reading as the keys begin with it (full, initials); None for one read
+    several ways."""
+    options = _surname_options(surname)
+    if any(len(o) > 1 for o in options):
+        return None
+    return "".join(o[0] for o in options), "".join(o[0][0] for o in options)
 
 
 def _split_surname(name: str) -> tuple[str, str]:

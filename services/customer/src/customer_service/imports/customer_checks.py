@@ -309,7 +309,7 @@ def customer_of(
     return NewFile(
         store_id=context.store_id,
         name=name,
-        name_keys=pinyin.name_search_keys(name).text,
+        name_keys=pinyin.name_keys_text(name),
         gender=customer_in.gender,
         ethnicity=customer_in.ethnicity,
         approximate_age=customer_in.approximate_age,
