@@ -166,6 +166,8 @@ def _name_search_keys(name: str) -> NameKeys:
         # a sheet's whole names rarely repeat but their given names do.
         head, initial = heads
         full_tail, initials_tail = _given_keys(given)
+        full: tuple[str, ...]
+        initials: tuple[str, ...]
         if len(full_tail) == 1:
             if not head and not full_tail[0]:
                 return NameKeys(full=(), initials=())

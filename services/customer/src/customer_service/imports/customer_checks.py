@@ -422,7 +422,7 @@ def plain_registration(
         if type(c.birthday) is not date:
             return None
         birthday = c.birthday.isoformat()
-    phones = None
+    phones: list[PhoneEntry] | None = None
     if c.phones:
         phones = []
         for p in c.phones:
