@@ -25,6 +25,14 @@ def is_blank(cell: Cell) -> bool:
     return not text or unicodedata.normalize("NFKC", text).casefold() in _PLACEHOLDERS
 
 
+def normalized_text(cell: str) -> str | None:
+    """``is_blank`` and ``text_of`` in one for a text cell NFKC leaves as it is (most cells; check
+    with ``unicodedata.is_normalized``): trimmed, it is normalised too, so both read the same
+    stripped text; None if that is blank."""
+    text = cell.strip()
+    return None if not text or text.casefold() in _PLACEHOLDERS else text
+
+
 def text_of(cell: Cell) -> str | None:
     """The cell as trimmed NFKC text (full-width letters and digits made plain); None if blank."""
     if isinstance(cell, str):

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import TypeVar
+from unicodedata import is_normalized
 
-from customer_service.imports.cells import date_of, is_blank, text_of
+from customer_service.imports.cells import date_of, is_blank, normalized_text, text_of
 from customer_service.imports.headers import Column, Columns
 from customer_service.imports.sheets import Cell, SheetRow
 
@@ -74,8 +75,22 @@ class RowReading:
             return None
 
     def text(self, field: str) -> str | None:
-        found = self.first(field) if field in self.columns_by_field else None
-        return None if found is None else text_of(found[1])
+        """The first non-blank cell's text (``first``, then ``text_of``), normalising a text
+        cell once rather than twice."""
+        columns = self.columns_by_field.get(field)
+        if columns is None:
+            return None
+        cells = self.row.cells
+        for column in columns:
+            if column.index < len(cells):
+                cell = cells[column.index]
+                if isinstance(cell, str) and is_normalized("NFKC", cell):
+                    text = normalized_text(cell)
+                    if text is not None:
+                        return text
+                elif not is_blank(cell):
+                    return text_of(cell)
+        return None
 
     def code(
         self, field: str, to_code: Callable[[str], str | None], codes: tuple[str, ...]
