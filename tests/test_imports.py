@@ -170,6 +170,34 @@ async def test_xlsx_with_chinese_headers_imported_with_row_errors_and_again_crea
     assert len(await files_of(api, store["id"])) == 3
 
 
+async def test_lunar_birthdays_in_a_leap_month_are_imported_as_the_api_writes_them(
+    api: httpx.AsyncClient,
+) -> None:
+    """A leap month (闰月) is no solar date: written 1944-L04-04 or 2023-闰02-15 it is the lunar
+    birthday the API takes; in a row that says solar, or a leap month its year lacks, it is the
+    row's error, and the other rows go in."""
+    store = await create_store(api)
+    phones = [mobile() for _ in range(4)]
+    sheet = xlsx(
+        [
+            ["姓名", "手机", "生日", "历法"],
+            ["赵德芳", phones[0], "1944-L04-04", ""],
+            ["钱惟演", phones[1], "2023-闰02-15", "农历"],
+            ["孙光宪", phones[2], "1944-L04-04", "公历"],
+            ["李重进", phones[3], "2022-L04-01", "农历"],
+        ]
+    )
+    job = await imported(api, sheet, store_id=store["id"], name="闰月.xlsx")
+    assert (job["created"], job["error_count"]) == (2, 2), job
+    assert [(e["row"], e["field"]) for e in job["errors"]] == [(4, "birthday"), (5, "birthday")]
+    assert "leap" in job["errors"][0]["message"]
+    files = {f["name"]: f for f in await files_of(api, store["id"])}
+    assert {(n, f["birthday"], f["birthday_calendar"]) for n, f in files.items()} == {
+        ("赵德芳", "1944-L04-04", "lunar"),
+        ("钱惟演", "2023-L02-15", "lunar"),
+    }
+
+
 def row_check_processes(stack: LocalStack) -> list[int]:
     """The customer service's processes checking an import's rows (imports/row_checks.py)."""
     service = stack.pids()["customer"]

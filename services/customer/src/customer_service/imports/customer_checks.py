@@ -486,7 +486,9 @@ def _body(
         "gender": c.gender,
         "ethnicity": c.ethnicity,
         "approximate_age": c.approximate_age,
-        "birthday": c.birthday.isoformat() if c.birthday else None,
+        "birthday": (c.birthday if isinstance(c.birthday, str) else c.birthday.isoformat())
+        if c.birthday
+        else None,
         "birthday_calendar": c.birthday_calendar,
         "wedding_anniversary": c.wedding_anniversary,
         "email": c.email,

@@ -26,6 +26,11 @@ MAX_AGE = 130
 MAX_NAME_LENGTH = 50
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _ID_NUMBER = re.compile(r"\d{17}[\dX]|\d{15}")
+# A lunar birthday in a leap month (闰月), as the API writes it (1944-L04-04) or with 闰 for L;
+# no solar date reads so, so the cell is kept as that text and checked against its year later.
+_LEAP_MONTH = re.compile(
+    r"\s*(\d{4})\s*[-/.年]?\s*(?:L|闰)\s*(\d{1,2})\s*[-/.月]?\s*(\d{1,2})\s*日?\s*", re.IGNORECASE
+)
 
 
 # Not frozen, as CustomerCandidate below: one per phone of every row.
@@ -48,7 +53,8 @@ class CustomerCandidate:
     name: str
     phones: tuple[PhoneText, ...] = ()
     gender: str | None = None
-    birthday: date | None = None
+    # A lunar leap month's day is the API's text (YYYY-LMM-DD): no date holds it.
+    birthday: date | str | None = None
     birthday_calendar: str | None = None
     approximate_age: int | None = None
     ethnicity: str | None = None
@@ -127,7 +133,7 @@ def read_customer_row(
         "customer",
         re.sub(r"\s", "", candidate.name).casefold(),
         ",".join(sorted({phone_key(p.number) for p in phones})),
-        birthday.isoformat() if birthday else "",
+        (birthday if isinstance(birthday, str) else birthday.isoformat()) if birthday else "",
         id_number or "",
     )
     return candidate
@@ -157,21 +163,41 @@ def _phones(r: RowReading) -> tuple[PhoneText, ...]:
     return tuple(unique)
 
 
-def _birthday(r: RowReading, *, today: date) -> tuple[date | None, str | None]:
+def _birthday(r: RowReading, *, today: date) -> tuple[date | str | None, str | None]:
     """The birthday and its calendar: a 农历生日 column says lunar for every row of it."""
     found = r.first("birthday")
     stated = r.code("birthday_calendar", calendar_code, ("公历", "农历", "solar", "lunar"))
     if found is None:
         return None, None
-    column, _ = found
-    birthday = r.date_between("birthday", EARLIEST_BIRTHDAY, today)
+    column, cell = found
     implied = column.meaning.implied("birthday_calendar")
     if implied and stated and implied != stated:
         r.fail(
             "birthday_calendar",
             f"the column {column.header} holds {implied} birthdays but this row says {stated}",
         )
+    leap = _LEAP_MONTH.fullmatch(cell) if isinstance(cell, str) else None
+    if leap is not None:
+        return _leap_month_birthday(r, leap, calendar=implied or stated, today=today)
+    birthday = r.date_between("birthday", EARLIEST_BIRTHDAY, today)
     return birthday, (implied or stated or "solar") if birthday else None
+
+
+def _leap_month_birthday(
+    r: RowReading, leap: re.Match[str], *, calendar: str | None, today: date
+) -> tuple[str | None, str | None]:
+    """A leap month's day: lunar whatever the row leaves unsaid; the day itself (a 30th of a
+    29-day month, a leap month the year has not) is checked with the file's other rules."""
+    year, month, day = (int(part) for part in leap.groups())
+    if calendar == "solar":
+        r.fail("birthday", f"{leap.group(0).strip()}: only the lunar calendar has leap months")
+        return None, None
+    if not EARLIEST_BIRTHDAY.year <= year <= today.year:
+        r.fail(
+            "birthday", f"the year {year} is not between {EARLIEST_BIRTHDAY.year} and {today.year}"
+        )
+        return None, None
+    return f"{year:04d}-L{month:02d}-{day:02d}", "lunar"
 
 
 def _notes(r: RowReading) -> str | None:
