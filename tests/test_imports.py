@@ -185,11 +185,16 @@ async def test_lunar_birthdays_in_a_leap_month_are_imported_as_the_api_writes_th
             ["钱惟演", phones[1], "2023-闰02-15", "农历"],
             ["孙光宪", phones[2], "1944-L04-04", "公历"],
             ["李重进", phones[3], "2022-L04-01", "农历"],
+            ["周世宗", mobile(), "1850-L04-04", ""],
         ]
     )
     job = await imported(api, sheet, store_id=store["id"], name="闰月.xlsx")
-    assert (job["created"], job["error_count"]) == (2, 2), job
-    assert [(e["row"], e["field"]) for e in job["errors"]] == [(4, "birthday"), (5, "birthday")]
+    assert (job["created"], job["error_count"]) == (2, 3), job
+    assert [(e["row"], e["field"]) for e in job["errors"]] == [
+        (4, "birthday"),
+        (5, "birthday"),
+        (6, "birthday"),
+    ]
     assert "leap" in job["errors"][0]["message"]
     files = {f["name"]: f for f in await files_of(api, store["id"])}
     assert {(n, f["birthday"], f["birthday_calendar"]) for n, f in files.items()} == {

@@ -178,24 +178,20 @@ def _birthday(r: RowReading, *, today: date) -> tuple[date | str | None, str | N
         )
     leap = _LEAP_MONTH.fullmatch(cell) if isinstance(cell, str) else None
     if leap is not None:
-        return _leap_month_birthday(r, leap, calendar=implied or stated, today=today)
+        return _leap_month_birthday(r, leap, calendar=implied or stated)
     birthday = r.date_between("birthday", EARLIEST_BIRTHDAY, today)
     return birthday, (implied or stated or "solar") if birthday else None
 
 
 def _leap_month_birthday(
-    r: RowReading, leap: re.Match[str], *, calendar: str | None, today: date
+    r: RowReading, leap: re.Match[str], *, calendar: str | None
 ) -> tuple[str | None, str | None]:
-    """A leap month's day: lunar whatever the row leaves unsaid; the day itself (a 30th of a
-    29-day month, a leap month the year has not) is checked with the file's other rules."""
+    """A leap month's day: lunar whatever the row leaves unsaid; the date itself (its year in
+    range, a 30th of a 29-day month, a leap month the year has not) is checked by the file's
+    rules (calendars.check_birthday), as any lunar birthday is."""
     year, month, day = (int(part) for part in leap.groups())
     if calendar == "solar":
         r.fail("birthday", f"{leap.group(0).strip()}: only the lunar calendar has leap months")
-        return None, None
-    if not EARLIEST_BIRTHDAY.year <= year <= today.year:
-        r.fail(
-            "birthday", f"the year {year} is not between {EARLIEST_BIRTHDAY.year} and {today.year}"
-        )
         return None, None
     return f"{year:04d}-L{month:02d}-{day:02d}", "lunar"
 
