@@ -30,6 +30,17 @@ async def _audited(
     return [e for e in response.json()["items"] if e["request_id"] == request_id]
 
 
+async def _written(
+    api: httpx.AsyncClient, request_id: str, *, since: datetime
+) -> list[dict[str, Any]]:
+    """``request_id``'s entries once the trail has them (it is written after the answer)."""
+
+    async def found() -> list[dict[str, Any]] | None:
+        return await _audited(api, request_id, since=since) or None
+
+    return await eventually(found)
+
+
 async def test_a_sparse_read_gives_ids_and_names_alone_in_the_callers_store(
     api: httpx.AsyncClient,
 ) -> None:
@@ -90,11 +101,7 @@ async def test_a_sparse_read_gives_ids_and_names_alone_in_the_callers_store(
             "/customers", params={"ids": ids}, headers={"X-Request-ID": noted}
         )
         assert whole.json()["items"][0]["phone"]
-
-        async def whole_read_noted() -> list[dict[str, Any]] | None:
-            return await _audited(api, noted, since=began) or None
-
-        assert [e["fields"] for e in await eventually(whole_read_noted)] == [
+        assert [e["fields"] for e in await _written(api, noted, since=began)] == [
             ["email", "id_number", "phone"]
         ]
 
@@ -131,11 +138,7 @@ async def test_a_sparse_read_gives_ids_and_names_alone_in_the_callers_store(
         # chance to be written, and none was.
         last = unique("last")
         await manager.get("/customers", params={"ids": ids}, headers={"X-Request-ID": last})
-
-        async def last_read_noted() -> list[dict[str, Any]] | None:
-            return await _audited(api, last, since=began) or None
-
-        await eventually(last_read_noted)
+        await _written(api, last, since=began)
         for request_id in unaudited:
             assert await _audited(api, request_id, since=began) == [], request_id
     finally:
