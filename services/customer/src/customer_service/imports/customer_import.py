@@ -10,7 +10,7 @@ skipped, and a row whose phone already belongs to a file of the store is reporte
 """
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from crm_libs.events.envelope import Topics
@@ -20,6 +20,7 @@ from customer_service.imports.customer_checks import (
     COLUMNS,
     KIND,
     Checked,
+    CheckedChunk,
     Sealed,
     StoreContext,
     sealed,
@@ -175,12 +176,11 @@ async def phones_taken(conn: Any, *, store_id: str, digests: list[str]) -> set[s
     return {d for _, hashes in files for d in hashes}
 
 
-_CLAIM_FINGERPRINTS = """
-    INSERT INTO import_fingerprint (store_id, kind, fingerprint, job_id, record_id)
-    SELECT $1, $2, f, $3, r FROM unnest($4::text[], $5::text[]) AS t(f, r)
-    ON CONFLICT DO NOTHING
-    RETURNING fingerprint
-"""
+# The chunk's fingerprints: a COPY, not an insert that skips conflicts (a speculative insertion
+# per row, twice the server's work). Nothing conflicts: the store's import lock is held from
+# the look-up of the fingerprints imported before to the commit, and no other writer adds a
+# customer fingerprint.
+_FINGERPRINT_COLUMNS = ("store_id", "kind", "fingerprint", "job_id", "record_id")
 # COPY fires the outbox's statement trigger as an INSERT does (the relay is woken once).
 _OUTBOX_COLUMNS = ("event_id", "topic", "key", "envelope")
 # A file the sheet gives an owner starts its ownership trail as a registration's does
@@ -201,62 +201,72 @@ _TAKEN_PHONE = (
 )
 
 
+async def write_chunk(
+    conn: Any, *, chunk: CheckedChunk, context: StoreContext, job_id: str, by: str
+) -> Progress:
+    """A checked chunk written inside its transaction, once the chunks before are committed:
+    under the store's import lock, the rows imported before are skipped (by this or another
+    job), referrers are found (among those files too), and the rest written (``write``)."""
+    await conn.execute(_STORE_LOCK, context.store_id)
+    before = await imported_before(
+        conn, store_id=context.store_id, kind=KIND, keys=[c.fingerprint for c in chunk.checked]
+    )
+    checked = [c for c in chunk.checked if c.fingerprint not in before]
+    found = await referrers(
+        conn, context=context, texts={c.referrer for c in checked if c.referrer}
+    )
+    prepared = resolve(checked, context=context, referrers=found)
+    prepared.errors = [*chunk.errors, *prepared.errors]
+    prepared.skipped = chunk.candidates - len(checked)
+    _, progress = await write(conn, prepared=prepared, context=context, job_id=job_id, by=by)
+    return replace(progress, rows=chunk.rows)
+
+
 async def write(
     conn: Any, *, prepared: Prepared, context: StoreContext, job_id: str, by: str
 ) -> tuple[list[str], Progress]:
-    """Inside the chunk's transaction: the files not duplicated, their events, their owners'
+    """Inside the chunk's transaction, the store's import lock held and the rows imported
+    before left out (``write_chunk``): the files not duplicated, their events, their owners'
     first entries on the ownership trail (``by``: the account that imported the sheet) and
     fingerprints. Returns the ids of the files written and the chunk's outcome (its ``rows``
     left for the caller)."""
-    await conn.execute(_STORE_LOCK, context.store_id)
     errors = list(prepared.errors)
     skipped = prepared.skipped
     digests = [d for _, _, _, hashes, _ in prepared.files for d in hashes]
     taken = await phones_taken(conn, store_id=context.store_id, digests=digests)
-    fresh = []
-    for file in prepared.files:
-        hashes = file[3]
+    keys: set[str] = set()
+    written: list[tuple[str, str, Sealed]] = []
+    for row, key, file_id, hashes, done in prepared.files:
         if any(d in taken for d in hashes):
-            errors.append(RowError(file[0], "phone", _TAKEN_PHONE))
+            errors.append(RowError(row, "phone", _TAKEN_PHONE))
             continue
         taken.update(hashes)
-        fresh.append(file)
-    claimed: set[str] = set()
-    if fresh:
-        claimed = {
-            r["fingerprint"]
-            for r in await conn.fetch(
-                _CLAIM_FINGERPRINTS,
-                context.store_id,
-                KIND,
-                job_id,
-                [key for _, key, _, _, _ in fresh],
-                [file_id for _, _, file_id, _, _ in fresh],
-            )
-        }
-    written: list[tuple[str, Sealed]] = []
-    for _, key, file_id, _, done in fresh:
-        if key in claimed:
-            claimed.discard(key)  # a repeated row of one chunk goes in once
-            written.append((file_id, done))
-        else:
-            skipped += 1
+        if key in keys:
+            skipped += 1  # a repeated row of one chunk goes in once
+            continue
+        keys.add(key)
+        written.append((key, file_id, done))
     if written:
         await conn.copy_records_to_table(
-            "customer", records=[done.record for _, done in written], columns=COLUMNS
+            "customer", records=[done.record for _, _, done in written], columns=COLUMNS
+        )
+        await conn.copy_records_to_table(
+            "import_fingerprint",
+            records=[(context.store_id, KIND, key, job_id, file_id) for key, file_id, _ in written],
+            columns=_FINGERPRINT_COLUMNS,
         )
         await conn.copy_records_to_table(
             "outbox_event",
             records=[
                 (done.event_id, Topics.CUSTOMERS, file_id, done.envelope)
-                for file_id, done in written
+                for _, file_id, done in written
             ],
             columns=_OUTBOX_COLUMNS,
         )
         reason = f"the file's first owner, named by spreadsheet import {job_id}"
         owned = [
             (file_id, context.store_id, owner, ownership_rules.REGISTERED, reason, by, False)
-            for file_id, done in written
+            for _, file_id, done in written
             if (owner := done.record[_OWNER_AT]) is not None
         ]
         if owned:
@@ -266,4 +276,4 @@ async def write(
         await conn.execute(CLEAN_PENDING)
     errors.sort(key=lambda e: e.row)
     progress = Progress(rows=0, created=len(written), skipped=skipped, errors=errors)
-    return [file_id for file_id, _ in written], progress
+    return [file_id for _, file_id, _ in written], progress

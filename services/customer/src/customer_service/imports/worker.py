@@ -271,34 +271,13 @@ class Runner:
         )
 
     async def _write_customers(self, chunk: CheckedChunk, context: StoreContext) -> None:
-        """Once the chunks before are committed: the rows they imported are skipped, referrers
-        are found (among their files too), and the chunk is written in one transaction."""
-        engine = self.app.state.engine
-        async with driver_connection(engine) as conn:
-            before = await customer_import.imported_before(
-                conn,
-                store_id=context.store_id,
-                kind=customer_checks.KIND,
-                keys=[c.fingerprint for c in chunk.checked],
+        """Once the chunks before are committed, the chunk and the job's progress in one
+        transaction."""
+        async with driver_connection(self.app.state.engine) as conn, conn.transaction():
+            progress = await customer_import.write_chunk(
+                conn, chunk=chunk, context=context, job_id=self.job.id, by=self.job.created_by
             )
-            checked = [c for c in chunk.checked if c.fingerprint not in before]
-            referrers = await customer_import.referrers(
-                conn, context=context, texts={c.referrer for c in checked if c.referrer}
-            )
-        prepared = customer_import.resolve(checked, context=context, referrers=referrers)
-        prepared.errors = [*chunk.errors, *prepared.errors]
-        prepared.skipped = chunk.candidates - len(checked)
-        async with driver_connection(engine) as conn, conn.transaction():
-            _, progress = await customer_import.write(
-                conn,
-                prepared=prepared,
-                context=context,
-                job_id=self.job.id,
-                by=self.job.created_by,
-            )
-            await jobs.advance(
-                conn, job=self.job, worker=self.worker, progress=replace(progress, rows=chunk.rows)
-            )
+            await jobs.advance(conn, job=self.job, worker=self.worker, progress=progress)
 
     # --- purchases -----------------------------------------------------------------------------
 
