@@ -13,8 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from crm_devstack.fixtures import eventually
 from crm_devstack.stack import LocalStack
 from crm_libs.db import make_engine, make_sessionmaker
-from crm_libs.events.envelope import EventEnvelope
-from engagement_service.customers.events import CustomerChangeSeen
+from crm_libs.events.envelope import EventEnvelope, Topics
+from engagement_service.consumed import decode_event
+from engagement_service.customers.events import CUSTOMER_EVENTS, CustomerChangeSeen
 from engagement_service.handlers import handle_events
 
 STORE = "s1"
@@ -433,3 +434,66 @@ async def test_a_batch_of_registrations_costs_the_same_statements_whatever_its_s
         )
     )
     assert copied.scalar_one() == 40
+
+
+def story(p: str) -> list[list[EventEnvelope]]:
+    """Batches of four files' events (customers ``{p}a`` to ``{p}d``): registrations with
+    purchases, then owner changes, a merge, an archive and an erasure, then an overtaken event."""
+    a, b, c, d = (f"{p}{x}" for x in "abcd")
+    return [
+        [
+            file_event(
+                "customer.registered",
+                a,
+                version=1,
+                owner="owner-1",
+                birthday="1951-08-14",
+                birthday_calendar="lunar",
+                wedding_anniversary="1975-05-01",
+                relations=[{"customer_id": b, "kind": "spouse"}],
+                consents={"sms": {"granted": True, "at": "2026-03-01T02:00:00Z", "channel": "x"}},
+            ),
+            registered(b, owner="owner-2"),
+            registered(c, owner=None),
+            registered(d, owner="owner-1"),
+            bought(a, f"{p}p1", "A"),
+            bought(b, f"{p}p2", "B"),
+            bought(c, f"{p}p3", "A"),
+        ],
+        [
+            owner_changed(a, owner="owner-4", version=3),
+            owner_changed(a, owner="owner-3", version=2),
+            merged(b, into=a, version=2),
+            file_event("customer.archived", c, version=2),
+            file_event("customer.erased", d, version=2, owner="owner-1"),
+        ],
+        [owner_changed(a, owner="owner-0", version=2)],
+    ]
+
+
+async def test_events_the_consumer_decoded_leave_what_their_envelopes_leave(
+    session: AsyncSession,
+) -> None:
+    # The consumer hands the handler a file's event decoded by msgspec (CustomerChangeSeen,
+    # engagement_service/consumed.py), anything else as an envelope.
+    for batch in story("env-"):
+        await handle_events(session, batch)
+    for batch in story("dec-"):
+        decoded = [
+            decode_event(e.to_bytes(), Topics.CUSTOMERS if e.type in CUSTOMER_EVENTS else "any")
+            for e in batch
+        ]
+        assert [isinstance(e, CustomerChangeSeen) for e in decoded] == [
+            e.type in CUSTOMER_EVENTS for e in batch
+        ]
+        await handle_events(session, decoded)
+
+    async def left(p: str) -> object:
+        ids = [f"{p}{x}" for x in "abcd"]
+        copies = [await copy_of(session, i) for i in ids]
+        return repr((copies, await tasks_of(session, *ids))).replace(p, "")
+
+    assert await left("dec-") == await left("env-")
+    held = await left("env-")
+    for expected in ("'merged', 'merged_into': 'a'", "'erased'", "'archived'", "'owner-4'"):
+        assert expected in str(held)

@@ -9,6 +9,7 @@ last: a refund's reason is then known to the recovery its customer's stop asks f
 registered in the batch has its owner for the refill and routine tasks.
 """
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +23,7 @@ from engagement_service.care.refill import plan_refills
 from engagement_service.care.routine import replan_moved
 from engagement_service.care.stop_reasons import Signal, record_stop_signals
 from engagement_service.config import Settings
+from engagement_service.consumed import Consumed
 from engagement_service.customers import service as customers
 from engagement_service.customers.events import CUSTOMER_EVENTS, CustomerChangeSeen
 from engagement_service.followups import service as followups
@@ -38,26 +40,36 @@ _DEFAULT_TIMEZONE: str = Settings.model_fields["default_timezone"].default
 
 async def handle_events(
     session: AsyncSession,
-    batch: list[EventEnvelope],
+    batch: Sequence[Consumed],
     *,
     horizon_days: int = _HORIZON_DAYS,
     default_timezone: str = _DEFAULT_TIMEZONE,
 ) -> None:
-    changes = [CustomerChangeSeen.from_envelope(e) for e in batch if e.type in CUSTOMER_EVENTS]
+    # A file's event comes decoded already from the consumer (engagement_service/consumed.py),
+    # or as an envelope (one msgspec refused, or a caller's own).
+    changes: list[CustomerChangeSeen] = []
+    envelopes: list[EventEnvelope] = []
+    for e in batch:
+        if isinstance(e, CustomerChangeSeen):
+            changes.append(e)
+        elif e.type in CUSTOMER_EVENTS:
+            changes.append(CustomerChangeSeen.from_envelope(e))
+        else:
+            envelopes.append(e)
     purchases = [
         followups.PurchaseSeen.from_payload(
             store_id=e.store_id, customer_id=e.customer_id, payload=e.payload
         )
-        for e in batch
+        for e in envelopes
         if e.type == PURCHASE_RECORDED
     ]
     refunds = [
         RefundSeen.from_payload(store_id=e.store_id, payload=e.payload)
-        for e in batch
+        for e in envelopes
         if e.type == PURCHASE_REFUNDED
     ]
-    signals = [Signal.from_refund(e) for e in batch if e.type == PURCHASE_REFUNDED]
-    scores = [ScoreChangeSeen.from_envelope(e) for e in batch if e.type == SCORE_CHANGED]
+    signals = [Signal.from_refund(e) for e in envelopes if e.type == PURCHASE_REFUNDED]
+    scores = [ScoreChangeSeen.from_envelope(e) for e in envelopes if e.type == SCORE_CHANGED]
     await customers.lock_stores(
         session,
         store_ids=[

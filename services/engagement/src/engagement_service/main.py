@@ -18,6 +18,7 @@ from engagement_service.care.routine import routine_care_worker
 from engagement_service.care.scheduled import special_days_worker
 from engagement_service.complaints.router import router as complaints_router
 from engagement_service.config import Settings
+from engagement_service.consumed import decode_event
 from engagement_service.customers.events import applied_by_version
 from engagement_service.followups.router import router as tasks_router
 from engagement_service.handlers import handle_events
@@ -46,6 +47,7 @@ async def run_event_consumer(app: FastAPI) -> None:
             horizon_days=settings.routine_horizon_days,
             default_timezone=settings.default_timezone,
         ),
+        decode=decode_event,
         idempotent=applied_by_version,
     )
     await consumer.run()

@@ -202,39 +202,41 @@ _COPIED_COLUMNS = tuple(_COPIED)
 _COPIED_TYPES = tuple(_COPIED.values())
 
 
-def _copied(change: CustomerChangeSeen) -> dict[str, Any]:
-    """The copy's row for a file; an erased file keeps its ids and status only."""
+def _copied(change: CustomerChangeSeen) -> tuple[Any, ...]:
+    """The copy's row for a file, its values in _COPIED's order (a tuple rather than a dict per
+    file: a batch's rows are only turned into columns); an erased file keeps its ids and status
+    only."""
     file = change.file
-    row: dict[str, Any] = {
-        "customer_id": change.customer_id,
-        "store_id": change.store_id,
-        "status": file.status,
-        "merged_into": change.merged_into,
-        "timezone": None,
-        "owner_staff_id": None,
-        "birthday": None,
-        "birthday_calendar": None,
-        "wedding_anniversary": None,
-        "spouse_customer_id": None,
-        "sms_consent_granted": False,
-        "sms_consent_at": None,
-        "sms_consent_channel": None,
-        "version": file.version,
-    }
     if file.status == "erased":
-        return row
+        return (
+            change.customer_id,
+            change.store_id,
+            file.status,
+            change.merged_into,
+            *_ERASED,
+            file.version,
+        )
     sms = file.consents.sms
-    return row | {
-        "timezone": file.timezone,
-        "owner_staff_id": file.owner_staff_id,
-        "birthday": file.birthday,
-        "birthday_calendar": file.birthday_calendar,
-        "wedding_anniversary": file.wedding_anniversary,
-        "spouse_customer_id": file.spouse_customer_id,
-        "sms_consent_granted": sms.granted,
-        "sms_consent_at": sms.at,
-        "sms_consent_channel": sms.channel,
-    }
+    return (
+        change.customer_id,
+        change.store_id,
+        file.status,
+        change.merged_into,
+        file.timezone,
+        file.owner_staff_id,
+        file.birthday,
+        file.birthday_calendar,
+        file.wedding_anniversary,
+        file.spouse_customer_id,
+        sms.granted,
+        sms.at,
+        sms.channel,
+        file.version,
+    )
+
+
+# An erased file's facts, from timezone to sms_consent_channel.
+_ERASED = (None, None, None, None, None, None, False, None, None)
 
 
 # The batch's newest version of each file in one statement, its columns as arrays (asyncpg's
@@ -253,8 +255,6 @@ _UPSERT_SQL = f"""
 """  # noqa: S608 - constants
 
 
-async def _upsert(session: AsyncSession, *, rows: list[dict[str, Any]]) -> None:
+async def _upsert(session: AsyncSession, *, rows: list[tuple[Any, ...]]) -> None:
     """Write the copy's rows (one per file, each file once)."""
-    await (await driver_connection(session)).execute(
-        _UPSERT_SQL, *([row[c] for row in rows] for c in _COPIED_COLUMNS)
-    )
+    await (await driver_connection(session)).execute(_UPSERT_SQL, *zip(*rows, strict=True))
