@@ -1,7 +1,8 @@
-"""A purchase is claimed by its fact: scoring's consumer writes no ``processed_event`` row for
-it, and a purchase delivered again (the group's offsets rewound, as after a crash before the
-commit) changes nothing, whether its batch also holds claimed events or only purchases.
-Through the real consumer, broker and PostgreSQL."""
+"""A purchase is claimed by its fact, a registration by its file: scoring's consumer writes no
+``processed_event`` row for either, and one delivered again (the group's offsets rewound, as
+after a crash before the commit) changes nothing, whether its batch also holds claimed events
+or not; a registration delivered again after its file was merged away does not bring its score
+back. Through the real consumer, broker and PostgreSQL."""
 
 import asyncio
 import contextlib
@@ -142,8 +143,16 @@ async def test_purchases_are_claimed_by_their_facts_and_a_replay_changes_nothing
     registered = EventEnvelope(
         type="customer.registered", store_id=store, customer_id=b, payload={"timezone": "UTC"}
     )
+    # Claimed: applied once by its claim (scores/handlers.py).
+    updated = EventEnvelope(
+        type="customer.updated",
+        store_id=store,
+        customer_id=b,
+        payload={"file": {"version": 2, "referrer_id": None}, "changed": []},
+    )
     first = [
         registered,
+        updated,
         purchase(f"{tag}-1", customer=a, store=store, total="40.00"),
         purchase(f"{tag}-2", customer=a, store=store, total="25.00"),
         purchase(f"{tag}-3", customer=b, store=store, total="90.00"),
@@ -155,21 +164,21 @@ async def test_purchases_are_claimed_by_their_facts_and_a_replay_changes_nothing
     try:
         async with consuming(stack, sessions, group, topic):
             await produce(stack, topic, first)
-            assert await eventually(lambda: reached(stack, group, topic, 4), timeout=60)
+            assert await eventually(lambda: reached(stack, group, topic, 5), timeout=60)
             await produce(stack, topic, later)
-            assert await eventually(lambda: reached(stack, group, topic, 6), timeout=60)
+            assert await eventually(lambda: reached(stack, group, topic, 7), timeout=60)
         applied = await state(sessions, store, group)
-        # Only the registration is claimed; the five purchases are their facts.
-        assert applied["claims"] == [str(registered.event_id)]
+        # Only the change is claimed: the registration is its file, the purchases their facts.
+        assert applied["claims"] == [str(updated.event_id)]
         assert applied["facts"] == 5
         assert applied["scores"][a][:2] == (3, 125) and applied["scores"][b][:2] == (2, 100)
 
         # Delivered again: the last batch alone (purchases only), then everything.
-        for rewind_to in (4, 0):
+        for rewind_to in (5, 0):
             await rewind(stack, group, topic, to=rewind_to)
             assert await committed(stack, group, topic) == rewind_to
             async with consuming(stack, sessions, group, topic):
-                assert await eventually(lambda: reached(stack, group, topic, 6), timeout=60)
+                assert await eventually(lambda: reached(stack, group, topic, 7), timeout=60)
             assert await state(sessions, store, group) == applied, f"from offset {rewind_to}"
     finally:
         await engine.dispose()
@@ -177,3 +186,99 @@ async def test_purchases_are_claimed_by_their_facts_and_a_replay_changes_nothing
 
 async def reached(stack: LocalStack, group: str, topic: str, count: int) -> bool:
     return await committed(stack, group, topic) >= count
+
+
+def file_event(
+    type_: str, customer: str, store: str, version: int, **payload: object
+) -> EventEnvelope:
+    file = {"version": version, "referrer_id": None, "uses_competitor_products": False}
+    file.update(payload.pop("file", {}))  # type: ignore[call-overload]
+    return EventEnvelope(
+        type=type_,
+        store_id=store,
+        customer_id=customer,
+        payload={"timezone": "Asia/Shanghai", "file": file, **payload},
+    )
+
+
+async def file_rows(sessions: async_sessionmaker[AsyncSession], store: str) -> dict:
+    async with sessions() as session:
+        links = await session.execute(
+            text(
+                "SELECT customer_id, referrer_id, uses_competitor, version FROM customer_link"
+                " WHERE store_id = :s"
+            ),
+            {"s": store},
+        )
+        districts = await session.execute(
+            text(
+                "SELECT customer_id, district, version FROM analysis_customer_district"
+                " WHERE store_id = :s"
+            ),
+            {"s": store},
+        )
+        return {
+            "links": {r[0]: tuple(r[1:]) for r in links},
+            "districts": {r[0]: tuple(r[1:]) for r in districts},
+        }
+
+
+async def test_registrations_are_claimed_by_their_files_and_a_replay_changes_nothing(
+    stack: LocalStack, database_url: str
+) -> None:
+    tag = uuid.uuid4().hex[:8]
+    topic, store, group = f"test.files.{tag}.v1", f"files-{tag}", f"test-files-{tag}"
+    plain, told, duplicate = f"{tag}-plain", f"{tag}-told", f"{tag}-dup"
+    await create_topics(stack.broker.bootstrap, [topic], partitions=1)
+    engine = make_engine(database_url, pool_size=3)
+    sessions = make_sessionmaker(engine)
+    registrations = [
+        file_event("customer.registered", plain, store, 1),
+        file_event(
+            "customer.registered",
+            told,
+            store,
+            1,
+            file={"referrer_id": plain, "uses_competitor_products": True, "district": "徐汇区"},
+        ),
+        file_event("customer.registered", duplicate, store, 1),
+    ]
+    merged = file_event("customer.merged", duplicate, store, 2, merged_into=plain)
+    # A later change that says nothing clears what the registration said.
+    cleared = file_event("customer.updated", told, store, 2, changed=[])
+    try:
+        async with consuming(stack, sessions, group, topic):
+            await produce(stack, topic, registrations)
+            assert await eventually(lambda: reached(stack, group, topic, 3), timeout=60)
+            told_rows = await file_rows(sessions, store)
+            await produce(stack, topic, [merged, cleared])
+            assert await eventually(lambda: reached(stack, group, topic, 5), timeout=60)
+        applied = await state(sessions, store, group)
+        # The registrations are claimed by their files; the merge and the change are claimed.
+        assert applied["claims"] == sorted([str(merged.event_id), str(cleared.event_id)])
+        # The merged-away file's score is gone; the others are prospects.
+        assert {c: s[2] for c, s in applied["scores"].items()} == {
+            plain: "prospect",
+            told: "prospect",
+        }
+        # A registration's link and district are stored only when they say something.
+        assert told_rows == {
+            "links": {told: (plain, True, 1)},
+            "districts": {told: ("徐汇区", 1)},
+        }
+        after = await file_rows(sessions, store)
+        assert after == {
+            "links": {told: (None, False, 2), duplicate: (None, False, 2)},
+            "districts": {told: (None, 2)},
+        }
+
+        # Delivered again, from the merge on, then all of it: nothing changes, and the merged
+        # file's registration does not bring its score back.
+        for rewind_to in (3, 0):
+            await rewind(stack, group, topic, to=rewind_to)
+            async with consuming(stack, sessions, group, topic):
+                assert await eventually(lambda: reached(stack, group, topic, 5), timeout=60)
+            assert await state(sessions, store, group) == applied, f"from offset {rewind_to}"
+            assert await file_rows(sessions, store) == after, f"from offset {rewind_to}"
+    finally:
+        await engine.dispose()

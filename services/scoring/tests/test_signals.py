@@ -77,6 +77,28 @@ def test_the_files_referrer_and_competitors_products_decode() -> None:
             decode_event(raw("customer.updated", {"file": bad, "changed": []}))
 
 
+def test_a_registration_that_says_nothing_has_no_link_or_district_to_store() -> None:
+    """A registration's plain link and absent district read as no row (scores/consumed_event.py):
+    nothing to store; a later event of the file carries its own, plain or not."""
+    plain = decode_event(raw("customer.registered", {"file": file(1, district=None)}))
+    assert plain.prospect is not None and (plain.link, plain.district) == (None, None)
+    competitor = decode_event(
+        raw("customer.registered", {"file": file(1, uses_competitor_products=True)})
+    )
+    assert (competitor.link, competitor.district) == (("c1", "s1", None, True, 1), None)
+    placed = decode_event(raw("customer.registered", {"file": file(1, district="徐汇区")}))
+    assert placed.link is None and placed.district is not None
+    assert (placed.district.district, placed.district.version) == ("徐汇区", 1)
+    # Decoded the long way (a version as text): the same.
+    slow = orjson.loads(raw("customer.registered", {"file": file(1)}))
+    slow["version"] = "1"
+    assert decode_event(orjson.dumps(slow)).link is None
+    # Any other event of the file stores what it says, nothing included.
+    updated = decode_event(raw("customer.updated", {"file": file(2), "changed": []}))
+    assert updated.link == ("c1", "s1", None, False, 2)
+    assert updated.district is not None and updated.district.district is None
+
+
 async def test_signals_are_stored_once_and_follow_a_merge(session: AsyncSession) -> None:
     db = await driver_connection(session)
     at = datetime.now(UTC)

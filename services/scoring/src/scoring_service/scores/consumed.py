@@ -44,6 +44,8 @@ from scoring_service.scores.consumed_event import (
     district_of,
     link_of,
     refund_event,
+    registered_district,
+    registered_link,
     sale_of,
     scheduled_event,
     signal_event,
@@ -128,8 +130,8 @@ def decode_event(raw: bytes, topic: str | None = None) -> ConsumedEvent:
             return ConsumedEvent(
                 envelope.event_id,
                 prospect=(envelope.customer_id, envelope.store_id, r.timezone),
-                link=link_of(envelope.customer_id, envelope.store_id, r.file),
-                district=district_of(envelope.customer_id, envelope.store_id, r.file),
+                link=registered_link(envelope.customer_id, envelope.store_id, r.file),
+                district=registered_district(envelope.customer_id, envelope.store_id, r.file),
             )
         if envelope.type == CUSTOMER_MERGED:
             m = _merges.decode(envelope.payload)
@@ -167,13 +169,15 @@ def decode_event(raw: bytes, topic: str | None = None) -> ConsumedEvent:
         return _decode_as_before(raw, topic)
 
 
-def _link_as_before(envelope: EventEnvelope, payload: dict[str, object]) -> Link | None:
+def _link_as_before(
+    envelope: EventEnvelope, payload: dict[str, object], *, registered: bool = False
+) -> Link | None:
     file = payload.get("file")
     if file is None:  # a registration published before the file was carried
         return None
-    return link_of(
-        envelope.customer_id, envelope.store_id, msgspec.convert(file, WireFile, strict=False)
-    )
+    wire = msgspec.convert(file, WireFile, strict=False)
+    linked = registered_link if registered else link_of
+    return linked(envelope.customer_id, envelope.store_id, wire)
 
 
 def _decode_as_before(raw: bytes, topic: str | None) -> ConsumedEvent:
@@ -206,7 +210,7 @@ def _decode_as_before(raw: bytes, topic: str | None) -> ConsumedEvent:
             return ConsumedEvent(
                 event_id,
                 prospect=(envelope.customer_id, envelope.store_id, timezone),
-                link=_link_as_before(envelope, payload),
+                link=_link_as_before(envelope, payload, registered=True),
             )
         if envelope.type == CUSTOMER_MERGED:
             survivor = payload["merged_into"]

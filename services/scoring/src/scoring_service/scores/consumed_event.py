@@ -168,3 +168,30 @@ def district_of(customer_id: str, store_id: str, file: WireFile | None) -> Distr
     if file is None:
         return None
     return DistrictSeen(customer_id, store_id, file.district, file.version)
+
+
+# A registration is its file's first event: no event of the file is older, so none can come
+# that a row of its version would have to hold back (the versions compared in signals.py and
+# analysis/seen.py), and any row already there is its own or a later event's, which it would
+# not change. A link with no referrer and no competitors' products reads exactly as no row
+# (classify.py and batch_add_sql.py look for a referrer or ``uses_competitor``, consumption.py
+# for a referrer: none either way), and a district of None as no row (the analysis's region is
+# the LEFT JOIN's NULL either way): such a registration's link and district are not stored.
+# An imported sheet's plain registrations write neither row. Any later event of the file writes
+# its own as before, a plain one included (it must clear what an earlier one said).
+
+
+def registered_link(customer_id: str, store_id: str, file: WireFile | None) -> Link | None:
+    """A registration's link, if it says something (see above)."""
+    if file is None or (file.referrer_id is None and not file.uses_competitor_products):
+        return None
+    return link_of(customer_id, store_id, file)
+
+
+def registered_district(
+    customer_id: str, store_id: str, file: WireFile | None
+) -> DistrictSeen | None:
+    """A registration's district, if it names one (see above)."""
+    if file is None or file.district is None:
+        return None
+    return DistrictSeen(customer_id, store_id, file.district, file.version)

@@ -23,9 +23,15 @@ log = logging.getLogger(__name__)
 
 
 def claimed_by_its_fact(event: ConsumedEvent) -> bool:
-    """A purchase is applied once by its fact's key (``purchase_fact.purchase_id``): the
-    consumer writes no claim for it (crm_libs.events.consumer's ``idempotent``)."""
-    return event.purchase is not None
+    """Events applied once by keys of their own: the consumer writes no claim for them
+    (crm_libs.events.consumer's ``idempotent``).
+
+    A purchase by its fact's key (``purchase_fact.purchase_id``). A registration by its file:
+    the prospect's row is inserted only where the file has none and was not merged away
+    (service.py), its link and district only above the version held (signals.py,
+    analysis/seen.py), so a registration delivered again changes nothing; a claim row per
+    registration was one more row and index entry per imported file, for nothing."""
+    return event.purchase is not None or event.prospect is not None
 
 
 def prepare_batch(batch: list[ConsumedEvent]) -> service.PreparedPurchases:

@@ -50,11 +50,14 @@ PROSPECT_LOYALTY = "floating"
 # no score.changed: a file without a score is a prospect to crm.scores.v1's readers
 # (deploy/README.md), and a score.changed per imported file cost scoring, the broker and the
 # customer service's read copy more than the file's own row.
+# A registration has no claim row (handlers.claimed_by_its_fact): delivered again, it must not
+# bring back the row of a file merged away since (merges.py removed it).
 _INSERT_PROSPECTS_SQL = f"""
     INSERT INTO customer_score (customer_id, store_id, timezone, purchase_count,
                                 net_spend_365d, value_tier, loyalty, version, computed_at)
     SELECT c, s, z, 0, 0, '{PROSPECT}', '{PROSPECT_LOYALTY}', 1, $4
     FROM unnest($1::text[], $2::text[], $3::text[]) AS t(c, s, z)
+    WHERE NOT EXISTS (SELECT FROM merged_customer AS m WHERE m.customer_id = t.c)
     ON CONFLICT (customer_id) DO NOTHING
 """  # noqa: S608
 
