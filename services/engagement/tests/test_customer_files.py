@@ -16,6 +16,7 @@ from crm_libs.db import make_engine, make_sessionmaker
 from crm_libs.events.envelope import EventEnvelope, Topics
 from engagement_service.consumed import decode_event
 from engagement_service.customers.events import CUSTOMER_EVENTS, CustomerChangeSeen
+from engagement_service.customers.service import _COPIED
 from engagement_service.handlers import handle_events
 
 STORE = "s1"
@@ -497,3 +498,23 @@ async def test_events_the_consumer_decoded_leave_what_their_envelopes_leave(
     held = await left("env-")
     for expected in ("'merged', 'merged_into': 'a'", "'erased'", "'archived'", "'owner-4'"):
         assert expected in str(held)
+
+
+async def test_the_row_type_the_copy_is_sent_in_has_the_copys_columns(
+    session: AsyncSession,
+) -> None:
+    # customers/service.py sends a batch's rows as customer_file_copy[] (migration 0017).
+    attributes = await session.execute(
+        text(
+            """
+            SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS kind
+            FROM pg_type AS t JOIN pg_attribute AS a ON a.attrelid = t.typrelid
+            WHERE t.typname = 'customer_file_copy' AND a.attnum > 0 AND NOT a.attisdropped
+            ORDER BY a.attnum
+            """
+        )
+    )
+    named = {"timestamptz": "timestamp with time zone"}
+    assert [tuple(r) for r in attributes] == [
+        (column, named.get(kind, kind)) for column, kind in _COPIED.items()
+    ]

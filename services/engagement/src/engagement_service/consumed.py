@@ -25,21 +25,20 @@ from engagement_service.customers.wire import WireChange, WireEnvelope, WireFile
 Consumed: TypeAlias = EventEnvelope | CustomerChangeSeen
 
 _envelopes = msgspec.json.Decoder(WireEnvelope)
-_changes = msgspec.json.Decoder(WireChange)
 
 
 # A time's fraction past the microsecond: msgspec rounds it, pydantic cuts it off.
 _PAST_MICROSECONDS = re.compile(rb"\.[0-9]{7}")
 
 
-def _rounded(change: WireChange, payload: msgspec.Raw) -> bool:
+def _rounded(change: WireChange, raw: bytes) -> bool:
     """Whether the time engagement keeps (the SMS consent's) may be one msgspec rounded: then
     the event is decoded the long way, for the time pydantic read before. Looked for only in a
     file that has the time (most have none)."""
     return (
         isinstance(change.file, WireFile)
         and change.file.consents.sms.at is not None
-        and _PAST_MICROSECONDS.search(payload) is not None
+        and _PAST_MICROSECONDS.search(raw) is not None
     )
 
 
@@ -52,9 +51,8 @@ def decode_event(raw: bytes, topic: str) -> Consumed:
         envelope = _envelopes.decode(raw)
         # Types of the topic's contract (crm_libs.events.event_types) engagement applies.
         if envelope.type in CUSTOMER_EVENTS:
-            wire = _changes.decode(envelope.payload)
-            change = CustomerChangeSeen.from_wire(envelope, wire)
-            if change is not None and not _rounded(wire, envelope.payload):
+            change = CustomerChangeSeen.from_wire(envelope)
+            if change is not None and not _rounded(envelope.payload, raw):
                 return change
     except msgspec.DecodeError:  # not JSON, or not of the types above (ValidationError)
         pass

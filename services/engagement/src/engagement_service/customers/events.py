@@ -12,7 +12,7 @@ import msgspec
 from pydantic import BaseModel
 
 from crm_libs.events.envelope import EventEnvelope
-from engagement_service.customers.wire import FileStatus, WireChange, WireEnvelope, WireFile
+from engagement_service.customers.wire import FileStatus, WireEnvelope, WireFile
 
 CUSTOMER_REGISTERED = "customer.registered"
 CUSTOMER_UPDATED = "customer.updated"
@@ -116,10 +116,11 @@ class CustomerChangeSeen(msgspec.Struct, frozen=True, gc=False):
         )
 
     @classmethod
-    def from_wire(cls, envelope: WireEnvelope, change: WireChange) -> "CustomerChangeSeen | None":
+    def from_wire(cls, envelope: WireEnvelope) -> "CustomerChangeSeen | None":
         """The change as :meth:`from_envelope` makes it of the same event, with its id; None
         where that raises (a merge without its survivor), for the event to be decoded as
         before and fail as before."""
+        change = envelope.payload
         file = (
             change.file
             if isinstance(change.file, WireFile)

@@ -181,7 +181,8 @@ async def apply_changes(session: AsyncSession, *, changes: list[CustomerChangeSe
     )
 
 
-# The copy's columns as _copied gives them, and their types for the arrays of _UPSERT_SQL.
+# The copy's columns as _copied gives them, and their types: the attributes of the row type
+# customer_file_copy (migration 0017) that _UPSERT_SQL is sent an array of.
 _COPIED = {
     "customer_id": "text",
     "store_id": "text",
@@ -199,13 +200,11 @@ _COPIED = {
     "version": "integer",
 }
 _COPIED_COLUMNS = tuple(_COPIED)
-_COPIED_TYPES = tuple(_COPIED.values())
 
 
 def _copied(change: CustomerChangeSeen) -> tuple[Any, ...]:
-    """The copy's row for a file, its values in _COPIED's order (a tuple rather than a dict per
-    file: a batch's rows are only turned into columns); an erased file keeps its ids and status
-    only."""
+    """The copy's row for a file, a customer_file_copy in _COPIED's order; an erased file keeps
+    its ids and status only."""
     file = change.file
     if file.status == "erased":
         return (
@@ -239,13 +238,15 @@ def _copied(change: CustomerChangeSeen) -> tuple[Any, ...]:
 _ERASED = (None, None, None, None, None, None, False, None, None)
 
 
-# The batch's newest version of each file in one statement, its columns as arrays (asyncpg's
-# executemany executed the statement once per file: an import's registrations were a hundred
-# thousand executions). The version guard holds even against a concurrent writer. A later
-# change of a merged-away file that does not repeat its survivor keeps pointing there.
+# The batch's newest version of each file in one statement (asyncpg's executemany executed the
+# statement once per file: an import's registrations were a hundred thousand executions), as one
+# array of rows rather than an array per column (asyncpg checks each element of an array for
+# being an array itself, in Python: fourteen checks a file, now one). The version guard holds
+# even against a concurrent writer. A later change of a merged-away file that does not repeat
+# its survivor keeps pointing there.
 _UPSERT_SQL = f"""
     INSERT INTO customer_file ({", ".join(_COPIED_COLUMNS)})
-    SELECT * FROM unnest({", ".join(f"${n}::{kind}[]" for n, kind in enumerate(_COPIED_TYPES, 1))})
+    SELECT * FROM unnest($1::customer_file_copy[])
     ON CONFLICT (customer_id) DO UPDATE SET
         {", ".join(f"{c} = excluded.{c}" for c in _COPIED_COLUMNS[1:] if c != "merged_into")},
         merged_into = CASE WHEN excluded.status = 'merged'
@@ -257,4 +258,4 @@ _UPSERT_SQL = f"""
 
 async def _upsert(session: AsyncSession, *, rows: list[tuple[Any, ...]]) -> None:
     """Write the copy's rows (one per file, each file once)."""
-    await (await driver_connection(session)).execute(_UPSERT_SQL, *zip(*rows, strict=True))
+    await (await driver_connection(session)).execute(_UPSERT_SQL, rows)

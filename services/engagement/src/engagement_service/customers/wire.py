@@ -26,19 +26,6 @@ _UUID_TEXT = Annotated[
 _INTEGER = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 
 
-class WireEnvelope(msgspec.Struct, gc=False):
-    """EventEnvelope's fields, each refused where EventEnvelope refuses it (``occurred_at`` may
-    be left out, not null); ``payload`` kept as its JSON text for the type's own decoder."""
-
-    event_id: _UUID_TEXT
-    type: str
-    store_id: str
-    customer_id: str
-    payload: msgspec.Raw
-    version: _INTEGER = 1
-    occurred_at: datetime | msgspec.UnsetType = msgspec.UNSET
-
-
 class WireSmsConsent(msgspec.Struct, frozen=True, gc=False):
     granted: bool = False
     at: datetime | None = None
@@ -82,3 +69,17 @@ class WireChange(msgspec.Struct, gc=False):
     file: WireFile | msgspec.UnsetType = msgspec.UNSET
     timezone: str | None = None
     merged_into: str | None = None
+
+
+class WireEnvelope(msgspec.Struct, gc=False):
+    """A customer event: EventEnvelope's fields, each refused where EventEnvelope refuses it
+    (``occurred_at`` may be left out, not null), and the payload decoded in the same pass (the
+    decoder looks at the type after)."""
+
+    event_id: _UUID_TEXT
+    type: str
+    store_id: str
+    customer_id: str
+    payload: WireChange = msgspec.field(default_factory=WireChange)
+    version: _INTEGER = 1
+    occurred_at: datetime | msgspec.UnsetType = msgspec.UNSET

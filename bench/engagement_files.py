@@ -1,0 +1,158 @@
+"""Engagement's share of an import: 100,000 ``customer.registered`` events consumed, in CPU.
+
+    uv run python bench/engagement_files.py [--count 100000] [--rounds 1] [--rate 5000]
+        [--profile out.txt]
+
+Starts PostgreSQL, the broker and the engagement service alone, publishes the registrations an
+import of ``--count`` rows would (the envelope's JSON as the import's row checks write it: a
+store, ten owners, birthdays from 1940 to 1975, a third of them lunar), and measures the CPU
+engagement's process and PostgreSQL use until engagement's copy holds every file (the consumer
+only: the special-days job plans the new files at its next check, a minute later at most).
+Without the customer service and scoring, the machine's other work is only the publishing.
+With ``--profile`` engagement is sampled by py-spy (on PATH) during the rounds (an .svg is a
+flame graph, any other name the collapsed stacks).
+
+To compare with an older engagement, run it with that engagement's sources first on the path
+(``PYTHONPATH=/tmp/old/services/engagement/src``, from ``git archive``): the stack's service
+processes inherit it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaProducer
+from support import log, temp_stack, tree_cpu_seconds
+
+from crm_devstack.stack import LocalStack
+from crm_libs.db import asyncpg_dsn
+from crm_libs.events.envelope import Topics
+
+OWNERS = [str(uuid.UUID(int=n)) for n in range(1, 11)]
+BORN_FROM, BORN_DAYS = date(1940, 1, 1), (date(1975, 12, 31) - date(1940, 1, 1)).days
+
+
+def registrations(count: int, *, seed: int, store_id: str) -> list[tuple[bytes, bytes]]:
+    """(key, value) of each event, as customer_checks._registered writes them."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(count):
+        customer_id = str(uuid.UUID(int=rng.getrandbits(128)))
+        file = {
+            "timezone": "Asia/Shanghai",
+            "status": "active",
+            "owner_staff_id": OWNERS[i % len(OWNERS)],
+            "birthday": (BORN_FROM + timedelta(days=rng.randrange(BORN_DAYS))).isoformat(),
+            "birthday_calendar": "lunar" if rng.random() < 1 / 3 else "solar",
+            "wedding_anniversary": None,
+            "relations": [],
+            "referrer_id": None,
+            "uses_competitor_products": False,
+            "consents": {"sms": {"granted": False, "at": None, "channel": None}},
+            "district": None,
+            "version": 1,
+        }
+        envelope = {
+            "event_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "type": "customer.registered",
+            "version": 1,
+            "occurred_at": datetime.now(UTC),
+            "store_id": store_id,
+            "customer_id": customer_id,
+            "payload": {"timezone": "Asia/Shanghai", "file": file},
+        }
+        out.append((customer_id.encode(), orjson.dumps(envelope, option=orjson.OPT_UTC_Z)))
+    return out
+
+
+_SLICE = 500
+
+
+async def one_round(
+    stack: LocalStack, events: list[tuple[bytes, bytes]], *, rate: float | None
+) -> dict[str, float]:
+    conn = await asyncpg.connect(asyncpg_dsn(stack.database_url("engagement")))
+    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        before = await conn.fetchval("SELECT count(*) FROM customer_file")
+        pids = stack.pids()
+        cpu = {name: tree_cpu_seconds(pids[name]) for name in ("engagement", "postgres")}
+        started = time.perf_counter()
+        # In slices of a relay's send, at most ``rate`` a second when given.
+        for n in range(0, len(events), _SLICE):
+            for key, value in events[n : n + _SLICE]:
+                await producer.send(Topics.CUSTOMERS, value=value, key=key)
+            await producer.flush()
+            if rate:
+                await asyncio.sleep(max(0.0, started + (n + _SLICE) / rate - time.perf_counter()))
+        published = time.perf_counter() - started
+        while True:
+            if await conn.fetchval("SELECT count(*) FROM customer_file") >= before + len(events):
+                break
+            await asyncio.sleep(0.05)
+        caught_up = time.perf_counter() - started
+        used = {name: tree_cpu_seconds(pids[name]) - cpu[name] for name in cpu}
+    finally:
+        await producer.stop()
+        await conn.close()
+    return {"published": published, "caught_up": caught_up, **used}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=1, help="imports one after the other")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="events published a second at most (an import's relay sends some 5,000): "
+        "engagement then consumes them in smaller batches, as in an import",
+    )
+    parser.add_argument("--profile", help="write a py-spy profile of engagement here")
+    args = parser.parse_args()
+    with temp_stack("crm-bench-engagement-") as stack:
+        log(f"starting PostgreSQL, the broker and engagement in {stack.data_dir} …")
+        stack.start_infrastructure()
+        stack.start_service("engagement")
+        stack.wait_healthy("engagement")
+        profiler = _profiler(stack.pids()["engagement"], args.profile) if args.profile else None
+        for n in range(args.rounds):
+            events = registrations(args.count, seed=args.seed + n, store_id=str(uuid.uuid4()))
+            r = asyncio.run(one_round(stack, events, rate=args.rate))
+            per_row = 1e6 / args.count
+            print(
+                f"round {n + 1}: {args.count:,} registrations published in {r['published']:.1f} s,"
+                f" engagement caught up after {r['caught_up']:.1f} s; engagement "
+                f"{r['engagement']:.2f} cpu-s ({r['engagement'] * per_row:.1f} µs a row), "
+                f"PostgreSQL {r['postgres']:.2f} cpu-s ({r['postgres'] * per_row:.1f} µs a row)"
+            )
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            profiler.wait()
+    return 0
+
+
+def _profiler(pid: int, output: str) -> subprocess.Popen[bytes]:
+    spy = shutil.which("py-spy")
+    if spy is None:
+        raise SystemExit("--profile needs py-spy on PATH")
+    form = "flamegraph" if output.endswith(".svg") else "raw"
+    command = [spy, "record", "--subprocesses", "--pid", str(pid), "--rate", "100"]
+    return subprocess.Popen([*command, "--output", output, "--format", form])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
