@@ -62,3 +62,16 @@ def test_a_damaged_token_is_not_read(damage: str) -> None:
     with pytest.raises(ProblemError) as refused:
         cipher.decrypt(token)
     assert refused.value.status == 500
+
+
+def test_a_batch_s_nonces_are_read_together_and_never_repeat() -> None:
+    """A batch of encryptions takes its nonces from one read of the kernel's randomness (more
+    when it asks for more than it said): each token under its own, each read back."""
+    from crm_libs.field_crypto import Nonces
+
+    cipher = FieldCipher([DEV_KEY])
+    nonces = Nonces(10)
+    tokens = [cipher.encrypt(f"{PHONES}{i}", nonces=nonces) for i in range(35)]
+    used = [base64.urlsafe_b64decode(t[3:])[4:16] for t in tokens]
+    assert len(set(used)) == 35 and all(len(n) == 12 for n in used)
+    assert [cipher.decrypt(t) for t in tokens] == [f"{PHONES}{i}" for i in range(35)]

@@ -247,30 +247,144 @@ def test_anything_else_is_left_to_phonenumbers(typed: str) -> None:
             parse_phone(typed)
 
 
-def test_the_lookup_hash_from_a_keyed_copy_is_hmac_sha256_of_the_number() -> None:
-    """``phone_lookup_hash`` copies an HMAC state that has absorbed the key (cached per key):
-    the same digest as a new HMAC-SHA256 per number, for each key, given as text or bytes."""
+def test_the_lookup_hash_from_the_key_s_pads_is_hmac_sha256_of_the_number() -> None:
+    """``phone_lookup_hash`` copies SHA-256 states that have absorbed the key's inner and outer
+    pads (cached per key): the same digest as ``hmac``'s HMAC-SHA256 per number, for keys of
+    every length around the hash's 64-byte block (a longer key is hashed first), given as text
+    or bytes, and numbers of every length."""
     import hashlib
     import hmac
+    import random
 
+    rng = random.Random(5)
     numbers = ["+8613812345678", "+861012345678", "+14155550123", "", "+8675512345678"]
-    for key in ("dev-phone-hash-key", "another key", "键"):
-        for number in numbers * 2:  # the second time from the cached state
-            expected = hmac.new(key.encode(), number.encode(), hashlib.sha256).hexdigest()
-            assert phone_lookup_hash(number, key=key) == expected
-            assert phone_lookup_hash(number, key=key.encode()) == expected
+    numbers += ["+" + "".join(rng.choices("0123456789", k=n)) for n in range(1, 40)]
+    keys: list[str | bytes] = ["dev-phone-hash-key", "another key", "键", ""]
+    keys += [bytes(rng.randrange(256) for _ in range(n)) for n in (1, 32, 63, 64, 65, 100, 200)]
+    keys += ["k" * n for n in (63, 64, 65, 128)]
+    for key in keys:
+        raw = key.encode() if isinstance(key, str) else key
+        for number in numbers * 2:  # the second time from the cached states
+            expected = hmac.new(raw, number.encode(), hashlib.sha256).hexdigest()
+            assert phone_lookup_hash(number, key=key) == expected, (key, number)
 
 
-def test_the_mobile_blocks_kept_are_the_numbering_plan_s() -> None:
-    """The ranges of five-digit blocks kept as mobile are, block for block, what phonenumbers'
-    plan says of the block's first and last numbers (a new plan fails here: write them again)."""
+def _landline_typings(area: str, number: str) -> list[str]:
+    """A landline the ways staff type it (bench/people.py's, and more)."""
+    split = f"{number[:-4]} {number[-4:]}"
+    return [
+        area + number,
+        f"{area}-{number}",
+        f"{area} {split}",
+        f"{area}-{split.replace(' ', '-')}",
+        f"{area} {number}",
+        f"{area}-{split}",
+    ]
+
+
+def test_the_mainland_landline_shortcut_parses_as_phonenumbers_does_for_every_area_code() -> None:
+    """``parse_phone`` skips phonenumbers' parsing for a mainland landline typed the usual ways
+    (its type is still the plan's): over every two- and three-digit area code after the trunk
+    0, numbers of seven and eight digits (some starting 0 or 1, as a dialling or carrier prefix
+    would), typed each way, the number it builds is phonenumbers.parse's, every field of it,
+    and parse_phone's answer (E.164 and kinds, or the refusal and its reason) is the one the
+    whole of phonenumbers gives."""
+    import random
+
     import phonenumbers
+    from phonenumbers import PhoneNumberType
 
-    from customer_service.customers.phones import _mobile_block_type
+    from customer_service.customers.phones import typed_mainland_landline
 
-    for block in range(13000, 20000):
-        for suffix in (0, 999_999):
-            number = phonenumbers.PhoneNumber(
-                country_code=86, national_number=block * 1_000_000 + suffix
-            )
-            assert _mobile_block_type(block) == phonenumbers.number_type(number), block
+    def reference(raw: str) -> tuple[str, tuple[str, ...]] | None:
+        parsed = phonenumbers.parse(raw, "CN")
+        kind = phonenumbers.number_type(parsed)
+        if kind == PhoneNumberType.UNKNOWN:
+            return None
+        e164 = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        kinds = {
+            PhoneNumberType.MOBILE: ("mobile",),
+            PhoneNumberType.FIXED_LINE: ("landline",),
+            PhoneNumberType.FIXED_LINE_OR_MOBILE: ("mobile", "landline"),
+        }
+        return e164, kinds.get(kind, ("other",))
+
+    rng = random.Random(11)
+    shortcut = landlines = refused = 0
+    for area in [f"0{a}" for a in range(10, 100)] + [f"0{a}" for a in range(100, 1000)]:
+        for length in (7, 8):
+            first = rng.choice("0123456789")
+            number = first + "".join(rng.choices("0123456789", k=length - 1))
+            raw = _landline_typings(area, number)[(int(area) + length) % 6]
+            fast = typed_mainland_landline(raw)
+            assert fast is not None, raw
+            shortcut += 1
+            assert fast == phonenumbers.parse(raw, "CN"), raw
+            expected = reference(raw)
+            if expected is None:
+                refused += 1
+                with pytest.raises(InvalidField) as refusal:
+                    parse_phone(raw)
+                slow = phonenumbers.parse(raw.replace("-", "–"), "CN")  # not the shortcut's
+                with pytest.raises(InvalidField) as slow_refusal:
+                    parse_phone(raw.replace("-", "–"))
+                assert slow == fast
+                assert refusal.value.errors == slow_refusal.value.errors, raw
+            else:
+                landlines += expected[1] == ("landline",)
+                parsed = parse_phone(raw)
+                assert (parsed.e164, parsed.kinds) == expected, raw
+    assert shortcut == 1980
+    assert landlines >= 300 and refused >= 300  # both answers, many times
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "00574-52452397",
+        "0574--52452397",
+        "0574-52452",
+        "0574-5245239712",
+        "(0574)52452397",
+        "0574/52452397",
+        " 0574-52452397",
+        "０５７４-52452397",
+        "+86 574 5245 2397",
+        "574-52452397",
+    ],
+)
+def test_a_landline_typed_otherwise_is_left_to_phonenumbers(typed: str) -> None:
+    from customer_service.customers.phones import typed_mainland_landline
+
+    assert typed_mainland_landline(typed) is None
+
+
+def test_a_list_of_one_phone_is_read_as_the_whole_list_s_rules_read_it() -> None:
+    """``parse_phones`` of a single number (no separate ``phone``) takes a shorter way: over
+    mobiles, landlines, service numbers and invalid ones, each kind given or not, primary or
+    not, its list or its refusal (the problem's fields and messages) is the whole list's."""
+    from bench.people import people
+    from crm_libs.problems import ProblemError
+    from customer_service.customers import profile
+    from customer_service.customers.schemas import PhoneIn
+
+    numbers = [p.phone_typed for p in people(300, seed=4)]
+    numbers += ["138 1234 5678", "010-12345678", "400-810-8888", "+852 9123 4567", "12345"]
+    numbers += ["19412345678", "13812345678 ext 12", "not a phone", "+1 650 253 0000"]
+
+    def outcome(read: object, entry: PhoneIn) -> object:
+        try:
+            return read([entry])  # type: ignore[operator]
+        except ProblemError as exc:
+            return type(exc), exc.status, exc.errors
+
+    answers = set()
+    for number in numbers:
+        for kind in (None, "mobile", "landline", "other"):
+            for primary in (False, True):
+                entry = PhoneIn(number=number, kind=kind, primary=primary)
+                short = outcome(lambda e: profile.parse_phones(e, None, current=[]), entry)
+                whole = outcome(lambda e: profile._phone_list(e, None), entry)
+                assert short == whole, (number, kind, primary)
+                answers.add(type(short).__name__)
+    assert answers == {"list", "tuple"}  # lists and refusals, both

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from crm_libs.field_crypto import FieldCipher
+from crm_libs.field_crypto import FieldCipher, Nonces
 from crm_libs.problems import InvalidField, ProblemError
 from customer_service.customers import calendars
 from customer_service.customers.phones import parse_phone, phone_lookup_hash
@@ -80,6 +80,24 @@ def parse_phones(
         parsed = parse_phone(phone, field="phone")
         others = [p for p in current if not p["primary"] and p["number"] != parsed.e164]
         return [{"number": parsed.e164, "kind": parsed.kind, "primary": True}, *others]
+    if phone is None and len(phones) == 1:
+        return _one_phone(phones[0])
+    return _phone_list(phones, phone)
+
+
+def _one_phone(entry: PhoneIn) -> list[dict[str, Any]]:
+    """``parse_phones`` of a list of one number (most writes, and every row of most sheets):
+    what the whole list's rules make of it (its one error raised as it, no number before it
+    to repeat, the primary whatever it says) without collecting errors and counting
+    primaries; test_phones.py compares the two over numbers of every kind."""
+    parsed = parse_phone(entry.number, field="phones.0.number")
+    kind = entry.kind or parsed.kind
+    if kind not in parsed.kinds:
+        raise InvalidField("phones.0.kind", f"{entry.number} is a {parsed.kind} number, not {kind}")
+    return [{"number": parsed.e164, "kind": kind, "primary": True}]
+
+
+def _phone_list(phones: list[PhoneIn], phone: str | None) -> list[dict[str, Any]]:
     listed: list[dict[str, Any]] = []
     errors = FieldErrors()
     for index, entry in enumerate(phones):
@@ -108,14 +126,19 @@ def parse_phones(
 
 
 def sealed_phones(
-    phones: list[dict[str, Any]], *, cipher: FieldCipher, hash_key: str
+    phones: list[dict[str, Any]],
+    *,
+    cipher: FieldCipher,
+    hash_key: str,
+    nonces: Nonces | None = None,
 ) -> tuple[str | None, list[str], list[str]]:
-    """(phones_encrypted, phone_hashes, phone_tails) of a phone list."""
+    """(phones_encrypted, phone_hashes, phone_tails) of a phone list (sealed under a nonce of
+    ``nonces``, a batch's, else one drawn now)."""
     if not phones:
         return None, [], []
     numbers = [p["number"] for p in phones]
     return (
-        cipher.encrypt(orjson.dumps(phones).decode()),
+        cipher.encrypt(orjson.dumps(phones).decode(), nonces=nonces),
         [phone_lookup_hash(n, key=hash_key) for n in numbers],
         [n[-4:] for n in numbers],
     )

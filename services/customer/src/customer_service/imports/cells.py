@@ -52,6 +52,8 @@ _SPACES = re.compile(r"\s+")
 
 def clean_name(text: str) -> str:
     """A person's name: 「王　五」 padded with a full-width space to align a column is 王五."""
+    if text.isalpha():  # no space in it (most names): neither pattern would change it
+        return text
     return _SPACES.sub(" ", _CJK_GAP.sub("", text))
 
 
@@ -85,6 +87,13 @@ def excel_serial(serial: float) -> date | datetime:
 def when_of(cell: Cell) -> date | datetime:
     """A date or a date and time: a date cell, an Excel serial, or text such as 1956-03-08,
     1956/3/8, 1956.3.8, 1956年3月8日, 19560308, or 2024/5/6 14:30."""
+    if isinstance(cell, str) and len(cell) == 10 and cell[4] == "-" == cell[7]:
+        # Typed as 1956-03-08 (most text dates): read as ISO, which takes ASCII digits only,
+        # so exactly the dates the pattern below reads from such a cell; else the pattern.
+        try:
+            return date.fromisoformat(cell)
+        except ValueError:
+            pass
     if isinstance(cell, datetime | date):
         return cell
     if isinstance(cell, time | timedelta):
@@ -93,7 +102,10 @@ def when_of(cell: Cell) -> date | datetime:
         raise ValueError("not a date")
     if isinstance(cell, int | float):
         return excel_serial(cell)
-    text = unicodedata.normalize("NFKC", cell).strip()
+    return _when_of_text(unicodedata.normalize("NFKC", cell).strip())
+
+
+def _when_of_text(text: str) -> date | datetime:
     if match := _DATE_TEXT.fullmatch(text):
         y, m, d, hh, mm, ss = match.groups()
         try:
@@ -210,7 +222,8 @@ def identifier_of(cell: Cell) -> str | None:
     text = text_of(cell)
     if text is None:
         return None
-    if match := _SCIENTIFIC.fullmatch(text):
+    # Scientific notation has its e (most identifiers are digits alone).
+    if ("e" in text or "E" in text) and (match := _SCIENTIFIC.fullmatch(text)):
         fraction, exponent = match.group(1) or "", int(match.group(2))
         if len(fraction) < exponent:
             raise ValueError(
@@ -229,6 +242,12 @@ def phone_texts(cell: Cell) -> list[str]:
     text = identifier_of(cell)
     if text is None:
         return []
+    if text.isdecimal() and len(text) >= 5:
+        return [text]  # one number of digits alone (most cells): nothing to split or count
+    return _numbers_in(text)
+
+
+def _numbers_in(text: str) -> list[str]:
     numbers = [part.strip() for part in _PHONE_SEPARATORS.split(text)]
     numbers = [n for n in numbers if n and n.casefold() not in _PLACEHOLDERS]
     for number in numbers:
@@ -239,7 +258,7 @@ def phone_texts(cell: Cell) -> list[str]:
 
 def phone_key(number: str) -> str:
     """The digits of a phone, less a +86 prefix: only to tell repeated rows apart."""
-    digits = _NOT_DIGITS.sub("", number)
+    digits = number if number.isdecimal() else _NOT_DIGITS.sub("", number)
     if digits.startswith("0086"):
         digits = digits[4:]
     elif digits.startswith("86") and len(digits) == 13:

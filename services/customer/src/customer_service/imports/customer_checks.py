@@ -9,25 +9,22 @@ ID number are what a registration stores. A file comes out as its COPY record an
 
 What crosses between processes is kept to tuples and lists (pickled in C): the sheet's rows in,
 each row's outcome out, and the whole file only for a row naming a referrer (it is sealed again
-once the referrer is found).
+once the referrer is found). The file's record and event are customer_sealing.py's (the write
+path takes them, and ``COLUMNS``, from here too).
 """
 
 import functools
 import itertools
-import operator
-import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, NamedTuple, cast
 
-import orjson
 from pydantic import ValidationError
 
-from crm_libs.field_crypto import FieldCipher
-from crm_libs.ids import new_id
+from crm_libs.field_crypto import FieldCipher, Nonces
 from crm_libs.problems import InvalidField, ProblemError
-from customer_service.customers import events, pinyin, profile
+from customer_service.customers import pinyin, profile
 from customer_service.customers.calendars import BIRTHDAY_CALENDARS
 from customer_service.customers.id_numbers import check_id_number
 from customer_service.customers.phones import PHONE_KINDS
@@ -35,71 +32,16 @@ from customer_service.customers.schemas import CustomerCreate, Gender, PhoneIn
 from customer_service.customers.schemas import _valid_email as valid_email
 from customer_service.imports.codes import SOURCE_CHANNELS
 from customer_service.imports.customer_rows import CustomerCandidate, read_customer_row
+from customer_service.imports.customer_sealing import COLUMNS as COLUMNS
+from customer_service.imports.customer_sealing import NewFile, Sealed, sealed
+from customer_service.imports.customer_sealing import record_of as record_of
 from customer_service.imports.headers import Columns
+from customer_service.imports.row_ids import RowIds
 from customer_service.imports.rows import RowError
 from customer_service.imports.sheets import Cell, SheetRow
 
-if TYPE_CHECKING:
-    from customer_service.customers.models import Customer
-
 KIND = "customers"
 IMPORT_CHANNEL = "import"
-# The columns a file is written with (what a registration fills; the rest keep their defaults).
-COLUMNS = (
-    "id",
-    "store_id",
-    "name",
-    "name_keys",
-    "gender",
-    "ethnicity",
-    "approximate_age",
-    "birthday",
-    "birthday_calendar",
-    "wedding_anniversary",
-    "email",
-    "address",
-    "source",
-    "referrer_id",
-    "owner_staff_id",
-    "prospect_stage",
-    "phones_encrypted",
-    "phone_hashes",
-    "phone_tails",
-    "id_number_encrypted",
-    "status",
-    "version",
-)
-_JSON_COLUMNS = frozenset({"address", "source"})
-
-
-@dataclass(slots=True)
-class NewFile:
-    """A file to write, under the model's column names (``Customer``'s): not an ORM object, whose
-    construction costs more than all the row's checks together."""
-
-    store_id: str
-    name: str
-    name_keys: str
-    gender: str | None
-    ethnicity: str | None
-    approximate_age: int | None
-    birthday: date | None
-    birthday_calendar: str
-    wedding_anniversary: date | None
-    email: str | None
-    address: dict[str, Any] | None
-    source: dict[str, Any] | None
-    referrer_id: str | None
-    owner_staff_id: str | None
-    phones_encrypted: str | None
-    phone_hashes: list[str]
-    phone_tails: list[str]
-    id_number_encrypted: str | None
-    id: str = field(default_factory=new_id)
-    prospect_stage: str = "collected"
-    status: str = "active"
-    version: int = 1
-    consents: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,18 +67,6 @@ def _cipher(keys: tuple[str, ...]) -> FieldCipher:
     return FieldCipher(list(keys))
 
 
-class Sealed(NamedTuple):
-    """A file as its COPY record and its ``customer.registered`` outbox row."""
-
-    record: tuple[Any, ...]
-    event_id: str
-    envelope: str
-
-
-def sealed(file: NewFile, *, timezone: str) -> Sealed:
-    return Sealed(record_of(file), *_registered(file, timezone=timezone))
-
-
 class Checked(NamedTuple):
     """A row through the registration's checks, its referrer not yet resolved: the file it
     would open (sealed), or its errors (an owner that names nobody stops the checks, as on the
@@ -152,6 +82,10 @@ class Checked(NamedTuple):
     phone_hashes: list[str] = []
     sealed: Sealed | None = None
     file: NewFile | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Unpickled as the tuple it is, in C (customer_sealing.Sealed says why).
+        return tuple.__new__, (Checked, tuple(self))
 
 
 class CheckedChunk(NamedTuple):
@@ -204,6 +138,8 @@ def check(candidates: Sequence[CustomerCandidate], *, context: StoreContext) -> 
     """Each candidate's file or errors, without its referrer (which may name a file the
     previous chunk is still writing: it is resolved once that chunk is committed)."""
     checked = []
+    # The chunk's random draws, read together (a system call each, dearer than their use).
+    ids, nonces = RowIds(len(candidates)), Nonces(len(candidates))
     for candidate in candidates:
         row, key, referrer = candidate.row, candidate.fingerprint, candidate.referrer
         errors: list[RowError] = []
@@ -211,7 +147,14 @@ def check(candidates: Sequence[CustomerCandidate], *, context: StoreContext) -> 
         if errors:
             checked.append(Checked(row, key, referrer, errors, owner_failed=True))
             continue
-        result = customer_of(candidate, context=context, owner_staff_id=owner_id, referrer_id=None)
+        result = customer_of(
+            candidate,
+            context=context,
+            owner_staff_id=owner_id,
+            referrer_id=None,
+            ids=ids,
+            nonces=nonces,
+        )
         if isinstance(result, list):
             checked.append(Checked(row, key, referrer, result))
             continue
@@ -224,7 +167,7 @@ def check(candidates: Sequence[CustomerCandidate], *, context: StoreContext) -> 
                 file_id=result.id,
                 name=result.name,
                 phone_hashes=result.phone_hashes,
-                sealed=sealed(result, timezone=context.timezone),
+                sealed=sealed(result, timezone=context.timezone, ids=ids),
                 file=result if referrer else None,
             )
         )
@@ -258,9 +201,12 @@ def customer_of(
     context: StoreContext,
     owner_staff_id: str | None,
     referrer_id: str | None,
+    ids: RowIds | None = None,
+    nonces: Nonces | None = None,
 ) -> NewFile | list[RowError]:
     """The file ``POST /customers`` would open for this row, or the row's errors (each field the
-    registration would name)."""
+    registration would name); its id and its fields' nonces from a chunk's ``ids`` and
+    ``nonces``, else drawn now."""
     customer_in = plain_registration(candidate, owner_staff_id, referrer_id)
     if customer_in is None:
         try:
@@ -303,10 +249,12 @@ def customer_of(
         errors.extend(exc.errors or [])
     if errors:
         return [RowError(candidate.row, _sheet_field(e["field"]), e["message"]) for e in errors]
+    cipher = context.cipher
     encrypted, hashes, tails = profile.sealed_phones(
-        phones, cipher=context.cipher, hash_key=context.phone_hash_key
+        phones, cipher=cipher, hash_key=context.phone_hash_key, nonces=nonces
     )
     return NewFile(
+        id=(ids or RowIds(1)).file_id(),
         store_id=context.store_id,
         name=name,
         name_keys=pinyin.name_keys_text(name),
@@ -325,7 +273,7 @@ def customer_of(
         phone_hashes=hashes,
         phone_tails=tails,
         id_number_encrypted=(
-            context.cipher.encrypt(customer_in.id_number) if customer_in.id_number else None
+            cipher.encrypt(customer_in.id_number, nonces=nonces) if customer_in.id_number else None
         ),
     )
 
@@ -527,46 +475,3 @@ def _sheet_field(api_field: str) -> str:
     if head == "phones":
         return "phone"
     return _SHEET_FIELDS.get(api_field, api_field)
-
-
-_VALUES = operator.attrgetter(*COLUMNS)
-_JSON_AT = tuple(i for i, name in enumerate(COLUMNS) if name in _JSON_COLUMNS)
-
-
-def record_of(customer: NewFile) -> tuple[Any, ...]:
-    values = list(_VALUES(customer))
-    for i in _JSON_AT:
-        values[i] = _json_text(values[i])
-    return tuple(values)
-
-
-def _json_text(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
-
-
-def _random_uuid() -> str:
-    """``str(uuid.uuid4())`` written from its bytes (a third of the time, once per row)."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = 0x40 | raw[6] & 0x0F  # version 4
-    raw[8] = 0x80 | raw[8] & 0x3F  # RFC 4122 variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
-def _registered(customer: NewFile, *, timezone: str) -> tuple[str, str]:
-    """``customer.registered`` as a registration stages it (customers/events.py's payload): its
-    id and the envelope's JSON text, written as ``EventEnvelope.to_bytes`` writes it (a test
-    proves them equal) without building and dumping the model, a tenth of a row's checks."""
-    # The payload reads the file's attributes by the model's names, which NewFile shares.
-    file = events.file_payload(cast("Customer", customer), timezone=timezone, relations=[])
-    event_id = _random_uuid()
-    envelope = {
-        "event_id": event_id,
-        "type": events.CUSTOMER_REGISTERED,
-        "version": 1,
-        "occurred_at": datetime.now(UTC),
-        "store_id": customer.store_id,
-        "customer_id": customer.id,
-        "payload": {"timezone": timezone, "file": file},
-    }
-    return event_id, orjson.dumps(envelope, option=orjson.OPT_UTC_Z).decode()

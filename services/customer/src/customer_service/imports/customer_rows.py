@@ -91,52 +91,84 @@ def read_customer_row(
             r.fail("name", f"a name has at most {MAX_NAME_LENGTH} characters")
     phones = _phones(r)
     birthday, calendar = _birthday(r, today=today)
-    approximate_age = r.value("approximate_age", whole_number_of)
-    if approximate_age is not None and not 0 <= approximate_age <= MAX_AGE:
-        r.fail("approximate_age", f"an age is between 0 and {MAX_AGE}")
-    email = r.text("email")
-    if email is not None and not _EMAIL.fullmatch(email):
-        r.fail("email", f"{email} is not an email address")
-    id_number = r.value("id_number", identifier_of)
-    if id_number is not None:
-        id_number = id_number.replace(" ", "").upper()
-        if not _ID_NUMBER.fullmatch(id_number):
-            r.fail("id_number", "an ID-card number has 17 digits and a check digit or X")
     candidate = CustomerCandidate(
         row=row.number,
         fingerprint="",
         name=name or "",
         phones=phones,
-        gender=r.code("gender", gender_code, ("男", "女", "female", "male", "other")),
         birthday=birthday,
         birthday_calendar=calendar,
-        approximate_age=approximate_age,
-        ethnicity=r.text("ethnicity"),
-        email=email,
-        address=r.text("address"),
-        province=r.text("address.province"),
-        city=r.text("address.city"),
-        district=r.text("address.district"),
-        street=r.text("address.street"),
-        id_number=id_number,
-        source_channel=r.code("source.channel", source_channel_code, SOURCE_CHANNELS),
-        source_method=r.text("source.method"),
-        referrer=r.value("referrer", identifier_of),
-        wedding_anniversary=r.date_between("wedding_anniversary", EARLIEST_BIRTHDAY, today),
-        notes=_notes(r),
-        owner=r.text("owner"),
-        external_id=r.value("external_id", identifier_of),
     )
+    # A sheet has a handful of the two dozen fields a row may hold: the others are passed over
+    # (a field without a column reads as nothing and fails nothing), and those it has are read
+    # in this order, which is the order of a row's errors.
+    present = columns.by_field
+    if "approximate_age" in present:
+        age = r.value("approximate_age", whole_number_of)
+        if age is not None and not 0 <= age <= MAX_AGE:
+            r.fail("approximate_age", f"an age is between 0 and {MAX_AGE}")
+        candidate.approximate_age = age
+    if "email" in present:
+        email = r.text("email")
+        if email is not None and not _EMAIL.fullmatch(email):
+            r.fail("email", f"{email} is not an email address")
+        candidate.email = email
+    id_number = None
+    if "id_number" in present:
+        id_number = r.value("id_number", identifier_of)
+        if id_number is not None:
+            id_number = id_number.replace(" ", "").upper()
+            if not _ID_NUMBER.fullmatch(id_number):
+                r.fail("id_number", "an ID-card number has 17 digits and a check digit or X")
+        candidate.id_number = id_number
+    if "gender" in present:
+        candidate.gender = r.code("gender", gender_code, ("男", "女", "female", "male", "other"))
+    for attribute, field in _TEXT_FIELDS:
+        if field in present:
+            setattr(candidate, attribute, r.text(field))
+    if "source.channel" in present:
+        candidate.source_channel = r.code("source.channel", source_channel_code, SOURCE_CHANNELS)
+    if "referrer" in present:
+        candidate.referrer = r.value("referrer", identifier_of)
+    if "wedding_anniversary" in present:
+        candidate.wedding_anniversary = r.date_between(
+            "wedding_anniversary", EARLIEST_BIRTHDAY, today
+        )
+    if "notes" in present:
+        candidate.notes = _notes(r)
+    if "owner" in present:
+        candidate.owner = r.text("owner")
+    if "external_id" in present:
+        candidate.external_id = r.value("external_id", identifier_of)
     if r.errors:
         return r.errors
     candidate.fingerprint = fingerprint(
         "customer",
-        re.sub(r"\s", "", candidate.name).casefold(),
+        _fingerprint_name(candidate.name),
         ",".join(sorted({phone_key(p.number) for p in phones})),
         (birthday if isinstance(birthday, str) else birthday.isoformat()) if birthday else "",
         id_number or "",
     )
     return candidate
+
+
+# The candidate's attributes read as plain text, and their fields (no error comes of reading
+# them, so where they are read among the others changes nothing).
+_TEXT_FIELDS = (
+    ("ethnicity", "ethnicity"),
+    ("address", "address"),
+    ("province", "address.province"),
+    ("city", "address.city"),
+    ("district", "address.district"),
+    ("street", "address.street"),
+    ("source_method", "source.method"),
+)
+_SPACE = re.compile(r"\s")
+
+
+def _fingerprint_name(name: str) -> str:
+    """The name without spaces, case folded; a name of letters alone has no space to drop."""
+    return (name if name.isalpha() else _SPACE.sub("", name)).casefold()
 
 
 def _phones(r: RowReading) -> tuple[PhoneText, ...]:
@@ -148,7 +180,8 @@ def _phones(r: RowReading) -> tuple[PhoneText, ...]:
             except ValueError as exc:
                 r.fail(field, str(exc))
                 continue
-            kind = column.meaning.implied("kind")
+            # Most phone columns imply nothing (手机), a landline one (座机) the kind.
+            kind = column.meaning.implied("kind") if column.meaning.implies else None
             phones.extend(PhoneText(number, kind) for number in numbers)
     if len(phones) < 2:
         return tuple(phones)
@@ -170,17 +203,23 @@ def _birthday(r: RowReading, *, today: date) -> tuple[date | str | None, str | N
     if found is None:
         return None, None
     column, cell = found
-    implied = column.meaning.implied("birthday_calendar")
+    implied = column.meaning.implied("birthday_calendar") if column.meaning.implies else None
     if implied and stated and implied != stated:
         r.fail(
             "birthday_calendar",
             f"the column {column.header} holds {implied} birthdays but this row says {stated}",
         )
-    leap = _LEAP_MONTH.fullmatch(cell) if isinstance(cell, str) else None
+    leap = _LEAP_MONTH.fullmatch(cell) if isinstance(cell, str) and _may_be_leap(cell) else None
     if leap is not None:
         return _leap_month_birthday(r, leap, calendar=implied or stated)
     birthday = r.date_between("birthday", EARLIEST_BIRTHDAY, today)
     return birthday, (implied or stated or "solar") if birthday else None
+
+
+def _may_be_leap(cell: str) -> bool:
+    """Whether a cell may name a leap month (``_LEAP_MONTH`` needs its L or 闰): most birthdays
+    are typed without, and need not be matched against the pattern."""
+    return "L" in cell or "l" in cell or "闰" in cell
 
 
 def _leap_month_birthday(
