@@ -7,7 +7,8 @@ Starts PostgreSQL, the broker and the engagement service alone, publishes the re
 import of ``--count`` rows would (the envelope's JSON as the import's row checks write it: a
 store, ten owners, birthdays from 1940 to 1975, a third of them lunar), and measures the CPU
 engagement's process and PostgreSQL use until engagement's copy holds every file (the consumer
-only: the special-days job plans the new files at its next check, a minute later at most).
+only: the special-days job plans the new files at its next check, a minute later at most;
+``--special-days`` runs it once over them afterwards, in this process, and reports its CPU).
 Without the customer service and scoring, the machine's other work is only the publishing.
 With ``--profile`` engagement is sampled by py-spy (on PATH) during the rounds (an .svg is a
 flame graph, any other name the collapsed stacks).
@@ -36,7 +37,7 @@ from aiokafka import AIOKafkaProducer
 from support import log, temp_stack, tree_cpu_seconds
 
 from crm_devstack.stack import LocalStack
-from crm_libs.db import asyncpg_dsn
+from crm_libs.db import asyncpg_dsn, make_engine, make_sessionmaker
 from crm_libs.events.envelope import Topics
 
 OWNERS = [str(uuid.UUID(int=n)) for n in range(1, 11)]
@@ -110,6 +111,32 @@ async def one_round(
     return {"published": published, "caught_up": caught_up, **used}
 
 
+async def special_days(stack: LocalStack) -> dict[str, float]:
+    """One run of the special-days job over the stores' new files (as the service's next check
+    would run it), in this process: its CPU, and PostgreSQL's."""
+    # Imported here: with an older engagement's sources first on the path, that one's job.
+    from engagement_service.care.scheduled import LeadDays, plan_due_stores
+    from engagement_service.config import Settings
+
+    engine = make_engine(stack.database_url("engagement"), pool_size=2)
+    try:
+        postgres = stack.pids()["postgres"]
+        cpu, db = time.process_time(), tree_cpu_seconds(postgres)
+        planned = await plan_due_stores(
+            make_sessionmaker(engine),
+            now=datetime.now(UTC),
+            lead=LeadDays.of(Settings()),
+            default_timezone="Asia/Shanghai",
+        )
+        return {
+            "job": time.process_time() - cpu,
+            "postgres": tree_cpu_seconds(postgres) - db,
+            "tasks": sum(planned.values()),
+        }
+    finally:
+        await engine.dispose()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=100_000)
@@ -122,6 +149,11 @@ def main() -> int:
         "engagement then consumes them in smaller batches, as in an import",
     )
     parser.add_argument("--profile", help="write a py-spy profile of engagement here")
+    parser.add_argument(
+        "--special-days",
+        action="store_true",
+        help="then run the special-days job over the new files once, in this process",
+    )
     args = parser.parse_args()
     with temp_stack("crm-bench-engagement-") as stack:
         log(f"starting PostgreSQL, the broker and engagement in {stack.data_dir} …")
@@ -142,6 +174,15 @@ def main() -> int:
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
             profiler.wait()
+        if args.special_days:
+            stack.stop_service("engagement")  # its own check would plan them first
+            job = asyncio.run(special_days(stack))
+            files = args.count * args.rounds
+            print(
+                f"special days: one run over the {files:,} files: the job "
+                f"{job['job']:.2f} cpu-s ({job['job'] * 1e6 / files:.1f} µs a file), PostgreSQL "
+                f"{job['postgres']:.2f} cpu-s; {job['tasks']:,.0f} tasks created"
+            )
     return 0
 
 

@@ -12,7 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_libs.events.envelope import EventEnvelope
-from engagement_service.care.scheduled import LeadDays, plan_as_leader
+from engagement_service.care.scheduled import LeadDays, plan_as_leader, wanted_tasks
+from engagement_service.care.special_days import PersonalDates
 from engagement_service.handlers import handle_events
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -188,3 +189,39 @@ async def test_lunar_birthdays_in_a_leap_month_year_and_the_12th_month_across_th
         ("wife", "birthday", date(2025, 7, 4), date(2025, 7, 1), "phone", "staff-a", "open"),
         ("winter", "birthday", date(2026, 2, 2), date(2026, 1, 30), "phone", "staff-a", "open"),
     ]
+
+
+def test_files_sharing_their_dates_get_what_each_ones_dates_give() -> None:
+    # A run looks each set of dates up once (store_files gives files that share their dates one
+    # PersonalDates): every file still gets its own occasions, as when planned alone.
+    lunar = PersonalDates(birthday=date(1951, 12, 1), birthday_calendar="lunar")
+    solar = PersonalDates(birthday=date(1960, 2, 29), birthday_calendar="solar")
+    couple = PersonalDates(
+        birthday=date(1958, 3, 1),
+        wedding_anniversary=date(1980, 2, 27),
+        spouse_birthday=date(1957, 1, 20),
+        spouse_birthday_calendar="lunar",
+    )
+    files = [
+        ("c1", lunar, False),
+        ("c2", solar, True),
+        ("c3", lunar, True),
+        ("c4", couple, False),
+        ("c5", PersonalDates(birthday=date(1951, 12, 1), birthday_calendar="lunar"), False),
+        ("c6", solar, False),
+        ("c7", PersonalDates(), True),
+        ("c8", couple, True),
+    ]
+    given = set()
+    # Lunar birthdays on 11 December 2026 and 27 January 2027, the anniversary and the solar
+    # 29 February (kept on the 28th) in late February, the Spring Festival on 6 February 2027
+    # and 立春 two days before.
+    for today in (date(2026, 12, 9), date(2027, 1, 25), date(2026, 2, 25), date(2027, 2, 1)):
+        alone = [w for file in files for w in wanted_tasks([file], today=today, lead=LEAD)]
+        assert wanted_tasks(files, today=today, lead=LEAD) == alone
+        given |= {(w.customer_id, w.occurrence.occasion.value) for w in alone}
+    assert given == {
+        *((c, "birthday") for c in ("c1", "c2", "c3", "c5", "c6")),
+        *((c, o) for c in ("c4", "c8") for o in ("spouse_birthday", "wedding_anniversary")),
+        *((c, o) for c in ("c2", "c3", "c7", "c8") for o in ("spring_festival", "lichun")),
+    }

@@ -195,11 +195,22 @@ def wanted_tasks(
         return max(today, occurrence.on - timedelta(days=days))
 
     shared = [(o, on) for o in shared_occasions(start=today, end=end) if (on := due(o))]
+    # A store's files share their dates (an imported sheet of 100,000 people born over some
+    # forty years: a birthday per eight files), and a file's occasions are its dates' alone:
+    # each PersonalDates is looked up once a run. By identity: store_files gives the files that
+    # share their dates one object (no hashing of five fields per file), and ``files`` holds
+    # every object until the loop is done, so no identity is reused meanwhile.
+    personal: dict[int, list[tuple[Occurrence, date]]] = {}
     wanted = []
     for customer_id, dates, bought in files:
-        for occurrence in personal_occasions(dates, start=today, end=end):
-            if (due_on := due(occurrence)) is not None:
-                wanted.append(Wanted(customer_id, occurrence, due_on))
+        if (occasions := personal.get(id(dates))) is None:
+            occasions = personal[id(dates)] = [
+                (o, on)
+                for o in personal_occasions(dates, start=today, end=end)
+                if (on := due(o)) is not None
+            ]
+        if occasions:
+            wanted += [Wanted(customer_id, o, due_on) for o, due_on in occasions]
         if bought:
             wanted += [Wanted(customer_id, o, due_on) for o, due_on in shared]
     return wanted
@@ -233,20 +244,29 @@ async def store_files(
     """A store's active files (those changed after ``since`` when given): their own days and
     whether they have bought."""
     rows = await (await driver_connection(session)).fetch(_FILES_SQL, store_id, since)
-    return [
-        (
-            r["customer_id"],
-            PersonalDates(
-                birthday=r["birthday"],
-                birthday_calendar=r["birthday_calendar"],
-                wedding_anniversary=r["wedding_anniversary"],
-                spouse_birthday=r["spouse_birthday"],
-                spouse_birthday_calendar=r["spouse_birthday_calendar"],
-            ),
-            r["bought"],
-        )
-        for r in rows
-    ]
+    # One PersonalDates for the files that share their dates (wanted_tasks looks each up once).
+    shared: dict[tuple[object, ...], PersonalDates] = {}
+    files = []
+    for (
+        customer_id,
+        birthday,
+        calendar,
+        anniversary,
+        spouse_birthday,
+        spouse_calendar,
+        bought,
+    ) in rows:
+        key = (birthday, calendar, anniversary, spouse_birthday, spouse_calendar)
+        if (dates := shared.get(key)) is None:
+            dates = shared[key] = PersonalDates(
+                birthday=birthday,
+                birthday_calendar=calendar,
+                wedding_anniversary=anniversary,
+                spouse_birthday=spouse_birthday,
+                spouse_birthday_calendar=spouse_calendar,
+            )
+        files.append((customer_id, dates, bought))
+    return files
 
 
 async def plan_store(
