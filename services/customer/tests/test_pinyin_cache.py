@@ -1,5 +1,6 @@
 """A name's keys built from its given name's cached combinations are the keys its whole reading
-gives (surname and given name combined, fewest changes first), for every kind of name."""
+gives (surname and given name combined, fewest changes first), for every kind of name; and the
+stored text of a name of Han characters alone, written without building its keys, is theirs."""
 
 import itertools
 
@@ -27,6 +28,12 @@ OTHERS = [
     "兙",  # not in pypinyin's dictionary
     "兙兙",
     "兙三",
+    "㐀㐁",  # extension A
+    "王\uf900",  # a compatibility ideograph (豈): NFKC gives the unified one
+    "〇〇",
+    "单长乐",
+    "覃",
+    "Ｗang芳",
 ]
 
 

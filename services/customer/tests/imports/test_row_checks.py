@@ -88,6 +88,8 @@ _LOADED = (
     "if m in __import__('sys').modules]"
 )
 
+_FROZEN = "__import__('gc').get_freeze_count()"
+
 
 @pytest.mark.timeout(120)
 async def test_rows_checked_in_the_processes_come_back_as_checked_here() -> None:
@@ -106,6 +108,8 @@ async def test_rows_checked_in_the_processes_come_back_as_checked_here() -> None
         # What checking needs and no more: the processes start without loading the web
         # framework or the database layer (a second or so of each one's start, per import).
         assert await checks.run(eval, _LOADED) == []
+        # What the start loaded (with the collector paused) is frozen out of its walks.
+        assert await checks.run(eval, _FROZEN) > 100_000
         assert [e.row for e in there.errors] + [r.row for r in there.checked if r.errors] == [4, 5]
         # Sealed there, read here: the phone list opens with the service's own cipher.
         zhang = next(r for r in there.checked if r.name == "张秀英")
