@@ -3,6 +3,7 @@
 
 from datetime import date
 
+from engagement_service.care import lunar_table, special_days
 from engagement_service.care.special_days import (
     Occasion,
     Occurrence,
@@ -125,3 +126,16 @@ def test_the_spring_festival_across_the_year_end_belongs_to_its_lunar_year() -> 
         Occurrence(date(2026, 2, 4), Occasion.LICHUN, 2026),
         Occurrence(date(2026, 2, 17), Occasion.SPRING_FESTIVAL, 2026),
     ]
+
+
+def test_every_year_of_the_lunar_table_is_the_months_lunar_python_computes() -> None:
+    years = [year for year, *_ in lunar_table.YEARS]
+    assert years == list(range(1899, 2102))
+    for year in years:
+        assert special_days._months(year) == special_days.computed_months(year), year
+
+
+def test_a_lunar_year_outside_the_table_is_computed() -> None:
+    special_days._months.cache_clear()
+    assert special_days._months(2102) == special_days.computed_months(2102)
+    assert len(special_days._months(2102)) in (12, 13)
