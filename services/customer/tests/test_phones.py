@@ -388,3 +388,27 @@ def test_a_list_of_one_phone_is_read_as_the_whole_list_s_rules_read_it() -> None
                 assert short == whole, (number, kind, primary)
                 answers.add(type(short).__name__)
     assert answers == {"list", "tuple"}  # lists and refusals, both
+
+
+def test_a_mobile_typed_as_its_digits_alone_reads_as_the_pattern_reads_it() -> None:
+    """Eleven ASCII digits are read without the typed-mobile pattern: for every three first
+    digits, and digits of other scripts, what it reads is what the pattern's reading gives."""
+    import random
+
+    from customer_service.customers import phones
+
+    def by_pattern(raw: str) -> str | None:
+        match = phones._MAINLAND_MOBILE_TYPED.fullmatch(raw)
+        digits = match.group(1).replace(" ", "").replace("-", "") if match else None
+        return None if digits is None or digits.startswith("179") else digits
+
+    rng = random.Random(2)
+    read = 0
+    for head in range(1000):
+        for _ in range(3):
+            raw = f"{head:03d}" + "".join(rng.choices("0123456789", k=8))
+            assert phones._typed_mainland_digits(raw) == by_pattern(raw), raw
+            read += phones._typed_mainland_digits(raw) is not None
+            wide = raw.translate(str.maketrans("0123456789", "０１２３４５６７８９"))
+            assert phones._typed_mainland_digits(wide) == by_pattern(wide) is None, wide
+    assert read == 3 * 69  # 130-199 but 179

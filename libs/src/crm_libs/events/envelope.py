@@ -9,6 +9,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, Field
 
+from crm_libs.events.topics import Topics as Topics  # still importable from here
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
@@ -34,20 +36,3 @@ class EventEnvelope(BaseModel):
     @classmethod
     def from_bytes(cls, raw: bytes) -> EventEnvelope:
         return cls.model_validate(orjson.loads(raw))
-
-
-class Topics:
-    """Topic names, fixed by the design (versioned, one per publishing domain)."""
-
-    CUSTOMERS = "crm.customers.v1"
-    PURCHASES = "crm.purchases.v1"
-    SCORES = "crm.scores.v1"
-    ENGAGEMENT = "crm.engagement.v1"
-    ALL = (CUSTOMERS, PURCHASES, SCORES, ENGAGEMENT)
-    # Not an event stream: the relays' markers that tell a broker which lost its data (one
-    # partition, created by the relay).
-    OUTBOX_EPOCH = "crm.outbox.epoch"
-
-    @staticmethod
-    def dead_letter(topic: str) -> str:
-        return f"{topic}.dlq"

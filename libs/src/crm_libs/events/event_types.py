@@ -9,7 +9,7 @@ it. A new type is one entry here, beside its contract in deploy/README.md.
 
 from collections.abc import Mapping
 
-from crm_libs.events.envelope import Topics
+from crm_libs.events.topics import Topics
 
 # crm.customers.v1: the customer file's events (the customer service).
 CUSTOMER_REGISTERED = "customer.registered"

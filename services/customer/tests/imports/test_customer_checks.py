@@ -129,6 +129,12 @@ def test_the_plain_reading_is_the_schema_s_or_none_where_the_schema_refuses(
         assert refused > 20
 
 
+def test_the_plain_reading_takes_the_schema_s_genders() -> None:
+    from customer_service.customers.schemas import Gender
+
+    assert {g.value for g in Gender} == customer_checks._GENDERS
+
+
 def test_a_row_s_file_or_errors_are_the_schema_s(monkeypatch: pytest.MonkeyPatch) -> None:
     def outcome(c: CustomerCandidate) -> object:
         result = customer_checks.customer_of(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from crm_libs.events.envelope import EventEnvelope, Topics
 from crm_libs.events.event_types import (
     CUSTOMER_ARCHIVED,
     CUSTOMER_ERASED,
@@ -18,10 +17,12 @@ from crm_libs.events.event_types import (
     CUSTOMER_REGISTERED,
     CUSTOMER_UPDATED,
 )
+from crm_libs.events.topics import Topics
 from customer_service.customers.profile import NO_CONSENTS
 
-# The database layer only where an event is staged: a spreadsheet import's row-check processes
-# build the registrations' payloads with ``file_payload`` and should not load SQLAlchemy to start.
+# The database layer and the envelope's model only where an event is staged: a spreadsheet
+# import's row-check processes build the registrations' payloads with ``file_payload`` and
+# should load neither SQLAlchemy nor pydantic to start.
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,6 +55,7 @@ def file_payload(
 
 
 def _stage(session: AsyncSession, customer: Customer, type_: str, payload: dict[str, Any]) -> None:
+    from crm_libs.events.envelope import EventEnvelope
     from crm_libs.events.outbox import enqueue
 
     enqueue(

@@ -171,6 +171,9 @@ def typed_mainland_landline(raw: str) -> phonenumbers.PhoneNumber | None:
 
 def _typed_mainland_digits(raw: str) -> str | None:
     """The 11 digits of a mainland mobile typed the usual ways (``typed_mainland_mobile``)."""
+    if len(raw) == 11 and raw.isascii() and raw.isdigit():
+        # Its digits alone (most): what the pattern reads of them, without matching it.
+        return raw if raw[0] == "1" and raw[1] in "3456789" and raw[:3] != "179" else None
     match = _MAINLAND_MOBILE_TYPED.fullmatch(raw)
     if match is None:
         return None

@@ -5,9 +5,10 @@ The API names a field once (API.md); some are stored in another form, turned bac
 by ``public_values``. Rules that read other rows (owner, referrer) are in customers/service.py.
 """
 
+import functools
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -15,7 +16,11 @@ from crm_libs.field_crypto import FieldCipher, Nonces
 from crm_libs.problems import InvalidField, ProblemError
 from customer_service.customers import calendars
 from customer_service.customers.phones import parse_phone, phone_lookup_hash
-from customer_service.customers.schemas import PROSPECT_STAGES, Address, Deep, PhoneIn, Source
+
+# The API's schemas (pydantic's models) only where a rule or a reading needs them: an import's
+# row-check processes apply the phone and birthday rules here and should not load pydantic.
+if TYPE_CHECKING:
+    from customer_service.customers.schemas import PhoneIn
 
 NO_CONSENTS: dict[str, Any] = {"sms": {"granted": False, "at": None, "channel": None}}
 
@@ -67,7 +72,7 @@ class FieldErrors:
 
 
 def parse_phones(
-    phones: list[PhoneIn] | None, phone: str | None, *, current: list[dict[str, Any]]
+    phones: "list[PhoneIn] | None", phone: str | None, *, current: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """The file's phone list from a write's ``phones`` and/or ``phone`` (the primary).
 
@@ -85,7 +90,7 @@ def parse_phones(
     return _phone_list(phones, phone)
 
 
-def _one_phone(entry: PhoneIn) -> list[dict[str, Any]]:
+def _one_phone(entry: "PhoneIn") -> list[dict[str, Any]]:
     """``parse_phones`` of a list of one number (most writes, and every row of most sheets):
     what the whole list's rules make of it (its one error raised as it, no number before it
     to repeat, the primary whatever it says) without collecting errors and counting
@@ -97,7 +102,7 @@ def _one_phone(entry: PhoneIn) -> list[dict[str, Any]]:
     return [{"number": parsed.e164, "kind": kind, "primary": True}]
 
 
-def _phone_list(phones: list[PhoneIn], phone: str | None) -> list[dict[str, Any]]:
+def _phone_list(phones: "list[PhoneIn]", phone: str | None) -> list[dict[str, Any]]:
     listed: list[dict[str, Any]] = []
     errors = FieldErrors()
     for index, entry in enumerate(phones):
@@ -188,6 +193,8 @@ def birthday_as_written(birthday: date | None, calendar: str) -> str | None:
 def next_stage(current: str | None, wanted: str, *, may_go_back: bool) -> str:
     """A prospect's stage after a write: forward only (a manager may correct it backwards);
     ``bought`` comes with the first purchase, never by hand."""
+    from customer_service.customers.schemas import PROSPECT_STAGES
+
     if wanted == "bought" and current != "bought":
         raise InvalidField("prospect.stage", "becomes bought with the customer's first purchase")
     if current == "bought" and wanted != "bought" and not may_go_back:
@@ -219,10 +226,17 @@ def sms_consent(
 # --- reading -----------------------------------------------------------------------------------
 
 
-# Stored without the keys never given; shown with every key of the schema, like pydantic would.
-_ADDRESS = dict.fromkeys(Address.model_fields)
-_DEEP = dict.fromkeys(Deep.model_fields)
-_SOURCE = dict.fromkeys(Source.model_fields)
+@functools.cache
+def _schema_keys() -> tuple[dict[str, None], dict[str, None], dict[str, None]]:
+    """The address's, the health record's and the source's keys, each None: stored without the
+    keys never given, they are shown with every key of the schema, like pydantic would."""
+    from customer_service.customers.schemas import Address, Deep, Source
+
+    return (
+        dict.fromkeys(Address.model_fields),
+        dict.fromkeys(Deep.model_fields),
+        dict.fromkeys(Source.model_fields),
+    )
 
 
 def _json(value: Any, empty: dict[str, Any]) -> Any:
@@ -235,13 +249,14 @@ def _json(value: Any, empty: dict[str, Any]) -> Any:
 def public_values(row: Mapping[str, Any], phones: list[dict[str, Any]]) -> dict[str, Any]:
     """The fields whose stored form differs from the API's, as the API names them."""
     stage, grade = row["prospect_stage"], row["prospect_grade"]
+    address, deep, source = _schema_keys()
     return {
         "phone": next((p["number"] for p in phones if p["primary"]), None),
         "phones": phones,
         "birthday": birthday_as_written(row["birthday"], row["birthday_calendar"]),
-        "address": _json(row["address"], _ADDRESS),
-        "deep": _json(row["deep"], _DEEP),
-        "source": _json(row["source"], _SOURCE),
+        "address": _json(row["address"], address),
+        "deep": _json(row["deep"], deep),
+        "source": _json(row["source"], source),
         "prospect": {"stage": stage, "grade": grade} if stage or grade else None,
         "consents": _json(row["consents"], NO_CONSENTS) or NO_CONSENTS,
     }
