@@ -132,6 +132,41 @@ async def test_rows_checked_in_the_processes_come_back_as_checked_here() -> None
     assert not checks.started and _gone(pids)
 
 
+@pytest.mark.timeout(120)
+async def test_a_sheet_the_plain_reading_takes_is_checked_without_the_write_schema() -> None:
+    """The write schema (pydantic's models, a third of a process's start) is loaded only for a
+    row the plain reading does not take: not for a sheet's usual rows, a lunar birthday in a
+    leap month (1944-L04-04, read as its text) and an email among them, nor for their errors."""
+    sheet = "\n".join(
+        [
+            "姓名,性别,手机,生日,历法,服务代表,邮箱",
+            "张秀英,女,138 1234 5678,1956-08-15,农历,李娜,Xiu.Zhang@Example.CN",
+            "孟琴静,女,13240749358,1944-L04-04,农历,,",
+            "叶玲艳,女,13699913832,1974-L04-31,农历,,",
+            "刘芳,女,12345,,,,",
+        ]
+    ).encode()
+    parsed = open_sheet(io.BytesIO(sheet), kind="customers")
+    raw = customer_checks.raw_rows(parsed.rows, 100)
+    checks = RowChecks(1)  # one process: the one that checks is the one asked
+    try:
+        chunk = await checks.run(
+            customer_checks.check_rows,
+            raw,
+            columns=parsed.columns,
+            today=date.today(),
+            context=CONTEXT,
+        )
+        assert [r.row for r in chunk.checked if r.sealed] == [2, 3]
+        assert [(r.row, [e.field for e in r.errors]) for r in chunk.checked if r.errors] == [
+            (4, ["birthday"]),
+            (5, ["phone"]),
+        ]
+        assert await checks.run(eval, _LOADED) == []
+    finally:
+        checks.close()
+
+
 _SERVICE = """
 import asyncio, os, sys, time
 from customer_service.imports.row_checks import RowChecks

@@ -5,7 +5,6 @@ silently. Values that need the store (its time zone, its staff, its customers) a
 ``customers/profile.py`` once the store is known.
 """
 
-import re
 from datetime import date, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -14,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from customer_service.customers.calendars import BirthdayCalendar
+from customer_service.customers.emails import check_email
 from customer_service.customers.id_numbers import check_id_number
 from customer_service.customers.phones import PhoneKind
 from customer_service.imports.codes import SOURCE_CHANNELS
@@ -23,19 +23,8 @@ def _valid_id_number(value: str | None) -> str | None:
     return None if value is None else check_id_number(value)
 
 
-# One @, a dotted domain, no spaces: what a mailbox needs to be written to. Deliverability is
-# not the file's business (no DNS look-up on a write).
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
-
-
 def _valid_email(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    if not _EMAIL.match(value):
-        raise ValueError("not an email address (name@example.com)")
-    local, domain = value.rsplit("@", 1)
-    return f"{local}@{domain.lower()}"
+    return None if value is None else check_email(value)
 
 
 class Gender(StrEnum):

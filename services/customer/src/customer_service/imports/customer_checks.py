@@ -24,6 +24,7 @@ from crm_libs.field_crypto import FieldCipher, Nonces
 from crm_libs.problems import InvalidField, ProblemError
 from customer_service.customers import pinyin, profile
 from customer_service.customers.calendars import BIRTHDAY_CALENDARS
+from customer_service.customers.emails import check_email
 from customer_service.customers.id_numbers import check_id_number
 from customer_service.customers.phones import PHONE_KINDS
 from customer_service.imports.codes import GENDERS, SOURCE_CHANNELS
@@ -372,10 +373,12 @@ def plain_registration(
     ):
         return None
     birthday = None
-    if c.birthday is not None:
-        if type(c.birthday) is not date:
-            return None
+    if type(c.birthday) is date:
         birthday = c.birthday.isoformat()
+    elif type(c.birthday) is str and len(c.birthday) <= 16:
+        birthday = c.birthday  # a lunar leap month's day (1944-L04-04), checked as any birthday
+    elif c.birthday is not None:
+        return None
     phones: list[PhoneEntry] | None = None
     if c.phones:
         phones = []
@@ -387,10 +390,8 @@ def plain_registration(
     if email is not None:
         if len(email) > 254:
             return None
-        from customer_service.customers.schemas import _valid_email
-
         try:
-            email = _valid_email(email)
+            email = check_email(email)
         except ValueError:
             return None
     id_number = c.id_number
