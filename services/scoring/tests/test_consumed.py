@@ -121,6 +121,7 @@ def test_a_refund_s_lines_are_negative_and_a_visit_is_a_contact_once_it_says_rea
         b"not json",
         orjson.dumps({"type": "purchase.recorded", "store_id": "s1"}),  # no customer
         orjson.dumps({**orjson.loads(envelope().to_bytes()), "payload": [1, 2]}),
+        orjson.dumps({**orjson.loads(envelope().to_bytes()), "event_id": "not-a-uuid"}),
         envelope(**purchase_payload(total="a lot")).to_bytes(),
         envelope(**purchase_payload(lines="nonsense")).to_bytes(),
         envelope(**{k: v for k, v in purchase_payload().items() if k != "purchase_id"}).to_bytes(),

@@ -81,6 +81,25 @@ async def test_prospects_stay_out_of_the_ranking(session: AsyncSession) -> None:
     assert tiers == {"p1": "vip", "p2": "prospect"}
 
 
+async def test_prospects_are_stored_as_given_whatever_their_text_holds(
+    session: AsyncSession,
+) -> None:
+    """A batch's prospects go to the server as one text per column where that splits back
+    exactly (service.py), as arrays where it would not: the rows are the same either way."""
+    batches = [
+        [("tx-a", "s-tx", "Asia/Shanghai"), ("tx-b", "s-tx", "UTC"), ("tx-c 1", "s-tx", "UTC")],
+        [("tx-\x1fd", "s-tx", "UTC"), ("tx-e", "s-tx", "Asia/Shanghai")],  # the separator
+        [("tx-f", "s-tx", "")],  # one empty text: no value at all to string_to_array
+        [("tx-g", "s-tx", "UTC")],
+    ]
+    for batch in batches:
+        await service.register_prospects(session, customers=batch)
+    rows = await session.execute(
+        text("SELECT customer_id, store_id, timezone FROM customer_score WHERE store_id = 's-tx'")
+    )
+    assert sorted(tuple(r) for r in rows) == sorted(p for batch in batches for p in batch)
+
+
 async def test_purchases_age_out_of_the_window_without_new_purchases(database_url: str) -> None:
     from crm_libs.db import make_engine, make_sessionmaker
     from scoring_service.scores.scheduled import refresh_as_leader

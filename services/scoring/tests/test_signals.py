@@ -99,6 +99,55 @@ def test_a_registration_that_says_nothing_has_no_link_or_district_to_store() -> 
     assert updated.district is not None and updated.district.district is None
 
 
+async def test_a_registration_stores_the_link_and_district_it_gives_and_no_other(
+    session: AsyncSession,
+) -> None:
+    handle = make_batch_handler(as_of=None)
+    store = "rl-s"
+
+    def registered(customer: str, **changes: object) -> ConsumedEvent:
+        return decode_event(
+            raw("customer.registered", {"file": file(1, **changes)}, customer=customer, store=store)
+        )
+
+    await handle(
+        session,
+        [
+            registered("rl-plain"),
+            registered("rl-told", referrer_id="rl-plain", district="徐汇区"),
+            registered("rl-switcher", uses_competitor_products=True),
+        ],
+    )
+    links = await session.execute(
+        text(
+            "SELECT customer_id, referrer_id, uses_competitor, version FROM customer_link"
+            " WHERE store_id = :s"
+        ),
+        {"s": store},
+    )
+    assert sorted(tuple(r) for r in links) == [
+        ("rl-switcher", None, True, 1),
+        ("rl-told", "rl-plain", False, 1),
+    ]
+    districts = await session.execute(
+        text(
+            "SELECT customer_id, district, version FROM analysis_customer_district"
+            " WHERE store_id = :s"
+        ),
+        {"s": store},
+    )
+    assert [tuple(r) for r in districts] == [("rl-told", "徐汇区", 1)]
+    # The referrer is a prospect with a referred file (no buyer yet): as classified as before.
+    scores = await session.execute(
+        text("SELECT customer_id, loyalty FROM customer_score WHERE store_id = :s"), {"s": store}
+    )
+    assert dict(scores.all()) == {
+        "rl-plain": "floating",
+        "rl-told": "floating",
+        "rl-switcher": "switcher",
+    }
+
+
 async def test_signals_are_stored_once_and_follow_a_merge(session: AsyncSession) -> None:
     db = await driver_connection(session)
     at = datetime.now(UTC)

@@ -52,6 +52,7 @@ from scoring_service.scores.consumed_event import (
     visit_event,
 )
 from scoring_service.scores.consumed_wire import (
+    CANONICAL_UUID,
     DEFAULT_TIMEZONE,
     WireAttended,
     WireCancelled,
@@ -96,6 +97,7 @@ _guests = msgspec.json.Decoder(WireGuestBrought)
 _schedules = msgspec.json.Decoder(WireScheduled)
 _cancellations = msgspec.json.Decoder(WireCancelled)
 _objects = msgspec.json.Decoder(dict)
+_canonical_uuid = CANONICAL_UUID.fullmatch
 
 
 def decode_event(raw: bytes, topic: str | None = None) -> ConsumedEvent:
@@ -104,6 +106,8 @@ def decode_event(raw: bytes, topic: str | None = None) -> ConsumedEvent:
     test), any type is taken."""
     try:
         envelope = _envelopes.decode(raw)
+        if _canonical_uuid(envelope.event_id) is None:
+            return _decode_as_before(raw, topic)
         if topic is not None:
             check_event_type(topic, envelope.type)
         if envelope.type == PURCHASE_RECORDED:

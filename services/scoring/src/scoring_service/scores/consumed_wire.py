@@ -1,9 +1,9 @@
 """The JSON of the events scoring consumes, as msgspec decodes it: only the fields scoring reads
 (scores/consumed.py)."""
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated
 
 import msgspec
 
@@ -11,14 +11,14 @@ import msgspec
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 # The canonical text of a UUID, as EventEnvelope writes it: claimed as it is, no UUID object.
-# Any other spelling goes the long way and is claimed in this form all the same.
-_UUID_TEXT = Annotated[
-    str, msgspec.Meta(pattern="^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-]
+# Any other spelling goes the long way and is claimed in this form all the same. Checked after
+# decoding (scores/consumed.py): the same expression as msgspec's ``Meta(pattern=...)``, a
+# third of the envelope's decoding there, costs a quarter of that called from Python.
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class WireEnvelope(msgspec.Struct, gc=False):
-    event_id: _UUID_TEXT
+    event_id: str  # the canonical text of a UUID once CANONICAL_UUID has matched it
     type: str
     store_id: str
     customer_id: str
