@@ -195,3 +195,35 @@ def test_spelling_pinyin_allows_only_the_last_syllable_cut_short() -> None:
     assert not spells_pinyin("zs")
     assert not spells_pinyin("zhangss")
     assert not spells_pinyin("mm")  # no interjections m/ng/hm: mm is initials
+
+
+def test_a_given_name_in_context_is_its_words_readings_as_pypinyin_reads_the_whole() -> None:
+    """A given name's reading in context, joined from the readings of the words pypinyin cuts
+    it into, each kept, is ``lazy_pinyin`` of the whole: over phrases of its dictionary alone,
+    overlapping, side by side and with a character before or after, characters it cannot read,
+    compatibility ideographs, and the benchmark's given names."""
+    import itertools
+    import random
+
+    from pypinyin import lazy_pinyin
+    from pypinyin.phrases_dict import phrases_dict
+
+    from bench.people import people
+    from customer_service.customers import pinyin
+
+    rng = random.Random(6)
+    phrases = sorted(phrases_dict)[::15]
+    chars = ["长", "乐", "行", "重", "朝", "和", "兙", "〇", "\uf900", "\ufa18", "㐀", "\ue815"]
+    texts = [p.name[1:] for p in people(3000, seed=9)]
+    for phrase in phrases:
+        other = rng.choice(phrases)
+        char = rng.choice(chars)
+        texts += [phrase, phrase + other, phrase[1:] + other, char + phrase, phrase + char]
+    texts += ["".join(c) for c in itertools.product(chars, repeat=2)]
+    texts += ["".join(rng.choices(chars, k=rng.randrange(1, 6))) for _ in range(500)]
+    phrased = 0
+    for text in texts:
+        expected = lazy_pinyin(text, errors=lambda c: "?" * len(c))
+        assert pinyin._in_context(text) == expected, text
+        phrased += any(w in phrases_dict for w in pinyin.pypinyin_words(text))
+    assert phrased > 10_000  # phrases of its dictionary read as phrases, many times

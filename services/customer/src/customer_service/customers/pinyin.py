@@ -34,6 +34,7 @@ from pypinyin import Style, lazy_pinyin, pinyin
 from pypinyin.phonetic_symbol import phonetic_symbol
 from pypinyin.phrases_dict import phrases_dict
 from pypinyin.pinyin_dict import pinyin_dict
+from pypinyin.seg.simpleseg import seg as pypinyin_words
 
 from crm_libs.problems import InvalidField
 from customer_service.customers.pinyin_words import READINGS_IN_WORDS
@@ -264,7 +265,7 @@ def _given_options(given: str) -> tuple[tuple[str, ...], ...]:
         return ()
     # pypinyin reads the Han characters as a phrase where it can (长江 → chang jiang).
     han = "".join(t for t in tokens if _HAN.match(t))
-    read = lazy_pinyin(han, errors=lambda chars: "?" * len(chars)) if han else []
+    read = _in_context(han) if han else []
     # One reading per character (a "?" for one pypinyin cannot read), else no context at all.
     in_context = iter(read if len(read) == len(han) else [None] * len(han))
     options: list[tuple[str, ...]] = []
@@ -276,6 +277,24 @@ def _given_options(given: str) -> tuple[tuple[str, ...], ...]:
         if readings:  # a character pypinyin cannot read cannot be typed either: no syllable
             options.append(readings)
     return tuple(options)
+
+
+def _in_context(han: str) -> list[str]:
+    """``lazy_pinyin(han)``, a character it cannot read as "?": pypinyin cuts the text into
+    words (a phrase of its dictionary, or one character), reads each word alone and joins
+    their readings, so each word's reading is kept and a name's is its words' in order. A
+    sheet's new given names are made of the same few thousand characters, and pypinyin's
+    Python layers cost some 20 µs a name (test_pinyin.py compares the two)."""
+    return [reading for word in pypinyin_words(han) for reading in _word_in_context(word)]
+
+
+@lru_cache(maxsize=65536)
+def _word_in_context(word: str) -> tuple[str, ...]:
+    return tuple(lazy_pinyin(word, errors=_unreadable))
+
+
+def _unreadable(chars: str) -> str:
+    return "?" * len(chars)
 
 
 @cache

@@ -1,7 +1,7 @@
 """The processes that check an import's rows.
 
 Checking a customer row is Python work (phones, dates, pinyin, encryption, the COPY record and
-the event), about a hundred microseconds each. In the service's own process it shared the one
+the event), some fifty microseconds each. In the service's own process it shared the one
 interpreter lock with the event loop that writes the chunks, publishes their events and serves
 requests, and every system call the checks made (the randomness of an id or a nonce) handed the
 lock over and waited to get it back. Here a pool of processes checks the next chunks while the
