@@ -43,9 +43,9 @@ def _aead_key(fernet_key: bytes) -> tuple[bytes, AESGCM]:
 class Nonces:
     """Random nonces for a batch of encryptions, read from the kernel together: one read of
     ``os.urandom`` per nonce, a system call, cost a spreadsheet import about as much as the
-    encryption itself. Each nonce is handed out once. Made by the batch's caller and used in its one call
-    only: never shared between threads, and never kept across a fork (both copies would hand
-    out the same nonces)."""
+    encryption itself. Each nonce is handed out once. Made by the batch's caller and used in
+    its one call only: never shared between threads, and never kept across a fork (both copies
+    would hand out the same nonces)."""
 
     __slots__ = ("_random", "_at", "_count")
 
