@@ -13,7 +13,6 @@ are committed. A job resumed after a crash skips the rows its committed progress
 import asyncio
 import contextlib
 import functools
-import io
 import itertools
 import logging
 import os
@@ -150,22 +149,15 @@ class Runner:
 
     async def customers(self) -> None:
         checks = self.checks
-        counting: asyncio.Task[None] | None = None
-        if _size(self.upload) > EARLY_START_BYTES:
-            if checks is not None:
+        if checks is not None and _size(self.upload) > EARLY_START_BYTES:
+            checks.start()
+        total = await asyncio.to_thread(_count_rows, self.upload, "customers")
+        await self._set_total(total)
+        if checks is not None and not checks.started:
+            if total > CHUNK_ROWS:
                 checks.start()
-            # A long sheet's rows are counted beside the first chunks' checks (from a copy of
-            # the upload: the reader moves through the file itself): the job's total arrives
-            # a moment after it starts rather than holding its first chunk back.
-            content = await asyncio.to_thread(_read_all, self.upload)
-            counting = asyncio.create_task(self._count_and_set_total(content))
-        else:
-            total = await asyncio.to_thread(_count_rows, self.upload, "customers")
-            await self._set_total(total)
-            if checks is not None and not checks.started and total <= CHUNK_ROWS:
+            else:
                 checks = None  # a short sheet: checked here, not by processes started for it
-            elif checks is not None and not checks.started:
-                checks.start()
         sheet = await asyncio.to_thread(open_sheet, self.upload, kind="customers")
         rows = sheet.rows
         checking: deque[asyncio.Task[CheckedChunk]] = deque()
@@ -195,17 +187,14 @@ class Runner:
                 writing = asyncio.create_task(self._write_customers(checked, context))
             if writing is not None:
                 await writing
-            if counting is not None:
-                await counting  # the total is set before the job is finished
         except asyncio.CancelledError:
-            for task in (*checking, writing, counting):
+            for task in (*checking, writing):
                 if task is not None:
                     task.cancel()
             raise
         except Exception:
-            for task in (*checking, counting):
-                if task is not None:
-                    task.cancel()
+            for task in checking:
+                task.cancel()
             # The chunk being written is as good as it was: let it commit before failing.
             if writing is not None and not writing.done():
                 with contextlib.suppress(Exception):
@@ -215,10 +204,6 @@ class Runner:
             close = getattr(rows, "close", None)
             if close is not None:
                 close()
-
-    async def _count_and_set_total(self, content: bytes) -> None:
-        total = await asyncio.to_thread(_count_rows, io.BytesIO(content), "customers")
-        await self._set_total(total)
 
     async def _store_context(self) -> StoreContext:
         async with driver_connection(self.app.state.engine) as conn:
@@ -353,13 +338,6 @@ def _size(upload: IO[bytes]) -> int:
     size = upload.tell()
     upload.seek(0)
     return size
-
-
-def _read_all(upload: IO[bytes]) -> bytes:
-    upload.seek(0)
-    content = upload.read()
-    upload.seek(0)
-    return content
 
 
 def _count_rows(upload: IO[bytes], kind: Any) -> int:
