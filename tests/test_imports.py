@@ -488,6 +488,30 @@ async def test_two_workers_never_claim_one_job(stack: LocalStack) -> None:
         await conn.close()
 
 
+@pytest.mark.timeout(240)
+async def test_a_long_sheet_is_counted_beside_its_first_chunks_and_finishes_with_its_total(
+    api: httpx.AsyncClient,
+) -> None:
+    """A sheet past the early-start size is counted by a row-check process while the others
+    check its first chunks: the job still ends with the whole count (blank and totals rows left
+    out) and every row done."""
+    store = await create_store(api)
+    base = random.randrange(10**7)
+    rows: list[list[Any]] = [["顾客关系管理表"], ["姓名", "手机"]]
+    rows += [[f"顾客{i}", f"136{(base + i) % 10**8:08d}"] for i in range(12_000)]
+    rows += [[], ["坏号", "999"], ["合计", ""]]
+    content = csv_bytes(rows)
+    assert len(content) > worker.EARLY_START_BYTES
+    job = await imported(api, content, store_id=store["id"], name="long.csv")
+    assert (job["total"], job["done"], job["created"], job["error_count"]) == (
+        12_001,
+        12_001,
+        12_000,
+        1,
+    )
+    assert job["errors"][0]["row"] == 12_004
+
+
 @pytest.mark.timeout(180)
 async def test_the_command_line_imports_with_progress_and_saves_the_report(
     api: httpx.AsyncClient, stack: LocalStack, admin_token: str, tmp_path: Path

@@ -87,6 +87,11 @@ class Sheet:
     rows: Iterator[SheetRow]
 
 
+def count_rows(upload: Upload, *, kind: Kind) -> int:
+    """The rows of a sheet under its header, as ``open_sheet`` gives them (for a job's total)."""
+    return sum(1 for _ in open_sheet(upload, kind=kind).rows)
+
+
 def open_sheet(upload: Upload, *, kind: Kind, max_bytes: int = MAX_BYTES) -> Sheet:
     """Read an upload's header row and stand ready to stream the rows under it.
 

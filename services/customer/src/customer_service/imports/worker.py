@@ -35,7 +35,7 @@ from customer_service.imports.jobs import Job, LeaseLost
 from customer_service.imports.purchase_rows import PurchaseCandidate, read_purchase_row
 from customer_service.imports.row_checks import RowChecks
 from customer_service.imports.rows import RepeatedRows, RowError
-from customer_service.imports.sheets import ImportRefused, SheetRow, open_sheet
+from customer_service.imports.sheets import ImportRefused, SheetRow, count_rows, open_sheet
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -149,11 +149,20 @@ class Runner:
 
     async def customers(self) -> None:
         checks = self.checks
+        counting: asyncio.Task[None] | None = None
         if checks is not None and _size(self.upload) > EARLY_START_BYTES:
             checks.start()
-        total = await asyncio.to_thread(_count_rows, self.upload, "customers")
-        await self._set_total(total)
-        if checks is not None and not checks.started:
+            # A long sheet is counted by a row-check process while the others check its first
+            # chunks (counted here, it held the first chunk back; counted in a thread beside
+            # them, it slowed the event loop that writes them): its total arrives a moment
+            # after the job starts.
+            content = await asyncio.to_thread(_read_all, self.upload)
+            counting = asyncio.create_task(self._count_and_set_total(checks, content))
+            total = None
+        else:
+            total = await asyncio.to_thread(_count_rows, self.upload, "customers")
+            await self._set_total(total)
+        if checks is not None and not checks.started and total is not None:
             if total > CHUNK_ROWS:
                 checks.start()
             else:
@@ -187,14 +196,17 @@ class Runner:
                 writing = asyncio.create_task(self._write_customers(checked, context))
             if writing is not None:
                 await writing
+            if counting is not None:
+                await counting  # the total is set before the job is finished
         except asyncio.CancelledError:
-            for task in (*checking, writing):
+            for task in (*checking, writing, counting):
                 if task is not None:
                     task.cancel()
             raise
         except Exception:
-            for task in checking:
-                task.cancel()
+            for task in (*checking, counting):
+                if task is not None:
+                    task.cancel()
             # The chunk being written is as good as it was: let it commit before failing.
             if writing is not None and not writing.done():
                 with contextlib.suppress(Exception):
@@ -204,6 +216,9 @@ class Runner:
             close = getattr(rows, "close", None)
             if close is not None:
                 close()
+
+    async def _count_and_set_total(self, checks: RowChecks, content: bytes) -> None:
+        await self._set_total(await checks.run(count_rows, content, kind="customers"))
 
     async def _store_context(self) -> StoreContext:
         async with driver_connection(self.app.state.engine) as conn:
@@ -340,9 +355,15 @@ def _size(upload: IO[bytes]) -> int:
     return size
 
 
+def _read_all(upload: IO[bytes]) -> bytes:
+    upload.seek(0)
+    content = upload.read()
+    upload.seek(0)
+    return content
+
+
 def _count_rows(upload: IO[bytes], kind: Any) -> int:
-    sheet = open_sheet(upload, kind=kind)
-    return sum(1 for _ in sheet.rows)
+    return count_rows(upload, kind=kind)
 
 
 def _skip(rows: Iterator[SheetRow], count: int) -> None:
