@@ -1,8 +1,9 @@
-"""The lunar months written down in customers/lunar_table.py are lunar-python's, every year."""
+"""The lunar months written down in crm_libs/lunar_table.py are lunar-python's, every year."""
 
 from datetime import date
 
-from customer_service.customers import calendars, lunar_table
+from crm_libs import lunar_table
+from customer_service.customers import calendars
 from customer_service.customers.calendars import LunarDate
 
 

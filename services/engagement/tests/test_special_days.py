@@ -3,7 +3,8 @@
 
 from datetime import date
 
-from engagement_service.care import lunar_table, special_days
+from crm_libs import lunar_table
+from engagement_service.care import special_days
 from engagement_service.care.special_days import (
     Occasion,
     Occurrence,

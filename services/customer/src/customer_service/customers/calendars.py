@@ -9,7 +9,7 @@ year does not have, is refused with the reason.
 
 The lunar calendar comes from lunar-python (6tail), which computes new moons and solar terms
 astronomically (寿星天文历) rather than reading a table, so it has no end year; lunar dates are
-accepted for lunar years 1900-2100, whose months it gave are kept in customers/lunar_table.py
+accepted for lunar years 1900-2100, whose months it gave are kept in crm_libs/lunar_table.py
 (computing a year costs about 5 ms). Its month starts agree with the Hong Kong Observatory's
 table (as packaged by lunardate) on every month of 1900-2099 but four whose new moon falls
 within minutes of midnight (1933-06, 1954-11, 1978-08, 2057-09), each one day apart. The same
@@ -27,8 +27,8 @@ from functools import cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from crm_libs import lunar_table
 from crm_libs.problems import InvalidField
-from customer_service.customers import lunar_table
 
 BirthdayCalendar = Literal["solar", "lunar"]
 BIRTHDAY_CALENDARS: tuple[BirthdayCalendar, ...] = ("solar", "lunar")
@@ -243,24 +243,16 @@ def check_birthday(
 # --- the lunar year's months, computed once per year ------------------------------------------
 
 
-_FIRST_TABLE_YEAR = lunar_table.YEARS[0][0]
-
-
 @cache
 def _months(year: int) -> tuple[_Month, ...]:
     """Lunar year ``year``'s months in order (a leap month after its normal month)."""
-    index = year - _FIRST_TABLE_YEAR
-    if not 0 <= index < len(lunar_table.YEARS):
+    table = lunar_table.table_months(year)
+    if table is None:
         return computed_months(year)
-    _, first, leap_month, lengths = lunar_table.YEARS[index]
-    numbers = [n for m in range(1, 13) for n in ((m, -m) if m == leap_month else (m,))]
-    months = []
-    first_day = date.fromisoformat(first)
-    for number, thirty in zip(numbers, lengths, strict=True):
-        days = 30 if thirty == "1" else 29
-        months.append(_Month(month=abs(number), leap=number < 0, days=days, first_day=first_day))
-        first_day += timedelta(days=days)
-    return tuple(months)
+    return tuple(
+        _Month(month=number, leap=leap, days=days, first_day=first)
+        for number, leap, days, first in table
+    )
 
 
 def computed_months(year: int) -> tuple[_Month, ...]:

@@ -36,7 +36,7 @@ from functools import cache
 
 from lunar_python import Lunar, LunarYear, Solar
 
-from engagement_service.care import lunar_table
+from crm_libs import lunar_table
 
 
 class Occasion(StrEnum):
@@ -177,25 +177,17 @@ class _Month:
     first_day: date
 
 
-_FIRST_TABLE_YEAR = lunar_table.YEARS[0][0]
-
-
 @cache
 def _months(lunar_year: int) -> tuple[_Month, ...]:
     """A lunar year's months in order (a leap month after the normal month of its number), from
-    the table (care/lunar_table.py) for the years it holds."""
-    index = lunar_year - _FIRST_TABLE_YEAR
-    if not 0 <= index < len(lunar_table.YEARS):
+    the table (crm_libs/lunar_table.py) for the years it holds."""
+    table = lunar_table.table_months(lunar_year)
+    if table is None:
         return computed_months(lunar_year)
-    _, first, leap_month, lengths = lunar_table.YEARS[index]
-    numbers = [n for m in range(1, 13) for n in ((m, -m) if m == leap_month else (m,))]
-    months = []
-    first_day = date.fromisoformat(first)
-    for number, thirty in zip(numbers, lengths, strict=True):
-        days = 30 if thirty == "1" else 29
-        months.append(_Month(number=abs(number), leap=number < 0, days=days, first_day=first_day))
-        first_day += timedelta(days=days)
-    return tuple(months)
+    return tuple(
+        _Month(number=number, leap=leap, days=days, first_day=first)
+        for number, leap, days, first in table
+    )
 
 
 def computed_months(lunar_year: int) -> tuple[_Month, ...]:

@@ -1,14 +1,39 @@
 """The lunar calendar's months for the lunar years 1899-2101, as lunar-python computes them.
 
 lunar-python computes a year's new moons and solar terms astronomically: about 5 ms of CPU a
-year, which the special-days job paid at a process's first run for each year its files' lunar
-birthdays were born in (some forty for an imported sheet: a fifth of a second). The same months,
-written down once (the customer service keeps the same table for the birthdays it checks): per
-lunar year, the solar date its first month starts on, its leap month (0 for none; the leap month
-follows the normal month of its number), and each month in order as 1 for 30 days or 0 for 29.
-``test_special_days.py`` compares every year with lunar-python; special_days.py asks
-lunar-python itself for a year outside the table.
+year, which a process paid again for each year at its start (the customer service checking a
+sheet's birthdays, people born over some seventy years; engagement's special-days job reading
+its files' lunar birthdays). The same months, written down once for both: per lunar year, the
+solar date its first month starts on, its leap month (0 for none; the leap month follows the
+normal month of its number), and each month in order as 1 for 30 days or 0 for 29. The customer
+service's ``tests/test_lunar_table.py`` and engagement's ``test_special_days.py`` compare every
+year with lunar-python; for a year outside the table each asks lunar-python itself.
 """
+
+from datetime import date, timedelta
+from functools import cache
+
+# (number, leap, days, first day) of a month.
+TableMonth = tuple[int, bool, int, date]
+
+
+@cache
+def table_months(year: int) -> tuple[TableMonth, ...] | None:
+    """Lunar year ``year``'s months in order (a leap month after the normal month of its
+    number), or None for a year the table does not hold."""
+    index = year - YEARS[0][0]
+    if not 0 <= index < len(YEARS):
+        return None
+    _, first, leap_month, lengths = YEARS[index]
+    numbers = [n for m in range(1, 13) for n in ((m, -m) if m == leap_month else (m,))]
+    months = []
+    first_day = date.fromisoformat(first)
+    for number, thirty in zip(numbers, lengths, strict=True):
+        days = 30 if thirty == "1" else 29
+        months.append((abs(number), number < 0, days, first_day))
+        first_day += timedelta(days=days)
+    return tuple(months)
+
 
 YEARS: tuple[tuple[int, str, int, str], ...] = (
     (1899, "1899-02-10", 0, "101010110101"),
