@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import shutil
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -34,7 +32,7 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
-from support import log, temp_stack, tree_cpu_seconds
+from support import log, record_profile, temp_stack, tree_cpu_seconds
 
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn, make_engine, make_sessionmaker
@@ -160,7 +158,9 @@ def main() -> int:
         stack.start_infrastructure()
         stack.start_service("engagement")
         stack.wait_healthy("engagement")
-        profiler = _profiler(stack.pids()["engagement"], args.profile) if args.profile else None
+        profiler = (
+            record_profile(stack.pids()["engagement"], args.profile) if args.profile else None
+        )
         for n in range(args.rounds):
             events = registrations(args.count, seed=args.seed + n, store_id=str(uuid.uuid4()))
             r = asyncio.run(one_round(stack, events, rate=args.rate))
@@ -184,15 +184,6 @@ def main() -> int:
                 f"{job['postgres']:.2f} cpu-s; {job['tasks']:,.0f} tasks created"
             )
     return 0
-
-
-def _profiler(pid: int, output: str) -> subprocess.Popen[bytes]:
-    spy = shutil.which("py-spy")
-    if spy is None:
-        raise SystemExit("--profile needs py-spy on PATH")
-    form = "flamegraph" if output.endswith(".svg") else "raw"
-    command = [spy, "record", "--subprocesses", "--pid", str(pid), "--rate", "100"]
-    return subprocess.Popen([*command, "--output", output, "--format", form])
 
 
 if __name__ == "__main__":

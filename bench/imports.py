@@ -25,9 +25,7 @@ import argparse
 import asyncio
 import csv
 import io
-import shutil
 import signal
-import subprocess
 import sys
 import time
 from datetime import date
@@ -36,7 +34,15 @@ from pathlib import Path
 import asyncpg
 import httpx
 from people import people
-from support import CpuMeter, children_of, cpu_seconds, log, postmaster_pid, temp_stack
+from support import (
+    CpuMeter,
+    children_of,
+    cpu_seconds,
+    log,
+    postmaster_pid,
+    record_profile,
+    temp_stack,
+)
 
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn
@@ -128,7 +134,11 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
         log("precomputing the COPY's records …")
         records = await asyncio.to_thread(precomputed, content, store_id=stores[1], staff=staff)
 
-        profiler = _profiler(stack, args.profile, args.profile_service) if args.profile else None
+        profiler = (
+            record_profile(stack.pids()[args.profile_service], args.profile, rate=50)
+            if args.profile
+            else None
+        )
         backends = BackendCpu(stack) if args.statements else None
         if backends is not None:
             await _reset_statements(stack)
@@ -308,17 +318,6 @@ def _backend_kind(title: str) -> str:
     if len(words) >= 3 and "(" in words[2]:
         return words[1]
     return " ".join(w for w in words if w.isalpha())[:30] or title[:30]
-
-
-def _profiler(stack: LocalStack, output: str, service: str) -> subprocess.Popen[bytes]:
-    spy = shutil.which("py-spy")
-    if spy is None:
-        raise SystemExit("--profile needs py-spy on PATH")
-    pid = stack.pids()[service]
-    # An .svg is a flame graph; any other name gets the collapsed stacks, one per line.
-    form = "flamegraph" if output.endswith(".svg") else "raw"
-    command = [spy, "record", "--subprocesses", "--pid", str(pid), "--rate", "50"]
-    return subprocess.Popen([*command, "--output", output, "--format", form])
 
 
 def main() -> int:

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import shutil
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -33,7 +31,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from engagement_files import registrations
 from imports import BackendCpu
-from support import log, temp_stack, tree_cpu_seconds
+from support import log, record_profile, temp_stack, tree_cpu_seconds
 
 from crm_devstack.stack import LocalStack
 from crm_libs.events.envelope import Topics
@@ -111,7 +109,7 @@ def main() -> int:
         stack.start_infrastructure()
         stack.start_service("scoring")
         stack.wait_healthy("scoring")
-        profiler = _profiler(stack.pids()["scoring"], args.profile) if args.profile else None
+        profiler = record_profile(stack.pids()["scoring"], args.profile) if args.profile else None
         for n in range(args.rounds):
             events = registrations(args.count, seed=args.seed + n, store_id=str(uuid.uuid4()))
             r = asyncio.run(one_round(stack, events, rate=args.rate))
@@ -128,15 +126,6 @@ def main() -> int:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
             profiler.wait()
     return 0
-
-
-def _profiler(pid: int, output: str) -> subprocess.Popen[bytes]:
-    spy = shutil.which("py-spy")
-    if spy is None:
-        raise SystemExit("--profile needs py-spy on PATH")
-    form = "flamegraph" if output.endswith(".svg") else "raw"
-    command = [spy, "record", "--subprocesses", "--pid", str(pid), "--rate", "100"]
-    return subprocess.Popen([*command, "--output", output, "--format", form])
 
 
 if __name__ == "__main__":

@@ -275,6 +275,18 @@ def find_py_spy() -> str | None:
     return str(local) if local.exists() else None
 
 
+def record_profile(pid: int, output: str, *, rate: int = 100) -> subprocess.Popen[bytes]:
+    """``py-spy record`` of ``pid`` and the processes it starts, until sent SIGINT (py-spy
+    writes its output then): an .svg is a flame graph, any other name the collapsed stacks,
+    one per line."""
+    spy = find_py_spy()
+    if spy is None:
+        raise SystemExit("--profile needs py-spy on PATH")
+    form = "flamegraph" if output.endswith(".svg") else "raw"
+    command = [spy, "record", "--subprocesses", "--pid", str(pid), "--rate", str(rate)]
+    return subprocess.Popen([*command, "--output", output, "--format", form])
+
+
 class PySpy:
     """``py-spy record`` on a running process, collapsed stacks summarised afterwards."""
 
