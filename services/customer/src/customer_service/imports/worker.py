@@ -160,7 +160,7 @@ class Runner:
             counting = asyncio.create_task(self._count_and_set_total(checks, content))
             total = None
         else:
-            total = await asyncio.to_thread(_count_rows, self.upload, "customers")
+            total = await asyncio.to_thread(count_rows, self.upload, kind="customers")
             await self._set_total(total)
         if checks is not None and not checks.started and total is not None:
             if total > CHUNK_ROWS:
@@ -360,10 +360,6 @@ def _read_all(upload: IO[bytes]) -> bytes:
     content = upload.read()
     upload.seek(0)
     return content
-
-
-def _count_rows(upload: IO[bytes], kind: Any) -> int:
-    return count_rows(upload, kind=kind)
 
 
 def _skip(rows: Iterator[SheetRow], count: int) -> None:
