@@ -162,6 +162,7 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
         imported = time.perf_counter() - started
         meter.stop()
         statements = await _top_statements(stack) if backends is not None else []
+        vacuums = await _autovacuum_by_table(stack) if backends is not None else []
         if backends is not None:
             backends.stop()
         if profiler is not None:
@@ -173,6 +174,7 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
     conn = await asyncpg.connect(asyncpg_dsn(stack.database_url("customer")))
     try:
         plan = await _phone_check_plan(conn, store_id=stores[0])
+        timeline = await _timeline(conn, job_id=job["id"], store_id=stores[0])
         trail = await conn.fetchval(
             "SELECT count(*) FROM ownership_change WHERE store_id = $1", stores[0]
         )
@@ -192,6 +194,7 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
         f"{imported:.2f} s = {import_rate:,.0f} rows/s (POST to done, through the gateway)"
     )
     print(f"  their owners' first entries on the ownership trail: {trail:,}")
+    print(f"  {timeline}")
     print(f"bare COPY: {len(records):,} rows in {copied:.2f} s = {copy_rate:,.0f} rows/s")
     print(f"ratio import/COPY: {import_rate / copy_rate:.3f} (target 0.3)")
     print("during the import (the relay runs in the customer service):")
@@ -201,6 +204,8 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
         print("\n".join(backends.lines()))
         print("statements that took the most time during the import (pg_stat_statements):")
         print("\n".join(statements))
+        print("autovacuum and autoanalyze by table during the import (PostgreSQL 18's times):")
+        print("\n".join(vacuums))
     print("a chunk's phone check over the imported files (1,000 hashes):")
     print("\n".join(f"  {line[:200]}" for line in plan))
 
@@ -217,6 +222,27 @@ def _poll_interval(job: dict[str, object]) -> float:
     if isinstance(total, int) and isinstance(done, int) and total - done > _NEAR_END_ROWS:
         return _POLL_SLOW
     return _POLL_FAST
+
+
+async def _timeline(conn: asyncpg.Connection, *, job_id: str, store_id: str) -> str:
+    """When the job was stored, claimed, its first and last chunks committed and it finished,
+    in seconds from its upload's row (the files' ``created_at`` is their transaction's start)."""
+    row = await conn.fetchrow(
+        "SELECT j.created_at, j.started_at, j.finished_at, "
+        "(SELECT min(created_at) FROM customer WHERE store_id = $2) AS first, "
+        "(SELECT max(created_at) FROM customer WHERE store_id = $2) AS last "
+        "FROM import_job j WHERE j.id = $1",
+        job_id,
+        store_id,
+    )
+    at = {
+        k: (row[k] - row["created_at"]).total_seconds()
+        for k in ("started_at", "first", "last", "finished_at")
+    }
+    return (
+        f"job stored at 0, claimed at {at['started_at']:.2f} s, first chunk written from "
+        f"{at['first']:.2f} s, last from {at['last']:.2f} s, finished at {at['finished_at']:.2f} s"
+    )
 
 
 async def _phone_check_plan(conn: asyncpg.Connection, *, store_id: str) -> list[str]:
@@ -270,6 +296,30 @@ async def _top_statements(stack: LocalStack, limit: int = 15) -> list[str]:
         f"  {r['total_exec_time'] / 1000:6.2f} s {r['calls']:>8,} calls {r['rows']:>9,} rows "
         f"{r['datname']:<16} {' '.join(r['query'].split())[:110]}"
         for r in rows
+    ]
+
+
+async def _autovacuum_by_table(stack: LocalStack, limit: int = 10) -> list[str]:
+    """Each service database's tables by the time autovacuum and autoanalyze spent on them
+    (the stack is new: all of it during this run, nearly all during the import)."""
+    found = []
+    for service in ("customer", "engagement", "scoring"):
+        conn = await asyncpg.connect(asyncpg_dsn(stack.database_url(service)))
+        try:
+            rows = await conn.fetch(
+                "SELECT relname, autovacuum_count, autoanalyze_count, "
+                "total_autovacuum_time, total_autoanalyze_time FROM pg_stat_user_tables "
+                "WHERE total_autovacuum_time + total_autoanalyze_time > 0"
+            )
+        finally:
+            await conn.close()
+        found += [(service, r) for r in rows]
+    found.sort(key=lambda f: -(f[1]["total_autovacuum_time"] + f[1]["total_autoanalyze_time"]))
+    return [
+        f"  {service:<10} {r['relname']:<24} vacuum {r['autovacuum_count']:>3}x "
+        f"{r['total_autovacuum_time'] / 1000:5.2f} s, analyze {r['autoanalyze_count']:>3}x "
+        f"{r['total_autoanalyze_time'] / 1000:5.2f} s"
+        for service, r in found[:limit]
     ]
 
 

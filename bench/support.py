@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -164,16 +165,47 @@ class CpuMeter:
     """CPU seconds used by named processes (and the machine) between start() and stop().
 
     A process counts alone, except those named in ``trees`` (a server with worker processes,
-    like PostgreSQL), which count with their children."""
+    like PostgreSQL), which count with their children. A child that exits before ``stop``
+    counts once its parent reaps it; one still unreaped then (a pool shut down as the job
+    ends) counts with the CPU it had when last seen: the trees' children are sampled every
+    ``every`` seconds meanwhile."""
 
-    def __init__(self, pids: dict[str, int | None], trees: Sequence[str] = ("postgres",)) -> None:
+    def __init__(
+        self,
+        pids: dict[str, int | None],
+        trees: Sequence[str] = ("postgres",),
+        *,
+        every: float = 0.2,
+    ) -> None:
         self._pids = {name: pid for name, pid in pids.items() if pid}
         self._trees = set(trees)
+        self._every = every
         self._start: dict[str, float] = {}
         self.used: dict[str, float] = {}
         self.machine_busy = 0.0
         self.machine_total = 0.0
         self.wall = 0.0
+        # Per tree: each child's CPU when last seen, and what it had at start().
+        self._seen: dict[str, dict[int, float]] = {}
+        self._children_at_start: dict[str, dict[int, float]] = {}
+        self._own_at_start: dict[str, float] = {}
+        self._stopping = threading.Event()
+        self._sampler: threading.Thread | None = None
+
+    def _seen_trees(self) -> list[str]:
+        return [name for name in self._trees if name in self._pids]
+
+    def _tree_children(self) -> dict[str, dict[int, float]]:
+        return {
+            name: {child: cpu_seconds(child) for child in children_of(self._pids[name])}
+            for name in self._trees
+            if name in self._pids
+        }
+
+    def _sample_children(self) -> None:
+        while not self._stopping.wait(self._every):
+            for name, children in self._tree_children().items():
+                self._seen.setdefault(name, {}).update(children)
 
     def _sample(self) -> dict[str, float]:
         return {
@@ -183,13 +215,31 @@ class CpuMeter:
 
     def start(self) -> None:
         self._start = self._sample()
+        self._children_at_start = self._tree_children()
+        self._own_at_start = {name: cpu_seconds(self._pids[name]) for name in self._seen_trees()}
+        self._seen = {name: dict(children) for name, children in self._children_at_start.items()}
+        self._stopping.clear()
+        self._sampler = threading.Thread(target=self._sample_children, daemon=True)
+        self._sampler.start()
         self._machine = machine_busy_seconds()
         self._t0 = time.perf_counter()
 
     def stop(self) -> None:
         end = self._sample()
         self.wall = time.perf_counter() - self._t0
+        self._stopping.set()
+        if self._sampler is not None:
+            self._sampler.join()
+        for name, children in self._tree_children().items():
+            self._seen.setdefault(name, {}).update(children)
         self.used = {name: end[name] - self._start.get(name, 0.0) for name in end}
+        for name, seen in self._seen.items():
+            # Own CPU plus each child's last seen: a lower bound that never misses a child
+            # gone unreaped; the reaped count (in ``end``) is taken when it is larger.
+            at_start = self._children_at_start.get(name, {})
+            own = cpu_seconds(self._pids[name]) - self._own_at_start[name]
+            children = sum(cpu - at_start.get(pid, 0.0) for pid, cpu in seen.items())
+            self.used[name] = max(self.used[name], own + children)
         busy, total = machine_busy_seconds()
         self.machine_busy = busy - self._machine[0]
         self.machine_total = total - self._machine[1]
