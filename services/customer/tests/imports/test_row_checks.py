@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from customer_service.config import DEV_FIELD_KEY, DEV_PHONE_HASH_KEY
-from customer_service.imports import customer_checks
+from customer_service.imports import customer_checks, row_checks
 from customer_service.imports.customer_checks import StoreContext
 from customer_service.imports.row_checks import RowChecks
 from customer_service.imports.sheets import open_sheet
@@ -121,6 +121,12 @@ async def test_rows_checked_in_the_processes_come_back_as_checked_here() -> None
         assert [r.name for r in there.checked if r.file is not None] == ["王建国"]
         pids = checks.pids()
         assert _ignoring_sigint(pids)
+        # Behind the service and its database, whatever the service's own priority.
+        for pid in pids:
+            assert (
+                os.getpriority(os.PRIO_PROCESS, pid)
+                == os.getpriority(os.PRIO_PROCESS, 0) + row_checks.NICENESS
+            )
         for pid in pids:
             os.kill(pid, signal.SIGINT)  # Ctrl-C at a terminal reaches the whole group
         again = await checks.run(

@@ -9,9 +9,10 @@ service writes the one before.
 
 The pool is started by the first job that needs it (a sheet longer than a chunk), never with the
 service: a service that never imports starts no process. It is shut down when the import worker
-finds no job left and when the service stops. Its processes ignore SIGINT (Ctrl-C at a terminal
-reaches a whole process group; the service stops them itself) and the kernel sends them SIGTERM
-if the service dies (``PR_SET_PDEATHSIG``), so none outlives it.
+finds no job left and when the service stops. Its processes run at a lower priority
+(``NICENESS``), ignore SIGINT (Ctrl-C at a terminal reaches a whole process group; the service
+stops them itself) and the kernel sends them SIGTERM if the service dies (``PR_SET_PDEATHSIG``),
+so none outlives it.
 """
 
 import asyncio
@@ -33,6 +34,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _PR_SET_PDEATHSIG = 1
+# The checks run behind everything else on the machine: the service's requests, the writing
+# of the chunk before (its database backend) and the events' relay. They keep up in what is
+# left, being several chunks ahead, and staff using the service while a store imports its
+# spreadsheets do not wait for them.
+NICENESS = 10
 
 
 def default_processes() -> int:
@@ -94,6 +100,7 @@ def _start_process(service_pid: int) -> None:
     """In each process: leave Ctrl-C to the service, die with it, and load what checking needs
     (pinyin's tables, the numbering plan) while the service reads its sheet."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.nice(NICENESS)
     # Not on Linux, the pipe to the service closing ends the process instead.
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
