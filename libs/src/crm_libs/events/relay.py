@@ -45,7 +45,7 @@ from crm_libs.events.relay_rows import (
     ClaimedRow,
     record_failure,
 )
-from crm_libs.events.relay_sends import broker_trouble, make_producer, send_rows
+from crm_libs.events.relay_sends import BrokerTopics, broker_trouble, make_producer, send_rows
 from crm_libs.notify import listen_forever
 
 # make_producer: importable from here, where the consumer and crm-dlq take it.
@@ -84,6 +84,8 @@ class OutboxRelay:
         self._retry_base = retry_base_seconds
         self._retry_cap = retry_cap_seconds
         self._retention_seconds = retention_seconds
+        # What the broker listed at the last send: a claim asks again only for another topic.
+        self._topics = BrokerTopics()
         self._purge_every = purge_every_seconds
         self._epoch_every = epoch_check_every_seconds
         self._stopping = stopping or asyncio.Event()
@@ -205,7 +207,10 @@ class OutboxRelay:
             if not rows:
                 return 0
             batch = await send_rows(
-                rows, producer=await self._ensure_producer(), admin=await self._ensure_admin()
+                rows,
+                producer=await self._ensure_producer(),
+                admin=await self._ensure_admin(),
+                topics=self._topics,
             )
             if batch.trouble is not None and not batch.sent:
                 raise batch.trouble
@@ -246,8 +251,10 @@ class OutboxRelay:
         return self._producer
 
     async def _drop_producer(self) -> None:
-        # A new connection may lead to a new broker: check its epoch before the next batch.
+        # A new connection may lead to a new broker: check its epoch before the next batch,
+        # and ask it for its topics.
         self._epoch_checked_at = None
+        self._topics = BrokerTopics()
         admin, self._admin = self._admin, None
         if admin is not None:
             with contextlib.suppress(Exception):

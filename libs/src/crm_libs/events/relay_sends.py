@@ -51,8 +51,39 @@ class SendOutcome:
     trouble: BaseException | None = None
 
 
+@dataclass
+class BrokerTopics:
+    """The topics the broker listed when last asked: after each send (the guard, see
+    ``confirm``), and before a claim's sends only for a topic it did not list then."""
+
+    listed: frozenset[str] = frozenset()
+
+    async def before_sending(self, admin: AIOKafkaAdminClient, topics: set[str]) -> frozenset[str]:
+        """The topics to send to, asking the broker again unless it listed all of ``topics``
+        at the last check (a topic it lost since is caught by the check after these sends)."""
+        if not topics <= self.listed:
+            self.listed = frozenset(await admin.list_topics())
+        return self.listed
+
+    async def confirm(self, admin: AIOKafkaAdminClient, topics: set[str]) -> None:
+        """Refuse to count a send whose topic the broker does not list.
+
+        A broker that restarted empty (the embedded, memory-backed one) can acknowledge
+        records for a topic that does not exist yet and then lose them when the topic is
+        created: such a batch stays unpublished and is sent again once the topic is there.
+        """
+        self.listed = frozenset(await admin.list_topics())
+        missing = topics - self.listed
+        if missing:
+            raise KafkaError(f"topics not on the broker yet: {sorted(missing)}")
+
+
 async def send_rows(
-    rows: Sequence[ClaimedRow], *, producer: AIOKafkaProducer, admin: AIOKafkaAdminClient
+    rows: Sequence[ClaimedRow],
+    *,
+    producer: AIOKafkaProducer,
+    admin: AIOKafkaAdminClient,
+    topics: BrokerTopics | None = None,
 ) -> SendOutcome:
     """Send rows in id order, each customer's stopping at its first failing row.
 
@@ -61,7 +92,8 @@ async def send_rows(
     the one Kafka's default partitioner gives the key, as for any other producer
     (:mod:`crm_libs.events.partitions`). A row too large for a batch is sent on its own, so
     aiokafka refuses it alone; a batch the broker refuses fails each of its rows."""
-    known = set(await admin.list_topics())
+    topics = topics or BrokerTopics()
+    known = await topics.before_sending(admin, {row.topic for row in rows})
     batch = SendOutcome()
     held: set[str] = set()  # customers whose earlier event failed in this batch
     partitions: dict[str, list[int]] = {}
@@ -120,17 +152,5 @@ async def send_rows(
             else:
                 batch.failed[row.id] = (row, repr(result))
     if batch.sent:
-        await confirm_topics_exist(admin, {r.topic for r in batch.sent})
+        await topics.confirm(admin, {r.topic for r in batch.sent})
     return batch
-
-
-async def confirm_topics_exist(admin: AIOKafkaAdminClient, topics: set[str]) -> None:
-    """Refuse to count a send whose topic the broker does not list.
-
-    A broker that restarted empty (the embedded, memory-backed one) can acknowledge records
-    for a topic that does not exist yet and then lose them when the topic is created: such
-    a batch stays unpublished and is sent again once the topic is there.
-    """
-    missing = topics - set(await admin.list_topics())
-    if missing:
-        raise KafkaError(f"topics not on the broker yet: {sorted(missing)}")
