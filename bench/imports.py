@@ -163,6 +163,7 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
         # The customer service with its row checks' processes, and its own process alone.
         pids["customer's own process"] = pids["customer"]
         meter = CpuMeter(pids, trees=("postgres", "customer", "scoring", "engagement"))
+        wal = await WalMeter.start(stack)
         meter.start()
         started = time.perf_counter()
         response = await client.post(
@@ -177,6 +178,7 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
             job = (await client.get(f"/imports/{job['id']}")).json()
         imported = time.perf_counter() - started
         meter.stop()
+        wal_line = await wal.stop()
         statements = await _top_statements(stack) if backends is not None else []
         vacuums = await _autovacuum_by_table(stack) if backends is not None else []
         if backends is not None:
@@ -218,6 +220,7 @@ async def run(stack: LocalStack, args: argparse.Namespace) -> None:
     print(f"ratio import/COPY: {import_rate / copy_rate:.3f} (target 0.3)")
     print("during the import (the relay runs in the customer service):")
     print("\n".join(meter.lines()))
+    print(f"  {wal_line}")
     if backends is not None:
         print("PostgreSQL's CPU during the import, by database (client backends) or process:")
         print("\n".join(backends.lines()))
@@ -255,6 +258,44 @@ async def bare_copy(stack: LocalStack, records: list[tuple[object, ...]]) -> flo
         return time.perf_counter() - started
     finally:
         await conn.close()
+
+
+class WalMeter:
+    """The WAL the whole cluster wrote (all three services' databases share it), and the
+    checkpoints, between start and stop."""
+
+    def __init__(self, stack: LocalStack, lsn: str, checkpoints: int) -> None:
+        self._stack, self._lsn, self._checkpoints = stack, lsn, checkpoints
+
+    @staticmethod
+    async def _read(stack: LocalStack) -> tuple[str, int]:
+        conn = await asyncpg.connect(stack.postgres.url("postgres", driver="postgresql"))
+        try:
+            row = await conn.fetchrow(
+                "SELECT pg_current_wal_lsn()::text AS lsn, "
+                "(SELECT num_timed + num_requested FROM pg_stat_checkpointer) AS checkpoints"
+            )
+        finally:
+            await conn.close()
+        return row["lsn"], row["checkpoints"]
+
+    @classmethod
+    async def start(cls, stack: LocalStack) -> WalMeter:
+        return cls(stack, *await cls._read(stack))
+
+    async def stop(self) -> str:
+        lsn, checkpoints = await self._read(self._stack)
+        conn = await asyncpg.connect(self._stack.postgres.url("postgres", driver="postgresql"))
+        try:
+            written = await conn.fetchval(
+                "SELECT pg_wal_lsn_diff($1::text::pg_lsn, $2::text::pg_lsn)", lsn, self._lsn
+            )
+        finally:
+            await conn.close()
+        return (
+            f"WAL written: {float(written) / 1e6:,.0f} MB, checkpoints started: "
+            f"{checkpoints - self._checkpoints}"
+        )
 
 
 async def settle(stack: LocalStack, *, timeout: float = 60.0) -> None:
