@@ -121,12 +121,10 @@ async def test_rows_checked_in_the_processes_come_back_as_checked_here() -> None
         assert [r.name for r in there.checked if r.file is not None] == ["王建国"]
         pids = checks.pids()
         assert _ignoring_sigint(pids)
-        # Behind the service and its database, whatever the service's own priority.
-        for pid in pids:
-            assert (
-                os.getpriority(os.PRIO_PROCESS, pid)
-                == os.getpriority(os.PRIO_PROCESS, 0) + row_checks.NICENESS
-            )
+        # Behind the service and its database, whatever the service's own priority (19 is
+        # the lowest there is).
+        behind = min(os.getpriority(os.PRIO_PROCESS, 0) + row_checks.NICENESS, 19)
+        assert [os.getpriority(os.PRIO_PROCESS, pid) for pid in pids] == [behind] * len(pids)
         for pid in pids:
             os.kill(pid, signal.SIGINT)  # Ctrl-C at a terminal reaches the whole group
         again = await checks.run(
