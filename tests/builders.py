@@ -99,6 +99,17 @@ async def score_of(api: httpx.AsyncClient, customer_id: str) -> dict[str, Any] |
     return response.json() if response.status_code == 200 else None
 
 
+def analysis_answer(response: httpx.Response) -> dict[str, Any] | None:
+    """An analysis answer, or None while the store's data is on its way: scoring may take a
+    file's registration (today) before its back-dated purchases, and until then a period
+    before this month is one the store's data cannot answer yet (422)."""
+    if response.status_code == 422 and "the store's first data" in response.text:
+        return None
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
 def days_ago(days: int) -> str:
     """An ISO time ``days`` before now (the trailing windows are relative to today)."""
     return (datetime.now(UTC) - timedelta(days=days)).isoformat()
