@@ -264,38 +264,38 @@ class WalMeter:
     """The WAL the whole cluster wrote (all three services' databases share it), and the
     checkpoints, between start and stop."""
 
+    _READ = (
+        "SELECT pg_current_wal_lsn()::text AS lsn, "
+        "(SELECT num_timed + num_requested FROM pg_stat_checkpointer) AS checkpoints"
+    )
+    # Bytes since the position start() read, and the checkpoints now.
+    _SINCE = (
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::text::pg_lsn) AS written, "
+        "(SELECT num_timed + num_requested FROM pg_stat_checkpointer) AS checkpoints"
+    )
+
     def __init__(self, stack: LocalStack, lsn: str, checkpoints: int) -> None:
         self._stack, self._lsn, self._checkpoints = stack, lsn, checkpoints
 
-    @staticmethod
-    async def _read(stack: LocalStack) -> tuple[str, int]:
-        conn = await asyncpg.connect(stack.postgres.url("postgres", driver="postgresql"))
-        try:
-            row = await conn.fetchrow(
-                "SELECT pg_current_wal_lsn()::text AS lsn, "
-                "(SELECT num_timed + num_requested FROM pg_stat_checkpointer) AS checkpoints"
-            )
-        finally:
-            await conn.close()
-        return row["lsn"], row["checkpoints"]
-
     @classmethod
     async def start(cls, stack: LocalStack) -> WalMeter:
-        return cls(stack, *await cls._read(stack))
+        row = await cls._fetch(stack, cls._READ)
+        return cls(stack, row["lsn"], row["checkpoints"])
 
     async def stop(self) -> str:
-        lsn, checkpoints = await self._read(self._stack)
-        conn = await asyncpg.connect(self._stack.postgres.url("postgres", driver="postgresql"))
+        row = await self._fetch(self._stack, self._SINCE, self._lsn)
+        return (
+            f"WAL written: {float(row['written']) / 1e6:,.0f} MB, checkpoints started: "
+            f"{row['checkpoints'] - self._checkpoints}"
+        )
+
+    @staticmethod
+    async def _fetch(stack: LocalStack, query: str, *args: object) -> asyncpg.Record:
+        conn = await asyncpg.connect(stack.postgres.url("postgres", driver="postgresql"))
         try:
-            written = await conn.fetchval(
-                "SELECT pg_wal_lsn_diff($1::text::pg_lsn, $2::text::pg_lsn)", lsn, self._lsn
-            )
+            return await conn.fetchrow(query, *args)
         finally:
             await conn.close()
-        return (
-            f"WAL written: {float(written) / 1e6:,.0f} MB, checkpoints started: "
-            f"{checkpoints - self._checkpoints}"
-        )
 
 
 async def settle(stack: LocalStack, *, timeout: float = 60.0) -> None:

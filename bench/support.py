@@ -198,8 +198,7 @@ class CpuMeter:
     def _tree_children(self) -> dict[str, dict[int, float]]:
         return {
             name: {child: cpu_seconds(child) for child in children_of(self._pids[name])}
-            for name in self._trees
-            if name in self._pids
+            for name in self._seen_trees()
         }
 
     def _sample_children(self) -> None:
@@ -238,8 +237,8 @@ class CpuMeter:
             # gone unreaped; the reaped count (in ``end``) is taken when it is larger.
             at_start = self._children_at_start.get(name, {})
             own = cpu_seconds(self._pids[name]) - self._own_at_start[name]
-            children = sum(cpu - at_start.get(pid, 0.0) for pid, cpu in seen.items())
-            self.used[name] = max(self.used[name], own + children)
+            theirs = sum(cpu - at_start.get(pid, 0.0) for pid, cpu in seen.items())
+            self.used[name] = max(self.used[name], own + theirs)
         busy, total = machine_busy_seconds()
         self.machine_busy = busy - self._machine[0]
         self.machine_total = total - self._machine[1]
