@@ -59,6 +59,9 @@ def test_ids_are_time_ordered_uuid7() -> None:
     assert all(str(uuid.UUID(i)) == i and uuid.UUID(i).variant == uuid.RFC_4122 for i in many)
     assert all(before <= uuid.UUID(i).int >> 80 <= after for i in many)
     assert len({i[14:] for i in many}) == len(many)
+    # Many a millisecond, yet in the order they were made: a ledger's entries written in one
+    # millisecond list in order (keyset pagination by id).
+    assert sorted(many) == many
 
 
 def test_cursor_round_trip_and_refusal() -> None:
