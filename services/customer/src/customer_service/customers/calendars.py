@@ -191,12 +191,13 @@ _TODAY: dict[str, tuple[date, float]] = {}
 
 
 def today_kept_until(local: datetime) -> float:
-    """When a day read at ``local`` stops being kept: two hours before the zone's next
-    midnight by its offset now (a change of offset shifts midnight by an hour, 30 minutes for
-    some zones, so the margin keeps it before midnight), and no later than a minute from now."""
+    """When a day read at ``local`` (aware, in its zone) stops being kept: the zone's next
+    midnight, and no later than a minute after ``local`` (a time-zone rule loaded anew, a clock
+    set). The midnight is the instant the zone's rules give the next day's 00:00, offset changes
+    included: where a change skips 00:00 (Santiago, Havana) the first reading of the day-to-be
+    is the instant of the change, and where one repeats it, its first occurrence."""
     midnight = datetime.combine(local.date() + timedelta(days=1), dt_time(), tzinfo=local.tzinfo)
-    until = midnight.replace(tzinfo=None) - local.replace(tzinfo=None) - timedelta(hours=2)
-    return time.time() + min(max(until.total_seconds(), 0.0), 60.0)
+    return min(midnight.timestamp(), local.timestamp() + 60.0)
 
 
 def check_date_in_range(
