@@ -2,7 +2,8 @@
 gateway on the real stack: each imported purchase as of its own day, history older than the
 points' expiry earned and expired at once, the balance, the ledger's rows (reasons, balance
 after), the points that will expire next and the level right when the import is done, the level
-announced once; and a refund of an imported purchase reversing its points in proportion."""
+announced once; and a refund of an imported purchase reversing its points in proportion, but
+for those that had expired."""
 
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -118,3 +119,17 @@ async def test_a_refund_of_an_imported_purchase_reverses_its_points_in_proportio
         "points": 800,
         "on": add_months(days["spring"], 12).isoformat(),
     }
+
+
+async def test_a_refund_of_imported_history_whose_points_expired_takes_nothing_back(
+    api: httpx.AsyncClient,
+) -> None:
+    customer, _, days = await _imported_history(api)
+    purchases = (await api.get(f"/customers/{customer['id']}/purchases")).json()["items"]
+    [old] = [p for p in purchases if p["total"] == "300.00"]  # its 600 points expired at once
+
+    response = await api.post(f"/purchases/{old['id']}/refund", json={"reason": "other"})
+    assert response.status_code == 201, response.text
+
+    assert [e for e in await _ledger(api, customer["id"]) if e["kind"] == "reverse"] == []
+    assert (await _card(api, customer["id"]))["points_balance"] == 20 + 1600 + 500

@@ -230,6 +230,34 @@ async def test_points_expire_first_in_first_out_at_the_stores_midnight(
     assert len([e for e in await _ledger(api, customer["id"]) if e["kind"] == "expire"]) == 1
 
 
+async def test_a_refund_leaves_alone_what_of_its_sale_s_points_expired(
+    api: httpx.AsyncClient, customer_db: Any
+) -> None:
+    _, customer = await _member(api)  # points last a month, in Asia/Shanghai
+    product = await create_product(api)
+    older = await _buy(api, customer["id"], product["sku"], 1, "50.00", purchased_at=days_ago(20))
+    await _buy(api, customer["id"], product["sku"], 1, "25.00", purchased_at=days_ago(5))
+    assert (await _redeem(api, customer["id"], 30)).status_code == 201  # from the older 100
+    first_day = date.fromisoformat((await _card(api, customer["id"]))["points_expiring"][0]["on"])
+    await expiry.run_due_stores(
+        customer_db, now=_local_midnight(first_day, "Asia/Shanghai") + timedelta(minutes=1)
+    )
+    assert (await _card(api, customer["id"]))["points_balance"] == 50  # 70 of the 100 expired
+
+    refund = await api.post(f"/purchases/{older['id']}/refund", json={"reason": "other"})
+    assert refund.status_code == 201, refund.text
+    # The sale earned 100: 70 expired already, so the 30 redeemed are what is taken back (from
+    # the newer sale's points), not 100 again from them.
+    last = (await _ledger(api, customer["id"]))[-1]
+    assert (last["kind"], last["points"], last["balance_after"], last["shortfall"]) == (
+        "reverse",
+        -30,
+        20,
+        0,
+    )
+    assert (await _card(api, customer["id"]))["points_balance"] == 20
+
+
 async def _level_events(stack: LocalStack, customer_id: str) -> list[dict[str, Any]]:
     """The customer's ``customer.level_changed`` events on the broker, once all are sent."""
     db = await asyncpg.connect(asyncpg_dsn(stack.database_url("customer")))

@@ -62,7 +62,7 @@ _DUE = """
 """
 _EXPIRE = """
     WITH spent AS (
-        UPDATE points_entry SET remaining = 0
+        UPDATE points_entry SET expired = expired + remaining, remaining = 0
         WHERE store_id = $1::text AND remaining > 0 AND expires_on <= $2::date
     ), due AS (
         SELECT * FROM unnest($3::text[], $4::bigint[], $5::text[]) AS d(customer_id, points, id)

@@ -82,16 +82,18 @@ _WRITE = f"""
         RETURNING customer_id, points_balance, level_event_id, previous_level
     ), entry AS (
         SELECT * FROM unnest($7::text[], $8::text[], $9::text[], $10::bigint[], $11::text[],
-                             $12::text[], $13::bigint[], $14::date[], $15::int[])
-            AS e(id, customer_id, kind, points, reference, reason, remaining, expires_on, n)
+                             $12::text[], $13::bigint[], $14::date[], $15::int[],
+                             $17::bigint[])
+            AS e(id, customer_id, kind, points, reference, reason, remaining, expires_on, n,
+                 expired)
     ), entries AS (
         INSERT INTO points_entry
             (id, store_id, customer_id, kind, points, balance_after, reference, reason,
-             remaining, expires_on)
+             remaining, expires_on, expired)
         SELECT e.id, $1::text, e.customer_id, e.kind, e.points,
                account.points_balance - m.points
                    + sum(e.points) OVER (PARTITION BY e.customer_id ORDER BY e.n),
-               e.reference, e.reason, e.remaining, e.expires_on
+               e.reference, e.reason, e.remaining, e.expires_on, e.expired
         FROM entry e JOIN member m USING (customer_id) JOIN account USING (customer_id)
     )
     INSERT INTO outbox_event (event_id, topic, key, envelope)
@@ -123,7 +125,8 @@ async def earn_for_history(
     customers = sorted({s.customer_id for s in sales})
     held = {r["customer_id"]: r for r in await conn.fetch(_MEMBERS, store_id, customers)}
 
-    rows: list[tuple[str, str, int, str, str, int | None, date | None]] = []
+    # (customer, kind, points, reference, reason, remaining, expires on, expired)
+    rows: list[tuple[str, str, int, str, str, int | None, date | None, int]] = []
     net = dict.fromkeys(customers, 0)
     for sale in sorted(sales, key=lambda s: (s.customer_id, s.purchased_at, s.purchase_id)):
         points = rules.earned(sale.total)
@@ -134,12 +137,14 @@ async def earn_for_history(
         bought = f"imported purchase of {day.isoformat()}"
         if expires_on > today:
             rows.append(
-                (sale.customer_id, EARN, points, sale.purchase_id, bought, points, expires_on)
+                (sale.customer_id, EARN, points, sale.purchase_id, bought, points, expires_on, 0)
             )
             net[sale.customer_id] += points
             continue
         # Expired before it was imported: earned, then expired the same moment.
-        rows.append((sale.customer_id, EARN, points, sale.purchase_id, bought, 0, expires_on))
+        rows.append(
+            (sale.customer_id, EARN, points, sale.purchase_id, bought, 0, expires_on, points)
+        )
         rows.append(
             (
                 sale.customer_id,
@@ -149,6 +154,7 @@ async def earn_for_history(
                 f"expired on {expires_on.isoformat()}: {bought}",
                 None,
                 None,
+                0,
             )
         )
 
@@ -198,4 +204,5 @@ async def earn_for_history(
         [r[6] for r in rows],
         list(range(len(rows))),
         Topics.CUSTOMERS,
+        [r[7] for r in rows],
     )

@@ -141,12 +141,14 @@ async def reverse_for_refund(
 ) -> None:
     """Take back what the purchase earned in proportion to the money refunded (in the refund's
     transaction). Earlier refunds' shares are counted, so refunding a sale in parts takes back
-    exactly what refunding it whole would. A balance already spent gives what is left and the
-    rest is recorded as the reversal's ``shortfall``; a refund that lowers the 12-month spend
-    below a level moves it and stages ``customer.level_changed``."""
+    exactly what refunding it whole would. Points of the sale that expired are not taken again
+    (the first parts refunded are taken from them). A balance already spent gives what is left
+    and the rest is recorded as the reversal's ``shortfall``; a refund that lowers the 12-month
+    spend below a level moves it and stages ``customer.level_changed``."""
     row = await conn.fetchrow(
         """
         SELECT coalesce(sum(points) FILTER (WHERE kind = 'earn'), 0) AS earned,
+               coalesce(sum(expired) FILTER (WHERE kind = 'earn'), 0) AS expired,
                coalesce(sum(shortfall - points) FILTER (WHERE kind = 'reverse'), 0) AS reversed
         FROM points_entry WHERE store_id = $1::text AND reference = $2::text
         """,
@@ -156,7 +158,8 @@ async def reverse_for_refund(
     account = await conn.fetchrow(_LOCK_ACCOUNT, customer_id)
     if row["earned"] > 0 and purchase_total > 0 and account is not None:
         share = min(refunded_before + refunded_now, purchase_total) / purchase_total
-        want = int(row["earned"] * share) - int(row["reversed"])
+        # What expired of the sale's points is gone already: expiry took it from the balance.
+        want = int(row["earned"] * share) - int(row["reversed"]) - int(row["expired"])
         if want > 0:
             taken = min(want, account["points_balance"])
             balance = account["points_balance"] - taken

@@ -78,6 +78,7 @@ class PointsEntry(SQLModel, table=True):
             "remaining IS NULL OR (remaining >= 0 AND remaining <= points)",
             name="ck_points_entry_remaining",
         ),
+        CheckConstraint("expired >= 0", name="ck_points_entry_expired"),
         # The ledger's pages, a customer's at a time.
         Index("ix_points_entry_store_customer_id", "store_id", "customer_id", "id"),
         # What a sale earned and its refunds reversed (a purchase may have moved by a merge).
@@ -118,6 +119,11 @@ class PointsEntry(SQLModel, table=True):
     # Lots only: what is left of them, and the store-local day they expire.
     remaining: int | None = Field(default=None, sa_column=Column(BigInteger))
     expires_on: date | None = Field(default=None, sa_column=Column(Date))
+    # Lots only: what of them expired (the rest of a spent lot was redeemed or reversed): a
+    # refund does not take back again what its sale earned and expiry took already.
+    expired: int = Field(
+        default=0, sa_column=Column(BigInteger, nullable=False, server_default=text("0"))
+    )
 
 
 class PointsExpiryDay(SQLModel, table=True):
