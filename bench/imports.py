@@ -377,16 +377,20 @@ async def _top_statements(stack: LocalStack, limit: int = 15) -> list[str]:
     conn = await asyncpg.connect(stack.postgres.url("postgres", driver="postgresql"))
     try:
         rows = await conn.fetch(
-            "SELECT d.datname, s.calls, s.rows, s.total_exec_time, s.query "
+            "SELECT d.datname, s.calls, s.rows, s.total_exec_time, s.wal_bytes, s.wal_fpi, "
+            "s.query "
             "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
             "ORDER BY s.total_exec_time DESC LIMIT $1",
             limit,
         )
     finally:
         await conn.close()
+    # The WAL each wrote (full-page images among it: the first change to a page after a
+    # checkpoint logs the whole page), beside its time: WAL is most of what an import writes.
     return [
         f"  {r['total_exec_time'] / 1000:6.2f} s {r['calls']:>8,} calls {r['rows']:>9,} rows "
-        f"{r['datname']:<16} {' '.join(r['query'].split())[:110]}"
+        f"{float(r['wal_bytes']) / 1e6:6.0f} MB WAL {r['wal_fpi']:>7,} FPI "
+        f"{r['datname']:<16} {' '.join(r['query'].split())[:90]}"
         for r in rows
     ]
 
