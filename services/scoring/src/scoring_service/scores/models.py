@@ -25,7 +25,13 @@ class CustomerScore(SQLModel, table=True):
 
     __tablename__ = "customer_score"
     __table_args__ = (
-        Index("ix_customer_score_store_spend", "store_id", "net_spend_365d"),
+        # The value tiers rank spenders only (net_spend_365d > 0): a prospect is not in it.
+        Index(
+            "ix_customer_score_store_spend",
+            "store_id",
+            "net_spend_365d",
+            postgresql_where=text("net_spend_365d > 0"),
+        ),
         Index("ix_customer_score_store_customer", "store_id", "customer_id"),
         # Segment listings (scores/segments.py): one per filter, a page in customer order.
         # A prospect has no ladder, lifecycle or RFM: those hold only classified customers.
