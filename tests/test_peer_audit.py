@@ -1,7 +1,8 @@
 """What the customer service discloses to engagement is on the gateway's audit trail too (the
 work list's names, read sparse as the caller, disclose nothing and are not on it): the numbers
 the SMS worker reads under its own principal (handed to the gateway before the message goes, or the
-message waits while the gateway is away); a campaign's names read by the send job, and a
+message waits while the gateway is away); not a campaign's recipients, read sparse by the send
+job (names, gender, whether there is a number), which queues with the gateway away; and a
 guest's lookup and file at check-in (the caller's request) or by the guest-file job later,
 under the job's actor for the account it read as."""
 
@@ -21,7 +22,6 @@ from crm_libs.db import asyncpg_dsn
 from crm_libs.ids import new_id
 from crm_libs.principal import PRINCIPAL_HEADER, Principal, Role, sign_principal
 from crm_libs.settings import DEV_PRINCIPAL_SECRET
-from engagement_service.campaigns.service import SEND_CHANNEL
 from engagement_service.messages.service import QUEUED_CHANNEL
 from tests.builders import client_as, create_account, create_customer, create_staff, create_store
 from tests.builders import sign_in as sign_in_account
@@ -183,7 +183,7 @@ async def _signed_in(api: httpx.AsyncClient, role: str, store_id: str) -> tuple[
     return account["id"], (await sign_in_account(api, account))["access_token"]
 
 
-async def test_a_campaign_sent_by_the_job_audits_the_files_it_read_for_the_sender(
+async def test_a_campaign_reads_its_recipients_sparse_and_only_the_sender_reads_a_number(
     api: httpx.AsyncClient, engagement_db: asyncpg.Connection
 ) -> None:
     store = await create_store(api, timezone=daytime_zone())
@@ -215,12 +215,20 @@ async def test_a_campaign_sent_by_the_job_audits_the_files_it_read_for_the_sende
         return bool(found["status"] == "sent" and found["recipients"] == 1)
 
     await eventually(queued, timeout=60)
-    # Read as the manager (whose role sees the number whole), recorded as the job for them.
+
+    # The message's number, read by the worker that sends it, is on the trail; the campaign's
+    # job read the name, gender and whether there is a number (a manager's whole read would
+    # have shown the number): nothing disclosed, nothing recorded for it.
+    async def sender_read() -> list[dict[str, Any]] | None:
+        found = [e for e in await _audit(api, customer_id=customer["id"]) if e["actor"] == SENDER]
+        return found or None
+
+    assert [(e["action"], e["fields"]) for e in await eventually(sender_read, timeout=60)] == [
+        ("read", ["phone"])
+    ]
     actor = f"engagement:campaigns for {account}"
-    entries = [e for e in await _audit(api, customer_id=customer["id"]) if e["actor"] == actor]
-    assert [
-        (e["action"], e["resource"], e["fields"], e["role"], e["store_id"]) for e in entries
-    ] == [("read", f"customer/{customer['id']}", ["phone"], "store_manager", store["id"])]
+    entries = await _audit(api, customer_id=customer["id"])
+    assert [e for e in entries if e["actor"] == actor] == []
 
 
 async def test_a_check_in_audits_the_guests_lookup_and_new_file_for_the_callers_request(
@@ -301,7 +309,7 @@ async def test_the_guest_file_job_audits_the_file_it_opened_for_the_account(
     ]
 
 
-async def test_with_the_gateway_down_the_campaigns_chunk_waits_until_its_reads_are_recorded(
+async def test_with_the_gateway_down_a_campaign_is_queued_and_its_messages_wait(
     stack: LocalStack, api: httpx.AsyncClient, engagement_db: asyncpg.Connection
 ) -> None:
     store = await create_store(api, timezone=daytime_zone())
@@ -336,37 +344,38 @@ async def test_with_the_gateway_down_the_campaigns_chunk_waits_until_its_reads_a
             sent = await engagement.post(f"/campaigns/{campaign_id}/send")
         assert sent.status_code == 202, sent.text
 
-        async def put_back() -> bool:
-            # The job read the names, could not record the reads and left the campaign for a
-            # later claim: its lease cut to the retry wait (30 s; a claim holds it 2 minutes).
+        async def held() -> asyncpg.Record | None:
+            # The job's reads disclosed nothing, so it needed no trail to queue the campaign's
+            # message; the message waits for one (the sender reads the number).
             row = await engagement_db.fetchrow(
-                "SELECT status, lease_until BETWEEN now() + interval '5 seconds'"
-                " AND now() + interval '60 seconds' AS later FROM campaign WHERE id = $1",
+                "SELECT c.status AS campaign, m.id, m.status,"
+                " m.not_before > m.created_at + interval '5 seconds' AS later"
+                " FROM campaign c JOIN sms_message m ON m.campaign_id = c.id WHERE c.id = $1",
                 campaign_id,
             )
-            return bool(row["later"]) and row["status"] == "sending"
+            ready = row is not None and row["campaign"] == "sent" and row["later"]
+            return row if ready else None
 
-        await eventually(put_back, timeout=30)
-        queued = await engagement_db.fetchval(
-            "SELECT count(*) FROM sms_message WHERE campaign_id = $1", campaign_id
-        )
-        assert queued == 0
+        message = await eventually(held, timeout=60)
+        assert message["status"] == "queued"
     finally:
         stack.start_service("gateway")
         stack.wait_healthy("gateway")
-    # Due again now rather than after the retry wait, and the job woken.
+    # Due again now rather than after the retry wait, and the worker woken.
     await engagement_db.execute(
-        "UPDATE campaign SET lease_until = now() WHERE id = $1", campaign_id
+        "UPDATE sms_message SET not_before = now() WHERE id = $1", message["id"]
     )
-    await engagement_db.execute("SELECT pg_notify($1, $2)", SEND_CHANNEL, campaign_id)
+    await engagement_db.execute("SELECT pg_notify($1, $2)", QUEUED_CHANNEL, message["id"])
 
-    async def done() -> bool:
+    async def delivered() -> bool:
         status = await engagement_db.fetchval(
-            "SELECT status FROM campaign WHERE id = $1", campaign_id
+            "SELECT status FROM sms_message WHERE id = $1", message["id"]
         )
-        return bool(status == "sent")
+        return status in ("sent", "delivered")
 
-    await eventually(done, timeout=30)
-    actor = f"engagement:campaigns for {account}"
-    entries = [e for e in await _audit(api, customer_id=customer["id"]) if e["actor"] == actor]
-    assert [(e["action"], e["fields"]) for e in entries] == [("read", ["phone"])]
+    await eventually(delivered, timeout=30)
+    entries = await _audit(api, customer_id=customer["id"])
+    assert [(e["action"], e["fields"]) for e in entries if e["actor"] == SENDER] == [
+        ("read", ["phone"])
+    ]
+    assert [e for e in entries if e["actor"] == f"engagement:campaigns for {account}"] == []

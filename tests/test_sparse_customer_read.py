@@ -1,7 +1,8 @@
-"""A sparse read of customer files through the gateway (``GET /customers?ids=&fields=id,name``):
-each file's id and name alone, within the caller's store, the name as the whole file shows it
-to each role, in pages; nothing decrypted or disclosed, so no audit entry where the whole
-files' read names the numbers; any other field a 422 naming ``fields``."""
+"""A sparse read of customer files through the gateway (``GET /customers?ids=&fields=id,name``,
+and ``gender``, ``has_phone`` as a campaign addresses its recipients): each file's id and the
+fields asked for alone, within the caller's store, the name as the whole file shows it to each
+role, in pages; nothing decrypted or disclosed, so no audit entry where the whole files' read
+names the numbers; any other field a 422 naming ``fields``."""
 
 from datetime import UTC, datetime
 from typing import Any
@@ -93,6 +94,28 @@ async def test_a_sparse_read_gives_ids_and_names_alone_in_the_callers_store(
             # Nothing shown whole, so nothing on the audit trail for this request (checked
             # once the whole read's entry below is there: the trail is written after answering).
             unaudited.append(request_id)
+            # What a campaign addresses its recipients by: the gender, and whether there is a
+            # number (known from its lookup hashes, the number itself neither read nor shown).
+            addressed_id = unique("addressed")
+            addressed = await caller.get(
+                "/customers",
+                params={**params, "fields": "has_phone,gender,name"},
+                headers={"X-Request-ID": addressed_id},
+            )
+            assert addressed.status_code == 200, (role, addressed.text)
+            assert addressed.json()["items"] == [
+                {
+                    "id": f["id"],
+                    "name": f["name"],
+                    "gender": f["gender"],
+                    "has_phone": bool(f["phones"]),
+                }
+                for f in whole.json()["items"]
+            ], role
+            assert [i["has_phone"] for i in addressed.json()["items"]] == [
+                f["id"] != files[2]["id"] for f in sorted(files, key=lambda f: f["id"])
+            ]
+            unaudited.append(addressed_id)
 
         manager = callers["store_manager"]
         # The whole files' read shows the manager the numbers and names them on the trail.

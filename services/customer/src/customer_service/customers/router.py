@@ -128,9 +128,10 @@ async def create_customer(
     "",
     response_model=Page[CustomerPublic] | Page[CustomerName],
     summary="Search customer files",
-    description="`fields=id,name` (or `fields=name`) is a sparse read: each file's id and name "
-    "alone, nothing else read or decrypted (a list elsewhere that shows names); any other "
-    "field is a 422 naming `fields`.",
+    description="`fields=` is a sparse read: each file's id and the fields asked for among "
+    "`name`, `gender` and `has_phone` (whether it has a number), nothing else read or "
+    "decrypted (a list elsewhere that shows names, a campaign addressing its recipients); any "
+    "other field is a 422 naming `fields`.",
     responses=problem_responses(400, 401, 422),
 )
 async def list_customers(
@@ -152,7 +153,10 @@ async def list_customers(
     ] = None,
     fields: Annotated[
         str | None,
-        Query(max_length=100, description="a sparse read: `id,name` (the id is always given)"),
+        Query(
+            max_length=100,
+            description="a sparse read: `id,name,gender,has_phone` (the id is always given)",
+        ),
     ] = None,
 ) -> Response:
     settings: Settings = request.app.state.settings

@@ -206,7 +206,10 @@ class CustomerPublic(BaseModel):
 
 
 class CustomerName(BaseModel):
-    """A file as a sparse read gives it (``GET /customers?fields=id,name``): whose, and the name."""
+    """A file as a sparse read gives it (``GET /customers?fields=id,name,gender,has_phone``):
+    whose, and only the fields asked for."""
 
     id: str
-    name: str
+    name: str | None = None
+    gender: str | None = None
+    has_phone: bool | None = None

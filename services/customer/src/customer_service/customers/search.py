@@ -16,9 +16,10 @@ query, the principal's scope); each was checked with ``EXPLAIN ANALYZE`` over a 
   a digit at a time would recover the number); the others may give a longer tail, whose last four
   digits the index narrows and ``longer_tail`` the rest.
 - ``ids``: the files named (the primary key), for a list elsewhere that shows their names.
-- ``fields``: a sparse read selects only the columns asked for (``SPARSE_FIELDS``: the id and
-  the name), so nothing encrypted is read, decrypted or disclosed: a list elsewhere showing names
-  asks for no phones.
+- ``fields``: a sparse read selects only the columns asked for (``SPARSE_FIELDS``: the id, the
+  name, the gender and whether the file has a number, read off its lookup hashes), so nothing
+  encrypted is read, decrypted or disclosed: a list elsewhere showing names, or a campaign
+  addressing its recipients, asks for no phones.
 - Filters: ``value_tier`` and ``lifecycle`` (the score's read copy on the file) on
   ``ix_customer_store_tier`` / ``ix_customer_store_lifecycle``, in id order for a page;
   ``owner_staff_id`` on ``ix_customer_store_owner``.
@@ -69,7 +70,7 @@ Lifecycle = Literal[
 Status = Literal["active", "archived", "merged", "erased"]
 # What a sparse read may ask for: none of them sensitive (visibility.py) or encrypted. The id is
 # always given (whose the name is, and the cursor).
-SPARSE_FIELDS = ("id", "name")
+SPARSE_FIELDS = ("id", "name", "gender", "has_phone")
 
 # pg_trgm reads a word's first two characters (padded) and last one: shorter fragments than this
 # are matched at the ends of the name only.
@@ -180,8 +181,16 @@ def statement(
     if ids is not None:
         # One array value, not a placeholder per id: one statement whatever the count.
         conditions.append(col(Customer.id) == any_(bindparam("ids", ids, type_=ARRAY(Text))))
-    chosen = select(*(col(getattr(Customer, c)) for c in columns)) if columns else select(Customer)
+    chosen = select(*(_sparse_column(c) for c in columns)) if columns else select(Customer)
     return keyset(chosen.where(and_(*conditions)), col(Customer.id), page)
+
+
+def _sparse_column(name: str) -> ColumnElement[Any]:
+    if name == "has_phone":
+        # Each number has its lookup hash: whether there is one, without the numbers.
+        return (func.coalesce(func.cardinality(col(Customer.phone_hashes)), 0) > 0).label(name)
+    column: ColumnElement[Any] = Customer.__table__.c[name]  # type: ignore[attr-defined]
+    return column
 
 
 async def search(
