@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from bench.people import people
 from customer_service.config import DEV_FIELD_KEY, DEV_PHONE_HASH_KEY
 from customer_service.customers.schemas import CustomerCreate
-from customer_service.imports import customer_checks
+from customer_service.imports import customer_checks, customer_registration
 from customer_service.imports.customer_checks import StoreContext
 from customer_service.imports.customer_rows import CustomerCandidate, PhoneText
 
@@ -104,12 +104,12 @@ def candidates() -> list[CustomerCandidate]:
 
 def _schema_reading(
     c: CustomerCandidate, owner: str | None, referrer: str | None
-) -> customer_checks.Registration | None:
+) -> customer_registration.Registration | None:
     try:
-        model = CustomerCreate.model_validate(customer_checks._body(c, owner, referrer))
+        model = CustomerCreate.model_validate(customer_registration._body(c, owner, referrer))
     except ValidationError:
         return None
-    return customer_checks.registration_of(model)
+    return customer_registration.registration_of(model)
 
 
 @pytest.mark.parametrize("owner", OWNERS)
@@ -119,7 +119,7 @@ def test_the_plain_reading_is_the_schema_s_or_none_where_the_schema_refuses(
     taken = refused = 0
     for c in candidates():
         for referrer in (None, owner):
-            plain = customer_checks.plain_registration(c, owner, referrer)
+            plain = customer_registration.plain_registration(c, owner, referrer)
             schema = _schema_reading(c, owner, referrer)
             if plain is None:
                 refused += 1
@@ -139,7 +139,7 @@ def test_the_plain_reading_is_the_schema_s_or_none_where_the_schema_refuses(
 def test_the_plain_reading_takes_the_schema_s_genders() -> None:
     from customer_service.customers.schemas import Gender
 
-    assert {g.value for g in Gender} == customer_checks._GENDERS
+    assert {g.value for g in Gender} == customer_registration._GENDERS
 
 
 def test_a_row_s_file_or_errors_are_the_schema_s(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -157,5 +157,5 @@ def test_a_row_s_file_or_errors_are_the_schema_s(monkeypatch: pytest.MonkeyPatch
 
     rows = candidates()
     plain = [outcome(c) for c in rows]
-    monkeypatch.setattr(customer_checks, "plain_registration", lambda *_: None)
+    monkeypatch.setattr(customer_registration, "plain_registration", lambda *_: None)
     assert [outcome(c) for c in rows] == plain

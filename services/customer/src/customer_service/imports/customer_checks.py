@@ -2,10 +2,11 @@
 run in the import's row-check processes (imports/row_checks.py) or, for a short sheet, a thread.
 
 Each row goes through what ``POST /customers`` applies: the write schema (``CustomerCreate``,
-every field checked and unknown ones impossible) and the profile's rules for phones, birthdays,
-anniversaries and name keys (customers/profile.py, customers/pinyin.py); the sealed phones and
-ID number are what a registration stores. A file comes out as its COPY record and its
-``customer.registered`` outbox row, so that writing a chunk (customer_import.py) only sends them.
+every field checked and unknown ones impossible: customer_registration.py) and the profile's
+rules for phones, birthdays, anniversaries and name keys (customers/profile.py,
+customers/pinyin.py); the sealed phones and ID number are what a registration stores. A file
+comes out as its COPY record and its ``customer.registered`` outbox row, so that writing a chunk
+(customer_import.py) only sends them.
 
 What crosses between processes is kept to tuples and lists (pickled in C): the sheet's rows in,
 each row's outcome out, and the whole file only for a row naming a referrer (it is sealed again
@@ -23,11 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from crm_libs.field_crypto import FieldCipher, Nonces
 from crm_libs.problems import InvalidField, ProblemError
 from customer_service.customers import pinyin, profile
-from customer_service.customers.calendars import BIRTHDAY_CALENDARS
-from customer_service.customers.emails import check_email
-from customer_service.customers.id_numbers import check_id_number
-from customer_service.customers.phones import PHONE_KINDS
-from customer_service.imports.codes import GENDERS, SOURCE_CHANNELS
+from customer_service.imports.customer_registration import registration, sheet_field
 from customer_service.imports.customer_rows import CustomerCandidate, read_customer_row
 from customer_service.imports.customer_sealing import COLUMNS as COLUMNS
 from customer_service.imports.customer_sealing import NewFile, Sealed, sealed
@@ -37,13 +34,10 @@ from customer_service.imports.row_ids import RowIds
 from customer_service.imports.rows import RowError
 from customer_service.imports.sheets import Cell, SheetRow
 
-# The write schema (pydantic's models) only for a row the plain reading does not take: a
-# check process reads most sheets without loading pydantic (a third of its start).
 if TYPE_CHECKING:
-    from customer_service.customers.schemas import CustomerCreate, PhoneIn
+    from customer_service.customers.schemas import PhoneIn
 
 KIND = "customers"
-IMPORT_CHANNEL = "import"
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,20 +203,9 @@ def customer_of(
     """The file ``POST /customers`` would open for this row, or the row's errors (each field the
     registration would name); its id and its fields' nonces from a chunk's ``ids`` and
     ``nonces``, else drawn now."""
-    customer_in = plain_registration(candidate, owner_staff_id, referrer_id)
-    if customer_in is None:
-        from pydantic import ValidationError
-
-        from customer_service.customers.schemas import CustomerCreate
-
-        try:
-            model = CustomerCreate.model_validate(_body(candidate, owner_staff_id, referrer_id))
-        except ValidationError as exc:
-            return [
-                RowError(candidate.row, _sheet_field(".".join(str(p) for p in e["loc"])), e["msg"])
-                for e in exc.errors()
-            ]
-        customer_in = registration_of(model)
+    customer_in = registration(candidate, owner_staff_id, referrer_id)
+    if isinstance(customer_in, list):
+        return customer_in
     # Each rule's invalid fields collected, with plain try blocks (four context managers a row
     # cost more than the rules they guarded). A phone list answers with one problem naming
     # each invalid number when there are several: a row's errors too, not the import's end.
@@ -254,7 +237,7 @@ def customer_of(
     except InvalidField as exc:
         errors.extend(exc.errors or [])
     if errors:
-        return [RowError(candidate.row, _sheet_field(e["field"]), e["message"]) for e in errors]
+        return [RowError(candidate.row, sheet_field(e["field"]), e["message"]) for e in errors]
     cipher = context.cipher
     encrypted, hashes, tails = profile.sealed_phones(
         phones, cipher=cipher, hash_key=context.phone_hash_key, nonces=nonces
@@ -282,205 +265,3 @@ def customer_of(
             cipher.encrypt(customer_in.id_number, nonces=nonces) if customer_in.id_number else None
         ),
     )
-
-
-class PhoneEntry(NamedTuple):
-    """A phone of a registration as ``profile.parse_phones`` reads a ``PhoneIn``."""
-
-    number: str
-    kind: str | None
-    primary: bool
-
-
-class Registration(NamedTuple):
-    """What a file is made of once the write schema accepted the row (``CustomerCreate``'s
-    fields as the file stores them: the gender's value, not the enum, as the file travels
-    pickled; the address and the source as their stored JSON objects)."""
-
-    name: str
-    phones: list[PhoneEntry] | None
-    gender: str | None
-    ethnicity: str | None
-    approximate_age: int | None
-    birthday: str | None
-    birthday_calendar: str | None
-    wedding_anniversary: date | None
-    email: str | None
-    address: dict[str, Any] | None
-    source: dict[str, Any] | None
-    id_number: str | None
-
-
-def registration_of(customer_in: "CustomerCreate") -> Registration:
-    """The fields of a registration the write schema read."""
-    source = customer_in.source
-    return Registration(
-        name=customer_in.name,
-        phones=(
-            [PhoneEntry(p.number, p.kind, p.primary) for p in customer_in.phones]
-            if customer_in.phones is not None
-            else None
-        ),
-        gender=customer_in.gender.value if customer_in.gender else None,
-        ethnicity=customer_in.ethnicity,
-        approximate_age=customer_in.approximate_age,
-        birthday=customer_in.birthday,
-        birthday_calendar=customer_in.birthday_calendar,
-        wedding_anniversary=customer_in.wedding_anniversary,
-        email=customer_in.email,
-        address=customer_in.address.model_dump(exclude_none=True) if customer_in.address else None,
-        source=(
-            {**source.model_dump(exclude_none=True), "cost": f"{source.cost:.2f}"}
-            if source
-            else None
-        ),
-        id_number=customer_in.id_number,
-    )
-
-
-# The schema's genders (its Gender, which test_customer_checks.py compares).
-_GENDERS = frozenset(GENDERS)
-_CALENDARS = frozenset(BIRTHDAY_CALENDARS)
-_PHONE_KINDS = frozenset(PHONE_KINDS)
-_CHANNELS = frozenset(SOURCE_CHANNELS)
-
-
-def _text_within(value: str | None, longest: int) -> bool:
-    return value is None or 0 < len(value) <= longest
-
-
-def plain_registration(
-    c: CustomerCandidate, owner_staff_id: str | None, referrer_id: str | None
-) -> Registration | None:
-    """``registration_of`` the write schema's reading of the row's registration (``_body``),
-    without building the schema's models (a fifth of a row's checks): for a row whose every
-    field the schema would take as it is, else None (the schema then reads the row, and names
-    what it refuses). The schema's limits are repeated here; test_customer_checks.py proves
-    both readings equal, and this one None wherever the schema refuses a field."""
-    name = c.name
-    if not (
-        0 < len(name) <= 100
-        and (c.gender is None or c.gender in _GENDERS)
-        and _text_within(c.ethnicity, 200)
-        and (c.approximate_age is None or 0 <= c.approximate_age <= 130)
-        and (c.birthday_calendar is None or c.birthday_calendar in _CALENDARS)
-        and (c.wedding_anniversary is None or type(c.wedding_anniversary) is date)
-        and _text_within(owner_staff_id, 64)
-        and _text_within(referrer_id, 64)
-        and _text_within(c.source_method, 200)
-        and (c.source_channel is None or c.source_channel in _CHANNELS)
-        and len(c.phones) <= 10
-    ):
-        return None
-    birthday = None
-    if type(c.birthday) is date:
-        birthday = c.birthday.isoformat()
-    elif type(c.birthday) is str and len(c.birthday) <= 16:
-        birthday = c.birthday  # a lunar leap month's day (1944-L04-04), checked as any birthday
-    elif c.birthday is not None:
-        return None
-    phones: list[PhoneEntry] | None = None
-    if c.phones:
-        phones = []
-        for p in c.phones:
-            if not 0 < len(p.number) <= 32 or (p.kind is not None and p.kind not in _PHONE_KINDS):
-                return None
-            phones.append(PhoneEntry(p.number, p.kind, not phones))
-    email = c.email
-    if email is not None:
-        if len(email) > 254:
-            return None
-        try:
-            email = check_email(email)
-        except ValueError:
-            return None
-    id_number = c.id_number
-    if id_number is not None:
-        if len(id_number) > 18:
-            return None
-        try:
-            id_number = check_id_number(id_number)
-        except ValueError:
-            return None
-    address = None
-    street = c.street or c.address
-    if c.province or c.city or c.district or street:
-        if not (
-            _text_within(c.province, 200)
-            and _text_within(c.city, 200)
-            and _text_within(c.district, 200)
-            and _text_within(street, 1000)
-        ):
-            return None
-        parts = {"province": c.province, "city": c.city, "district": c.district, "street": street}
-        address = {k: v for k, v in parts.items() if v}
-    source: dict[str, Any] = {"channel": c.source_channel or IMPORT_CHANNEL}
-    if c.source_method:
-        source["method"] = c.source_method
-    source["cost"] = "0.00"
-    return Registration(
-        name=name,
-        phones=phones,
-        gender=c.gender,
-        ethnicity=c.ethnicity,
-        approximate_age=c.approximate_age,
-        birthday=birthday,
-        birthday_calendar=c.birthday_calendar,
-        wedding_anniversary=c.wedding_anniversary,
-        email=email,
-        address=address,
-        source=source,
-        id_number=id_number,
-    )
-
-
-def _body(
-    c: CustomerCandidate, owner_staff_id: str | None, referrer_id: str | None
-) -> dict[str, Any]:
-    """The registration a row stands for, in API.md's field names."""
-    body: dict[str, Any] = {"store_id": "import", "name": c.name}
-    optional = {
-        "gender": c.gender,
-        "ethnicity": c.ethnicity,
-        "approximate_age": c.approximate_age,
-        "birthday": (c.birthday if isinstance(c.birthday, str) else c.birthday.isoformat())
-        if c.birthday
-        else None,
-        "birthday_calendar": c.birthday_calendar,
-        "wedding_anniversary": c.wedding_anniversary,
-        "email": c.email,
-        "id_number": c.id_number,
-        "owner_staff_id": owner_staff_id,
-        "referrer_id": referrer_id,
-    }
-    body.update({k: v for k, v in optional.items() if v is not None})
-    if c.phones:
-        body["phones"] = [
-            {"number": p.number, **({"kind": p.kind} if p.kind else {})} for p in c.phones
-        ]
-        body["phones"][0]["primary"] = True
-    address = {
-        "province": c.province,
-        "city": c.city,
-        "district": c.district,
-        # An address in one cell is kept whole as the street line, to be split by staff later.
-        "street": c.street or c.address,
-    }
-    if any(address.values()):
-        body["address"] = {k: v for k, v in address.items() if v}
-    body["source"] = {
-        "channel": c.source_channel or IMPORT_CHANNEL,
-        **({"method": c.source_method} if c.source_method else {}),
-    }
-    return body
-
-
-# API field → the sheet field its column was read into, where they differ.
-_SHEET_FIELDS = {"phones": "phone", "address.street": "address"}
-
-
-def _sheet_field(api_field: str) -> str:
-    head = api_field.split(".")[0]
-    if head == "phones":
-        return "phone"
-    return _SHEET_FIELDS.get(api_field, api_field)
