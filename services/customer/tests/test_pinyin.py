@@ -4,13 +4,8 @@ import pytest
 from pypinyin import Style, pinyin
 
 from crm_libs.problems import InvalidField
-from customer_service.customers.pinyin import (
-    MAX_READINGS,
-    SURNAME_READINGS,
-    name_search_keys,
-    normalise_name_query,
-    spells_pinyin,
-)
+from customer_service.customers.name_queries import normalise_name_query, spells_pinyin
+from customer_service.customers.pinyin import MAX_READINGS, SURNAME_READINGS, name_search_keys
 
 
 def test_a_name_is_stored_with_its_full_pinyin_and_initials() -> None:

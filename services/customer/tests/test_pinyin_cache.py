@@ -47,8 +47,8 @@ def _whole_reading(name: str) -> NameKeys:
     combos = pinyin._fewest_changes_first(options, pinyin.MAX_READINGS)
     full = tuple(dict.fromkeys("".join(c) for c in combos))
     initials = tuple(dict.fromkeys("".join(s[0] for s in c) for c in combos))
-    latin = pinyin._LATIN_WORD.findall(normalised)
-    if latin and not pinyin._HAN.search(normalised) and len(latin) > 1:
+    latin = pinyin.LATIN_WORD.findall(normalised)
+    if latin and not pinyin.HAN.search(normalised) and len(latin) > 1:
         full = tuple(dict.fromkeys((*full, *latin)))
     return NameKeys(full=full, initials=initials)
 

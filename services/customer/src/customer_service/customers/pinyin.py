@@ -1,4 +1,4 @@
-"""Pinyin search keys for a customer's name, and what a typed name query means.
+"""Pinyin search keys for a customer's name (what a typed query means: name_queries.py).
 
 A file named 曾国藩 is stored with the keys ``zengguofan zgf`` (full pinyin without tones, then
 initials); staff find it by typing ``zgf``, ``zengg`` or ``zengguofan``. Names are read with
@@ -28,15 +28,12 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cache, lru_cache
-from typing import Literal
 
 from pypinyin import Style, lazy_pinyin, pinyin
 from pypinyin.phonetic_symbol import phonetic_symbol
 from pypinyin.phrases_dict import phrases_dict
-from pypinyin.pinyin_dict import pinyin_dict
 from pypinyin.seg.simpleseg import seg as pypinyin_words
 
-from crm_libs.problems import InvalidField
 from customer_service.customers.pinyin_words import READINGS_IN_WORDS
 
 MAX_READINGS = 8
@@ -117,9 +114,9 @@ COMPOUND_SURNAMES = frozenset(
 # One Han character (CJK unified ideographs, extension A, the compatibility block, 〇), or one
 # run of Latin letters; anything else (spaces, ·, digits, brackets) separates and is dropped.
 _TOKEN = re.compile(r"[\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]|[a-z]+")
-_HAN = re.compile(r"[\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LATIN_WORD = re.compile(r"[a-z]+")
-_HAN_NAME = re.compile(f"(?:{_HAN.pattern})+")
+HAN = re.compile(r"[\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+LATIN_WORD = re.compile(r"[a-z]+")
+_HAN_NAME = re.compile(f"(?:{HAN.pattern})+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +205,8 @@ def _name_search_keys(name: str) -> NameKeys:
         combos = _fewest_changes_first(options, MAX_READINGS)
         full = tuple(dict.fromkeys("".join(c) for c in combos))
         initials = tuple(dict.fromkeys("".join(s[0] for s in c) for c in combos))
-    latin_words = _LATIN_WORD.findall(name)
-    if latin_words and not _HAN.search(name) and len(latin_words) > 1:
+    latin_words = LATIN_WORD.findall(name)
+    if latin_words and not HAN.search(name) and len(latin_words) > 1:
         # A foreign name: its family name may come last, so every word is a key of its own.
         full = tuple(dict.fromkeys((*full, *latin_words)))
     return NameKeys(full=full, initials=initials)
@@ -231,7 +228,7 @@ def _split_surname(name: str) -> tuple[str, str]:
     name = name[first.start() :] if first else ""  # leading punctuation: "·张三", "(张三)"
     if name[:2] in COMPOUND_SURNAMES:
         return name[:2], name[2:]
-    if name and _HAN.match(name):
+    if name and HAN.match(name):
         return name[0], name[1:]
     return "", name
 
@@ -264,13 +261,13 @@ def _given_options(given: str) -> tuple[tuple[str, ...], ...]:
     if not tokens:
         return ()
     # pypinyin reads the Han characters as a phrase where it can (长江 → chang jiang).
-    han = "".join(t for t in tokens if _HAN.match(t))
+    han = "".join(t for t in tokens if HAN.match(t))
     read = _in_context(han) if han else []
     # One reading per character (a "?" for one pypinyin cannot read), else no context at all.
     in_context = iter(read if len(read) == len(han) else [None] * len(han))
     options: list[tuple[str, ...]] = []
     for token in tokens:
-        if not _HAN.match(token):
+        if not HAN.match(token):
             options.append((token,))
             continue
         readings = _char_readings(token, next(in_context))
@@ -329,7 +326,7 @@ def readings_in_phrases() -> dict[str, frozenset[str]]:
         if len(phrase) != len(readings):
             continue
         for char, char_readings in zip(phrase, readings, strict=True):
-            found.setdefault(char, set()).update(_toneless(r) for r in char_readings)
+            found.setdefault(char, set()).update(toneless(r) for r in char_readings)
     return {char: frozenset(r) for char, r in found.items()}
 
 
@@ -361,72 +358,6 @@ def _fewest_changes_first(options: list[tuple[str, ...]], limit: int) -> list[tu
     return combos
 
 
-# --- queries ---------------------------------------------------------------------------------
-
-_QUERY_SEPARATORS = re.compile(r"[\s'’·.\-]+")
-
-
-@dataclass(frozen=True, slots=True)
-class NameQuery:
-    """A name search, normalised.
-
-    ``kind == "name"``: Han characters only, matched against the name itself (a fragment, e.g.
-    ``name LIKE '%国藩%'`` on a pg_trgm index; two characters or fewer need an equality or
-    prefix index). ``kind == "letters"``: lower-case a-z, matched as a prefix of any word of
-    ``NameKeys.text``. ``spells_pinyin`` says whether the letters read as whole pinyin
-    syllables, the last one possibly cut short (``zhangs``); when false they can only be
-    initials (``zs``) or a Latin name.
-    """
-
-    kind: Literal["name", "letters"]
-    text: str
-    spells_pinyin: bool
-
-    @property
-    def tsquery(self) -> str:
-        """The ``to_tsquery('simple', …)`` argument for a ``letters`` query: ``zs:*`` (safe to
-        bind: the text is a-z only, nothing tsquery would read as an operator)."""
-        return f"{self.text}:*"
-
-
-def normalise_name_query(q: str, *, field: str = "q") -> NameQuery:
-    """What a typed name query means: Han text, or letters (pinyin, initials, a Latin name).
-
-    Full-width letters, capitals, spaces and apostrophes (``Zhang San``, ``xi'an``) and ü
-    (``lü``, ``lu:``) are normalised; Han characters mixed with letters (``张s``) become the
-    pinyin of the characters followed by the letters. Anything else is refused, naming ``field``.
-    """
-    text = unicodedata.normalize("NFKC", q).strip().lower()
-    text = text.replace("ü", "v").replace("u:", "v")
-    text = _QUERY_SEPARATORS.sub("", text)
-    if not text or not all(_HAN.match(c) or (c.isascii() and c.isalpha()) for c in text):
-        raise InvalidField(field, "search by a name, its pinyin or initials, or a phone number")
-    has_han = bool(_HAN.search(text))
-    if has_han and all(_HAN.match(c) for c in text):
-        return NameQuery(kind="name", text=text, spells_pinyin=False)
-    if has_han:
-        keys = name_search_keys(text).full
-        text = keys[0] if keys else "".join(_LATIN_WORD.findall(text))
-    return NameQuery(kind="letters", text=text, spells_pinyin=spells_pinyin(text))
-
-
-def spells_pinyin(letters: str) -> bool:
-    """Whether lower-case letters split into pinyin syllables, the last possibly cut short."""
-    syllables, prefixes = _syllables()
-    n = len(letters)
-    # reachable[i]: letters[:i] is a sequence of whole syllables.
-    reachable = [True] + [False] * n
-    for i in range(n):
-        if not reachable[i]:
-            continue
-        for j in range(i + 1, min(n, i + 6) + 1):
-            if letters[i:j] in syllables:
-                reachable[j] = True
-            if j == n and letters[i:j] in prefixes:
-                return True
-    return reachable[n]
-
-
 # Tone-marked letters to plain ones (ǚ → v, as pypinyin's NORMAL style writes it), and combining
 # marks dropped: a translation table is some twenty times faster than pypinyin's to_normal.
 _TONELESS = {ord(k): v.rstrip("1234") for k, v in phonetic_symbol.items() if len(k) == 1} | {
@@ -434,17 +365,5 @@ _TONELESS = {ord(k): v.rstrip("1234") for k, v in phonetic_symbol.items() if len
 }
 
 
-def _toneless(reading: str) -> str:
+def toneless(reading: str) -> str:
     return reading.translate(_TONELESS)
-
-
-@cache
-def _syllables() -> tuple[frozenset[str], frozenset[str]]:
-    """Every toneless syllable pypinyin knows (with a vowel: not the interjections m, ng, hm)
-    and every prefix of one."""
-    syllables = {
-        _toneless(reading) for readings in pinyin_dict.values() for reading in readings.split(",")
-    }
-    syllables = {s for s in syllables if s.isascii() and re.search("[aeiouv]", s)}
-    prefixes = {s[:k] for s in syllables for k in range(1, len(s) + 1)}
-    return frozenset(syllables), frozenset(prefixes)

@@ -48,7 +48,7 @@ from crm_libs.db import driver_sql
 from crm_libs.pagination import PageParams, keyset
 from crm_libs.principal import Principal
 from crm_libs.problems import InvalidField
-from customer_service.customers import pinyin, visibility
+from customer_service.customers import name_queries, visibility
 from customer_service.customers.models import Customer
 from customer_service.customers.phones import (
     TAIL_DIGITS,
@@ -85,10 +85,10 @@ def matching(q: str, *, principal: Principal, phone_hash_key: str) -> ColumnElem
     """What ``q`` finds: a phone (digits, spaces, dashes, brackets, a leading +) or a name."""
     if looks_like_phone(q):
         return _by_phone(q, principal=principal, phone_hash_key=phone_hash_key)
-    return _by_name(pinyin.normalise_name_query(q, field="q"))
+    return _by_name(name_queries.normalise_name_query(q, field="q"))
 
 
-def _by_name(query: pinyin.NameQuery) -> ColumnElement[bool]:
+def _by_name(query: name_queries.NameQuery) -> ColumnElement[bool]:
     if query.kind == "letters":
         return _NAME_KEYS.op("@@")(func.to_tsquery(_SIMPLE, query.tsquery))
     text = query.text  # Han characters only: nothing LIKE would read as a wildcard
