@@ -204,14 +204,23 @@ def _local_midnight(day: date, zone: str) -> datetime:
     return datetime.combine(day, time(0), ZoneInfo(zone)).astimezone(UTC)
 
 
-async def test_points_expire_first_in_first_out_at_the_stores_midnight(
-    api: httpx.AsyncClient, customer_db: Any
-) -> None:
-    _, customer = await _member(api)  # points last a month, in Asia/Shanghai
+async def _two_sales_and_a_redemption(
+    api: httpx.AsyncClient,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A member (points last a month, in Asia/Shanghai) who earned 100 points 20 days ago and 50
+    five days ago, and redeemed 30 (from the older lot); the member and the older sale."""
+    _, customer = await _member(api)
     product = await create_product(api)
     older = await _buy(api, customer["id"], product["sku"], 1, "50.00", purchased_at=days_ago(20))
     await _buy(api, customer["id"], product["sku"], 1, "25.00", purchased_at=days_ago(5))
-    assert (await _redeem(api, customer["id"], 30)).status_code == 201  # from the older 100
+    assert (await _redeem(api, customer["id"], 30)).status_code == 201
+    return customer, older
+
+
+async def test_points_expire_first_in_first_out_at_the_stores_midnight(
+    api: httpx.AsyncClient, customer_db: Any
+) -> None:
+    customer, older = await _two_sales_and_a_redemption(api)
     expiring = (await _card(api, customer["id"]))["points_expiring"]
     assert [e["points"] for e in expiring] == [70, 50]
     first_day = date.fromisoformat(expiring[0]["on"])
@@ -233,11 +242,7 @@ async def test_points_expire_first_in_first_out_at_the_stores_midnight(
 async def test_a_refund_leaves_alone_what_of_its_sale_s_points_expired(
     api: httpx.AsyncClient, customer_db: Any
 ) -> None:
-    _, customer = await _member(api)  # points last a month, in Asia/Shanghai
-    product = await create_product(api)
-    older = await _buy(api, customer["id"], product["sku"], 1, "50.00", purchased_at=days_ago(20))
-    await _buy(api, customer["id"], product["sku"], 1, "25.00", purchased_at=days_ago(5))
-    assert (await _redeem(api, customer["id"], 30)).status_code == 201  # from the older 100
+    customer, older = await _two_sales_and_a_redemption(api)
     first_day = date.fromisoformat((await _card(api, customer["id"]))["points_expiring"][0]["on"])
     await expiry.run_due_stores(
         customer_db, now=_local_midnight(first_day, "Asia/Shanghai") + timedelta(minutes=1)
