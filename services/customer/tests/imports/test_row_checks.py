@@ -1,7 +1,9 @@
 """The processes that check a long sheet's rows (imports/row_checks.py): started on first use
 only, giving what the checks give in the service's own process, ignoring Ctrl-C, and gone when
-closed or when the service that started them dies."""
+closed or when the service that started them dies; until they are up, a sheet's chunks are
+checked in the service, one at a time."""
 
+import asyncio
 import io
 import os
 import signal
@@ -14,11 +16,13 @@ from datetime import UTC, date, datetime
 import orjson
 import pytest
 
+from crm_devstack.fixtures import eventually
 from customer_service.config import DEV_FIELD_KEY, DEV_PHONE_HASH_KEY
 from customer_service.imports import customer_checks, row_checks
 from customer_service.imports.customer_checks import StoreContext
 from customer_service.imports.row_checks import RowChecks
 from customer_service.imports.sheets import open_sheet
+from customer_service.imports.worker import Runner
 
 CONTEXT = StoreContext(
     store_id="store-1",
@@ -231,3 +235,41 @@ def test_a_rows_registration_event_is_written_as_the_envelope_writes_it() -> Non
     stamp = EventEnvelope(type="t", store_id="s", customer_id="c", occurred_at=whole)
     assert orjson.dumps(whole, option=orjson.OPT_UTC_Z) == b'"2026-01-02T03:04:05Z"'
     assert b'"occurred_at":"2026-01-02T03:04:05Z"' in stamp.to_bytes()
+
+
+def _where_and_when(pause: float) -> tuple[int, float, float]:
+    began = time.monotonic()
+    time.sleep(pause)
+    return os.getpid(), began, time.monotonic()
+
+
+@pytest.mark.timeout(120)
+async def test_a_long_sheet_s_first_chunks_are_checked_here_while_the_processes_start() -> None:
+    checks = RowChecks(1)
+    runner = Runner(
+        app=None,  # type: ignore[arg-type]
+        job=None,  # type: ignore[arg-type]
+        worker="w",
+        timezone="UTC",
+        upload=None,  # type: ignore[arg-type]
+        checks=checks,
+    )
+    checks.start()
+    try:
+        assert not checks.ready  # a process takes about half a second to start
+        # Checked here (the service's pid), the second after the first: in threads side by
+        # side they would share the interpreter lock and both finish late.
+        first, second = await asyncio.gather(
+            runner._off_loop(_where_and_when, 0.2), runner._off_loop(_where_and_when, 0.2)
+        )
+        assert first[0] == second[0] == os.getpid()
+        assert second[1] >= first[2] or first[1] >= second[2]
+
+        async def ready() -> bool:
+            return checks.ready
+
+        await eventually(ready, timeout=60)
+        pid, _, _ = await runner._off_loop(_where_and_when, 0)
+        assert pid in checks.pids()  # then in the processes
+    finally:
+        checks.close()

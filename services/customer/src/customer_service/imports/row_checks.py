@@ -8,8 +8,9 @@ lock over and waited to get it back. Here a pool of processes checks the next ch
 service writes the one before.
 
 The pool is started by the first job that needs it (a sheet longer than a chunk), never with the
-service: a service that never imports starts no process. It is shut down when the import worker
-finds no job left and when the service stops. Its processes run at a lower priority
+service: a service that never imports starts no process. Until its processes are up (``ready``)
+the job checks its chunks itself, one at a time (imports/worker.py). It is shut down when the
+import worker finds no job left and when the service stops. Its processes run at a lower priority
 (``NICENESS``), ignore SIGINT (Ctrl-C at a terminal reaches a whole process group; the service
 stops them itself) and the kernel sends them SIGTERM if the service dies (``PR_SET_PDEATHSIG``),
 so none outlives it.
@@ -26,7 +27,7 @@ import os
 import pickle
 import signal
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -51,10 +52,16 @@ class RowChecks:
     def __init__(self, processes: int = 0) -> None:
         self.processes = processes or default_processes()
         self._pool: ProcessPoolExecutor | None = None
+        self._starting: list[Future[None]] = []
 
     @property
     def started(self) -> bool:
         return self._pool is not None
+
+    @property
+    def ready(self) -> bool:
+        """Started, and every process up with what checking needs loaded."""
+        return self._pool is not None and all(f.done() for f in self._starting)
 
     def pids(self) -> list[int]:
         """The pool's processes (none before it is started)."""
@@ -75,8 +82,7 @@ class RowChecks:
             initargs=(os.getpid(),),
         )
         # Processes are started as tasks come: one each now.
-        for _ in range(self.processes):
-            self._pool.submit(_ready)
+        self._starting = [self._pool.submit(_ready) for _ in range(self.processes)]
         log.info("import row checks started", extra={"fields": {"processes": self.processes}})
 
     async def run(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:

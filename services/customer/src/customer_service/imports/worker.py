@@ -20,7 +20,7 @@ import socket
 import tempfile
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import IO, Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -136,6 +136,7 @@ class Runner:
     timezone: str
     upload: IO[bytes]
     checks: RowChecks | None = None
+    _checking_here: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def today(self) -> date:
@@ -253,10 +254,17 @@ class Runner:
             )
 
     async def _off_loop(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Pure work in the row checks' processes, or in a thread for a short sheet."""
-        if self.checks is not None and self.checks.started:
-            return await self.checks.run(function, *args, **kwargs)
-        return await asyncio.to_thread(functools.partial(function, *args, **kwargs))
+        """Pure work in the row checks' processes, or in a thread: for a short sheet, and for a
+        long one's first chunks while the processes start (a start takes about half a second,
+        longer than checking a chunk here: a sheet of a few thousand rows spent a third of its
+        import waiting for them)."""
+        if self.checks is None or not self.checks.ready:
+            # One chunk at a time here: chunks checked side by side in threads share one
+            # interpreter lock and all finish late, the first no sooner than the last.
+            async with self._checking_here:
+                if self.checks is None or not self.checks.ready:
+                    return await asyncio.to_thread(functools.partial(function, *args, **kwargs))
+        return await self.checks.run(function, *args, **kwargs)
 
     async def _check_customers(
         self,
