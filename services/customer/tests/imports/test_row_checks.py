@@ -260,7 +260,7 @@ async def test_a_long_sheet_s_first_chunks_are_checked_here_while_the_processes_
         # Checked here (the service's pid), the second after the first: in threads side by
         # side they would share the interpreter lock and both finish late.
         first, second = await asyncio.gather(
-            runner._off_loop(_where_and_when, 0.2), runner._off_loop(_where_and_when, 0.2)
+            runner._off_loop(_where_and_when, 0.05), runner._off_loop(_where_and_when, 0.05)
         )
         assert first[0] == second[0] == os.getpid()
         assert second[1] >= first[2] or first[1] >= second[2]
