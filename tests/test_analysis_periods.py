@@ -83,15 +83,18 @@ async def test_months_stay_exact_after_a_later_purchase_refunds_a_merge_and_dire
     await _buy(api, c1, "2025-04-02T10:00:00+08:00", sku, 1)
     url = f"/stores/{store['id']}/analysis/consumption"
 
-    async def by(what: str = "month", **period: str) -> list[tuple[Any, ...]]:
+    async def answered(what: str = "month", **period: str) -> dict[str, Any] | None:
         response = await api.get(url, params={"by": what, **(period or SPRING)})
-        assert response.status_code == 200, response.text
-        return _groups(response.json())
+        return analysis_answer(response)
+
+    async def by(what: str = "month", **period: str) -> list[tuple[Any, ...]]:
+        answer = await answered(what, **period)
+        assert answer is not None, "the store's data has not arrived"
+        return _groups(answer)
 
     async def reaches(expected: list[tuple[Any, ...]], **period: str) -> None:
         async def seen() -> bool:
-            response = await api.get(url, params={"by": "month", **(period or SPRING)})
-            answer = analysis_answer(response)
+            answer = await answered(**period)
             return answer is not None and _groups(answer) == expected
 
         await eventually(seen, timeout=90)

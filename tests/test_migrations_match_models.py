@@ -8,10 +8,10 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 
 import pytest
 
+from crm_devstack.fixtures import empty_database
 from crm_devstack.stack import LocalStack
 
 MODULES = ["customer_service", "engagement_service", "scoring_service", "crm_gateway"]
@@ -19,13 +19,12 @@ MODULES = ["customer_service", "engagement_service", "scoring_service", "crm_gat
 
 @pytest.mark.parametrize("module", MODULES)
 async def test_the_latest_revision_is_the_models_schema(stack: LocalStack, module: str) -> None:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    stack.postgres.create_database(name)
+    url = empty_database(stack)
     # A process of its own: the models of one deployable only, as its migrations load them.
     result = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", f"{module}.migrate", "--check"],
-        env={**os.environ, "CRM_DATABASE_URL": stack.postgres.url(name)},
+        env={**os.environ, "CRM_DATABASE_URL": url},
         capture_output=True,
         text=True,
         timeout=120,

@@ -116,16 +116,22 @@ async def session_on(database_url: str) -> AsyncIterator[AsyncSession]:
         await engine.dispose()
 
 
+def empty_database(stack: LocalStack) -> str:
+    """The URL of a new, empty database on the test server."""
+    import uuid
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    stack.postgres.create_database(name)
+    return stack.postgres.url(name)
+
+
 def migrated_database(stack: LocalStack, migrations_module: str) -> str:
     """A new, empty database on the test server with ``migrations_module``'s schema applied."""
     import os
     import subprocess
     import sys
-    import uuid
 
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    stack.postgres.create_database(name)
-    url = stack.postgres.url(name)
+    url = empty_database(stack)
     subprocess.run(
         [sys.executable, "-m", f"{migrations_module}.migrate"],
         env={**os.environ, "CRM_DATABASE_URL": url},

@@ -136,7 +136,7 @@ class Runner:
     timezone: str
     upload: IO[bytes]
     checks: RowChecks | None = None
-    _checking_here: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _checking_here: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
 
     @property
     def today(self) -> date:
