@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSON
+from sqlalchemy.dialects.postgresql import ARRAY, JSON
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
 
@@ -46,9 +47,48 @@ DROP_NOTIFY_TRIGGER_SQL = (
 )
 
 
+# A row holds one event (``envelope``) or a batch of them (``keys`` and ``envelopes``, as many
+# of each).
+BATCH_CHECK = (
+    "(envelope IS NULL) = (envelopes IS NOT NULL) AND (keys IS NULL) = (envelopes IS NULL) "
+    "AND (keys IS NULL OR cardinality(keys) = cardinality(envelopes))"
+)
+# What each service's migration to batch rows runs (one statement each), and its way back.
+BATCH_ROWS_SQL = (
+    "ALTER TABLE outbox_event ALTER COLUMN envelope DROP NOT NULL",
+    "ALTER TABLE outbox_event ADD COLUMN keys text[]",
+    "ALTER TABLE outbox_event ADD COLUMN envelopes text[]",
+    # A batch's texts are kilobytes each, hundreds of kilobytes together: out of line as they
+    # are, not compressed (pglz, the only compression the embedded server has, cost more than
+    # storing them).
+    "ALTER TABLE outbox_event ALTER COLUMN keys SET STORAGE EXTERNAL",
+    "ALTER TABLE outbox_event ALTER COLUMN envelopes SET STORAGE EXTERNAL",
+    f"ALTER TABLE outbox_event ADD CONSTRAINT ck_outbox_event_one_or_batch CHECK ({BATCH_CHECK})",
+)
+# Back to a row per event: a batch row's events become rows of their own (after every other
+# row: their customers' later events, rare in a batch's lifetime, may then overtake them).
+DROP_BATCH_ROWS_SQL = (
+    """
+    INSERT INTO outbox_event (event_id, topic, key, envelope, created_at, published_at,
+                              attempts, last_error, retry_at, parked_at)
+    SELECT e::json->>'event_id', o.topic, k, e::json, o.created_at, o.published_at,
+           o.attempts, o.last_error, o.retry_at, o.parked_at
+    FROM outbox_event o, unnest(o.keys, o.envelopes) WITH ORDINALITY AS u(k, e, n)
+    WHERE o.keys IS NOT NULL
+    ORDER BY o.id, u.n
+    """,
+    "DELETE FROM outbox_event WHERE keys IS NOT NULL",
+    "ALTER TABLE outbox_event DROP CONSTRAINT ck_outbox_event_one_or_batch",
+    "ALTER TABLE outbox_event DROP COLUMN envelopes",
+    "ALTER TABLE outbox_event DROP COLUMN keys",
+    "ALTER TABLE outbox_event ALTER COLUMN envelope SET NOT NULL",
+)
+
+
 class OutboxEvent(SQLModel, table=True):
-    """One event to publish. Published rows are kept for the retention period so that a broker
-    that lost its data can be given them again; a row that keeps failing is parked."""
+    """One event to publish, or a batch of them (``stage_batch``). Published rows are kept for
+    the retention period so that a broker that lost its data can be given them again; a row
+    that keeps failing is parked."""
 
     __tablename__ = "outbox_event"
     __table_args__ = (
@@ -71,6 +111,7 @@ class OutboxEvent(SQLModel, table=True):
         # The retention purge. A BRIN index (a few pages: rows are marked sent in about the
         # order they were staged) takes no entry for each row marked, as a btree did.
         Index("ix_outbox_event_published_at", "published_at", postgresql_using="brin"),
+        CheckConstraint(BATCH_CHECK, name="ck_outbox_event_one_or_batch"),
     )
 
     id: int | None = Field(
@@ -83,7 +124,13 @@ class OutboxEvent(SQLModel, table=True):
     key: str = Field(sa_column=Column(Text, nullable=False))
     # ``json``, not ``jsonb``: the relay sends the text as written, and parsing it into jsonb
     # (then printing it back for each claim) was most of what a staged event cost the server.
-    envelope: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+    # None in a batch row.
+    envelope: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    # A batch row's events: their customers (``key`` is empty) and envelopes' JSON texts, in the
+    # order they were staged. Stored out of line uncompressed (``BATCH_ROWS_SQL``): the relay's
+    # mark leaves them where they are, and no compression is paid for on the way in.
+    keys: list[str] | None = Field(default=None, sa_column=Column(ARRAY(Text)))
+    envelopes: list[str] | None = Field(default=None, sa_column=Column(ARRAY(Text)))
     created_at: datetime | None = Field(
         default=None,
         sa_column=Column(DateTime(timezone=True), nullable=False, server_default=text("now()")),
@@ -151,6 +198,32 @@ async def enqueue_many(session: AsyncSession, *, topic: str, events: list[EventE
             "keys": [e.customer_id for e in events],
             "envelopes": [e.to_bytes().decode() for e in events],
         },
+    )
+
+
+_STAGE_BATCH_SQL = """
+    INSERT INTO outbox_event (event_id, topic, key, keys, envelopes)
+    VALUES ($1, $2, '', $3::text[], $4::text[])
+"""
+
+
+async def stage_batch(conn: Any, *, topic: str, events: Sequence[tuple[str, str, str]]) -> None:
+    """Stage many events of one topic as one row, ``(event_id, key, envelope JSON text)`` each,
+    on the asyncpg connection of the surrounding transaction.
+
+    For bulk writers (an import stages a chunk's thousand registrations so): one row to write,
+    claim and mark sent instead of a thousand, each a full row version through the table's
+    indexes. The relay sends each event as if it had its own row, on its customer's
+    partition; a later event of any of its customers waits while the row waits for a retry.
+    """
+    if not events:
+        return
+    await conn.execute(
+        _STAGE_BATCH_SQL,
+        events[0][0],
+        topic,
+        [key for _, key, _ in events],
+        [envelope for _, _, envelope in events],
     )
 
 

@@ -16,6 +16,10 @@ is fixed::
 
 (or :func:`crm_libs.events.outbox.unpark`). Published rows are kept for the retention period and
 sent again when the broker turns out to have lost its data (:mod:`crm_libs.events.broker_epoch`).
+
+A batch row (:func:`crm_libs.events.outbox.stage_batch`: a bulk writer's many events, an
+import's chunk of registrations) is claimed, retried, parked and unparked as one row, its events
+sent one by one; a customer's events are those ``WHERE key = $1 OR $1 = ANY(keys)``.
 """
 
 from __future__ import annotations
@@ -61,8 +65,9 @@ class OutboxRelay:
         sessionmaker: async_sessionmaker[AsyncSession],
         database_url: str,
         bootstrap: str,
-        # Rows per claim: a backlog of thousands (a re-rank's score.changed) goes out in a few
-        # round trips and broker metadata checks rather than one per few hundred rows.
+        # Events per claim (a batch row's count as many as it holds): a backlog of thousands (a
+        # re-rank's score.changed) goes out in a few round trips and broker metadata checks
+        # rather than one per few hundred rows.
         batch_size: int = 2000,
         poll_seconds: float = 5.0,
         max_backoff_seconds: float = 10.0,
@@ -226,7 +231,10 @@ class OutboxRelay:
                     retry_base=self._retry_base,
                     retry_cap=self._retry_cap,
                 )
-        for topic, sent in Tally(row.topic for row in batch.sent).items():
+        published: Tally[str] = Tally()
+        for row in batch.sent:
+            published[row.topic] += row.events
+        for topic, sent in published.items():
             PUBLISHED.labels(topic=topic).inc(sent)
         if batch.trouble is not None:
             raise batch.trouble

@@ -17,8 +17,12 @@ log = logging.getLogger("crm_libs.events.relay")
 # Only the replica holding it publishes (per database: advisory locks are database-scoped).
 LEADER_SQL = text("SELECT pg_try_advisory_xact_lock(hashtextextended('crm.outbox.relay', 0))")
 
-# In id order, skipping rows that wait for a retry and every later row of the same customer.
-# The envelope comes as its JSON text, sent as it is: no object built and serialised again.
+# In id order, skipping rows that wait for a retry and every later row of the same customer (a
+# batch row, one of many events: of any of its customers). The envelope comes as its JSON text,
+# sent as it is: no object built and serialised again; a batch row's envelopes and keys come as
+# arrays of them. A claim holds at most ``$1`` events, whole rows in id order (a first row of
+# more goes alone): the running count is taken over the first ``$1`` rows, before any envelope
+# is read.
 # Both on the asyncpg connection itself: two thousand rows as SQLAlchemy rows cost more Python
 # than sending them. No row locks: the claim, the sends' outcomes and the epoch check run only in
 # the leader's transaction (``LEADER_SQL``), and nothing else writes an unpublished, unparked
@@ -26,18 +30,27 @@ LEADER_SQL = text("SELECT pg_try_advisory_xact_lock(hashtextextended('crm.outbox
 # checkpoint) before the mark wrote it again, a third of what publishing cost PostgreSQL.
 CLAIM_SQL = """
     WITH waiting AS MATERIALIZED (
-        SELECT key, min(id) AS first_id FROM outbox_event
+        SELECT k AS key, min(id) AS first_id
+        FROM outbox_event, unnest(COALESCE(keys, ARRAY[key])) AS k
         WHERE published_at IS NULL AND parked_at IS NULL AND retry_at IS NOT NULL
           AND retry_at > now()
-        GROUP BY key
+        GROUP BY k
+    ), head AS (
+        SELECT o.id, sum(COALESCE(cardinality(o.keys), 1)) OVER (ORDER BY o.id) AS events
+        FROM outbox_event o
+        WHERE o.published_at IS NULL AND o.parked_at IS NULL
+          AND (o.retry_at IS NULL OR o.retry_at <= now())
+          AND NOT EXISTS (SELECT 1 FROM waiting w WHERE w.key = o.key AND w.first_id < o.id)
+          AND (o.keys IS NULL OR NOT EXISTS (
+              SELECT 1 FROM waiting w WHERE w.key = ANY(o.keys) AND w.first_id < o.id))
+        ORDER BY o.id
+        LIMIT $1
     )
-    SELECT o.id, o.event_id, o.topic, o.key, CAST(o.envelope AS text) AS envelope
-    FROM outbox_event o
-    WHERE o.published_at IS NULL AND o.parked_at IS NULL
-      AND (o.retry_at IS NULL OR o.retry_at <= now())
-      AND NOT EXISTS (SELECT 1 FROM waiting w WHERE w.key = o.key AND w.first_id < o.id)
+    SELECT o.id, o.event_id, o.topic, o.key, CAST(o.envelope AS text) AS envelope,
+           o.keys, o.envelopes
+    FROM head h JOIN outbox_event o ON o.id = h.id
+    WHERE h.events <= $1 OR h.id = (SELECT min(id) FROM head)
     ORDER BY o.id
-    LIMIT $1
 """
 MARK_SENT_SQL = """
     UPDATE outbox_event SET published_at = now(), attempts = attempts + 1, retry_at = NULL
@@ -46,13 +59,25 @@ MARK_SENT_SQL = """
 
 
 class ClaimedRow(NamedTuple):
-    """A claimed outbox row."""
+    """A claimed outbox row: one event, or a batch of them (``keys`` and ``envelopes``)."""
 
     id: int
-    event_id: str
+    event_id: str  # a batch row's: its first event's
     topic: str
-    key: str
-    envelope: str  # the JSON text, sent as it is
+    key: str  # a batch row's: empty
+    envelope: str | None  # the JSON text, sent as it is; a batch row's: None
+    keys: list[str] | None = None
+    envelopes: list[str] | None = None
+
+    @property
+    def events(self) -> int:
+        return len(self.keys) if self.keys is not None else 1
+
+    def messages(self) -> list[tuple[str, str]]:
+        """The row's events as (key, envelope text), in the order they were staged."""
+        if self.keys is None or self.envelopes is None:
+            return [(self.key, self.envelope or "")]
+        return list(zip(self.keys, self.envelopes, strict=True))
 
 
 RECORD_FAILURE_SQL = text(
@@ -70,8 +95,10 @@ RECORD_FAILURE_SQL = text(
 COUNTS_SQL = text(
     """
     SELECT
-        (SELECT count(*) FROM outbox_event WHERE published_at IS NULL AND parked_at IS NULL),
-        (SELECT count(*) FROM outbox_event WHERE parked_at IS NOT NULL)
+        (SELECT COALESCE(sum(COALESCE(cardinality(keys), 1)), 0) FROM outbox_event
+         WHERE published_at IS NULL AND parked_at IS NULL),
+        (SELECT COALESCE(sum(COALESCE(cardinality(keys), 1)), 0) FROM outbox_event
+         WHERE parked_at IS NOT NULL)
     """
 )
 
@@ -86,7 +113,8 @@ async def record_failure(
     retry_base: float,
     retry_cap: float,
 ) -> None:
-    """Count a row's failed send: a retry after a backoff, or parked after ``max_attempts``."""
+    """Count a row's failed send: a retry after a backoff, or parked after ``max_attempts``
+    (a batch row's events all together)."""
     attempts, parked = (
         await session.execute(
             RECORD_FAILURE_SQL,
@@ -103,11 +131,12 @@ async def record_failure(
         "outbox_id": row_id,
         "event_id": row.event_id,
         "topic": row.topic,
+        "events": row.events,
         "attempts": attempts,
         "error": error,
     }
     if parked:
-        PARKED.labels(topic=row.topic).inc()
+        PARKED.labels(topic=row.topic).inc(row.events)
         log.error("outbox event parked after repeated failures", extra={"fields": fields})
     else:
         log.warning("outbox event failed, will retry", extra={"fields": fields})

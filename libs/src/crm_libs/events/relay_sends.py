@@ -91,7 +91,11 @@ async def send_rows(
     row cost more Python than everything else the relay does with it. The partition is
     the one Kafka's default partitioner gives the key, as for any other producer
     (:mod:`crm_libs.events.partitions`). A row too large for a batch is sent on its own, so
-    aiokafka refuses it alone; a batch the broker refuses fails each of its rows."""
+    aiokafka refuses it alone; a batch the broker refuses fails each of its rows.
+
+    A batch row's events go out as any row's, each on its customer's partition; the row is
+    sent when all of them were, and fails (all of them sent again later: consumers drop what
+    they applied) when any failed."""
     topics = topics or BrokerTopics()
     known = await topics.before_sending(admin, {row.topic for row in rows})
     batch = SendOutcome()
@@ -99,58 +103,71 @@ async def send_rows(
     partitions: dict[str, list[int]] = {}
     filling: dict[tuple[str, int], tuple[Any, list[Any]]] = {}  # (builder, its rows)
     pending: list[tuple[list[Any], asyncio.Future[Any]]] = []
+    sending: list[ClaimedRow] = []  # rows with every event handed to the producer
 
     async def submit(tp: tuple[str, int]) -> None:
         builder, members = filling.pop(tp)
         pending.append((members, await producer.send_batch(builder, tp[0], partition=tp[1])))
 
-    for n, row in enumerate(rows, 1):
-        if n % _YIELD_EVERY == 0:
-            await asyncio.sleep(0)  # a consumer's transaction in this process goes on
-        if row.key in held:
+    def fail(row: ClaimedRow, error: str) -> None:
+        batch.failed[row.id] = (row, error)
+        held.update(row.keys if row.keys is not None else (row.key,))
+
+    n = 0
+    for row in rows:
+        if row.key in held or (row.keys is not None and not held.isdisjoint(row.keys)):
             continue  # stays in the backlog, behind the failed one
         if row.topic not in known:
-            batch.failed[row.id] = (row, f"topic {row.topic!r} does not exist on the broker")
-            held.add(row.key)
+            fail(row, f"topic {row.topic!r} does not exist on the broker")
             continue
-        key, value = row.key.encode(), row.envelope.encode()
         if row.topic not in partitions:
             partitions[row.topic] = sorted(await producer.partitions_for(row.topic))
         everyone = partitions[row.topic]
-        tp = (row.topic, partition_of(key, everyone))
-        if len(key) + len(value) > _ALONE_ABOVE_BYTES:
-            if tp in filling:
-                await submit(tp)  # the rows before it first
-            try:
-                future = await producer.send(row.topic, value=value, key=key, partition=tp[1])
-            except Exception as exc:
-                if broker_trouble(exc):
-                    raise
-                batch.failed[row.id] = (row, repr(exc))
-                held.add(row.key)
+        for text_key, text in row.messages():
+            n += 1
+            if n % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # a consumer's transaction in this process goes on
+            key, value = text_key.encode(), text.encode()
+            tp = (row.topic, partition_of(key, everyone))
+            if len(key) + len(value) > _ALONE_ABOVE_BYTES:
+                if tp in filling:
+                    await submit(tp)  # the rows before it first
+                try:
+                    future = await producer.send(row.topic, value=value, key=key, partition=tp[1])
+                except Exception as exc:
+                    if broker_trouble(exc):
+                        raise
+                    fail(row, repr(exc))
+                    break
+                pending.append(([row], future))
                 continue
-            pending.append(([row], future))
-            continue
-        if tp not in filling:
-            filling[tp] = (producer.create_batch(), [])
-        if filling[tp][0].append(key=key, value=value, timestamp=None) is None:  # full
-            await submit(tp)
-            filling[tp] = (producer.create_batch(), [])
-            filling[tp][0].append(key=key, value=value, timestamp=None)
-        filling[tp][1].append(row)
+            if tp not in filling:
+                filling[tp] = (producer.create_batch(), [])
+            if filling[tp][0].append(key=key, value=value, timestamp=None) is None:  # full
+                await submit(tp)
+                filling[tp] = (producer.create_batch(), [])
+                filling[tp][0].append(key=key, value=value, timestamp=None)
+            members = filling[tp][1]
+            if not members or members[-1] is not row:
+                members.append(row)
+        else:
+            sending.append(row)
     for tp in list(filling):
         await submit(tp)
     results = await asyncio.wait_for(
         asyncio.gather(*(f for _, f in pending), return_exceptions=True), timeout=30
     )
+    troubled: set[int] = set()
     for (members, _), result in zip(pending, results, strict=True):
+        if not isinstance(result, BaseException):
+            continue
         for row in members:
-            if not isinstance(result, BaseException):
-                batch.sent.append(row)
-            elif broker_trouble(result):
+            if broker_trouble(result):
                 batch.trouble = result
-            else:
+                troubled.add(row.id)
+            elif row.id not in batch.failed:
                 batch.failed[row.id] = (row, repr(result))
+    batch.sent = [r for r in sending if r.id not in troubled and r.id not in batch.failed]
     if batch.sent:
         await topics.confirm(admin, {r.topic for r in batch.sent})
     return batch

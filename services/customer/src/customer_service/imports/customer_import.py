@@ -3,7 +3,7 @@
 The rows come checked and sealed (customer_checks.py: each through what ``POST /customers``
 applies, as its COPY record and its ``customer.registered`` outbox row). Here what they name is
 looked up (referrers, rows imported before) and a chunk is written set-based (one COPY of the
-files, one COPY of their outbox rows) in one transaction with its progress.
+files, their events staged as one batch row of the outbox) in one transaction with its progress.
 
 A sheet imported again creates nothing: a row whose fingerprint this store imported before is
 skipped, and a row whose phone already belongs to a file of the store is reported, not copied.
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from crm_libs.events.envelope import Topics
+from crm_libs.events.outbox import stage_batch
 from crm_libs.problems import InvalidField
 from customer_service.customers.phones import looks_like_phone, normalise_phone, phone_lookup_hash
 from customer_service.imports.customer_checks import (
@@ -181,8 +182,6 @@ async def phones_taken(conn: Any, *, store_id: str, digests: list[str]) -> set[s
 # the look-up of the fingerprints imported before to the commit, and no other writer adds a
 # customer fingerprint.
 _FINGERPRINT_COLUMNS = ("store_id", "kind", "fingerprint", "job_id", "record_id")
-# COPY fires the outbox's statement trigger as an INSERT does (the relay is woken once).
-_OUTBOX_COLUMNS = ("event_id", "topic", "key", "envelope")
 # A file the sheet gives an owner starts its ownership trail as a registration's does
 # (ownership/history.py's ``record``: ``registered``, from nobody, no change of hands).
 _OWNERSHIP_COLUMNS = (
@@ -255,13 +254,10 @@ async def write(
             records=[(context.store_id, KIND, key, job_id, file_id) for key, file_id, _ in written],
             columns=_FINGERPRINT_COLUMNS,
         )
-        await conn.copy_records_to_table(
-            "outbox_event",
-            records=[
-                (done.event_id, Topics.CUSTOMERS, file_id, done.envelope)
-                for _, file_id, done in written
-            ],
-            columns=_OUTBOX_COLUMNS,
+        await stage_batch(
+            conn,
+            topic=Topics.CUSTOMERS,
+            events=[(done.event_id, file_id, done.envelope) for _, file_id, done in written],
         )
         reason = f"the file's first owner, named by spreadsheet import {job_id}"
         owned = [
