@@ -1,21 +1,30 @@
 """Batch rows of the outbox (``stage_batch``: many events staged as one row): each event goes out
 on its customer's partition in staging order among the single rows, a claim takes whole rows up
 to its size in events, a batch row waiting for a retry holds back its customers' later events
-only, and the way back to a row per event keeps every event (real PostgreSQL, the real broker)."""
+only, a batch row committed asynchronously is durable before it is sent, and the way back to a
+row per event keeps every event (real PostgreSQL, the real broker)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm_devstack.fixtures import eventually, migrated_database
-from crm_devstack.stack import LocalStack
+from crm_devstack.postgres import EmbeddedPostgres
+from crm_devstack.stack import LocalStack, free_port
 from crm_libs.db import driver_connection, make_engine, make_sessionmaker
+from crm_libs.events import relay as relay_module
 from crm_libs.events.outbox import BATCH_ROWS_SQL, DROP_BATCH_ROWS_SQL, stage_batch
 from tests.outbox_support import insert_events, new_topic, read_topic, running_relays
 
@@ -182,3 +191,66 @@ async def test_the_way_back_to_a_row_per_event_keeps_every_event(stack: LocalSta
         await staged_batch(engine, "t", [("c", {"seq": 4})])
     finally:
         await engine.dispose()
+
+
+async def test_a_batch_row_committed_asynchronously_is_durable_before_it_is_sent(
+    stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server of its own whose WAL writer flushes every 10 s: the staging commit, without a
+    flush of its own, stays in memory until the relay's barrier flushes it."""
+    server = EmbeddedPostgres(tmp_path / "postgres", port=free_port())
+    engine = None
+    try:
+        url = await asyncio.to_thread(_migrated, server)
+        engine = make_engine(url, pool_size=4)
+        topic = await new_topic(stack.broker.bootstrap)
+        flushed_at_send: list[bool] = []
+        staged: list[str] = []
+        real_send_rows = relay_module.send_rows
+
+        async def send_rows(rows: Any, **kwargs: Any) -> Any:
+            async with driver_connection(engine) as conn:
+                flushed_at_send.append(
+                    await conn.fetchval("SELECT pg_current_wal_flush_lsn() >= $1", staged[0])
+                )
+            return await real_send_rows(rows, **kwargs)
+
+        monkeypatch.setattr(relay_module, "send_rows", send_rows)
+        async with driver_connection(engine) as conn:
+            await conn.execute("ALTER SYSTEM SET wal_writer_delay = '10s'")
+            await conn.execute("SELECT pg_reload_conf()")
+        async with running_relays(
+            make_sessionmaker(engine), url, stack.broker.bootstrap, poll_seconds=0.2
+        ):
+            # The relay's first round (its broker marker written, a synchronous commit) done,
+            # and the WAL writer asleep with the new setting.
+            await asyncio.sleep(2)
+            async with driver_connection(engine) as conn:
+                async with conn.transaction():
+                    await conn.execute("SET LOCAL synchronous_commit = off")
+                    await stage_batch(
+                        conn,
+                        topic=topic,
+                        events=[(str(uuid.uuid4()), "a", orjson.dumps({"seq": 0}).decode())],
+                    )
+                staged.append(await conn.fetchval("SELECT pg_current_wal_insert_lsn()"))
+            records = await read_topic(stack.broker.bootstrap, topic, expected=1, timeout=20)
+        assert [orjson.loads(r.value)["seq"] for r in records] == [0]
+        assert flushed_at_send and all(flushed_at_send)
+    finally:
+        if engine is not None:
+            await engine.dispose()
+        server.stop()
+
+
+def _migrated(server: EmbeddedPostgres) -> str:
+    """The server started with a database of the customer service's schema; its URL."""
+    server.start()
+    server.create_database("outbox")
+    url = server.url("outbox")
+    subprocess.run(
+        [sys.executable, "-m", "customer_service.migrate"],
+        env={**os.environ, "CRM_DATABASE_URL": url},
+        check=True,
+    )
+    return url

@@ -215,6 +215,10 @@ async def stage_batch(conn: Any, *, topic: str, events: Sequence[tuple[str, str,
     claim and mark sent instead of a thousand, each a full row version through the table's
     indexes. The relay sends each event as if it had its own row, on its customer's
     partition; a later event of any of its customers waits while the row waits for a retry.
+
+    The writer's transaction may commit asynchronously (``synchronous_commit = off``: no wait
+    for the WAL's flush, a chunk's few megabytes of it): the relay makes the commits it claimed
+    durable before it sends a batch row's events.
     """
     if not events:
         return

@@ -44,8 +44,10 @@ from crm_libs.events.relay_metrics import BACKLOG, PARKED_ROWS, PUBLISHED, REPUB
 from crm_libs.events.relay_rows import (
     CLAIM_SQL,
     COUNTS_SQL,
+    DURABLE_SQL,
     LEADER_SQL,
     MARK_SENT_SQL,
+    SYNCHRONOUS_SQL,
     ClaimedRow,
     record_failure,
 )
@@ -211,6 +213,9 @@ class OutboxRelay:
             rows = [ClaimedRow(*r) for r in await db.fetch(CLAIM_SQL, self._batch_size)]
             if not rows:
                 return 0
+            batch_rows = [row.id for row in rows if row.keys is not None]
+            if batch_rows:
+                await self._make_durable(batch_rows[0])
             batch = await send_rows(
                 rows,
                 producer=await self._ensure_producer(),
@@ -239,6 +244,18 @@ class OutboxRelay:
         if batch.trouble is not None:
             raise batch.trouble
         return len(batch.sent) + len(batch.failed)
+
+    async def _make_durable(self, row_id: int) -> None:
+        """Make every transaction committed so far durable, before their batch rows are sent.
+
+        A bulk writer may commit without waiting for the WAL's flush (an import's chunk does:
+        ``stage_batch``); a server crash could then lose the chunk, its files and its progress
+        together, and the job write it again, but not events consumers had already applied. A
+        transaction of our own that commits synchronously flushes the WAL up to its commit,
+        past every commit the claim saw."""
+        async with self._sessionmaker() as session, session.begin():
+            await session.execute(SYNCHRONOUS_SQL)
+            await session.execute(DURABLE_SQL, {"id": row_id})
 
     async def _ensure_admin(self) -> AIOKafkaAdminClient:
         if self._admin is None:

@@ -58,6 +58,14 @@ MARK_SENT_SQL = """
 """
 
 
+# The relay's durability barrier (relay.OutboxRelay._make_durable): a transaction that writes
+# to the WAL (a transaction id alone does not) and commits synchronously flushes it up to its
+# commit. What it writes is a claimed row's version again, unchanged: the row exists, and nothing
+# but the leader writes an unpublished one.
+SYNCHRONOUS_SQL = text("SET LOCAL synchronous_commit = on")
+DURABLE_SQL = text("UPDATE outbox_event SET attempts = attempts WHERE id = :id")
+
+
 class ClaimedRow(NamedTuple):
     """A claimed outbox row: one event, or a batch of them (``keys`` and ``envelopes``)."""
 
