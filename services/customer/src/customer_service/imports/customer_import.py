@@ -118,6 +118,10 @@ def resolve(
     prepared = Prepared()
     chunk_names: dict[str, list[str]] = {}
     chunk_hashes: dict[str, str] = {}
+    # The chunk's own files by name and phone, for a referrer among them: kept only for a
+    # chunk that names any (most sheets name none, and a thousand rows' entries cost more
+    # than the rest of this loop).
+    named = any(row.referrer for row in checked)
     for row in checked:
         done = row.sealed
         if row.referrer:
@@ -139,9 +143,10 @@ def resolve(
             prepared.errors.extend(row.errors)
             continue
         prepared.files.append((row.row, row.fingerprint, row.file_id, row.phone_hashes, done))
-        chunk_names.setdefault(row.name, []).append(row.file_id)
-        for digest in row.phone_hashes:
-            chunk_hashes.setdefault(digest, row.file_id)
+        if named:
+            chunk_names.setdefault(row.name, []).append(row.file_id)
+            for digest in row.phone_hashes:
+                chunk_hashes.setdefault(digest, row.file_id)
     return prepared
 
 
