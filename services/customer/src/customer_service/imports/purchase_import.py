@@ -159,8 +159,10 @@ _CLAIM_FINGERPRINTS = """
     ON CONFLICT DO NOTHING
     RETURNING fingerprint
 """
-# The purchases, their lines, their outbox rows and the prospects they end, in one statement
-# (as a sale at the counter is written).
+# The purchases, their lines, their events and the prospects they end, in one statement (as a
+# sale at the counter is written). The chunk's ``purchase.recorded`` events are one batch row of
+# the outbox (crm_libs.events.outbox.stage_batch's shape: the relay sends them one by one, each
+# on its customer's partition, in the chunk's order), not a row each to write, claim and mark.
 _INSERT_SALES = """
     WITH sales AS (
         INSERT INTO purchase (id, store_id, customer_id, purchased_at, total)
@@ -173,8 +175,8 @@ _INSERT_SALES = """
         UPDATE customer SET prospect_stage = 'bought', version = version + 1
         WHERE id = ANY($3::text[]) AND prospect_stage IS DISTINCT FROM 'bought'
     )
-    INSERT INTO outbox_event (event_id, topic, key, envelope)
-    SELECT i, $10, k, e::json FROM unnest($11::text[], $3::text[], $12::text[]) AS t(i, k, e)
+    INSERT INTO outbox_event (event_id, topic, key, keys, envelopes)
+    VALUES (($11::text[])[1], $10, '', $3::text[], $12::text[])
 """
 
 
