@@ -23,8 +23,8 @@ def test_a_batch_goes_as_one_text_each_for_keys_and_envelopes() -> None:
     conn = Recording()
     events = [("e1", "a", '{"n": 1}'), ("e2", "b", '{"n": "\\u001f"}')]
     asyncio.run(stage_batch(conn, topic="t", events=events))
-    ((_, event_id, topic, keys, envelopes),) = conn.calls
-    assert (event_id, topic) == ("e1", "t")
+    ((_, event_id, topic, keys, envelopes, count),) = conn.calls
+    assert (event_id, topic, count) == ("e1", "t", 2)
     assert keys.split("\x1f") == ["a", "b"]
     assert envelopes.split("\x1f") == ['{"n": 1}', '{"n": "\\u001f"}']
 

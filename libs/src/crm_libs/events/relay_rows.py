@@ -21,8 +21,8 @@ LEADER_SQL = text("SELECT pg_try_advisory_xact_lock(hashtextextended('crm.outbox
 # batch row, one of many events: of any of its customers). The envelope comes as its JSON text,
 # sent as it is: no object built and serialised again; a batch row's envelopes and keys come as
 # arrays of them. A claim holds at most ``$1`` events, whole rows in id order (a first row of
-# more goes alone): the running count is taken over the first ``$1`` rows, before any envelope
-# is read.
+# more goes alone): the running count of each row's ``events`` is taken over the first ``$1``
+# rows, before any key or envelope is read.
 # Both on the asyncpg connection itself: two thousand rows as SQLAlchemy rows cost more Python
 # than sending them. No row locks: the claim, the sends' outcomes and the epoch check run only in
 # the leader's transaction (``LEADER_SQL``), and nothing else writes an unpublished, unparked
@@ -36,7 +36,7 @@ CLAIM_SQL = """
           AND retry_at > now()
         GROUP BY k
     ), head AS (
-        SELECT o.id, sum(COALESCE(cardinality(o.keys), 1)) OVER (ORDER BY o.id) AS events
+        SELECT o.id, sum(o.events) OVER (ORDER BY o.id) AS events
         FROM outbox_event o
         WHERE o.published_at IS NULL AND o.parked_at IS NULL
           AND (o.retry_at IS NULL OR o.retry_at <= now())
@@ -103,10 +103,9 @@ RECORD_FAILURE_SQL = text(
 COUNTS_SQL = text(
     """
     SELECT
-        (SELECT COALESCE(sum(COALESCE(cardinality(keys), 1)), 0) FROM outbox_event
+        (SELECT COALESCE(sum(events), 0) FROM outbox_event
          WHERE published_at IS NULL AND parked_at IS NULL),
-        (SELECT COALESCE(sum(COALESCE(cardinality(keys), 1)), 0) FROM outbox_event
-         WHERE parked_at IS NOT NULL)
+        (SELECT COALESCE(sum(events), 0) FROM outbox_event WHERE parked_at IS NOT NULL)
     """
 )
 

@@ -175,8 +175,8 @@ _INSERT_SALES = """
         UPDATE customer SET prospect_stage = 'bought', version = version + 1
         WHERE id = ANY($3::text[]) AND prospect_stage IS DISTINCT FROM 'bought'
     )
-    INSERT INTO outbox_event (event_id, topic, key, keys, envelopes)
-    VALUES (($11::text[])[1], $10, '', $3::text[], $12::text[])
+    INSERT INTO outbox_event (event_id, topic, key, keys, envelopes, events)
+    VALUES (($11::text[])[1], $10, '', $3::text[], $12::text[], cardinality($3::text[]))
 """
 
 
