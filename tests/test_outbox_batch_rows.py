@@ -26,6 +26,7 @@ from crm_devstack.stack import LocalStack, free_port
 from crm_libs.db import driver_connection, make_engine, make_sessionmaker
 from crm_libs.events import relay as relay_module
 from crm_libs.events.outbox import BATCH_ROWS_SQL, DROP_BATCH_ROWS_SQL, stage_batch
+from crm_libs.events.relay_rows import CLAIM_SQL
 from tests.outbox_support import insert_events, new_topic, read_topic, running_relays
 
 
@@ -254,3 +255,33 @@ def _migrated(server: EmbeddedPostgres) -> str:
         check=True,
     )
     return url
+
+
+async def test_a_claim_reads_the_keys_of_the_batch_rows_it_takes_only(stack: LocalStack) -> None:
+    """A backlog of 20 batch rows, a claim of one: what it reads out of line is that row's keys
+    and envelopes, not every row's keys to count their events."""
+    url = migrated_database(stack, "customer_service")
+    engine = make_engine(url, pool_size=2)
+    try:
+        for _ in range(20):
+            await staged_batch(engine, "t", [(str(uuid.uuid4()), {"n": 1}) for _ in range(1000)])
+        async with driver_connection(engine) as conn:
+
+            async def toast_blocks() -> int:
+                await conn.execute("SELECT pg_stat_force_next_flush()")
+                return int(
+                    await conn.fetchval(
+                        "SELECT COALESCE(toast_blks_read, 0) + COALESCE(toast_blks_hit, 0)"
+                        " FROM pg_statio_user_tables WHERE relname = 'outbox_event'"
+                    )
+                )
+
+            before = await toast_blocks()
+            claimed = await conn.fetch(CLAIM_SQL, 1000)
+            read = await toast_blocks() - before
+        assert [len(r["keys"]) for r in claimed] == [1000]
+        # The row's 36 kB of keys and 7 kB of envelopes are a few dozen blocks; all 20 rows'
+        # keys, several hundred.
+        assert read < 100, read
+    finally:
+        await engine.dispose()
