@@ -103,3 +103,11 @@ async def read_topic(bootstrap: str, topic: str, *, expected: int, timeout: floa
     finally:
         await consumer.stop()
     return records
+
+
+def applied_in_order(records: list, key: str) -> list[int]:
+    """The ``seq`` of ``key``'s events as a consumer applies them: each the first time it is seen,
+    in partition order (all of a key's records on one partition)."""
+    mine = [r for r in records if r.key == key.encode()]
+    assert len({r.partition for r in mine}) == 1, f"{key} not on exactly one partition"
+    return list(dict.fromkeys(orjson.loads(r.value)["seq"] for r in mine))

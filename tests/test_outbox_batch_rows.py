@@ -7,9 +7,6 @@ row per event keeps every event (real PostgreSQL, the real broker)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -20,14 +17,20 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from crm_devstack.fixtures import eventually, migrated_database
+from crm_devstack.fixtures import eventually, migrate, migrated_database
 from crm_devstack.postgres import EmbeddedPostgres
 from crm_devstack.stack import LocalStack, free_port
 from crm_libs.db import driver_connection, make_engine, make_sessionmaker
 from crm_libs.events import relay as relay_module
 from crm_libs.events.outbox import BATCH_ROWS_SQL, DROP_BATCH_ROWS_SQL, stage_batch
 from crm_libs.events.relay_rows import CLAIM_SQL
-from tests.outbox_support import insert_events, new_topic, read_topic, running_relays
+from tests.outbox_support import (
+    applied_in_order,
+    insert_events,
+    new_topic,
+    read_topic,
+    running_relays,
+)
 
 
 async def staged_batch(engine: AsyncEngine, topic: str, events: list[tuple[str, dict]]) -> int:
@@ -42,13 +45,6 @@ async def staged_batch(engine: AsyncEngine, topic: str, events: list[tuple[str, 
             ],
         )
         return int(await conn.fetchval("SELECT max(id) FROM outbox_event"))
-
-
-def _seqs(records: list, key: str) -> list[int]:
-    """A key's events as a consumer applies them: each the first time seen, in partition order."""
-    mine = [r for r in records if r.key == key.encode()]
-    assert len({r.partition for r in mine}) <= 1, f"{key} on several partitions"
-    return list(dict.fromkeys(orjson.loads(r.value)["seq"] for r in mine))
 
 
 async def test_batch_rows_go_out_event_by_event_in_staging_order(stack: LocalStack) -> None:
@@ -99,7 +95,7 @@ async def test_batch_rows_go_out_event_by_event_in_staging_order(stack: LocalSta
 
     assert len(records) == seq == 160
     for key in customers:
-        assert _seqs(records, key) == expected[key], f"{key} out of order"
+        assert applied_in_order(records, key) == expected[key], f"{key} out of order"
     assert REGISTRY.get_sample_value("crm_outbox_published_total", {"topic": topic}) == 160
 
 
@@ -249,11 +245,7 @@ def _migrated(server: EmbeddedPostgres) -> str:
     server.start()
     server.create_database("outbox")
     url = server.url("outbox")
-    subprocess.run(
-        [sys.executable, "-m", "customer_service.migrate"],
-        env={**os.environ, "CRM_DATABASE_URL": url},
-        check=True,
-    )
+    migrate(url, "customer_service")
     return url
 
 

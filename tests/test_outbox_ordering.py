@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import orjson
-
 from crm_devstack.fixtures import migrated_database
 from crm_devstack.stack import LocalStack
 from crm_libs.db import make_engine, make_sessionmaker
-from tests.outbox_support import insert_events, new_topic, read_topic, running_relays
+from tests.outbox_support import (
+    applied_in_order,
+    insert_events,
+    new_topic,
+    read_topic,
+    running_relays,
+)
 
 CUSTOMERS = 6
 EVENTS = 600
@@ -31,9 +35,5 @@ async def test_two_relays_keep_each_customers_events_in_order(stack: LocalStack)
         await engine.dispose()
 
     for c in range(CUSTOMERS):
-        key = f"customer-{c}".encode()
-        mine = [r for r in records if r.key == key]
-        assert len({r.partition for r in mine}) == 1
-        # What a consumer applies: each event the first time it is seen, in partition order.
-        seen = list(dict.fromkeys(orjson.loads(r.value)["seq"] for r in mine))
+        seen = applied_in_order(records, f"customer-{c}")
         assert seen == list(range(c, EVENTS, CUSTOMERS)), f"customer-{c} out of order"

@@ -127,14 +127,20 @@ def empty_database(stack: LocalStack) -> str:
 
 def migrated_database(stack: LocalStack, migrations_module: str) -> str:
     """A new, empty database on the test server with ``migrations_module``'s schema applied."""
+    url = empty_database(stack)
+    migrate(url, migrations_module)
+    return url
+
+
+def migrate(database_url: str, migrations_module: str) -> None:
+    """``migrations_module``'s schema applied to the database at ``database_url``, in a process
+    of its own (as a deployable's migrations run)."""
     import os
     import subprocess
     import sys
 
-    url = empty_database(stack)
     subprocess.run(
         [sys.executable, "-m", f"{migrations_module}.migrate"],
-        env={**os.environ, "CRM_DATABASE_URL": url},
+        env={**os.environ, "CRM_DATABASE_URL": database_url},
         check=True,
     )
-    return url

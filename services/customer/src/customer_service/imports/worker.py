@@ -48,7 +48,6 @@ POLL_SECONDS = 1.0
 # An upload this large surely holds more than a chunk: the row checks' processes are started
 # before its rows are counted, so that they are ready when the first chunk is.
 EARLY_START_BYTES = 256 * 1024
-_ASYNCHRONOUS_COMMIT = "SET LOCAL synchronous_commit = off"
 _UNEXPECTED = (
     "The import stopped on an unexpected error. Import the same file again: rows already "
     "imported are skipped."
@@ -298,11 +297,6 @@ class Runner:
         """Once the chunks before are committed, the chunk and the job's progress in one
         transaction."""
         async with driver_connection(self.app.state.engine) as conn, conn.transaction():
-            # Committed without waiting for the WAL's flush (a tenth of the import waited for
-            # each chunk's few megabytes to reach the disk). A crash may lose the last chunks
-            # written, with their progress: the job resumes before them and writes them again;
-            # their events are sent only once durable (crm_libs.events.outbox.stage_batch).
-            await conn.execute(_ASYNCHRONOUS_COMMIT)
             progress = await customer_import.write_chunk(
                 conn, chunk=chunk, context=context, job_id=self.job.id, by=self.job.created_by
             )
