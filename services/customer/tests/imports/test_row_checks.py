@@ -18,7 +18,7 @@ import pytest
 
 from crm_devstack.fixtures import eventually
 from customer_service.config import DEV_FIELD_KEY, DEV_PHONE_HASH_KEY
-from customer_service.imports import customer_checks, row_checks
+from customer_service.imports import copy_rows, customer_checks, row_checks
 from customer_service.imports.customer_checks import StoreContext
 from customer_service.imports.row_checks import RowChecks
 from customer_service.imports.sheets import open_sheet
@@ -80,7 +80,7 @@ def _comparable(chunk: customer_checks.CheckedChunk) -> list[object]:
     random = ("id", "phones_encrypted")
     outcome: list[object] = [chunk.rows, chunk.candidates, chunk.errors]
     for row in chunk.checked:
-        record = row.sealed.record if row.sealed else ()
+        record = copy_rows.fields_of(row.sealed.row) if row.sealed else []
         kept = [v for c, v in zip(customer_checks.COLUMNS, record, strict=False) if c not in random]
         outcome.append((row.row, row.fingerprint, row.referrer, row.errors, row.name, kept))
     return outcome
@@ -119,8 +119,11 @@ async def test_rows_checked_in_the_processes_come_back_as_checked_here() -> None
         # Sealed there, read here: the phone list opens with the service's own cipher.
         zhang = next(r for r in there.checked if r.name == "张秀英")
         assert zhang.sealed is not None
-        phones = zhang.sealed.record[customer_checks.COLUMNS.index("phones_encrypted")]
-        assert "+8613812345678" in CONTEXT.cipher.decrypt(phones)
+        phones = copy_rows.fields_of(zhang.sealed.row)[
+            customer_checks.COLUMNS.index("phones_encrypted")
+        ]
+        assert phones is not None
+        assert "+8613812345678" in CONTEXT.cipher.decrypt(phones.decode())
         # A row naming a referrer keeps its file, to be sealed again once the referrer is found.
         assert [r.name for r in there.checked if r.file is not None] == ["王建国"]
         pids = checks.pids()
@@ -224,7 +227,9 @@ def test_a_rows_registration_event_is_written_as_the_envelope_writes_it() -> Non
         assert event.to_bytes().decode() == row.envelope
         assert str(event.event_id) == row.event_id and event.type == CUSTOMER_REGISTERED
         assert event.event_id.version == 4 and event.event_id.variant == uuid.RFC_4122
-        assert event.customer_id == row.record[0] and event.store_id == CONTEXT.store_id
+        file_id = copy_rows.fields_of(row.row)[customer_checks.COLUMNS.index("id")]
+        assert event.customer_id == (file_id or b"").decode()
+        assert event.store_id == CONTEXT.store_id
         file = event.payload["file"]
         assert event.payload["timezone"] == file["timezone"] == "Asia/Shanghai"
         assert file["status"] == "active" and file["relations"] == []

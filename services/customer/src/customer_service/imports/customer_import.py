@@ -17,6 +17,7 @@ from crm_libs.events.envelope import Topics
 from crm_libs.events.outbox import stage_batch
 from crm_libs.problems import InvalidField
 from customer_service.customers.phones import looks_like_phone, normalise_phone, phone_lookup_hash
+from customer_service.imports import copy_rows
 from customer_service.imports.customer_checks import (
     COLUMNS,
     KIND,
@@ -26,7 +27,7 @@ from customer_service.imports.customer_checks import (
     StoreContext,
     sealed,
 )
-from customer_service.imports.file_phones import ACTIVE, TAKEN, files_with_phones
+from customer_service.imports.file_phones import ACTIVE, SEQSCANS_OFF, TAKEN, files_with_phones
 from customer_service.imports.jobs import Progress
 from customer_service.imports.rows import RowError
 from customer_service.ownership import rules as ownership_rules
@@ -60,7 +61,8 @@ async def referrers(
     conn: Any, *, context: StoreContext, texts: Collection[str]
 ) -> dict[str, str | RowError]:
     """Each referrer text of a chunk: the store's customer it names (by phone, else by name),
-    or why none (a RowError whose row is filled in per row)."""
+    or why none (a RowError whose row is filled in per row). Inside a chunk's transaction,
+    begun by ``_CHUNK_START``."""
     found: dict[str, str | RowError] = {}
     by_hash: dict[str, str] = {}
     names: list[str] = []
@@ -76,7 +78,11 @@ async def referrers(
             names.append(text)
     if by_hash:
         files = await files_with_phones(
-            conn, store_id=context.store_id, digests=list(by_hash), statuses=ACTIVE
+            conn,
+            store_id=context.store_id,
+            digests=list(by_hash),
+            statuses=ACTIVE,
+            seqscans_off=True,
         )
         for file_id, hashes in files:
             for digest in hashes:
@@ -167,10 +173,15 @@ def _in_chunk(
 
 # --- writing a chunk (one transaction) ---------------------------------------------------------
 
-# Other writers of the store's imports wait for this chunk: two imports of one sheet at once
-# must not both find a phone free.
-_STORE_LOCK = "SELECT pg_advisory_xact_lock(hashtext('customer-import:' || $1))"
-_ASYNCHRONOUS_COMMIT = "SET LOCAL synchronous_commit = off"
+# A chunk's first statement, one round trip (on a busy machine each costs a chunk more than
+# its statement): its commit asynchronous (write_chunk says why), sequential scans off for its
+# look-ups (file_phones.py), and the store's import lock, for which other writers of the store's
+# imports wait until the chunk commits (two imports of one sheet at once must not both find a
+# phone free).
+_CHUNK_START = (
+    "SELECT set_config('synchronous_commit', 'off', true), "
+    f"{SEQSCANS_OFF}, pg_advisory_xact_lock(hashtext('customer-import:' || $1))"
+)
 # Inserted entries wait in the GIN index's pending list, which every search reads whole (up
 # to 4 MB of them): merged after each chunk, a chunk's search stays a thousand tree lookups.
 CLEAN_PENDING = "SELECT gin_clean_pending_list('ix_customer_store_phone_hashes'::regclass)"
@@ -178,8 +189,10 @@ CLEAN_PENDING = "SELECT gin_clean_pending_list('ix_customer_store_phone_hashes':
 
 async def phones_taken(conn: Any, *, store_id: str, digests: list[str]) -> set[str]:
     """The phones (digests) of the store's active and archived files having any of
-    ``digests``."""
-    files = await files_with_phones(conn, store_id=store_id, digests=digests, statuses=TAKEN)
+    ``digests`` (inside a chunk's transaction, begun by ``_CHUNK_START``)."""
+    files = await files_with_phones(
+        conn, store_id=store_id, digests=digests, statuses=TAKEN, seqscans_off=True
+    )
     return {d for _, hashes in files for d in hashes}
 
 
@@ -199,7 +212,6 @@ _OWNERSHIP_COLUMNS = (
     "by",
     "change_of_hands",
 )
-_OWNER_AT = COLUMNS.index("owner_staff_id")
 _TAKEN_PHONE = (
     "this phone already belongs to a customer file of the store: not imported again (update "
     "that file instead)"
@@ -217,8 +229,7 @@ async def write_chunk(
     for each chunk's few megabytes to reach the disk). A crash may lose the last chunks written,
     with the progress the caller writes beside them: the job resumes before them and writes
     them again. Their events, one batch row, are sent only once durable (stage_batch)."""
-    await conn.execute(_ASYNCHRONOUS_COMMIT)
-    await conn.execute(_STORE_LOCK, context.store_id)
+    await conn.execute(_CHUNK_START, context.store_id)
     before = await imported_before(
         conn, store_id=context.store_id, kind=KIND, keys=[c.fingerprint for c in chunk.checked]
     )
@@ -258,8 +269,9 @@ async def write(
         keys.add(key)
         written.append((key, file_id, done))
     if written:
-        await conn.copy_records_to_table(
-            "customer", records=[done.record for _, _, done in written], columns=COLUMNS
+        data = copy_rows.copy_data(done.row for _, _, done in written)
+        await conn.copy_to_table(
+            "customer", source=copy_rows.once(data), columns=COLUMNS, format="binary"
         )
         await conn.copy_records_to_table(
             "import_fingerprint",
@@ -275,7 +287,7 @@ async def write(
         owned = [
             (file_id, context.store_id, owner, ownership_rules.REGISTERED, reason, by, False)
             for _, file_id, done in written
-            if (owner := done.record[_OWNER_AT]) is not None
+            if (owner := done.owner_staff_id) is not None
         ]
         if owned:
             await conn.copy_records_to_table(

@@ -1,4 +1,4 @@
-"""An imported row's file as it is written: its COPY record and its ``customer.registered``
+"""An imported row's file as it is written: its COPY tuple and its ``customer.registered``
 outbox row, made in the row-check processes so that writing a chunk (customer_import.py) only
 sends them."""
 
@@ -11,36 +11,41 @@ import orjson
 
 from crm_libs.ids import new_id
 from customer_service.customers import events
+from customer_service.imports import copy_rows
 from customer_service.imports.row_ids import RowIds
 
 if TYPE_CHECKING:
     from customer_service.customers.models import Customer
 
-# The columns a file is written with (what a registration fills; the rest keep their defaults).
-COLUMNS = (
-    "id",
-    "store_id",
-    "name",
-    "name_keys",
-    "gender",
-    "ethnicity",
-    "approximate_age",
-    "birthday",
-    "birthday_calendar",
-    "wedding_anniversary",
-    "email",
-    "address",
-    "source",
-    "referrer_id",
-    "owner_staff_id",
-    "prospect_stage",
-    "phones_encrypted",
-    "phone_hashes",
-    "phone_tails",
-    "id_number_encrypted",
-    "status",
-    "version",
-)
+# The columns a file is written with (what a registration fills; the rest keep their defaults),
+# each with its type's encoder in the binary COPY format (copy_rows.py): ``text`` for ``varchar``
+# too, ``jsonb`` from the JSON text ``record_of`` makes.
+_FORMATS: dict[str, copy_rows.Encoder] = {
+    "id": copy_rows.text,
+    "store_id": copy_rows.text,
+    "name": copy_rows.text,
+    "name_keys": copy_rows.text,
+    "gender": copy_rows.text,
+    "ethnicity": copy_rows.text,
+    "approximate_age": copy_rows.integer,
+    "birthday": copy_rows.day,
+    "birthday_calendar": copy_rows.text,
+    "wedding_anniversary": copy_rows.day,
+    "email": copy_rows.text,
+    "address": copy_rows.jsonb,
+    "source": copy_rows.jsonb,
+    "referrer_id": copy_rows.text,
+    "owner_staff_id": copy_rows.text,
+    "prospect_stage": copy_rows.text,
+    "phones_encrypted": copy_rows.text,
+    "phone_hashes": copy_rows.text_array,
+    "phone_tails": copy_rows.text_array,
+    "id_number_encrypted": copy_rows.text,
+    "status": copy_rows.text,
+    "version": copy_rows.integer,
+}
+COLUMNS = tuple(_FORMATS)
+_ROW = copy_rows.RowFormat(tuple(_FORMATS.values()))
 _JSON_COLUMNS = frozenset({"address", "source"})
 
 
@@ -75,9 +80,11 @@ class NewFile:
 
 
 class Sealed(NamedTuple):
-    """A file as its COPY record and its ``customer.registered`` outbox row."""
+    """A file as its COPY tuple (``COLUMNS`` in the binary format: copy_rows.py), its owner
+    (the first entry of its ownership trail) and its ``customer.registered`` outbox row."""
 
-    record: tuple[Any, ...]
+    row: bytes
+    owner_staff_id: str | None
     event_id: str
     envelope: str
 
@@ -88,8 +95,12 @@ class Sealed(NamedTuple):
 
 
 def sealed(file: NewFile, *, timezone: str, ids: RowIds | None = None) -> Sealed:
-    """The file's record and its registration (its event id from ``ids``, else drawn now)."""
-    return Sealed(record_of(file), *_registered(file, timezone=timezone, ids=ids or RowIds(1)))
+    """The file's COPY tuple and its registration (its event id from ``ids``, else drawn now)."""
+    return Sealed(
+        _ROW(record_of(file)),
+        file.owner_staff_id,
+        *_registered(file, timezone=timezone, ids=ids or RowIds(1)),
+    )
 
 
 _VALUES = operator.attrgetter(*COLUMNS)
@@ -97,6 +108,7 @@ _JSON_AT = tuple(i for i, name in enumerate(COLUMNS) if name in _JSON_COLUMNS)
 
 
 def record_of(customer: NewFile) -> tuple[Any, ...]:
+    """The file's values in ``COLUMNS``' order, the JSON columns as their text."""
     values = list(_VALUES(customer))
     for i in _JSON_AT:
         values[i] = _json_text(values[i])

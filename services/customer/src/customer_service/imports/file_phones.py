@@ -17,19 +17,32 @@ FILES_WITH_PHONES = """
 """
 NO_SEQSCAN = "SET LOCAL enable_seqscan = off"
 RESET_SEQSCAN = "RESET enable_seqscan"
+# Sequential scans off to the end of the transaction, as an expression for its first statement:
+# a customers chunk, whose every look-up goes by an index, sets it once (each round trip costs
+# a chunk more than its statement on a busy machine) and asks with ``seqscans_off``.
+SEQSCANS_OFF = "set_config('enable_seqscan', 'off', true)"
 
 
 async def files_with_phones(
-    conn: Any, *, store_id: str, digests: list[str], statuses: frozenset[str]
+    conn: Any,
+    *,
+    store_id: str,
+    digests: list[str],
+    statuses: frozenset[str],
+    seqscans_off: bool = False,
 ) -> list[tuple[str, list[str]]]:
-    """(id, phone_hashes) of the store's files in ``statuses`` having any of ``digests``."""
+    """(id, phone_hashes) of the store's files in ``statuses`` having any of ``digests``;
+    ``seqscans_off``: the transaction has them off already (``SEQSCANS_OFF``)."""
     if not digests:
         return []
-    async with conn.transaction():  # inside a chunk's transaction, a savepoint
-        await conn.execute(NO_SEQSCAN)
+    if seqscans_off:
         rows = await conn.fetch(FILES_WITH_PHONES, digests)
-        # A savepoint keeps a SET LOCAL to the end of the enclosing transaction: not wanted.
-        await conn.execute(RESET_SEQSCAN)
+    else:
+        async with conn.transaction():  # inside a chunk's transaction, a savepoint
+            await conn.execute(NO_SEQSCAN)
+            rows = await conn.fetch(FILES_WITH_PHONES, digests)
+            # A savepoint keeps a SET LOCAL to the end of the enclosing transaction: not wanted.
+            await conn.execute(RESET_SEQSCAN)
     return [
         (r["id"], r["phone_hashes"])
         for r in rows
