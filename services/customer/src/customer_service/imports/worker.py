@@ -177,9 +177,13 @@ class Runner:
             await asyncio.to_thread(_skip, rows, self.job.done)
             today = self.today
             again = await self._imported_here_before(context)
-            # While chunk N is written, the next ones are checked: as many as there are
-            # processes (one more waits in line), or one in a thread.
-            ahead = checks.processes + 1 if checks is not None else 1
+            # While chunk N is written, the next ones are checked: three per process (at most
+            # as many at once as there are processes, the rest waiting in line), or one in a
+            # thread. The processes run behind the service and its consumers (row_checks.py):
+            # checked chunks kept in hand carry the writer over the moments they get no CPU
+            # (with one in line, the writer waited for checks a tenth of a second at a time,
+            # a second over 100,000 rows).
+            ahead = checks.processes * 3 if checks is not None else 1
             read_all = False
             while True:
                 while not read_all and len(checking) < ahead:
