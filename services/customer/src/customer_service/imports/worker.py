@@ -137,6 +137,7 @@ class Runner:
     upload: IO[bytes]
     checks: RowChecks | None = None
     _checking_here: asyncio.Lock = field(default_factory=asyncio.Lock, init=False, repr=False)
+    _own: customer_import.OwnKeys | None = field(default=None, init=False, repr=False)
 
     @property
     def today(self) -> date:
@@ -176,13 +177,13 @@ class Runner:
             context = await self._store_context()
             await asyncio.to_thread(_skip, rows, self.job.done)
             today = self.today
-            again = await self._imported_here_before(context)
-            # While chunk N is written, the next ones are checked: three per process (at most
-            # as many at once as there are processes, the rest waiting in line), or one in a
-            # thread. The processes run behind the service and its consumers (row_checks.py):
-            # checked chunks kept in hand carry the writer over the moments they get no CPU
-            # (with one in line, the writer waited for checks a tenth of a second at a time,
-            # a second over 100,000 rows).
+            async with driver_connection(self.app.state.engine) as conn:
+                again = await customer_import.imported_here(conn, store_id=context.store_id)
+            # A store's first sheet: the job keeps its fingerprints (customer_import.OwnKeys).
+            self._own = None if again else customer_import.OwnKeys()
+            # While chunk N is written, the next ones are checked: three per process, or one in
+            # a thread. The processes run behind the consumers (row_checks.py); chunks in hand
+            # carry the writer over their moments without CPU (one in line left it waiting).
             ahead = checks.processes * 3 if checks is not None else 1
             read_all = False
             while True:
@@ -244,19 +245,6 @@ class Runner:
             staff_ids=frozenset(m["id"] for m in staff),
         )
 
-    async def _imported_here_before(self, context: StoreContext) -> bool:
-        """Whether the store imported customers before (then each chunk's rows imported
-        already are found before checking: a sheet imported again is not checked again)."""
-        async with driver_connection(self.app.state.engine) as conn:
-            return bool(
-                await conn.fetchval(
-                    "SELECT EXISTS (SELECT 1 FROM import_fingerprint WHERE store_id = $1 "
-                    "AND kind = $2)",
-                    context.store_id,
-                    customer_checks.KIND,
-                )
-            )
-
     async def _off_loop(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Pure work in the row checks' processes, or in a thread: for a short sheet, and for a
         long one's first chunks while the processes start (a start takes about half a second,
@@ -302,7 +290,12 @@ class Runner:
         transaction."""
         async with driver_connection(self.app.state.engine) as conn, conn.transaction():
             progress = await customer_import.write_chunk(
-                conn, chunk=chunk, context=context, job_id=self.job.id, by=self.job.created_by
+                conn,
+                chunk=chunk,
+                context=context,
+                job_id=self.job.id,
+                by=self.job.created_by,
+                own=self._own,
             )
             await jobs.advance(conn, job=self.job, worker=self.worker, progress=progress)
 
