@@ -16,7 +16,7 @@ from crm_devstack.stack import LocalStack
 from crm_libs.db import make_engine, make_sessionmaker
 from crm_libs.events.envelope import EventEnvelope, Topics
 from crm_libs.events.event_types import STAFF_MONTH_CLOSED
-from customer_service.ownership import inactivity
+from customer_service.ownership import inactivity, pool
 from customer_service.ownership.rules import add_months
 from tests.broker import publish
 from tests.builders import (
@@ -345,6 +345,20 @@ async def test_the_yearly_take_back_of_pool_files_that_did_not_buy_again(
                 ),
                 {"store": store},
             )
+            # The cohort is read from the index of pool assignments (which registrations, the
+            # trail's most entries, do not fill).
+            await session.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = await session.execute(
+                text("EXPLAIN " + pool._COHORT.text),
+                {
+                    "store_id": store,
+                    "staff_id": quiet,
+                    "after_days": 365,
+                    "cohort_days": 365,
+                    "take_back": "take_back",
+                },
+            )
+            assert "ix_ownership_change_pool_received" in "\n".join(r[0] for r in plan)
     finally:
         await engine.dispose()
     # Bought again since: 1 of 21 (4.8 %) and 1 of 20 (exactly 5 %).

@@ -28,8 +28,15 @@ class OwnershipChange(SQLModel, table=True):
     __tablename__ = "ownership_change"
     __table_args__ = (
         Index("ix_ownership_change_customer_at", "customer_id", "at"),
-        # The take-back's cohort: the pool files a staff member received.
-        Index("ix_ownership_change_received", "store_id", "to_staff_id", "kind", "at"),
+        # The take-back's cohort: the pool files a staff member received (pool assignments
+        # only: a registration's entry is never looked for there).
+        Index(
+            "ix_ownership_change_pool_received",
+            "store_id",
+            "to_staff_id",
+            "at",
+            postgresql_where=text("kind = 'pool_assignment'"),
+        ),
     )
 
     id: int | None = Field(

@@ -133,23 +133,26 @@ async def assign(
 
 # The pool files a staff member received in the cohort's year (between two years and one year
 # ago), each with whether it bought again since and whether the staff member still holds it;
-# files already taken back from them after that assignment are out.
+# files already taken back from them after that assignment are out. The kind is written into
+# the statement: the index it reads holds pool assignments only, which the planner proves of
+# a constant, not of a parameter.
 _COHORT = text(
-    """
+    f"""
     SELECT DISTINCT ON (oc.customer_id) oc.customer_id, oc.at,
            EXISTS (SELECT 1 FROM purchase AS p
                    WHERE p.customer_id = oc.customer_id AND p.purchased_at >= oc.at)
                AS bought_again,
            (c.owner_staff_id = :staff_id AND c.status = 'active') AS still_held
     FROM ownership_change AS oc JOIN customer AS c ON c.id = oc.customer_id
-    WHERE oc.store_id = :store_id AND oc.to_staff_id = :staff_id AND oc.kind = :kind
+    WHERE oc.store_id = :store_id AND oc.to_staff_id = :staff_id
+      AND oc.kind = '{rules.POOL_ASSIGNMENT}'
       AND oc.at <= now() - make_interval(days => :after_days)
       AND oc.at > now() - make_interval(days => :after_days + :cohort_days)
       AND NOT EXISTS (SELECT 1 FROM ownership_change AS t
                       WHERE t.customer_id = oc.customer_id AND t.kind = :take_back
                         AND t.from_staff_id = :staff_id AND t.at > oc.at)
     ORDER BY oc.customer_id, oc.at DESC
-    """
+    """  # noqa: S608 (only the kind's constant is interpolated)
 )
 _TAKEN_THIS_YEAR = text(
     """
@@ -193,7 +196,6 @@ async def take_back(
             _COHORT,
             {
                 **params,
-                "kind": rules.POOL_ASSIGNMENT,
                 "after_days": rules.TAKE_BACK_AFTER.days,
                 "cohort_days": rules.TAKE_BACK_COHORT.days,
             },
