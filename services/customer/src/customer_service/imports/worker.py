@@ -181,10 +181,10 @@ class Runner:
                 again = await customer_import.imported_here(conn, store_id=context.store_id)
             # A store's first sheet: the job keeps its fingerprints (customer_import.OwnKeys).
             self._own = None if again else customer_import.OwnKeys()
-            # While chunk N is written, the next ones are checked: three per process, or one in
-            # a thread. The processes run behind the consumers (row_checks.py); chunks in hand
-            # carry the writer over their moments without CPU (one in line left it waiting).
-            ahead = checks.processes * 3 if checks is not None else 1
+            # While chunk N is written, the next ones are checked: one per process and four in
+            # line, or one in a thread. The processes run behind the consumers (row_checks.py);
+            # chunks in hand carry the writer over their moments without CPU (one left it waiting).
+            ahead = checks.processes + 4 if checks is not None else 1
             read_all = False
             while True:
                 while not read_all and len(checking) < ahead:
