@@ -5,7 +5,7 @@ Each row goes through what ``POST /customers`` applies: the write schema (``Cust
 every field checked and unknown ones impossible: customer_registration.py) and the profile's
 rules for phones, birthdays, anniversaries and name keys (customers/profile.py,
 customers/pinyin.py); the sealed phones and ID number are what a registration stores. A file
-comes out as its COPY record and its ``customer.registered`` outbox row, so that writing a chunk
+comes out as its COPY tuple and its ``customer.registered`` outbox row, so that writing a chunk
 (customer_import.py) only sends them.
 
 What crosses between processes is kept to tuples and lists (pickled in C): the sheet's rows in,

@@ -1,7 +1,7 @@
 """Customer rows written as customer files, a chunk at a time.
 
 The rows come checked and sealed (customer_checks.py: each through what ``POST /customers``
-applies, as its COPY record and its ``customer.registered`` outbox row). Here what they name is
+applies, as its COPY tuple and its ``customer.registered`` outbox row). Here what they name is
 looked up (referrers, rows imported before) and a chunk is written set-based (one COPY of the
 files, their events staged as one batch row of the outbox) in one transaction with its progress.
 
@@ -80,8 +80,8 @@ class OwnKeys:
     it began: a row repeating one of an earlier chunk is found here, and the store's index is
     read only when another job of the store writes too (``_IMPORTED_BEFORE``).
 
-    Kept as their hashes (a sheet's million rows take a third of the memory their texts would):
-    a chunk with a key whose hash is here is looked up in the index, whole."""
+    Kept as their hashes, in less than half the memory of their texts (a sheet may hold a
+    million rows): a chunk with a key whose hash is here is looked up in the index, whole."""
 
     def __init__(self) -> None:
         self._hashes: set[int] = set()

@@ -1,6 +1,6 @@
 """The processes that check an import's rows.
 
-Checking a customer row is Python work (phones, dates, pinyin, encryption, the COPY record and
+Checking a customer row is Python work (phones, dates, pinyin, encryption, the COPY tuple and
 the event), some fifty microseconds each. In the service's own process it shared the one
 interpreter lock with the event loop that writes the chunks, publishes their events and serves
 requests, and every system call the checks made (the randomness of an id or a nonce) handed the
