@@ -1,7 +1,9 @@
 """Reading an upload into rows: XLSX and CSV told apart by content, and files refused whole."""
 
 import io
+import sys
 import tempfile
+import unicodedata
 import zipfile
 from datetime import date, datetime
 
@@ -314,3 +316,30 @@ def test_a_purchases_sheet_needs_its_own_columns(xlsx) -> None:
     assert refused.value.reason == "no_header"
     for column in ("日期", "商品编码", "数量", "金额"):
         assert column in refused.value.detail
+
+
+def test_only_the_character_itself_normalises_to_the_mark_of_a_total_row() -> None:
+    """A row of text with no 计 is taken for no total row without normalising it: sound only
+    while no other character's NFKC form, case folded, holds the 计 both total words end in."""
+    from customer_service.imports import sheets
+
+    assert all(word.endswith(sheets._TOTAL_MARK) for word in sheets._TOTAL_ROWS)
+    sources = [
+        chr(c)
+        for c in range(sys.maxunicode + 1)
+        if not 0xD800 <= c <= 0xDFFF
+        and sheets._TOTAL_MARK in unicodedata.normalize("NFKC", chr(c)).casefold()
+    ]
+    assert sources == [sheets._TOTAL_MARK]
+
+
+def test_blank_and_total_rows_are_passed_over_in_a_csv_too() -> None:
+    upload = (
+        "姓名,电话\n张三,13812345678\n , \n合 计：,\n李四,13912345678\n计划,13712345678\n".encode()
+    )
+
+    assert cells_of(open_sheet(upload, kind="customers")) == [
+        (2, ["张三", "13812345678"]),
+        (5, ["李四", "13912345678"]),
+        (6, ["计划", "13712345678"]),
+    ]
