@@ -281,12 +281,19 @@ def _numbered(workbook: CalamineWorkbook, rows: Iterator[list[Cell]]) -> Iterato
 # ---- both ---------------------------------------------------------------------------------
 
 
-def _is_empty(cells: Sequence[Cell]) -> bool:
-    """Whether every cell is blank text: the cells joined in C (all of a CSV row's are text)."""
+def _joined(cells: Sequence[Cell]) -> str | None:
+    """The cells' texts joined in C (all of a CSV row's are text), or None when a cell is no
+    text (a number, a date, a workbook's None)."""
     try:
-        return not "".join(cells).strip()  # type: ignore[arg-type]
-    except TypeError:  # a cell that is no text (a number, a date, a workbook's None) is something
-        return False
+        return "".join(cells)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+def _is_empty(cells: Sequence[Cell]) -> bool:
+    """Whether every cell is blank text (a cell that is no text is something)."""
+    joined = _joined(cells)
+    return joined is not None and not joined.strip()
 
 
 def _under_header(
@@ -340,7 +347,7 @@ def _data_rows(raw: Iterator[SheetRow], *, text_indices: frozenset[int]) -> Iter
     try:
         for row in raw:
             cells = row.cells
-            if _is_empty(cells) or _is_total(cells):
+            if _passed_over(cells):
                 continue
             if text_indices and any(
                 isinstance(cells[i], int | float) for i in text_indices if i < len(cells)
@@ -353,14 +360,16 @@ def _data_rows(raw: Iterator[SheetRow], *, text_indices: frozenset[int]) -> Iter
         _close(raw)
 
 
-def _is_total(cells: Sequence[Cell]) -> bool:
-    # Both words end in 计, and NFKC makes 计 of 计 alone (test_sheets.py): a row of text without
-    # one is no total, found without normalising a cell (a third of reading a row).
-    try:
-        if _TOTAL_MARK not in "".join(cells):  # type: ignore[arg-type]
+def _passed_over(cells: Sequence[Cell]) -> bool:
+    """A blank row, or a total row (合计, 总计): the cells' text joined once for both."""
+    joined = _joined(cells)
+    if joined is not None:
+        if not joined.strip():
+            return True
+        # Both words end in 计, and NFKC makes 计 of 计 alone (test_sheets.py): a row of text
+        # without one is no total, found without normalising a cell (a third of reading a row).
+        if _TOTAL_MARK not in joined:
             return False
-    except TypeError:  # a cell that is no text: the long way
-        pass
     first = next((c for c in cells if not (isinstance(c, str) and not c.strip())), None)
     return isinstance(first, str) and normalise_header(first) in _TOTAL_ROWS
 
