@@ -8,8 +8,9 @@ A bulk writer (a spreadsheet import stages a chunk's thousand registrations) sta
 as one row (``crm_libs.events.outbox.stage_batch``): their customers in ``keys``, their
 envelopes' texts in ``envelopes``, stored out of line and uncompressed. A row per event was
 a full row version through the table's indexes to stage, another to mark sent, and the claim's
-reading of each: a fifth of what the customer database spent on an imported file. The relay sends a batch
-row's events one by one, each on its customer's partition. Existing rows stay as they are.
+reading of each: a fifth of what the customer database spent on an imported file. The relay
+sends a batch row's events one by one, each on its customer's partition. Existing rows stay as
+they are.
 """
 
 from collections.abc import Sequence
