@@ -6,7 +6,7 @@ import uuid
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
-from crm_libs.events.partitions import murmur2, partition_of
+from crm_libs.events.partitions import murmur2, partition_of, partitions_of
 
 
 def _keys() -> list[bytes]:
@@ -43,3 +43,15 @@ def test_known_values_of_kafkas_murmur2() -> None:
     }
     for key, signed in cases.items():
         assert murmur2(key) == signed & 0xFFFFFFFF, key
+
+
+def test_keys_hashed_together_get_the_partition_each_gets_alone() -> None:
+    keys = _keys()
+    random.Random(3).shuffle(keys)  # lengths mixed, as a claim's rows may mix them
+    for count in (1, 12, 50):
+        partitions = [p * 10 for p in range(count)]  # ids, not positions
+        together = partitions_of(keys, partitions)
+        assert together == [partition_of(key, partitions) for key in keys]
+    # Many keys of each tail length and of a customer id's length go through the columns.
+    assert sum(len(k) == 36 for k in keys) >= 5000
+    assert partitions_of([], [0, 1]) == []

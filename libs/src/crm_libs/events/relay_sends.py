@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 
-from crm_libs.events.partitions import partition_of
+from crm_libs.events.partitions import partitions_of
 from crm_libs.events.relay_rows import ClaimedRow
 
 # Rows put in record batches between two yields to the event loop: a consumer in the same
@@ -122,13 +122,16 @@ async def send_rows(
             continue
         if row.topic not in partitions:
             partitions[row.topic] = sorted(await producer.partitions_for(row.topic))
-        everyone = partitions[row.topic]
-        for text_key, text in row.messages():
+        messages = row.messages()
+        keys = [text_key.encode() for text_key, _ in messages]
+        # A batch row's keys hashed together (partitions.py).
+        chosen = partitions_of(keys, partitions[row.topic])
+        for key, (_, text), partition in zip(keys, messages, chosen, strict=True):
             n += 1
             if n % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # a consumer's transaction in this process goes on
-            key, value = text_key.encode(), text.encode()
-            tp = (row.topic, partition_of(key, everyone))
+            value = text.encode()
+            tp = (row.topic, partition)
             if len(key) + len(value) > _ALONE_ABOVE_BYTES:
                 if tp in filling:
                     await submit(tp)  # the rows before it first
