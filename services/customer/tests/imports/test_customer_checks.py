@@ -9,20 +9,12 @@ import pytest
 from pydantic import ValidationError
 
 from bench.people import people
-from customer_service.config import DEV_FIELD_KEY, DEV_PHONE_HASH_KEY
 from customer_service.customers.schemas import CustomerCreate
 from customer_service.imports import customer_checks, customer_registration
-from customer_service.imports.customer_checks import StoreContext
 from customer_service.imports.customer_rows import CustomerCandidate, PhoneText
+from services.customer.tests.imports.store_context import store_context
 
-CONTEXT = StoreContext(
-    store_id="store-1",
-    timezone="Asia/Shanghai",
-    field_keys=(DEV_FIELD_KEY,),
-    phone_hash_key=DEV_PHONE_HASH_KEY,
-    staff_by_name={},
-    staff_ids=frozenset(),
-)
+CONTEXT = store_context()
 VALID_ID = "11010519491231002X"
 FULL = CustomerCandidate(
     row=2,

@@ -17,21 +17,13 @@ import orjson
 import pytest
 
 from crm_devstack.fixtures import eventually
-from customer_service.config import DEV_FIELD_KEY, DEV_PHONE_HASH_KEY
 from customer_service.imports import copy_rows, customer_checks, row_checks
-from customer_service.imports.customer_checks import StoreContext
 from customer_service.imports.row_checks import RowChecks
 from customer_service.imports.sheets import open_sheet
 from customer_service.imports.worker import Runner
+from services.customer.tests.imports.store_context import store_context
 
-CONTEXT = StoreContext(
-    store_id="store-1",
-    timezone="Asia/Shanghai",
-    field_keys=(DEV_FIELD_KEY,),
-    phone_hash_key=DEV_PHONE_HASH_KEY,
-    staff_by_name={"李娜": ("staff-1",)},
-    staff_ids=frozenset({"staff-1"}),
-)
+CONTEXT = store_context({"李娜": "staff-1"})
 SHEET = "\n".join(
     [
         "姓名,性别,手机,农历生日,推荐人,服务代表",

@@ -9,22 +9,13 @@ from datetime import date
 import asyncpg
 import pytest
 
-from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn
-from customer_service.config import DEV_FIELD_KEY, DEV_PHONE_HASH_KEY
 from customer_service.imports import copy_rows, customer_checks
-from customer_service.imports.customer_checks import StoreContext
 from customer_service.imports.customer_rows import read_customer_row
 from customer_service.imports.sheets import open_sheet
+from services.customer.tests.imports.store_context import store_context
 
-CONTEXT = StoreContext(
-    store_id="store-1",
-    timezone="Asia/Shanghai",
-    field_keys=(DEV_FIELD_KEY,),
-    phone_hash_key=DEV_PHONE_HASH_KEY,
-    staff_by_name={"李娜": ("staff-1",)},
-    staff_ids=frozenset({"staff-1"}),
-)
+CONTEXT = store_context({"李娜": "staff-1"})
 
 SHEET = "\n".join(
     [
@@ -55,7 +46,7 @@ def _files() -> list[customer_checks.NewFile]:
 
 
 @pytest.mark.asyncio
-async def test_a_files_copy_tuple_writes_what_its_record_writes(stack: LocalStack) -> None:
+async def test_a_files_copy_tuple_writes_what_its_record_writes(database_url: str) -> None:
     files = _files()
     assert len(files) == 4
     # What the rows cover: both calendars, JSON, two phones, an ID number, NULLs, empty arrays.
@@ -64,7 +55,7 @@ async def test_a_files_copy_tuple_writes_what_its_record_writes(stack: LocalStac
     assert any(len(f.phone_hashes) == 2 for f in files)
     assert any(not f.phone_hashes for f in files)
     assert any(f.approximate_age is not None for f in files)
-    conn = await asyncpg.connect(asyncpg_dsn(stack.database_url("customer")))
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
         async with conn.transaction():
             for table in ("by_record", "by_tuple"):
