@@ -29,8 +29,8 @@ import uuid
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from cluster_meters import BackendCpu
 from engagement_files import registrations
-from imports import BackendCpu
 from support import log, record_profile, temp_stack, tree_cpu_seconds
 
 from crm_devstack.stack import LocalStack
