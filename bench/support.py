@@ -125,6 +125,29 @@ def cpu_seconds(pid: int, *, with_reaped_children: bool = False) -> float:
 
 
 def children_of(pid: int) -> list[int]:
+    """The processes ``pid`` started that are still there (running or unreaped).
+
+    Read from each of its threads' ``children`` file: the meters ask for four trees five times
+    a second during a measured run, and going through the whole of /proc for each (every
+    process's stat, 3-4 ms a tree with the stack up) took 5-7% of a core from what they measure.
+    A kernel without those files is gone through as before."""
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    out: list[int] = []
+    for thread in threads:
+        try:
+            listed = Path(f"/proc/{pid}/task/{thread}/children").read_text()
+        except FileNotFoundError:
+            return _children_by_scan(pid)  # no CONFIG_PROC_CHILDREN
+        except OSError:
+            continue  # the thread ended meanwhile
+        out.extend(int(child) for child in listed.split())
+    return out
+
+
+def _children_by_scan(pid: int) -> list[int]:
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():

@@ -1,0 +1,29 @@
+"""The benchmarks' CPU meters find a process's children as /proc's parent links name them."""
+
+import os
+import subprocess
+import sys
+
+from bench.support import _children_by_scan, children_of, cpu_seconds
+
+
+def test_children_are_those_proc_names_with_this_parent() -> None:
+    started = [
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"]) for _ in range(3)
+    ]
+    try:
+        found = children_of(os.getpid())
+        assert {p.pid for p in started} <= set(found)
+        assert sorted(found) == sorted(_children_by_scan(os.getpid()))
+        assert all(cpu_seconds(pid) >= 0.0 for pid in found)
+    finally:
+        for process in started:
+            process.kill()
+            process.wait()
+    assert not {p.pid for p in started} & set(children_of(os.getpid()))
+
+
+def test_a_process_gone_has_no_children() -> None:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    assert children_of(process.pid) == []
