@@ -53,19 +53,27 @@ class WalMeter:
 
 async def enable_statement_stats(stack: LocalStack) -> None:
     """pg_stat_statements loaded at PostgreSQL's start (the caller restarts it)."""
-    conn = await asyncpg.connect(stack.postgres.url("postgres", driver="postgresql"))
-    try:
-        await conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
-        await conn.execute("ALTER SYSTEM SET pg_stat_statements.max = 1000")
-    finally:
-        await conn.close()
+    await _execute(
+        stack,
+        "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'",
+        "ALTER SYSTEM SET pg_stat_statements.max = 1000",
+    )
 
 
 async def reset_statements(stack: LocalStack) -> None:
+    await _execute(
+        stack,
+        "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+        "SELECT pg_stat_statements_reset()",
+    )
+
+
+async def _execute(stack: LocalStack, *statements: str) -> None:
+    """``statements`` run in turn in the cluster's ``postgres`` database."""
     conn = await asyncpg.connect(stack.postgres.url("postgres", driver="postgresql"))
     try:
-        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        await conn.execute("SELECT pg_stat_statements_reset()")
+        for statement in statements:
+            await conn.execute(statement)
     finally:
         await conn.close()
 
