@@ -45,7 +45,8 @@ import aiohttp
 import asyncpg
 import orjson
 from people import people
-from support import find_py_spy, log, postmaster_pid, temp_stack, tree_cpu_seconds
+from proc_cpu import postmaster_pid, tree_cpu_seconds
+from support import find_py_spy, log, temp_stack
 
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn

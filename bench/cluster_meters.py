@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import asyncpg
-from support import children_of, cpu_seconds, postmaster_pid
+from proc_cpu import children_of, cpu_seconds, postmaster_pid
 
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn

@@ -32,7 +32,8 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
-from support import log, record_profile, temp_stack, tree_cpu_seconds
+from proc_cpu import tree_cpu_seconds
+from support import log, record_profile, temp_stack
 
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn, make_engine, make_sessionmaker

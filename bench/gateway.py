@@ -38,7 +38,8 @@ from http_load import (
     store_with_customers,
 )
 from pgstats import GatewayDb, customer_db_sessions, gateway_db_counters, set_autovacuum
-from support import CpuMeter, log, postmaster_pid, temp_stack
+from proc_cpu import CpuMeter, postmaster_pid
+from support import log, temp_stack
 
 from crm_devstack.stack import LocalStack
 from crm_libs.principal import PRINCIPAL_HEADER, Principal, Role, sign_principal

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import aiohttp
 from fastapi import FastAPI
-from support import LatencySummary, cpu_seconds, log, summarize
+from proc_cpu import cpu_seconds
+from support import LatencySummary, log, summarize
 
 from crm_libs.metrics import instrument_app
 from crm_libs.problems import install_problem_handlers

@@ -46,7 +46,8 @@ from cluster_meters import (
     top_statements,
 )
 from people import people
-from support import CpuMeter, log, record_profile, temp_stack
+from proc_cpu import CpuMeter
+from support import log, record_profile, temp_stack
 
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn

@@ -30,7 +30,8 @@ from typing import Any
 
 import aiohttp
 from http_load import sign_in
-from support import CpuMeter, log, percentile, postmaster_pid, temp_stack
+from proc_cpu import CpuMeter, postmaster_pid
+from support import log, percentile, temp_stack
 
 from crm_devstack.stack import LocalStack
 from crm_libs.settings import DEV_BOOTSTRAP_ADMIN_PASSWORD

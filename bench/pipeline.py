@@ -31,19 +31,9 @@ import asyncpg
 import cdnow
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from proc_cpu import CpuMeter, broker_pid, cpu_seconds, postmaster_pid, tree_cpu_seconds
 from prometheus_client.parser import text_string_to_metric_families
-from support import (
-    CpuMeter,
-    PySpy,
-    broker_pid,
-    cpu_seconds,
-    find_py_spy,
-    log,
-    postmaster_pid,
-    statement_times,
-    temp_stack,
-    tree_cpu_seconds,
-)
+from support import PySpy, find_py_spy, log, statement_times, temp_stack
 
 from crm_devstack.stack import TOPIC_PARTITIONS, LocalStack
 from crm_libs.events.envelope import EventEnvelope, Topics

@@ -31,7 +31,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from cluster_meters import BackendCpu
 from engagement_files import registrations
-from support import log, record_profile, temp_stack, tree_cpu_seconds
+from proc_cpu import tree_cpu_seconds
+from support import log, record_profile, temp_stack
 
 from crm_devstack.stack import LocalStack
 from crm_libs.events.envelope import Topics

@@ -27,14 +27,8 @@ import aiohttp
 import asyncpg
 from http_load import READ, WRITE, Run, drive, make_requests, store_with_customers
 from pgstats import customer_db_sessions
-from support import (
-    CpuMeter,
-    PySpy,
-    find_py_spy,
-    log,
-    postmaster_pid,
-    temp_stack,
-)
+from proc_cpu import CpuMeter, postmaster_pid
+from support import PySpy, find_py_spy, log, temp_stack
 
 from crm_devstack.processes import spawn, stop_children
 from crm_devstack.stack import LocalStack, free_port

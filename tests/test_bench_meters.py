@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from bench.support import _children_by_scan, children_of, cpu_seconds
+from bench.proc_cpu import _children_by_scan, children_of, cpu_seconds
 
 
 def test_children_are_those_proc_names_with_this_parent() -> None:
