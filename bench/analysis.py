@@ -42,15 +42,15 @@ import os
 import sys
 import time
 import uuid
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiohttp
 import asyncpg
 import orjson
-from support import log, p50_p99_ms, percentile, temp_stack
+from analysis_data import ZONE, load, period
+from analysis_groupings import OLD_MONTH_SQL, groupings
+from support import log, p50_p99_ms, percentile_ms, temp_stack, timed
 
 from crm_devstack.stack import LocalStack
 from crm_libs.db import asyncpg_dsn
@@ -58,171 +58,7 @@ from scoring_service.analysis import consumption, month_summary
 from scoring_service.analysis.periods import Period
 from scoring_service.analysis.planning import planned_per_call
 
-ZONE = "Asia/Shanghai"
 STACK_ENV = {"CRM_LOG_LEVEL": "WARNING", "CRM_RATE_LIMIT": "1000000/minute"}
-PRODUCTS = 400
-STAFF = 20
-CATEGORIES = ("supplements", "vitamins", "tea", "devices", "skincare", "herbal", "food", "gifts")
-DISTRICTS = (
-    "黄浦区", "徐汇区", "长宁区", "静安区", "普陀区", "虹口区", "杨浦区", "闵行区",
-    "宝山区", "嘉定区", "浦东新区", "金山区", "松江区", "青浦区", "奉贤区", "崇明区",
-)  # fmt: skip
-
-# $1 products, $2 categories. Prices 20-500 yuan.
-_PRODUCTS_SQL = """
-    CREATE TEMP TABLE bench_product AS
-    SELECT i, 'SKU-' || lpad(i::text, 4, '0') AS sku,
-           ($2::text[])[1 + i % cardinality($2::text[])] AS category,
-           round((20 + random() * 480)::numeric, 2) AS price,
-           (15 + i % 4 * 15) AS days
-    FROM generate_series(0, $1::int - 1) AS g(i)
-"""
-# $1 store, $2 zone, $3 first day, $4 days, $5 count, $6 customers, $7 products. Popularity:
-# random()^k skews an index to the low end (customer 0 and product 0 the most frequent).
-_FACTS_SQL = """
-    INSERT INTO purchase_fact (purchase_id, store_id, customer_id, purchased_at, purchased_on,
-                               timezone, total, supply_days, wholly_refunded, line_skus,
-                               line_categories, line_quantities)
-    SELECT 'ap' || g.i, $1::text, 'ac' || floor($6::int * x.c ^ 2)::int,
-           (d.day + time '09:00' + x.h * interval '12 hours') AT TIME ZONE $2::text, d.day,
-           $2::text,
-           CASE WHEN x.r < 0.01 THEN 0 ELSE p1.price * q.q1 + coalesce(p2.price * q.q2, 0) END,
-           CASE WHEN x.r < 0.01 THEN 0 ELSE p1.days * q.q1 + coalesce(p2.days * q.q2, 0) END,
-           x.r < 0.01,
-           CASE WHEN p2.sku IS NULL THEN ARRAY[p1.sku] ELSE ARRAY[p1.sku, p2.sku] END,
-           CASE WHEN p2.sku IS NULL THEN ARRAY[p1.category]
-                ELSE ARRAY[p1.category, p2.category] END,
-           CASE WHEN p2.sku IS NULL THEN ARRAY[q.q1] ELSE ARRAY[q.q1, q.q2] END
-    FROM generate_series(1, $5::int) AS g(i)
-    -- Correlated with the row, so drawn per row (an uncorrelated subquery runs once).
-    CROSS JOIN LATERAL (
-        SELECT random() AS r, random() AS c, random() AS h, random() AS a, random() AS b,
-               random() AS s, random() AS t
-        WHERE g.i IS NOT NULL
-    ) AS x
-    CROSS JOIN LATERAL (SELECT $3::date + floor(x.t * $4::int)::int AS day) AS d
-    CROSS JOIN LATERAL (
-        SELECT 1 + floor(x.a * 3)::int AS q1, 1 + floor(x.b * 2)::int AS q2
-    ) AS q
-    JOIN bench_product p1 ON p1.i = floor($7::int * x.a ^ 3)::int
-    LEFT JOIN bench_product p2 ON x.s < 0.3 AND p2.i = floor($7::int * x.b ^ 2)::int
-"""
-# Each line's amount; a wholly refunded purchase's lines and its refund's, negative.
-_LINES_SQL = """
-    INSERT INTO analysis_sale_line (source_id, line_no, purchase_id, sku, category, amount)
-    SELECT src.source_id, l.n, pf.purchase_id, l.sku, l.category,
-           src.sign * p.price * l.qty
-    FROM purchase_fact pf
-    CROSS JOIN LATERAL unnest(pf.line_skus, pf.line_categories, pf.line_quantities)
-        WITH ORDINALITY AS l(sku, category, qty, n)
-    JOIN bench_product p ON p.sku = l.sku
-    CROSS JOIN LATERAL (
-        SELECT pf.purchase_id AS source_id, 1 AS sign
-        UNION ALL SELECT 'ar' || pf.purchase_id, -1 WHERE pf.wholly_refunded
-    ) AS src
-    WHERE pf.store_id = $1::text
-"""
-_STAFF_SQL = """
-    INSERT INTO analysis_sale_staff (purchase_id, staff_id)
-    SELECT purchase_id, CASE WHEN random() < 0.1 THEN NULL
-                             ELSE 'as' || floor(random() * $2::int)::int END
-    FROM purchase_fact WHERE store_id = $1::text
-"""
-_DISTRICTS_SQL = """
-    INSERT INTO analysis_customer_district (customer_id, store_id, district, version)
-    SELECT DISTINCT ON (customer_id) customer_id, $1::text,
-           CASE WHEN random() < 0.05 THEN NULL
-                ELSE ($2::text[])[1 + floor(random() * cardinality($2::text[]))::int] END, 1
-    FROM purchase_fact WHERE store_id = $1::text
-"""
-
-
-# The statement consumption by month ran before the read model (for comparison): every purchase
-# sorted by a text month and customer for its distinct customers.
-OLD_MONTH_SQL = """
-    SELECT to_char(pf.purchased_on, 'YYYY-MM') AS key, count(DISTINCT pf.customer_id) AS customers,
-           count(*) AS purchases, sum(pf.total) AS revenue
-    FROM purchase_fact pf
-    WHERE pf.store_id = $1 AND pf.purchased_on BETWEEN $2 AND $3 AND NOT pf.wholly_refunded
-    GROUP BY 1
-"""
-
-
-# The other groupings' statements before (count(DISTINCT) of the period's purchases per key),
-# as consumption.py's _BY_PURCHASE and _LINE_SQL were: the key and its join.
-_OLD_KEYS = {
-    "tier": ("s.value_tier", "LEFT JOIN customer_score s ON s.customer_id = pf.customer_id"),
-    "staff": ("a.staff_id", "LEFT JOIN analysis_sale_staff a ON a.purchase_id = pf.purchase_id"),
-    "region": (
-        "d.district",
-        "LEFT JOIN analysis_customer_district d ON d.customer_id = pf.customer_id",
-    ),
-}
-_OLD_PURCHASE_SQL = """
-    SELECT {key} AS key, count(DISTINCT pf.customer_id) AS customers, count(*) AS purchases,
-           sum(pf.total) AS revenue
-    FROM purchase_fact pf {join}
-    WHERE pf.store_id = $1 AND pf.purchased_on BETWEEN $2 AND $3 AND NOT pf.wholly_refunded
-    GROUP BY 1
-"""
-_OLD_LINE_SQL = """
-    WITH per_purchase AS (
-        SELECT l.{column} AS key, pf.purchase_id, pf.customer_id, sum(l.amount) AS amount
-        FROM purchase_fact pf
-        JOIN analysis_sale_line l ON l.purchase_id = pf.purchase_id
-        WHERE pf.store_id = $1 AND pf.purchased_on BETWEEN $2 AND $3
-        GROUP BY 1, 2, 3
-    )
-    SELECT key, count(DISTINCT customer_id) FILTER (WHERE amount > 0) AS customers,
-           count(*) FILTER (WHERE amount > 0) AS purchases, sum(amount) AS revenue
-    FROM per_purchase
-    GROUP BY 1
-    HAVING sum(amount) <> 0 OR count(*) FILTER (WHERE amount > 0) > 0
-"""
-
-
-def _old_statement(by: str) -> str:
-    if by in ("product", "category"):
-        return _OLD_LINE_SQL.format(column={"product": "sku", "category": "category"}[by])
-    key, join = _OLD_KEYS[by]
-    return _OLD_PURCHASE_SQL.format(key=key, join=join)
-
-
-async def groupings(stack: LocalStack, store: str, args: argparse.Namespace) -> bool:
-    """Each other grouping over the whole period, the statement now against the one before,
-    both planned per call in the route's read transaction, alternating: p50 and the same rows."""
-    start, end = period(args.months)
-    db = await asyncpg.connect(asyncpg_dsn(stack.database_url("scoring")))
-    same = True
-    try:
-        print(f"the other groupings over the whole period, {args.groupings} runs each, p50:")
-        others: tuple[consumption.By, ...] = ("tier", "staff", "region", "product", "category")
-        for by in others:
-            times: dict[str, list[float]] = {"now": [], "before": []}
-            found: dict[str, list[Any]] = {}
-            for i in range(args.groupings):
-                order = ("now", "before") if i % 2 == 0 else ("before", "now")
-                for which in order:
-                    sql = consumption.statement(by) if which == "now" else _old_statement(by)
-                    async with planned_per_call(db):
-                        elapsed, rows = await _timed(db.fetch(sql, store, start, end))
-                    times[which].append(elapsed)
-                    found[which] = sorted(
-                        (tuple(r.values()) for r in rows), key=lambda r: str(r[0])
-                    )
-            equal = found["now"] == found["before"]
-            same = same and equal
-            print(
-                f"  {by:<9} now {_ms(times['now'], 50):>7.0f} ms, before "
-                f"{_ms(times['before'], 50):>7.0f} ms ({len(found['now'])} groups, "
-                f"{'same rows' if equal else 'ROWS DIFFER'})"
-            )
-            log(f"  {by} done")
-    finally:
-        await db.close()
-    return same
-
-
 # One purchase of customer ac0 today: $1 its id, $2 the store, $3 the day, $4 the zone.
 _ONE_FACT_SQL = """
     INSERT INTO purchase_fact (purchase_id, store_id, customer_id, purchased_at, purchased_on,
@@ -271,51 +107,6 @@ async def setup(stack: LocalStack) -> tuple[str, str]:
     return str(store["id"]), manager
 
 
-def period(months: int) -> tuple[date, date]:
-    """From the first day of the month ``months - 1`` before this one, to today."""
-    today = datetime.now(ZoneInfo(ZONE)).date()
-    first = today.year * 12 + today.month - 1 - (months - 1)
-    return date(first // 12, first % 12 + 1, 1), today
-
-
-async def load(stack: LocalStack, store: str, args: argparse.Namespace) -> None:
-    start, end = period(args.months)
-    db = await asyncpg.connect(asyncpg_dsn(stack.database_url("scoring")))
-    try:
-        await db.execute("SELECT setseed(0.12)")
-        await db.execute(_PRODUCTS_SQL, PRODUCTS, list(CATEGORIES))
-        for what, sql, params in (
-            (
-                "purchase facts",
-                _FACTS_SQL,
-                (
-                    store,
-                    ZONE,
-                    start,
-                    (end - start).days + 1,
-                    args.purchases,
-                    args.customers,
-                    PRODUCTS,
-                ),
-            ),
-            ("sale lines", _LINES_SQL, (store,)),
-            ("serving staff", _STAFF_SQL, (store, STAFF)),
-            ("customers' districts", _DISTRICTS_SQL, (store, list(DISTRICTS))),
-        ):
-            started = time.perf_counter()
-            status = await db.execute(sql, *params)
-            log(f"  {what}: {status.split()[-1]} rows in {time.perf_counter() - started:.0f} s")
-        for table in (
-            "purchase_fact",
-            "analysis_sale_line",
-            "analysis_sale_staff",
-            "analysis_customer_district",
-        ):
-            await db.execute(f"VACUUM ANALYZE {table}")
-    finally:
-        await db.close()
-
-
 def _exclusive(node: dict[str, Any], out: list[tuple[float, str]]) -> float:
     """Each node's own wall time (its total less its children's), collected. Under a Gather
     a node's time per loop is a worker's, about the wall's; elsewhere it is per loop × loops."""
@@ -358,16 +149,6 @@ async def _route_months(
     await month_summary.refresh(db, store_id=store)
     async with planned_per_call(db):
         return await month_summary.months(db, store_id=store, period=span)
-
-
-async def _timed(call: Any) -> tuple[float, Any]:
-    started = time.perf_counter()
-    found = await call
-    return time.perf_counter() - started, found
-
-
-def _ms(values: list[float], p: float) -> float:
-    return percentile(sorted(values), p) * 1000
 
 
 async def measure(stack: LocalStack, store: str, token: str, args: argparse.Namespace) -> bool:
@@ -436,13 +217,13 @@ async def measure(stack: LocalStack, store: str, token: str, args: argparse.Name
         facts_rows: list[Any] = []
         for _ in range(args.facts_requests):
             async with planned_per_call(db):
-                elapsed, facts_rows = await _timed(db.fetch(facts_sql, store, start, end))
+                elapsed, facts_rows = await timed(db.fetch(facts_sql, store, start, end))
             facts_times.append(elapsed)
         log("  the facts' statement done; the old one …")
         old = await asyncpg.connect(dsn)
         try:
             old_times = [
-                (await _timed(old.fetch(OLD_MONTH_SQL, store, start, end)))[0]
+                (await timed(old.fetch(OLD_MONTH_SQL, store, start, end)))[0]
                 for _ in range(args.old_requests)
             ]
             old_plans = await old.fetch(
@@ -500,22 +281,26 @@ async def measure(stack: LocalStack, store: str, token: str, args: argparse.Name
     print(f"ratio p50 {g50 / r50:.2f}, p99 {g99 / r99:.2f}")
     first, later = raw_all[:5], raw_all[5:]
     print(
-        f"raw reads by execution on its one connection: 1st-5th median {_ms(first, 50):.1f} ms, "
-        f"6th on median {_ms(later, 50):.1f} ms"
+        "raw reads by execution on its one connection: 1st-5th median "
+        f"{percentile_ms(first, 50):.1f} ms, 6th on median {percentile_ms(later, 50):.1f} ms"
     )
     for r in prepared:
         what = " ".join(r["statement"].split())[:70]
         print(f"  plans run: {r['custom_plans']} custom, {r['generic_plans']} generic: {what} …")
     print(
         f"without the read model, the facts grouped by month and customer (planned per call), "
-        f"{args.facts_requests} runs: p50 {_ms(facts_times, 50):.0f} ms, "
+        f"{args.facts_requests} runs: p50 {percentile_ms(facts_times, 50):.0f} ms, "
         f"max {max(facts_times) * 1000:.0f} ms"
     )
     if old_times:
         print(
             f"the statement it replaced (count(DISTINCT) by a text month), one connection: "
-            f"1st-5th median {_ms(old_times[:5], 50):.0f} ms"
-            + (f", 6th on median {_ms(old_times[5:], 50):.0f} ms" if old_times[5:] else "")
+            f"1st-5th median {percentile_ms(old_times[:5], 50):.0f} ms"
+            + (
+                f", 6th on median {percentile_ms(old_times[5:], 50):.0f} ms"
+                if old_times[5:]
+                else ""
+            )
         )
         for r in old_plans:
             print(f"  plans run: {r['custom_plans']} custom, {r['generic_plans']} generic")

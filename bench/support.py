@@ -71,6 +71,18 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[rank - 1]
 
 
+def percentile_ms(seconds: Iterable[float], q: float) -> float:
+    """The ``q``-th percentile of timings in seconds, in milliseconds."""
+    return percentile(sorted(seconds), q) * 1000
+
+
+async def timed(call: Any) -> tuple[float, Any]:
+    """Seconds an awaitable took, and what it gave."""
+    started = time.perf_counter()
+    found = await call
+    return time.perf_counter() - started, found
+
+
 def p50_p99_ms(seconds: Iterable[float]) -> tuple[float, float]:
     """The median and the 99th percentile of timings in seconds, in milliseconds."""
     ordered = sorted(seconds)
