@@ -9,22 +9,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from crm_devstack.processes import stat_fields
 from crm_devstack.stack import LocalStack
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _proc_stat(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    # The command name is in parentheses and may hold spaces: split after the last ')'.
-    return raw[raw.rindex(")") + 2 :].split()
-
-
 def cpu_seconds(pid: int, *, with_reaped_children: bool = False) -> float:
-    fields = _proc_stat(pid)
+    fields = stat_fields(pid)
     if fields is None:
         return 0.0
     # fields[0] is field 3 (state): utime=14, stime=15, cutime=16, cstime=17 (1-based).
@@ -61,7 +53,7 @@ def _children_by_scan(pid: int) -> list[int]:
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            fields = _proc_stat(int(entry.name))
+            fields = stat_fields(int(entry.name))
             if fields is not None and int(fields[1]) == pid:
                 out.append(int(entry.name))
     return out

@@ -143,15 +143,15 @@ class Identity:
 
     @classmethod
     def of(cls, pid: int) -> Identity | None:
-        stat = _stat_fields(pid)
+        stat = stat_fields(pid)
         return cls(pid, int(stat[19])) if stat else None
 
     def alive(self) -> bool:
-        stat = _stat_fields(self.pid)
+        stat = stat_fields(self.pid)
         return stat is not None and int(stat[19]) == self.started and stat[0] != "Z"
 
 
-def _stat_fields(pid: int) -> list[str] | None:
+def stat_fields(pid: int) -> list[str] | None:
     """Fields of /proc/<pid>/stat after the command name (state first), or None if gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
