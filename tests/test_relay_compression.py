@@ -1,4 +1,4 @@
-"""The relay's record batches reach the broker LZ4-compressed, and a consumer reads the events
+"""The relay's record batches reach the broker zstd-compressed, and a consumer reads the events
 back as they were staged."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _batch_row(topic: str) -> ClaimedRow:
     )
 
 
-async def test_the_relays_batches_are_lz4_and_read_back_as_staged(stack: LocalStack) -> None:
+async def test_the_relays_batches_are_zstd_and_read_back_as_staged(stack: LocalStack) -> None:
     bootstrap = stack.broker.bootstrap
     topic = await new_topic(bootstrap, partitions=1)
     row = _batch_row(topic)
@@ -58,7 +58,7 @@ async def test_the_relays_batches_are_lz4_and_read_back_as_staged(stack: LocalSt
         codecs = []
         while (batch := records.next_batch()) is not None:
             codecs.append(batch.compression_type)
-        assert codecs and set(codecs) == {DefaultRecordBatch.CODEC_LZ4}
+        assert codecs and set(codecs) == {DefaultRecordBatch.CODEC_ZSTD}
         staged = sum(len(e) for e in row.envelopes or [])
         assert len(stored) * 4 < staged * 3  # compressed, not merely flagged
     finally:

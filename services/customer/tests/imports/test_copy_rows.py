@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from crm_libs.db import asyncpg_dsn
-from customer_service.imports import copy_rows, customer_checks
+from customer_service.imports import copy_rows, customer_checks, fingerprint_trail_rows
 from customer_service.imports.customer_rows import read_customer_row
 from customer_service.imports.sheets import open_sheet
 from services.customer.tests.imports.store_context import store_context
@@ -95,3 +95,60 @@ def test_an_encoded_tuple_reads_back_field_by_field() -> None:
     assert fields[2] == (1).to_bytes(4, "big")  # a day after PostgreSQL's epoch
     assert fields[3] == b'\x01{"a": 1}'
     assert fields[4] is not None and fields[4].endswith(b"\x00\x00\x00\x01x\x00\x00\x00\x02yz")
+
+
+@pytest.mark.asyncio
+async def test_fingerprint_and_trail_rows_write_what_their_records_write(database_url: str) -> None:
+    """A chunk's fingerprints and ownership entries, shared fields as one prefix and each
+    row's own as its tail, read back as the same rows copied as records."""
+    rows = [("fp-1", "file-1", "staff-1"), ("指纹-2", "file-2", "员工-2")]
+    shared = {"store_id": "store-1", "kind": "customers", "job_id": "job-1"}
+    fingerprints = fingerprint_trail_rows.fingerprint_data(
+        [fingerprint_trail_rows.fingerprint_tail(fp, file) for fp, file, _ in rows], **shared
+    )
+    trail_shared = {"store_id": "store-1", "kind": "registered", "reason": "by import job-1"}
+    trail = fingerprint_trail_rows.trail_data(
+        [fingerprint_trail_rows.trail_tail(file, owner) for _, file, owner in rows],
+        **trail_shared,
+        by="admin",
+        change_of_hands=False,
+    )
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        async with conn.transaction():
+            for table in ("import_fingerprint", "ownership_change"):
+                await conn.execute(
+                    f"CREATE TEMP TABLE tuple_{table} (LIKE {table} INCLUDING DEFAULTS) "
+                    "ON COMMIT DROP"
+                )
+            for table, columns, data in (
+                ("import_fingerprint", fingerprint_trail_rows.FINGERPRINT_COLUMNS, fingerprints),
+                ("ownership_change", fingerprint_trail_rows.TRAIL_COLUMNS, trail),
+                ("import_fingerprint", fingerprint_trail_rows.FINGERPRINT_COLUMNS, b""),
+            ):
+                if not data:  # no rows: an empty COPY
+                    data = fingerprint_trail_rows.fingerprint_data([], **shared)
+                await conn.copy_to_table(
+                    f"tuple_{table}",
+                    source=copy_rows.once(data),
+                    columns=columns,
+                    format="binary",
+                )
+            got_fingerprints = await conn.fetch(
+                "SELECT store_id, kind, job_id, fingerprint, record_id "
+                "FROM tuple_import_fingerprint ORDER BY record_id"
+            )
+            got_trail = await conn.fetch(
+                "SELECT customer_id, store_id, to_staff_id, kind, reason, by, change_of_hands "
+                "FROM tuple_ownership_change ORDER BY customer_id"
+            )
+    finally:
+        await conn.close()
+    assert [tuple(r) for r in got_fingerprints] == [
+        ("store-1", "customers", "job-1", fp, file) for fp, file, _ in rows
+    ]
+    assert [tuple(r) for r in got_trail] == [
+        (file, "store-1", owner, "registered", "by import job-1", "admin", False)
+        for _, file, owner in rows
+    ]
+    assert copy_rows.fields_of(copy_rows.RowFormat([copy_rows.boolean])([True]))[0] == b"\x01"

@@ -28,6 +28,8 @@ _INT4 = struct.Struct("!ii")  # length 4, value
 _ARRAY = struct.Struct("!iiiiii")  # length, dimensions, has nulls, element type, size, lower bound
 _EMPTY_TEXT_ARRAY = struct.pack("!iiii", 12, 0, 0, 25)
 _TEXT_OID = 25
+_COUNT = struct.Struct("!h")
+_TRUE, _FALSE = struct.pack("!ib", 1, 1), struct.pack("!ib", 1, 0)
 _JSONB_VERSION = b"\x01"
 _POSTGRES_EPOCH = date(2000, 1, 1).toordinal()
 
@@ -56,6 +58,16 @@ def jsonb(value: str) -> bytes:
     return _LENGTH.pack(len(data) + 1) + _JSONB_VERSION + data
 
 
+def boolean(value: bool) -> bytes:
+    """``boolean``: one byte, 1 or 0."""
+    return _TRUE if value else _FALSE
+
+
+def field_count(count: int) -> bytes:
+    """A tuple's leading count of fields."""
+    return _COUNT.pack(count)
+
+
 def text_array(values: Sequence[str]) -> bytes:
     """``text[]`` of one dimension, without NULLs (an empty list is the empty array)."""
     if not values:
@@ -69,7 +81,7 @@ class RowFormat:
     None as NULL."""
 
     def __init__(self, encoders: Sequence[Encoder]) -> None:
-        self._count = struct.pack("!h", len(encoders))
+        self._count = field_count(len(encoders))
         self._encoders = tuple(enumerate(encoders))
 
     def __call__(self, values: Sequence[Any]) -> bytes:

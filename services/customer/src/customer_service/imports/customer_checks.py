@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from crm_libs.field_crypto import FieldCipher, Nonces
 from crm_libs.problems import InvalidField, ProblemError
 from customer_service.customers import pinyin, profile
+from customer_service.imports import fingerprint_trail_rows
 from customer_service.imports.customer_registration import registration, sheet_field
 from customer_service.imports.customer_rows import CustomerCandidate, read_customer_row
 from customer_service.imports.customer_sealing import COLUMNS as COLUMNS
@@ -78,6 +79,10 @@ class Checked(NamedTuple):
     phone_hashes: list[str] = []
     sealed: Sealed | None = None
     file: NewFile | None = None
+    # The file's own fields of its fingerprint row and of its first ownership entry, if the
+    # sheet names its owner (fingerprint_trail_rows.py).
+    fingerprint_tail: bytes = b""
+    trail_tail: bytes | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Unpickled as the tuple it is, in C (customer_sealing.Sealed says why).
@@ -165,6 +170,12 @@ def check(candidates: Sequence[CustomerCandidate], *, context: StoreContext) -> 
                 phone_hashes=result.phone_hashes,
                 sealed=sealed(result, timezone=context.timezone, ids=ids),
                 file=result if referrer else None,
+                fingerprint_tail=fingerprint_trail_rows.fingerprint_tail(key, result.id),
+                trail_tail=(
+                    fingerprint_trail_rows.trail_tail(result.id, owner_id)
+                    if owner_id is not None
+                    else None
+                ),
             )
         )
     return checked

@@ -11,13 +11,13 @@ skipped, and a row whose phone already belongs to a file of the store is reporte
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 from crm_libs.events.envelope import Topics
 from crm_libs.events.outbox import stage_batch
 from crm_libs.problems import InvalidField
 from customer_service.customers.phones import looks_like_phone, normalise_phone, phone_lookup_hash
-from customer_service.imports import copy_rows
+from customer_service.imports import copy_rows, fingerprint_trail_rows
 from customer_service.imports.customer_checks import (
     COLUMNS,
     KIND,
@@ -35,10 +35,10 @@ from customer_service.ownership import rules as ownership_rules
 
 @dataclass(slots=True)
 class Prepared:
-    """A chunk's rows checked, sealed and with their referrers: files to write, as (row,
-    fingerprint, id, phone hashes, sealed), and the errors of the others."""
+    """A chunk's rows checked, sealed and with their referrers: files to write, as (checked
+    row, sealed with its referrer), and the errors of the others."""
 
-    files: list[tuple[int, str, str, list[str], Sealed]] = field(default_factory=list)
+    files: list[tuple[Checked, Sealed]] = field(default_factory=list)
     errors: list[RowError] = field(default_factory=list)
     skipped: int = 0
 
@@ -194,7 +194,7 @@ def resolve(
         if done is None or row.file_id is None:
             prepared.errors.extend(row.errors)
             continue
-        prepared.files.append((row.row, row.fingerprint, row.file_id, row.phone_hashes, done))
+        prepared.files.append((row, done))
         if named:
             chunk_names.setdefault(row.name, []).append(row.file_id)
             for digest in row.phone_hashes:
@@ -242,22 +242,10 @@ async def phones_taken(conn: Any, *, store_id: str, digests: list[str]) -> set[s
     return {d for _, hashes in files for d in hashes}
 
 
-# The chunk's fingerprints: a COPY, not an insert that skips conflicts (a speculative insertion
-# per row, twice the server's work). Nothing conflicts: the store's import lock is held from
-# the look-up of the fingerprints imported before to the commit, and no other writer adds a
+# The chunk's fingerprints go in by COPY, not an insert that skips conflicts (a speculative
+# insertion per row, twice the server's work). Nothing conflicts: the store's import lock is held
+# from the look-up of the fingerprints imported before to the commit, and no other writer adds a
 # customer fingerprint.
-_FINGERPRINT_COLUMNS = ("store_id", "kind", "fingerprint", "job_id", "record_id")
-# A file the sheet gives an owner starts its ownership trail as a registration's does
-# (ownership/history.py's ``record``: ``registered``, from nobody, no change of hands).
-_OWNERSHIP_COLUMNS = (
-    "customer_id",
-    "store_id",
-    "to_staff_id",
-    "kind",
-    "reason",
-    "by",
-    "change_of_hands",
-)
 _TAKEN_PHONE = (
     "this phone already belongs to a customer file of the store: not imported again (update "
     "that file instead)"
@@ -311,46 +299,59 @@ async def write(
     fingerprints written."""
     errors = list(prepared.errors)
     skipped = prepared.skipped
-    digests = [d for _, _, _, hashes, _ in prepared.files for d in hashes]
+    keys_seen: set[str] = set()
+    digests = [d for checked, _ in prepared.files for d in checked.phone_hashes]
     taken = await phones_taken(conn, store_id=context.store_id, digests=digests)
-    keys: set[str] = set()
-    written: list[tuple[str, str, Sealed]] = []
-    for row, key, file_id, hashes, done in prepared.files:
+    keys: list[str] = []
+    files: list[bytes] = []
+    events: list[tuple[str, str, str]] = []
+    fingerprints: list[bytes] = []
+    owners: list[bytes] = []
+    for checked, done in prepared.files:
+        hashes, key = checked.phone_hashes, checked.fingerprint
         if any(d in taken for d in hashes):
-            errors.append(RowError(row, "phone", _TAKEN_PHONE))
+            errors.append(RowError(checked.row, "phone", _TAKEN_PHONE))
             continue
         taken.update(hashes)
-        if key in keys:
+        if key in keys_seen:
             skipped += 1  # a repeated row of one chunk goes in once
             continue
-        keys.add(key)
-        written.append((key, file_id, done))
-    if written:
-        data = copy_rows.copy_data(done.row for _, _, done in written)
-        await conn.copy_to_table(
-            "customer", source=copy_rows.once(data), columns=COLUMNS, format="binary"
-        )
-        await conn.copy_records_to_table(
-            "import_fingerprint",
-            records=[(context.store_id, KIND, key, job_id, file_id) for key, file_id, _ in written],
-            columns=_FINGERPRINT_COLUMNS,
-        )
-        await stage_batch(
+        keys_seen.add(key)
+        keys.append(key)
+        files.append(done.row)
+        events.append((done.event_id, cast("str", checked.file_id), done.envelope))
+        fingerprints.append(checked.fingerprint_tail)
+        if checked.trail_tail is not None:
+            owners.append(checked.trail_tail)
+    if files:
+        await _copy(conn, "customer", COLUMNS, copy_rows.copy_data(files))
+        await _copy(
             conn,
-            topic=Topics.CUSTOMERS,
-            events=[(done.event_id, file_id, done.envelope) for _, file_id, done in written],
+            "import_fingerprint",
+            fingerprint_trail_rows.FINGERPRINT_COLUMNS,
+            fingerprint_trail_rows.fingerprint_data(
+                fingerprints, store_id=context.store_id, kind=KIND, job_id=job_id
+            ),
         )
-        reason = f"the file's first owner, named by spreadsheet import {job_id}"
-        owned = [
-            (file_id, context.store_id, owner, ownership_rules.REGISTERED, reason, by, False)
-            for _, file_id, done in written
-            if (owner := done.owner_staff_id) is not None
-        ]
-        if owned:
-            await conn.copy_records_to_table(
-                "ownership_change", records=owned, columns=_OWNERSHIP_COLUMNS
+        await stage_batch(conn, topic=Topics.CUSTOMERS, events=events)
+        if owners:
+            # A file the sheet gives an owner starts its ownership trail as a registration's
+            # does (ownership/history.py's ``record``: ``registered``, from nobody, no change
+            # of hands).
+            data = fingerprint_trail_rows.trail_data(
+                owners,
+                store_id=context.store_id,
+                kind=ownership_rules.REGISTERED,
+                reason=f"the file's first owner, named by spreadsheet import {job_id}",
+                by=by,
+                change_of_hands=False,
             )
+            await _copy(conn, "ownership_change", fingerprint_trail_rows.TRAIL_COLUMNS, data)
         await conn.execute(CLEAN_PENDING)
     errors.sort(key=lambda e: e.row)
-    progress = Progress(rows=0, created=len(written), skipped=skipped, errors=errors)
-    return progress, [key for key, _, _ in written]
+    progress = Progress(rows=0, created=len(files), skipped=skipped, errors=errors)
+    return progress, keys
+
+
+async def _copy(conn: Any, table: str, columns: Sequence[str], data: bytes) -> None:
+    await conn.copy_to_table(table, source=copy_rows.once(data), columns=columns, format="binary")
