@@ -22,7 +22,15 @@ from crm_devstack.postgres import EmbeddedPostgres
 from crm_devstack.stack import LocalStack, free_port
 from crm_libs.db import driver_connection, make_engine, make_sessionmaker
 from crm_libs.events import relay as relay_module
-from crm_libs.events.outbox import BATCH_ROWS_SQL, DROP_BATCH_ROWS_SQL, stage_batch
+from crm_libs.events.outbox import (
+    BATCH_ROWS_SQL,
+    DROP_BATCH_ROWS_SQL,
+    DROP_PACKED_ROWS_SQL,
+    PACKED_ROWS_SQL,
+    stage_batch,
+    unpack_envelopes,
+    unpack_rows,
+)
 from crm_libs.events.relay_rows import CLAIM_SQL
 from tests.outbox_support import (
     applied_in_order,
@@ -167,6 +175,17 @@ async def test_the_way_back_to_a_row_per_event_keeps_every_event(stack: LocalSta
             "t",
             [(k, {"event_id": f"e{n}", "seq": n}) for n, k in enumerate("bab", start=1)],
         )
+        # Packed, then back to texts (the packed rows' migration's way back), then to a row
+        # per event.
+        async with driver_connection(engine) as conn:
+            packed = await conn.fetchval(
+                "SELECT envelopes_packed FROM outbox_event WHERE keys IS NOT NULL"
+            )
+        assert [orjson.loads(e)["seq"] for e in unpack_envelopes(packed)] == [1, 2, 3]
+        async with engine.begin() as sync_conn:
+            await sync_conn.run_sync(unpack_rows)
+            for statement in DROP_PACKED_ROWS_SQL:
+                await sync_conn.execute(text(statement))
         async with driver_connection(engine) as conn:
             async with conn.transaction():
                 for statement in DROP_BATCH_ROWS_SQL:
@@ -183,7 +202,7 @@ async def test_the_way_back_to_a_row_per_event_keeps_every_event(stack: LocalSta
             ]
             # And forth again.
             async with conn.transaction():
-                for statement in BATCH_ROWS_SQL:
+                for statement in (*BATCH_ROWS_SQL, *PACKED_ROWS_SQL):
                     await conn.execute(statement)
         await staged_batch(engine, "t", [("c", {"seq": 4})])
     finally:
@@ -272,7 +291,7 @@ async def test_a_claim_reads_the_keys_of_the_batch_rows_it_takes_only(stack: Loc
             claimed = await conn.fetch(CLAIM_SQL, 1000)
             read = await toast_blocks() - before
         assert [len(r["keys"]) for r in claimed] == [1000]
-        # The row's 36 kB of keys and 7 kB of envelopes are a few dozen blocks; all 20 rows'
+        # The row's 36 kB of keys and its packed envelopes are a few dozen blocks; all 20 rows'
         # keys, several hundred.
         assert read < 100, read
     finally:

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from crm_libs.events.outbox import unpack_envelopes
 from crm_libs.events.relay_metrics import PARKED
 
 # The relay's logger: its records keep the name operators filter on.
@@ -19,10 +20,10 @@ LEADER_SQL = text("SELECT pg_try_advisory_xact_lock(hashtextextended('crm.outbox
 
 # In id order, skipping rows that wait for a retry and every later row of the same customer (a
 # batch row, one of many events: of any of its customers). The envelope comes as its JSON text,
-# sent as it is: no object built and serialised again; a batch row's envelopes and keys come as
-# arrays of them. A claim holds at most ``$1`` events, whole rows in id order (a first row of
-# more goes alone): the running count of each row's ``events`` is taken over the first ``$1``
-# rows, before any key or envelope is read.
+# sent as it is: no object built and serialised again; a batch row's keys come as an array, its
+# envelopes as one too or packed (outbox.pack_envelopes). A claim holds at most ``$1`` events,
+# whole rows in id order (a first row of more goes alone): the running count of each row's
+# ``events`` is taken over the first ``$1`` rows, before any key or envelope is read.
 # Both on the asyncpg connection itself: two thousand rows as SQLAlchemy rows cost more Python
 # than sending them. No row locks: the claim, the sends' outcomes and the epoch check run only in
 # the leader's transaction (``LEADER_SQL``), and nothing else writes an unpublished, unparked
@@ -47,7 +48,7 @@ CLAIM_SQL = """
         LIMIT $1
     )
     SELECT o.id, o.event_id, o.topic, o.key, CAST(o.envelope AS text) AS envelope,
-           o.keys, o.envelopes
+           o.keys, o.envelopes, o.envelopes_packed
     FROM head h JOIN outbox_event o ON o.id = h.id
     WHERE h.events <= $1 OR h.id = (SELECT min(id) FROM head)
     ORDER BY o.id
@@ -67,7 +68,8 @@ DURABLE_SQL = text("UPDATE outbox_event SET attempts = attempts WHERE id = :id")
 
 
 class ClaimedRow(NamedTuple):
-    """A claimed outbox row: one event, or a batch of them (``keys`` and ``envelopes``)."""
+    """A claimed outbox row: one event, or a batch of them (``keys``, and ``envelopes`` or
+    ``packed``)."""
 
     id: int
     event_id: str  # a batch row's: its first event's
@@ -76,6 +78,7 @@ class ClaimedRow(NamedTuple):
     envelope: str | None  # the JSON text, sent as it is; a batch row's: None
     keys: list[str] | None = None
     envelopes: list[str] | None = None
+    packed: bytes | None = None  # a batch row's envelopes, packed (outbox.pack_envelopes)
 
     @property
     def events(self) -> int:
@@ -83,9 +86,12 @@ class ClaimedRow(NamedTuple):
 
     def messages(self) -> list[tuple[str, str]]:
         """The row's events as (key, envelope text), in the order they were staged."""
-        if self.keys is None or self.envelopes is None:
+        if self.keys is None:
             return [(self.key, self.envelope or "")]
-        return list(zip(self.keys, self.envelopes, strict=True))
+        envelopes = self.envelopes if self.packed is None else unpack_envelopes(self.packed)
+        if envelopes is None:
+            raise ValueError(f"outbox row {self.id} has keys but no envelopes")
+        return list(zip(self.keys, envelopes, strict=True))
 
 
 RECORD_FAILURE_SQL = text(
