@@ -49,6 +49,18 @@ def children_of(pid: int) -> list[int]:
     return out
 
 
+def descendants_of(pid: int) -> list[int]:
+    """Its children, theirs, and so on (a service's row checks are forks of a fork server the
+    service started)."""
+    out: list[int] = []
+    parents = [pid]
+    while parents:
+        children = [child for parent in parents for child in children_of(parent)]
+        out.extend(children)
+        parents = children
+    return out
+
+
 def _children_by_scan(pid: int) -> list[int]:
     out = []
     for entry in Path("/proc").iterdir():
@@ -60,9 +72,10 @@ def _children_by_scan(pid: int) -> list[int]:
 
 
 def tree_cpu_seconds(pid: int) -> float:
-    """A server and its worker processes (PostgreSQL: postmaster and backends), reaped ones too."""
+    """A server and its worker processes (PostgreSQL: postmaster and backends), reaped ones too,
+    and theirs."""
     return cpu_seconds(pid, with_reaped_children=True) + sum(
-        cpu_seconds(child) for child in children_of(pid)
+        cpu_seconds(child, with_reaped_children=True) for child in descendants_of(pid)
     )
 
 
@@ -90,7 +103,7 @@ class CpuMeter:
     """CPU seconds used by named processes (and the machine) between start() and stop().
 
     A process counts alone, except those named in ``trees`` (a server with worker processes,
-    like PostgreSQL), which count with their children. A child that exits before ``stop``
+    like PostgreSQL), which count with their descendants. A child that exits before ``stop``
     counts once its parent reaps it; one still unreaped then (a pool shut down as the job
     ends) counts with the CPU it had when last seen: the trees' children are sampled every
     ``every`` seconds meanwhile."""
@@ -122,7 +135,7 @@ class CpuMeter:
 
     def _tree_children(self) -> dict[str, dict[int, float]]:
         return {
-            name: {child: cpu_seconds(child) for child in children_of(self._pids[name])}
+            name: {child: cpu_seconds(child) for child in descendants_of(self._pids[name])}
             for name in self._seen_trees()
         }
 

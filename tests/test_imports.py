@@ -209,28 +209,34 @@ async def test_lunar_birthdays_in_a_leap_month_are_imported_as_the_api_writes_th
     }
 
 
-def row_check_processes(stack: LocalStack) -> list[int]:
-    """The customer service's processes checking an import's rows (imports/row_checks.py)."""
-    service = stack.pids()["customer"]
-    found = []
+def row_check_processes(stack: LocalStack) -> tuple[set[int], list[int]]:
+    """The customer service's fork server for the processes checking an import's rows
+    (imports/row_checks.py; none before its first long import), and those processes: its
+    forks."""
+    processes: dict[int, tuple[int, bytes]] = {}
     for entry in Path("/proc").iterdir():
         try:
             parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            command = (entry / "cmdline").read_bytes()
+            processes[int(entry.name)] = (parent, (entry / "cmdline").read_bytes())
         except (OSError, ValueError, IndexError):
             continue
-        if parent == service and b"spawn_main" in command:
-            found.append(int(entry.name))
-    return found
+    service = stack.pids()["customer"]
+    servers = {
+        pid
+        for pid, (parent, command) in processes.items()
+        if parent == service and b"multiprocessing.forkserver" in command
+    }
+    return servers, [pid for pid, (parent, _) in processes.items() if parent in servers]
 
 
 async def test_a_chunk_sees_the_files_of_the_chunk_before_it(
     api: httpx.AsyncClient, stack: LocalStack
 ) -> None:
-    """The next chunks are checked (by processes of their own: the sheet is longer than a
-    chunk) while one is written: still, a row repeating one of the chunk before is skipped (not
-    reported as a taken phone), and a referrer named by phone is found among the files that
-    chunk wrote. The processes stop once no import is left."""
+    """The next chunks are checked (by processes of their own once they are up: the sheet is
+    longer than a chunk) while one is written: still, a row repeating one of the chunk before is
+    skipped (not reported as a taken phone), and a referrer named by phone is found among the
+    files that chunk wrote. The processes stop once no import is left (their fork server stays
+    for the next import)."""
     store = await create_store(api)
     first = random.randrange(10**7, 9 * 10**7)
     phones = [f"139{first + i:08d}" for i in range(worker.CHUNK_ROWS + 2)]
@@ -241,10 +247,10 @@ async def test_a_chunk_sees_the_files_of_the_chunk_before_it(
     response = await upload(api, csv_bytes(rows), store_id=store["id"], name="big.csv")
     assert response.status_code == 202, response.text
 
-    async def checking() -> list[int] | None:
-        return row_check_processes(stack) or None
+    async def started() -> set[int] | None:
+        return row_check_processes(stack)[0] or None
 
-    assert len(await eventually(checking, timeout=30, interval=0.05)) >= 1
+    assert len(await eventually(started, timeout=30, interval=0.05)) == 1
     job = await finished(api, response.json()["id"])
     assert job["status"] == "done", job
     assert (job["created"], job["skipped"], job["error_count"]) == (worker.CHUNK_ROWS + 1, 1, 0)
@@ -257,7 +263,7 @@ async def test_a_chunk_sees_the_files_of_the_chunk_before_it(
     assert (await one(phones[-1]))["referrer_id"] == (await one(phones[0]))["id"]
 
     async def stopped() -> bool:
-        return not row_check_processes(stack)
+        return not row_check_processes(stack)[1]
 
     await eventually(stopped, timeout=30)
 

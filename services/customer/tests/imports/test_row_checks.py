@@ -43,6 +43,11 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _parent(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
 def _gone(pids: list[int], timeout: float = 20.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -191,9 +196,12 @@ def test_the_processes_die_with_the_service_that_started_them() -> None:
         assert service.stdout is not None
         pids = [int(p) for p in service.stdout.readline().split()]
         assert len(pids) == 2 and all(_alive(p) for p in pids)
+        # Forks of one fork server, which the service started.
+        (server,) = {_parent(p) for p in pids}
+        assert server != service.pid and _parent(server) == service.pid
         service.kill()  # no goodbye: SIGKILL
         service.wait(10)
-        assert _gone(pids)
+        assert _gone([*pids, server])
     finally:
         if service.poll() is None:
             service.kill()
@@ -270,3 +278,33 @@ async def test_a_long_sheet_s_first_chunks_are_checked_here_while_the_processes_
         assert pid in checks.pids()  # then in the processes
     finally:
         checks.close()
+
+
+_CLOSED_AT_ONCE = """
+import asyncio
+from customer_service.imports.row_checks import RowChecks
+
+async def main():
+    checks = RowChecks(2)
+    checks.start()  # the fork server is still loading
+    pool = checks._pool
+    checks.close()
+    # Processes started by the time close() returned: none, had it not waited for the first
+    # (and the pool not shut down yet: a shut-down pool's processes are None).
+    print(len(pool._processes), flush=True)
+    await asyncio.sleep(5)  # the processes, forked meanwhile, stop
+    print(len(pool._processes or {}), flush=True)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.timeout(120)
+def test_closing_before_the_processes_are_up_does_not_wait_for_them() -> None:
+    """A job that ends while the fork server still loads (a sheet just over a chunk) stops the
+    checks without holding up the service's event loop for the loading."""
+    done = subprocess.run(
+        [sys.executable, "-c", _CLOSED_AT_ONCE], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "0"]

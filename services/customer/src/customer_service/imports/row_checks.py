@@ -12,20 +12,27 @@ service: a service that never imports starts no process. Until its processes are
 the job checks its chunks itself, one at a time (imports/worker.py). It is shut down when the
 import worker finds no job left and when the service stops. Its processes run at a lower priority
 (``NICENESS``), ignore SIGINT (Ctrl-C at a terminal reaches a whole process group; the service
-stops them itself) and the kernel sends them SIGTERM if the service dies (``PR_SET_PDEATHSIG``),
-so none outlives it.
+stops them itself) and each ends itself when the service ends (``_die_with``), so none outlives
+it.
+
+The processes are forks of a fork server (multiprocessing's ``forkserver``), a fresh interpreter
+that loads what checking needs once (imports/check_server.py) and lives until the service exits:
+each process spawned afresh loaded it all again, 0.66 cpu-s apiece, at every import. The server
+itself holds no thread of the service's, so forking it is safe; it leaves once the service and
+its processes have.
 """
 
 import asyncio
-import contextlib
-import ctypes
 import functools
 import gc
 import logging
 import multiprocessing
 import os
 import pickle
+import select
 import signal
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
@@ -34,7 +41,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-_PR_SET_PDEATHSIG = 1
 # The checks run behind everything else on the machine: the service's requests, the writing
 # of the chunk before (its database backend) and the events' relay. They keep up in what is
 # left, being several chunks ahead, and staff using the service while a store imports its
@@ -42,6 +48,8 @@ _PR_SET_PDEATHSIG = 1
 # the import's events (at the default priority) left them a tenth of a core, less than the
 # writer needs checked (some 40 % of a core on two), and the writer waited for them.
 NICENESS = 5
+# The module whose import is the fork server's loading.
+_PRELOAD = "customer_service.imports.check_server"
 
 
 def default_processes() -> int:
@@ -54,7 +62,8 @@ class RowChecks:
     def __init__(self, processes: int = 0) -> None:
         self.processes = processes or default_processes()
         self._pool: ProcessPoolExecutor | None = None
-        self._starting: list[Future[None]] = []
+        # One task per process, once they are asked for (``_start_processes``).
+        self._starting: Future[list[Future[None]]] = Future()
 
     @property
     def started(self) -> bool:
@@ -63,7 +72,13 @@ class RowChecks:
     @property
     def ready(self) -> bool:
         """Started, and every process up with what checking needs loaded."""
-        return self._pool is not None and all(f.done() for f in self._starting)
+        starting = self._starting
+        return (
+            self._pool is not None
+            and starting.done()
+            and starting.exception() is None
+            and all(f.done() for f in starting.result())
+        )
 
     def pids(self) -> list[int]:
         """The pool's processes (none before it is started)."""
@@ -75,16 +90,23 @@ class RowChecks:
         numbering plan), while the caller reads its sheet."""
         if self._pool is not None:
             return
+        # Not a fork of the service: it has threads (the broker clients', the event loop's),
+        # whose locks a forked child could inherit held. Forks of the fork server instead.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([_PRELOAD])
         self._pool = ProcessPoolExecutor(
             max_workers=self.processes,
-            # Not fork: the service has threads (the broker clients', the event loop's), whose
-            # locks a forked child could inherit held.
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=context,
             initializer=_start_process,
-            initargs=(os.getpid(),),
+            initargs=(os.getpid(), os.getpriority(os.PRIO_PROCESS, 0)),
         )
-        # Processes are started as tasks come: one each now.
-        self._starting = [self._pool.submit(_ready) for _ in range(self.processes)]
+        self._starting = Future()
+        threading.Thread(
+            target=_start_processes,
+            args=(self._pool, self.processes, self._starting),
+            name="import-row-checks-start",
+            daemon=True,
+        ).start()
         log.info("import row checks started", extra={"fields": {"processes": self.processes}})
 
     async def run(self, function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -92,6 +114,7 @@ class RowChecks:
         arguments and result travel pickled."""
         self.start()
         assert self._pool is not None
+        await asyncio.wrap_future(self._starting)  # the processes asked for (or why not)
         loop = asyncio.get_running_loop()
         call = functools.partial(_pickled, function, *args, **kwargs)
         return _unpickled(await loop.run_in_executor(self._pool, call))
@@ -100,36 +123,70 @@ class RowChecks:
         """Stop the processes (a check under way is abandoned: its chunk is not written)."""
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            # Once its processes are asked for: until then the thread asking holds the pool's
+            # lock, waiting for the fork server, and a shutdown here would wait with it.
+            self._starting.add_done_callback(
+                lambda _: pool.shutdown(wait=False, cancel_futures=True)
+            )
             log.info("import row checks stopped")
 
 
-def _start_process(service_pid: int) -> None:
-    """In each process: leave Ctrl-C to the service, die with it, and load what checking needs
-    (pinyin's tables, the numbering plan) while the service reads its sheet."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.nice(NICENESS)
-    # Not on Linux, the pipe to the service closing ends the process instead.
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    # The service may have died before the call: then no signal would ever come.
-    if os.getppid() != service_pid:
-        os.kill(os.getpid(), signal.SIGTERM)
-    # What is loaded now lives as long as the process, so the collector has nothing to find in
-    # it: paused, it does not walk the hundreds of thousands of objects pinyin's dictionaries
-    # are read into again and again as they grow (a sixth of a process's start).
-    gc.disable()
+def _start_processes(
+    pool: ProcessPoolExecutor, processes: int, starting: Future[list[Future[None]]]
+) -> None:
+    """Ask for the pool's processes, in a thread of their own: processes are started as tasks
+    come, one each now, and the first waits for the fork server to load (half a second or more
+    on a busy machine), which would hold up the service's event loop."""
     try:
-        from customer_service.customers import phones, pinyin
-        from customer_service.imports import customer_checks  # noqa: F401 - loaded now
+        starting.set_result([pool.submit(_ready) for _ in range(processes)])
+    except BaseException as exc:  # noqa: BLE001 - the pool shut down meanwhile, or no server
+        starting.set_exception(exc)
 
-        pinyin.name_search_keys("王芳")
-        phones.parse_phone("138 1234 5678")
-    finally:
-        gc.enable()
-    # Nor need it walk all that each time a chunk's thousands of new objects set it off (an
-    # eighth of the checks' time).
-    gc.freeze()
+
+def _start_process(service_pid: int, service_priority: int) -> None:
+    """In each process: leave Ctrl-C to the service, die with it, and run behind it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with(service_pid)
+    # The fork server runs behind the service already (check_server.py): never ahead of it.
+    behind = min(service_priority + NICENESS, 19)
+    if os.getpriority(os.PRIO_PROCESS, 0) < behind:
+        os.setpriority(os.PRIO_PROCESS, 0, behind)
+
+
+def _die_with(service_pid: int) -> None:
+    """End this process when the service ends, however it ends (SIGKILL included).
+
+    Its parent is the fork server, not the service, and neither notices the service's death on
+    its own: each process holds the ends of the pipes the service would close (the task queue's
+    included, so a read never meets their end) and the fork server waits for every process to
+    leave. A thread here waits on the service's pid file descriptor, readable once it exits."""
+    try:
+        service: int | None = os.pidfd_open(service_pid)
+    except ProcessLookupError:
+        os.kill(os.getpid(), signal.SIGTERM)  # gone before the process started
+        return
+    except (OSError, AttributeError):  # not Linux 5.3 or later: asked once a second instead
+        service = None
+
+    def watch() -> None:
+        if service is not None:
+            select.select([service], [], [])
+        else:
+            while _alive(service_pid):
+                time.sleep(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="service-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _ready() -> None:
