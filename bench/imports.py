@@ -50,6 +50,7 @@ from proc_cpu import CpuMeter
 from support import log, record_profile, temp_stack
 
 from crm_devstack.stack import LocalStack
+from crm_libs import text_lists
 from crm_libs.db import asyncpg_dsn
 from customer_service.config import DEV_FIELD_KEY, DEV_PHONE_HASH_KEY
 from customer_service.imports import customer_checks, file_phones
@@ -311,7 +312,8 @@ async def _phone_check_plan(conn: asyncpg.Connection, *, store_id: str) -> list[
     async with conn.transaction():
         await conn.execute(file_phones.NO_SEQSCAN)
         rows = await conn.fetch(
-            "EXPLAIN (ANALYZE, BUFFERS) " + file_phones.FILES_WITH_PHONES, hashes
+            "EXPLAIN (ANALYZE, BUFFERS) " + file_phones.FILES_WITH_PHONES,
+            text_lists.joined(hashes),
         )
     return [r[0] for r in rows]
 

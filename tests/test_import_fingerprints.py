@@ -10,6 +10,7 @@ import asyncpg
 import httpx
 
 from crm_devstack.stack import LocalStack
+from crm_libs import text_lists
 from crm_libs.db import asyncpg_dsn
 from customer_service.config import DEV_FIELD_KEY, DEV_PHONE_HASH_KEY
 from customer_service.imports import customer_checks, customer_import
@@ -65,7 +66,7 @@ async def test_a_job_alone_in_its_store_reads_other_jobs_fingerprints_only_while
                 "EXPLAIN (ANALYZE, COSTS OFF) " + customer_import._IMPORTED_BEFORE,
                 store,
                 KIND,
-                ["k1", "k2"],
+                text_lists.joined(["k1", "k2"]),
                 mine,
             )
         )

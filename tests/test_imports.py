@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaConsumer
 
 from crm_devstack.fixtures import eventually, migrated_database
 from crm_devstack.stack import LocalStack
+from crm_libs import text_lists
 from crm_libs.db import asyncpg_dsn
 from crm_libs.events.envelope import EventEnvelope, Topics
 from customer_service.imports import customer_import, file_phones, jobs, worker
@@ -306,7 +307,7 @@ async def test_a_chunks_phone_check_looks_its_hashes_up_in_the_index(
             plan = "\n".join(
                 r[0]
                 for r in await conn.fetch(
-                    "EXPLAIN " + file_phones.FILES_WITH_PHONES, [*hashes, extra]
+                    "EXPLAIN " + file_phones.FILES_WITH_PHONES, text_lists.joined([*hashes, extra])
                 )
             )
         assert taken == set(hashes)

@@ -23,6 +23,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSON
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
 
+from crm_libs import text_lists
 from crm_libs.events.envelope import EventEnvelope
 
 NOTIFY_CHANNEL = "crm_outbox"
@@ -90,10 +91,8 @@ DROP_BATCH_ROWS_SQL = (
 )
 
 
-# The keys and envelopes each sent as one text, the server splitting it: asyncpg encodes a text[]
-# value by value, with two checks against abstract base classes each. The separator is a
-# control character, which no customer id holds and JSON writes only escaped.
-_SEPARATOR = "\x1f"
+# The keys sent as one text (crm_libs.text_lists), the envelopes packed on the same separator.
+_SEPARATOR = text_lists.SEPARATOR
 # zstd's fastest level: a chunk's envelopes are packed on the path every chunk of an import
 # waits for (about 1 ms for 600 kB), and repeat enough to shrink sixfold even so.
 _PACK_LEVEL = 1
@@ -276,10 +275,10 @@ async def enqueue_many(session: AsyncSession, *, topic: str, events: list[EventE
     )
 
 
-_STAGE_BATCH_SQL = """
+_STAGE_BATCH_SQL = f"""
     INSERT INTO outbox_event (event_id, topic, key, keys, envelopes_packed, events)
-    VALUES ($1, $2, '', string_to_array($3, E'\\x1f'), $4, $5)
-"""
+    VALUES ($1, $2, '', {text_lists.split_sql("$3")}, $4, $5)
+"""  # noqa: S608 - only the split's constant expression is interpolated
 
 
 async def stage_batch(conn: Any, *, topic: str, events: Sequence[tuple[str, str, str]]) -> None:
@@ -310,7 +309,7 @@ async def stage_batch(conn: Any, *, topic: str, events: Sequence[tuple[str, str,
         _STAGE_BATCH_SQL,
         events[0][0],
         topic,
-        _SEPARATOR.join(keys),
+        text_lists.joined(keys),
         pack_envelopes(envelopes),
         len(events),
     )

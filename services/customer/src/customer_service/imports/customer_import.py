@@ -13,6 +13,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, cast
 
+from crm_libs import text_lists
 from crm_libs.events.envelope import Topics
 from crm_libs.events.outbox import stage_batch
 from crm_libs.problems import InvalidField
@@ -64,15 +65,15 @@ async def imported_here(conn: Any, *, store_id: str) -> bool:
 # the condition holds no column, so the plan tests it once, before the scan (a "One-Time
 # Filter"), and a job importing into a store alone asks nothing of the index (a thousand probes
 # a chunk, 5 % of an import).
-_IMPORTED_BEFORE = """
+_IMPORTED_BEFORE = f"""
     SELECT fingerprint FROM import_fingerprint
-    WHERE store_id = $1 AND kind = $2 AND fingerprint = ANY($3::text[])
+    WHERE store_id = $1 AND kind = $2 AND fingerprint = ANY({text_lists.split_sql("$3")})
       AND ($4::text IS NULL OR EXISTS (
           SELECT FROM import_job AS other
           WHERE other.store_id = $1 AND other.kind = $2 AND other.id <> $4
             AND (other.status = 'running'
                  OR other.finished_at >= (SELECT started_at FROM import_job WHERE id = $4))))
-"""
+"""  # noqa: S608 - only the split's constant expression is interpolated
 
 
 class OwnKeys:
@@ -99,7 +100,7 @@ async def imported_before(
     """The ``keys`` the store imported before. ``alone_job``: the job asking keeps its own
     fingerprints in hand, and only other jobs' are wanted (none while no other job of the
     store and kind has run since it began)."""
-    rows = await conn.fetch(_IMPORTED_BEFORE, store_id, kind, keys, alone_job)
+    rows = await conn.fetch(_IMPORTED_BEFORE, store_id, kind, text_lists.joined(keys), alone_job)
     return {r["fingerprint"] for r in rows}
 
 

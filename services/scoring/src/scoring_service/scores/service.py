@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from crm_libs import text_lists
 from crm_libs.events.consumer import first_delivery
 from crm_libs.events.driver import driver_connection
 from crm_libs.principal import Principal
@@ -62,14 +63,11 @@ _INSERT_PROSPECTS_SQL = f"""
     ON CONFLICT (customer_id) DO NOTHING
 """  # noqa: S608
 
-# A column of text sent as one text, the server splitting it (string_to_array): asyncpg encodes
-# a text[] value by value, with two isinstance checks against abstract base classes each, and
-# that was most of this process's time on a batch of prospects (a third of a microsecond per
-# value, three values a file). The separator is a control character no id or time zone holds; a
-# batch where a value holds it goes as arrays, as does one of a single empty value (which
-# string_to_array reads as no value at all).
-_SEPARATOR = "\x1f"
-_JOINED_COLUMNS = ", ".join(f"string_to_array(${n}, E'\\x1f')" for n in (1, 2, 3))
+# A column of text sent as one text, the server splitting it (crm_libs.text_lists): asyncpg's
+# encoding of a text[] was most of this process's time on a batch of prospects (a third of a
+# microsecond per value, three values a file). A batch the split would not give back (a value
+# holding the separator, a single empty value) goes as arrays.
+_JOINED_COLUMNS = ", ".join(text_lists.split_sql(f"${n}") for n in (1, 2, 3))
 _INSERT_PROSPECTS_JOINED_SQL = _INSERT_PROSPECTS_SQL.format(columns=_JOINED_COLUMNS)
 _INSERT_PROSPECTS_ARRAYS_SQL = _INSERT_PROSPECTS_SQL.format(
     columns="$1::text[], $2::text[], $3::text[]"
@@ -198,13 +196,13 @@ async def _register_prospects(
     if not customers:
         return
     columns = list(zip(*customers, strict=True))
-    joined = [_SEPARATOR.join(column) for column in columns]
-    # Split back exactly: no value holds the separator, and one value is not an empty text.
-    if all(j.count(_SEPARATOR) == len(customers) - 1 for j in joined) and all(joined):
-        await db.execute(_INSERT_PROSPECTS_JOINED_SQL, *joined, datetime.now(UTC))
-    else:
+    try:
+        joined = [text_lists.joined(column) for column in columns]
+    except ValueError:
         arrays = [list(column) for column in columns]
         await db.execute(_INSERT_PROSPECTS_ARRAYS_SQL, *arrays, datetime.now(UTC))
+    else:
+        await db.execute(_INSERT_PROSPECTS_JOINED_SQL, *joined, datetime.now(UTC))
 
 
 async def get_score(
