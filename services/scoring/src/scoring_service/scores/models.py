@@ -19,6 +19,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
+# The value tiers' listing index holds the customers who bought (migration 0022): a listing of
+# another tier names this predicate as written, which a parameter's value cannot prove.
+TIER_INDEX_PREDICATE = "value_tier <> 'prospect'"
+
 
 class CustomerScore(SQLModel, table=True):
     """Per-customer aggregates and the classification computed from them."""
@@ -35,7 +39,14 @@ class CustomerScore(SQLModel, table=True):
         Index("ix_customer_score_store_customer", "store_id", "customer_id"),
         # Segment listings (scores/segments.py): one per filter, a page in customer order.
         # A prospect has no ladder, lifecycle or RFM: those hold only classified customers.
-        Index("ix_customer_score_store_tier", "store_id", "value_tier", "customer_id"),
+        # A listing of prospects reads the store's rows instead (scores/segments.py).
+        Index(
+            "ix_customer_score_store_tier",
+            "store_id",
+            "value_tier",
+            "customer_id",
+            postgresql_where=text(TIER_INDEX_PREDICATE),
+        ),
         Index(
             "ix_customer_score_store_lifecycle",
             "store_id",

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import asyncpg
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -23,7 +23,7 @@ from crm_libs.principal import Principal
 from crm_libs.problems import NotFound, ProblemError
 from scoring_service.scores import rfm
 from scoring_service.scores.classify import LADDER
-from scoring_service.scores.models import CustomerScore
+from scoring_service.scores.models import TIER_INDEX_PREDICATE, CustomerScore
 from scoring_service.scores.tiers import BASE_TIER, INACTIVE, PROSPECT, PYRAMID
 
 VALUE_TIERS = (*(tier for tier, _ in PYRAMID), BASE_TIER, INACTIVE, PROSPECT)
@@ -113,6 +113,9 @@ async def list_scores(
     query = select(CustomerScore).where(col(CustomerScore.store_id) == store)
     for parameter, value in filters.items():
         query = query.where(getattr(CustomerScore, columns[parameter]) == value)
+        if columns[parameter] == "value_tier" and value != PROSPECT:
+            # Always true here, and what lets the plan read the tiers' partial index.
+            query = query.where(text(TIER_INDEX_PREDICATE))
     query = keyset(query, col(CustomerScore.customer_id), page)
     return (await session.execute(query)).scalars().all()
 
