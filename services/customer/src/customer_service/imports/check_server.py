@@ -3,8 +3,9 @@
 Imported by that server only, as its preload: importing this module is the loading. The server
 is a fresh interpreter the service starts on its first long import; it loads what checking needs
 (pinyin's tables, the numbering plan, the checks themselves) once, and each check process is a
-fork of it, sharing those pages instead of loading them again (0.66 cpu-s a process). It stays
-until the service exits, so a later import forks its processes without loading anything.
+fork of it, sharing those pages instead of loading them again (about half a cpu-second a
+process). It stays until the service exits, so a later import forks its processes without
+loading anything.
 """
 
 import gc

@@ -17,9 +17,9 @@ it.
 
 The processes are forks of a fork server (multiprocessing's ``forkserver``), a fresh interpreter
 that loads what checking needs once (imports/check_server.py) and lives until the service exits:
-each process spawned afresh loaded it all again, 0.66 cpu-s apiece, at every import. The server
-itself holds no thread of the service's, so forking it is safe; it leaves once the service and
-its processes have.
+each process spawned afresh loaded it all again, about half a cpu-second apiece, at every
+import. The server itself holds no thread of the service's, so forking it is safe; it leaves
+once the service and its processes have.
 """
 
 import asyncio
@@ -86,8 +86,8 @@ class RowChecks:
         return sorted(processes)
 
     def start(self) -> None:
-        """Start the processes and have each load what checking needs (pinyin's tables, the
-        numbering plan), while the caller reads its sheet."""
+        """Start the processes (and the fork server, which loads what checking needs: pinyin's
+        tables, the numbering plan), while the caller reads its sheet."""
         if self._pool is not None:
             return
         # Not a fork of the service: it has threads (the broker clients', the event loop's),
