@@ -29,6 +29,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from crm_gateway.audit.models import AuditEntry
+from crm_libs import process_alive
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ class AuditSpool:
             return
         for claimed in self._directory.glob(f"*{_CLAIMED}*"):
             pid = int(claimed.name.rpartition("-")[2])
-            if pid != os.getpid() and not _alive(pid):
+            if pid != os.getpid() and not process_alive.alive(pid):
                 original = claimed.name.partition(_CLAIMED)[0]
                 try:
                     claimed.rename(claimed.with_name(original))
@@ -134,13 +135,3 @@ class AuditSpool:
 
 def _entry(row: dict[str, Any]) -> AuditEntry:
     return AuditEntry(**{**row, "at": datetime.fromisoformat(row["at"])})
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -9,9 +9,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import UTC, date, datetime
+from typing import Any
 
 import orjson
 import pytest
@@ -249,7 +251,19 @@ def _where_and_when(pause: float) -> tuple[int, float, float]:
 
 
 @pytest.mark.timeout(120)
-async def test_a_long_sheet_s_first_chunks_are_checked_here_while_the_processes_start() -> None:
+async def test_a_long_sheet_s_first_chunks_are_checked_here_while_the_processes_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The processes held back until the first chunks are checked: a fork server loaded by an
+    # earlier test forks them in milliseconds.
+    release = threading.Event()
+    start_processes = row_checks._start_processes
+
+    def held(*args: Any) -> None:
+        release.wait(60)
+        start_processes(*args)
+
+    monkeypatch.setattr(row_checks, "_start_processes", held)
     checks = RowChecks(1)
     runner = Runner(
         app=None,  # type: ignore[arg-type]
@@ -261,7 +275,7 @@ async def test_a_long_sheet_s_first_chunks_are_checked_here_while_the_processes_
     )
     checks.start()
     try:
-        assert not checks.ready  # a process takes about half a second to start
+        assert not checks.ready
         # Checked here (the service's pid), the second after the first: in threads side by
         # side they would share the interpreter lock and both finish late.
         first, second = await asyncio.gather(
@@ -269,6 +283,7 @@ async def test_a_long_sheet_s_first_chunks_are_checked_here_while_the_processes_
         )
         assert first[0] == second[0] == os.getpid()
         assert second[1] >= first[2] or first[1] >= second[2]
+        release.set()
 
         async def ready() -> bool:
             return checks.ready
@@ -277,6 +292,7 @@ async def test_a_long_sheet_s_first_chunks_are_checked_here_while_the_processes_
         pid, _, _ = await runner._off_loop(_where_and_when, 0)
         assert pid in checks.pids()  # then in the processes
     finally:
+        release.set()
         checks.close()
 
 

@@ -37,6 +37,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any, TypeVar
 
+from crm_libs import process_alive
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -172,21 +174,11 @@ def _die_with(service_pid: int) -> None:
         if service is not None:
             select.select([service], [], [])
         else:
-            while _alive(service_pid):
+            while process_alive.alive(service_pid):
                 time.sleep(1)
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="service-watch", daemon=True).start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _ready() -> None:
