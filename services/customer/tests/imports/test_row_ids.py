@@ -38,7 +38,7 @@ def test_file_and_event_ids_are_uuids_of_their_versions_and_never_repeat() -> No
 
 
 def test_a_checked_row_travels_pickled_as_the_named_tuple_it_is() -> None:
-    sealed = Sealed(b"\x00\x01", "staff", "event", "{}")
+    sealed = Sealed(b"\x00\x01", "event", "{}")
     checked = Checked(2, "f", None, [], file_id="id", name="王五", sealed=sealed)
     blob = pickle.dumps([checked, checked], protocol=pickle.HIGHEST_PROTOCOL)
     again = pickle.loads(blob)  # noqa: S301 - our own bytes

@@ -80,11 +80,10 @@ class NewFile:
 
 
 class Sealed(NamedTuple):
-    """A file as its COPY tuple (``COLUMNS`` in the binary format: copy_rows.py), its owner
-    (the first entry of its ownership trail) and its ``customer.registered`` outbox row."""
+    """A file as its COPY tuple (``COLUMNS`` in the binary format: copy_rows.py) and its
+    ``customer.registered`` outbox row."""
 
     row: bytes
-    owner_staff_id: str | None
     event_id: str
     envelope: str
 
@@ -97,9 +96,7 @@ class Sealed(NamedTuple):
 def sealed(file: NewFile, *, timezone: str, ids: RowIds | None = None) -> Sealed:
     """The file's COPY tuple and its registration (its event id from ``ids``, else drawn now)."""
     return Sealed(
-        _ROW(record_of(file)),
-        file.owner_staff_id,
-        *_registered(file, timezone=timezone, ids=ids or RowIds(1)),
+        _ROW(record_of(file)), *_registered(file, timezone=timezone, ids=ids or RowIds(1))
     )
 
 
