@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
@@ -13,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
+from crm_libs import collector
 from crm_libs.db import (
     connection_turns,
     make_engine,
@@ -51,10 +51,7 @@ def create_service_app(
         app.state.stopping = asyncio.Event()
         tasks = [asyncio.create_task(_supervise(worker, app)) for worker in workers]
         log.info("service started", extra={"fields": {"port": settings.port}})
-        # What was built at start (modules, routes, models) lives as long as the process: out of
-        # the collector's sight, a full collection no longer pauses every request in flight.
-        gc.collect()
-        gc.freeze()
+        collector.settle_after_start()
         try:
             yield
         finally:
