@@ -1,6 +1,7 @@
 """The segment listings' indexes (real, migrated PostgreSQL): a prospect's score row, which has
-no ladder, lifecycle or RFM, goes into none of those three indexes, and every listing filtered
-by a classification still reads its own index."""
+no ladder, lifecycle or RFM, goes into none of those three indexes, nor into the tier's or the
+loyalty's (partial, without prospects and floating customers), and every listing filtered by a
+classification still reads its own index."""
 
 from typing import Any
 
@@ -15,8 +16,9 @@ from scoring_service.scores import segments, service
 
 HEAD_OFFICE = Principal(subject="hq", role=Role.HQ_ADMIN)
 PROSPECTS = 3000
-# The indexes (by suffix) of the classifications a prospect lacks.
-UNCLASSIFIED_BY_PROSPECT = ("ladder", "lifecycle", "rfm", "tier")
+# The indexes (by suffix) a prospect is not in: the classifications it lacks, and the tier's and
+# the loyalty's, which leave out prospects and floating customers (a prospect is floating).
+UNCLASSIFIED_BY_PROSPECT = ("ladder", "lifecycle", "rfm", "tier", "loyalty")
 
 
 async def _index_pages(session: AsyncSession) -> dict[str, int]:
@@ -29,7 +31,7 @@ async def _index_pages(session: AsyncSession) -> dict[str, int]:
     return {r.name: r.size // 8192 for r in rows}
 
 
-async def test_prospects_go_into_no_ladder_lifecycle_rfm_or_tier_index(
+async def test_prospects_go_into_no_ladder_lifecycle_rfm_tier_or_loyalty_index(
     session: AsyncSession,
 ) -> None:
     before = await _index_pages(session)
@@ -56,6 +58,7 @@ async def test_prospects_go_into_no_ladder_lifecycle_rfm_or_tier_index(
         # most of the table, as here), filtered.
         ("value_tier", "prospect", "ix_customer_score_store_customer|customer_score_pkey"),
         ("loyalty", "loyal", "ix_customer_score_store_loyalty"),
+        ("loyalty", "floating", "ix_customer_score_store_customer|customer_score_pkey"),
     ],
 )
 async def test_a_listing_filtered_by_a_classification_reads_its_index(

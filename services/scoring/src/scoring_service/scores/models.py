@@ -22,6 +22,9 @@ from sqlmodel import Field, SQLModel
 # The value tiers' listing index holds the customers who bought (migration 0022): a listing of
 # another tier names this predicate as written, which a parameter's value cannot prove.
 TIER_INDEX_PREDICATE = "value_tier <> 'prospect'"
+# Likewise the loyalty listing index holds the customers who are not floating (migration 0023):
+# every prospect is floating, as is every buyer without enough repeat purchases.
+LOYALTY_INDEX_PREDICATE = "loyalty <> 'floating'"
 
 
 class CustomerScore(SQLModel, table=True):
@@ -39,7 +42,8 @@ class CustomerScore(SQLModel, table=True):
         Index("ix_customer_score_store_customer", "store_id", "customer_id"),
         # Segment listings (scores/segments.py): one per filter, a page in customer order.
         # A prospect has no ladder, lifecycle or RFM: those hold only classified customers.
-        # A listing of prospects reads the store's rows instead (scores/segments.py).
+        # A listing of prospects, or of floating customers, reads the store's rows instead
+        # (scores/segments.py).
         Index(
             "ix_customer_score_store_tier",
             "store_id",
@@ -61,7 +65,13 @@ class CustomerScore(SQLModel, table=True):
             "customer_id",
             postgresql_where=text("ladder_level IS NOT NULL"),
         ),
-        Index("ix_customer_score_store_loyalty", "store_id", "loyalty", "customer_id"),
+        Index(
+            "ix_customer_score_store_loyalty",
+            "store_id",
+            "loyalty",
+            "customer_id",
+            postgresql_where=text(LOYALTY_INDEX_PREDICATE),
+        ),
         Index(
             "ix_customer_score_store_rfm",
             "store_id",

@@ -23,7 +23,11 @@ from crm_libs.principal import Principal
 from crm_libs.problems import NotFound, ProblemError
 from scoring_service.scores import rfm
 from scoring_service.scores.classify import LADDER
-from scoring_service.scores.models import TIER_INDEX_PREDICATE, CustomerScore
+from scoring_service.scores.models import (
+    LOYALTY_INDEX_PREDICATE,
+    TIER_INDEX_PREDICATE,
+    CustomerScore,
+)
 from scoring_service.scores.tiers import BASE_TIER, INACTIVE, PROSPECT, PYRAMID
 
 VALUE_TIERS = (*(tier for tier, _ in PYRAMID), BASE_TIER, INACTIVE, PROSPECT)
@@ -36,7 +40,8 @@ LIFECYCLES = (
     "stopped",
     "lost",
 )
-LOYALTIES = ("loyal", "switcher", "floating")
+FLOATING = "floating"
+LOYALTIES = ("loyal", "switcher", FLOATING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +118,11 @@ async def list_scores(
     query = select(CustomerScore).where(col(CustomerScore.store_id) == store)
     for parameter, value in filters.items():
         query = query.where(getattr(CustomerScore, columns[parameter]) == value)
+        # Always true here, and what lets the plan read the partial index of the column.
         if columns[parameter] == "value_tier" and value != PROSPECT:
-            # Always true here, and what lets the plan read the tiers' partial index.
             query = query.where(text(TIER_INDEX_PREDICATE))
+        elif columns[parameter] == "loyalty" and value != FLOATING:
+            query = query.where(text(LOYALTY_INDEX_PREDICATE))
     query = keyset(query, col(CustomerScore.customer_id), page)
     return (await session.execute(query)).scalars().all()
 
