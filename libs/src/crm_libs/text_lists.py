@@ -13,7 +13,7 @@ SEPARATOR = "\x1f"
 
 def split_sql(parameter: str) -> str:
     """The SQL expression splitting a joined parameter (``$1``) back into a ``text[]``."""
-    return f"string_to_array({parameter}, E'\\x1f')"
+    return f"string_to_array({parameter}, E'\\x{ord(SEPARATOR):02x}')"
 
 
 def joined(values: Sequence[str]) -> str:

@@ -19,12 +19,16 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
+from scoring_service.scores.tiers import PROSPECT
+
+# The loyalty of a file with no purchase and no competitors' products in use (classify.py).
+FLOATING = "floating"
 # The value tiers' listing index holds the customers who bought (migration 0022): a listing of
 # another tier names this predicate as written, which a parameter's value cannot prove.
-TIER_INDEX_PREDICATE = "value_tier <> 'prospect'"
+TIER_INDEX_PREDICATE = f"value_tier <> '{PROSPECT}'"
 # Likewise the loyalty listing index holds the customers who are not floating (migration 0023):
 # every prospect is floating, as is every buyer without enough repeat purchases.
-LOYALTY_INDEX_PREDICATE = "loyalty <> 'floating'"
+LOYALTY_INDEX_PREDICATE = f"loyalty <> '{FLOATING}'"
 
 
 class CustomerScore(SQLModel, table=True):

@@ -24,6 +24,7 @@ from crm_libs.problems import NotFound, ProblemError
 from scoring_service.scores import rfm
 from scoring_service.scores.classify import LADDER
 from scoring_service.scores.models import (
+    FLOATING,
     LOYALTY_INDEX_PREDICATE,
     TIER_INDEX_PREDICATE,
     CustomerScore,
@@ -40,7 +41,6 @@ LIFECYCLES = (
     "stopped",
     "lost",
 )
-FLOATING = "floating"
 LOYALTIES = ("loyal", "switcher", FLOATING)
 
 

@@ -27,7 +27,7 @@ from crm_libs.principal import Principal
 from crm_libs.problems import NotFound
 from scoring_service.scores import batch_add, events, refund_facts
 from scoring_service.scores.aggregates import PurchaseSeen
-from scoring_service.scores.models import CustomerScore
+from scoring_service.scores.models import FLOATING, CustomerScore
 from scoring_service.scores.purchase_facts import PreparedPurchases as PreparedPurchases
 from scoring_service.scores.purchase_facts import store_facts
 from scoring_service.scores.rebuild import rebuild_aggregates as rebuild_aggregates
@@ -43,7 +43,7 @@ from scoring_service.scores.tiers import window_start as window_start
 _rerank = rerank
 
 # The loyalty classify.py gives a file with no purchase and no competitors' products in use.
-PROSPECT_LOYALTY = "floating"
+PROSPECT_LOYALTY = FLOATING
 
 # A registration that arrives after a purchase (another topic, no ordering) changes nothing.
 # A new file is a prospect, classified as the classification finds a file with no purchase
