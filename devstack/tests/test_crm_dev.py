@@ -18,6 +18,7 @@ import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from crm_devstack.processes import Identity, stat_fields
 from crm_devstack.stack import SERVICE_STOP_GRACE, SERVICES, Ports
 from crm_libs.events.envelope import Topics
 from crm_libs.settings import DEV_BOOTSTRAP_ADMIN_PASSWORD
@@ -31,41 +32,16 @@ STOP_WITHIN = 15.0  # seconds: the promise to the person pressing Ctrl-C
 START_WITHIN = 180.0  # generous: two cores shared with everything else
 
 
-@dataclasses.dataclass(frozen=True)
-class Proc:
-    """A pid with its start time, so a recycled pid never passes for a survivor."""
-
-    pid: int
-    started: str
-
-    @classmethod
-    def of(cls, pid: int) -> Proc | None:
-        stat = _stat(pid)
-        return cls(pid, stat[19]) if stat else None
-
-    def alive(self) -> bool:
-        stat = _stat(self.pid)
-        return stat is not None and stat[19] == self.started and stat[0] != "Z"
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()
-
-
-def descendants(pid: int) -> set[Proc]:
+def descendants(pid: int) -> set[Identity]:
     """Every process below ``pid`` (children, their children, …) that runs now."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (stat := _stat(int(entry.name))):
+        if entry.name.isdigit() and (stat := stat_fields(int(entry.name))):
             children.setdefault(int(stat[1]), []).append(int(entry.name))
     found, todo = set(), [pid]
     while todo:
         for child in children.get(todo.pop(), []):
-            if (proc := Proc.of(child)) is not None:
+            if (proc := Identity.of(child)) is not None:
                 found.add(proc)
                 todo.append(child)
     return found
@@ -98,8 +74,8 @@ class CrmDev:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        self.supervisor = Proc.of(self.process.pid)
-        self.seen: set[Proc] = set()  # its processes, for the clean-up after a failed test
+        self.supervisor = Identity.of(self.process.pid)
+        self.seen: set[Identity] = set()  # its processes, for the clean-up after a failed test
 
     def text(self) -> str:
         return self.output.read_text(errors="replace")
@@ -132,7 +108,7 @@ class CrmDev:
             self.process.wait()
 
 
-def wait_gone(procs: set[Proc], ports: Sequence[int], *, within: float) -> float:
+def wait_gone(procs: set[Identity], ports: Sequence[int], *, within: float) -> float:
     """Seconds until none of ``procs`` runs and nothing listens on ``ports`` (fails if too long)."""
     started = time.monotonic()
     while time.monotonic() - started < within + 5:
@@ -204,7 +180,7 @@ def test_ctrl_c_stops_everything_in_order_within_15_seconds(
     assert sign_in(run) == 200
     pids = run.pids()
     everything = descendants(run.process.pid)
-    parts = {name: Proc.of(pid) for name, pid in pids.items() if name != "supervisor"}
+    parts = {name: Identity.of(pid) for name, pid in pids.items() if name != "supervisor"}
 
     run.signal_group(signal.SIGINT)
     gone_after: dict[str, float] = {}
@@ -245,7 +221,7 @@ def test_killed_supervisor_leaves_nothing_behind_and_the_next_run_stops_on_a_dou
     first = start(runs, data_dir, ports)
     first.wait_up()
     # A hung service: it cannot act on any signal but SIGKILL until continued.
-    hung = Proc.of(first.pids()["customer"])
+    hung = Identity.of(first.pids()["customer"])
     assert hung is not None
     os.kill(hung.pid, signal.SIGSTOP)
     others = descendants(first.process.pid) - {hung}
@@ -329,7 +305,7 @@ def test_a_stale_postmaster_is_stopped_and_a_port_held_by_another_process_is_nam
         user="embedded_postgres" if os.geteuid() == 0 else None,
         timeout=90,
     )
-    postmaster = Proc.of(int((server.data_dir / "postmaster.pid").read_text().split()[0]))
+    postmaster = Identity.of(int((server.data_dir / "postmaster.pid").read_text().split()[0]))
     assert postmaster is not None and listening(stale_port)
 
     with socket.socket() as squatter:  # something else on the gateway's port

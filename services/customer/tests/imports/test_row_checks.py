@@ -19,6 +19,7 @@ import orjson
 import pytest
 
 from crm_devstack.fixtures import eventually
+from crm_devstack.processes import stat_fields
 from customer_service.imports import copy_rows, customer_checks, row_checks
 from customer_service.imports.row_checks import RowChecks
 from customer_service.imports.sheets import open_sheet
@@ -38,16 +39,16 @@ SHEET = "\n".join(
 
 
 def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+    # stat_fields takes any OSError as gone: a process reaped between the open of its stat
+    # file and the read raises ProcessLookupError there, not FileNotFoundError.
+    stat = stat_fields(pid)
+    return stat is not None and stat[0] != "Z"
 
 
 def _parent(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as stat:
-        return int(stat.read().rsplit(")", 1)[1].split()[1])
+    stat = stat_fields(pid)
+    assert stat is not None, f"process {pid} is gone"
+    return int(stat[1])
 
 
 def _gone(pids: list[int], timeout: float = 20.0) -> bool:
