@@ -45,6 +45,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from crm_libs.events.driver import driver_connection
 from scoring_service.scores import events, history, rfm
+from scoring_service.scores.models import FLOATING
 from scoring_service.scores.store_locks import lock_stores_on
 from scoring_service.scores.thresholds import DEFAULT_THRESHOLDS, Thresholds
 
@@ -191,7 +192,7 @@ def classification_sql(
                                 AS integer)
                          >= {p.loyal_repeat} THEN 'loyal'
                     WHEN ln.uses_competitor THEN 'switcher'
-                    ELSE 'floating'
+                    ELSE '{FLOATING}'
                END AS new_loyalty,
                CASE WHEN c.purchase_count = 0 OR c.last_purchase_at IS NULL THEN NULL
                     WHEN c.today - CAST(c.last_purchase_at AT TIME ZONE c.timezone AS date)

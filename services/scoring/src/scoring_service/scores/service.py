@@ -42,9 +42,6 @@ from scoring_service.scores.tiers import window_start as window_start
 # Ranking stores whole, by the name the recompute and the ranking's tests know.
 _rerank = rerank
 
-# The loyalty classify.py gives a file with no purchase and no competitors' products in use.
-PROSPECT_LOYALTY = FLOATING
-
 # A registration that arrives after a purchase (another topic, no ordering) changes nothing.
 # A new file is a prospect, classified as the classification finds a file with no purchase
 # (floating: scores/classify.py), so a plain registration needs no classification; it stages
@@ -57,7 +54,7 @@ PROSPECT_LOYALTY = FLOATING
 _INSERT_PROSPECTS_SQL = f"""
     INSERT INTO customer_score (customer_id, store_id, timezone, purchase_count,
                                 net_spend_365d, value_tier, loyalty, version, computed_at)
-    SELECT c, s, z, 0, 0, '{PROSPECT}', '{PROSPECT_LOYALTY}', 1, $4
+    SELECT c, s, z, 0, 0, '{PROSPECT}', '{FLOATING}', 1, $4
     FROM unnest({{columns}}) AS t(c, s, z)
     WHERE NOT EXISTS (SELECT FROM merged_customer AS m WHERE m.customer_id = t.c)
     ON CONFLICT (customer_id) DO NOTHING
